@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the crate for wasm32-unknown-unknown and runs wasm-bindgen into pkg/.
+# Uses rustup's wasm32 target where it is installed; otherwise Debian's rustc-web with -Zbuild-std
+# (see scripts/setup.sh). The wasm build has its own target directory so the two compilers never
+# rebuild each other's artifacts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="$PWD/target-wasm"
+# candle's SIMD kernels key on simd128; getrandom (through rand) needs its browser backend.
+export RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
+args=(build --lib --target wasm32-unknown-unknown --profile wasm-release)
+
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  cargo "${args[@]}"
+else
+  lld=$(ls "$(rustup toolchain list -v 2>/dev/null | awk 'NR==1{print $NF}')"/lib/rustlib/*/bin/rust-lld 2>/dev/null | head -1 || true)
+  [ -x "${lld:-}" ] || lld=$(command -v wasm-ld-22 || command -v wasm-ld || true)
+  [ -n "$lld" ] || { echo "build-wasm: no wasm linker (rust-lld or wasm-ld) found" >&2; exit 1; }
+  RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \
+    /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
+fi
+
+wasm-bindgen --target web --weak-refs --out-dir pkg \
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+echo "build-wasm: pkg/latent_lab_bg.wasm $(stat -c %s pkg/latent_lab_bg.wasm) bytes, $(gzip -9c pkg/latent_lab_bg.wasm | wc -c) gzipped"

@@ -1,0 +1,144 @@
+//! The plain-Rust API that the browser binding (`wasm.rs`) and native code both use: a model with its
+//! trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
+
+use crate::checkpoint::{self, Metadata};
+use crate::mnist::{Dataset, IMAGE_PIXELS};
+use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer};
+use crate::vae::{init_params, vae_from_varmap, Vae, VaeConfig};
+use anyhow::{ensure, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+
+/// Most images one call may ask for (bounds memory: 10,000 × 784 floats is 31 MB).
+pub const MAX_IMAGES_PER_CALL: usize = 10_000;
+
+pub struct Lab {
+    cfg: VaeConfig,
+    params: VarMap,
+    vae: Vae,
+    meta: Metadata,
+    trainer: Trainer,
+    device: Device,
+}
+
+impl Lab {
+    fn from_params(cfg: VaeConfig, params: VarMap, meta: Metadata, seed: u64) -> Result<Self> {
+        let device = Device::Cpu;
+        let vae = vae_from_varmap(cfg, &params, &device)?;
+        let backend = CpuBackend::new(vae.clone(), params.all_vars(), device.clone())?;
+        let trainer = Trainer::new(Box::new(backend), cfg.latent, seed);
+        Ok(Self { cfg, params, vae, meta, trainer, device })
+    }
+
+    /// A new model with PyTorch's initialisation drawn from `seed`.
+    pub fn fresh(cfg: VaeConfig, seed: u64) -> Result<Self> {
+        let params = init_params(&cfg, seed, &Device::Cpu)?;
+        let meta = Metadata::from([
+            ("dataset".to_string(), "mnist".to_string()),
+            ("epochs".to_string(), "0".to_string()),
+            ("seed".to_string(), seed.to_string()),
+        ]);
+        Self::from_params(cfg, params, meta, seed)
+    }
+
+    /// A model from safetensors bytes (ours, or a PyTorch `state_dict`).
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        let ck = checkpoint::load(bytes, &Device::Cpu)?;
+        Self::from_params(ck.cfg, ck.params, ck.meta, 0)
+    }
+
+    pub fn config(&self) -> VaeConfig {
+        self.cfg
+    }
+
+    pub fn vae(&self) -> &Vae {
+        &self.vae
+    }
+
+    pub fn trainer(&mut self) -> &mut Trainer {
+        &mut self.trainer
+    }
+
+    /// The metadata as it would be saved now.
+    pub fn metadata(&self) -> Metadata {
+        let mut meta = self.meta.clone();
+        if self.trainer.steps() > 0 {
+            let before: f64 = meta.get("epochs").and_then(|e| e.parse().ok()).unwrap_or(0.0);
+            let epochs = before + self.trainer.epochs();
+            meta.insert("epochs".into(), format!("{}", (epochs * 1000.0).round() / 1000.0));
+            meta.remove("test_loss"); // measured on the weights before this training
+        }
+        meta
+    }
+
+    /// Records metadata (e.g. the test loss a trainer measured) to be saved with the weights.
+    pub fn set_metadata(&mut self, key: &str, value: &str) {
+        self.meta.insert(key.to_string(), value.to_string());
+    }
+
+    /// n latent vectors, flattened [n, latent] → n images, flattened [n, 784], in [0, 1].
+    pub fn sample(&self, z: &[f32]) -> Result<Vec<f32>> {
+        let n = count_rows(z, self.cfg.latent, "latent vectors", "the latent size")?;
+        let z = Tensor::from_slice(z, (n, self.cfg.latent), &self.device)?;
+        Ok(self.vae.decode(&z)?.flatten_all()?.to_vec1()?)
+    }
+
+    /// `steps` images decoded along the straight line from z_a to z_b, both ends included:
+    /// z_t = (1 − t)·z_a + t·z_b, so the first frame is exactly `sample(z_a)` and the last `sample(z_b)`.
+    pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize) -> Result<Vec<f32>> {
+        let l = self.cfg.latent;
+        ensure!(z_a.len() == l, "z_a has {} values; the latent size is {l}", z_a.len());
+        ensure!(z_b.len() == l, "z_b has {} values; the latent size is {l}", z_b.len());
+        ensure!((2..=1000).contains(&steps), "interpolation steps {steps} is outside 2..=1000");
+        let mut z = Vec::with_capacity(steps * l);
+        for s in 0..steps {
+            let t = s as f32 / (steps - 1) as f32;
+            z.extend(z_a.iter().zip(z_b).map(|(a, b)| (1.0 - t) * a + t * b));
+        }
+        self.sample(&z)
+    }
+
+    /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances, each [n, latent].
+    pub fn encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = count_rows(images, IMAGE_PIXELS, "images", "784 pixels (28×28)")?;
+        if let Some(i) = images.iter().position(|p| !(0.0..=1.0).contains(p)) {
+            anyhow::bail!("image pixel {i} is {}; pixels must lie in [0, 1]", images[i]);
+        }
+        let x = Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?;
+        let (mu, logvar) = self.vae.encode(&x)?;
+        Ok((mu.flatten_all()?.to_vec1()?, logvar.flatten_all()?.to_vec1()?))
+    }
+
+    pub fn set_dataset(&mut self, data: Dataset) {
+        self.trainer.set_dataset(data);
+    }
+
+    pub fn train_step(&mut self) -> Result<StepStats> {
+        self.trainer.step()
+    }
+
+    /// The per-example loss over `data`, with fixed noise.
+    pub fn evaluate(&self, data: &Dataset) -> Result<LossParts> {
+        evaluate(&self.vae, data, 0, &self.device)
+    }
+
+    pub fn save(&self) -> Result<Vec<u8>> {
+        checkpoint::save(&self.cfg, &self.params, &self.metadata())
+    }
+}
+
+/// How many rows of `width` values `values` holds, checking it is a whole, bounded, finite batch.
+fn count_rows(values: &[f32], width: usize, what: &str, width_name: &str) -> Result<usize> {
+    ensure!(!values.is_empty(), "no {what} given");
+    ensure!(
+        values.len() % width == 0,
+        "{what}: {} values is not a multiple of {width_name} ({width})",
+        values.len()
+    );
+    let n = values.len() / width;
+    ensure!(n <= MAX_IMAGES_PER_CALL, "{n} {what} in one call; at most {MAX_IMAGES_PER_CALL}");
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        anyhow::bail!("{what}: value {i} is {}, not a finite number", values[i]);
+    }
+    Ok(n)
+}
