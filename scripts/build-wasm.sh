@@ -14,8 +14,9 @@ args=(build --lib --target wasm32-unknown-unknown --profile wasm-release)
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   cargo "${args[@]}"
 else
-  lld=$(ls "$(rustup toolchain list -v 2>/dev/null | awk 'NR==1{print $NF}')"/lib/rustlib/*/bin/rust-lld 2>/dev/null | head -1 || true)
-  [ -x "${lld:-}" ] || lld=$(command -v wasm-ld-22 || command -v wasm-ld || true)
+  # Debian's rustc ships no linker for wasm; rustup's toolchain carries rust-lld.
+  lld="$("$(rustup which rustc)" --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
+  [ -x "$lld" ] || lld=$(command -v wasm-ld-22 || command -v wasm-ld || true)
   [ -n "$lld" ] || { echo "build-wasm: no wasm linker (rust-lld or wasm-ld) found" >&2; exit 1; }
   RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \

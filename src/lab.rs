@@ -18,6 +18,8 @@ pub struct Lab {
     vae: Vae,
     meta: Metadata,
     trainer: Trainer,
+    /// How many of the trainer's epochs `meta["epochs"]` already counts.
+    folded_epochs: f64,
     device: Device,
 }
 
@@ -27,7 +29,7 @@ impl Lab {
         let vae = vae_from_varmap(cfg, &params, &device)?;
         let backend = CpuBackend::new(vae.clone(), params.all_vars(), device.clone())?;
         let trainer = Trainer::new(Box::new(backend), cfg.latent, seed);
-        Ok(Self { cfg, params, vae, meta, trainer, device })
+        Ok(Self { cfg, params, vae, meta, trainer, folded_epochs: 0.0, device })
     }
 
     /// A new model with PyTorch's initialisation drawn from `seed`.
@@ -59,21 +61,29 @@ impl Lab {
         &mut self.trainer
     }
 
-    /// The metadata as it would be saved now.
+    /// The metadata as it would be saved now: `epochs` counts the training done here too, and a
+    /// `test_loss` measured before that training is dropped, since it no longer describes the weights.
     pub fn metadata(&self) -> Metadata {
         let mut meta = self.meta.clone();
-        if self.trainer.steps() > 0 {
+        let extra = self.trainer.epochs() - self.folded_epochs;
+        if extra > 0.0 {
             let before: f64 = meta.get("epochs").and_then(|e| e.parse().ok()).unwrap_or(0.0);
-            let epochs = before + self.trainer.epochs();
-            meta.insert("epochs".into(), format!("{}", (epochs * 1000.0).round() / 1000.0));
-            meta.remove("test_loss"); // measured on the weights before this training
+            meta.insert("epochs".into(), format!("{}", ((before + extra) * 1000.0).round() / 1000.0));
+            meta.remove("test_loss");
         }
         meta
     }
 
-    /// Records metadata (e.g. the test loss a trainer measured) to be saved with the weights.
+    /// Records metadata to be saved with the weights.
     pub fn set_metadata(&mut self, key: &str, value: &str) {
         self.meta.insert(key.to_string(), value.to_string());
+    }
+
+    /// Records the test-set loss per example measured on the weights as they are now.
+    pub fn record_test_loss(&mut self, loss: f32) {
+        self.meta = self.metadata();
+        self.folded_epochs = self.trainer.epochs();
+        self.meta.insert("test_loss".into(), format!("{loss:.3}"));
     }
 
     /// n latent vectors, flattened [n, latent] → n images, flattened [n, 784], in [0, 1].
@@ -84,18 +94,21 @@ impl Lab {
     }
 
     /// `steps` images decoded along the straight line from z_a to z_b, both ends included:
-    /// z_t = (1 − t)·z_a + t·z_b, so the first frame is exactly `sample(z_a)` and the last `sample(z_b)`.
+    /// z_t = (1 − t)·z_a + t·z_b. Each frame is decoded on its own, so frame k is bit-for-bit
+    /// `sample(z_k)` (a batched matmul may sum in another order) and the ends equal `sample(z_a)`
+    /// and `sample(z_b)` exactly.
     pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize) -> Result<Vec<f32>> {
         let l = self.cfg.latent;
         ensure!(z_a.len() == l, "z_a has {} values; the latent size is {l}", z_a.len());
         ensure!(z_b.len() == l, "z_b has {} values; the latent size is {l}", z_b.len());
         ensure!((2..=1000).contains(&steps), "interpolation steps {steps} is outside 2..=1000");
-        let mut z = Vec::with_capacity(steps * l);
+        let mut frames = Vec::with_capacity(steps * IMAGE_PIXELS);
         for s in 0..steps {
             let t = s as f32 / (steps - 1) as f32;
-            z.extend(z_a.iter().zip(z_b).map(|(a, b)| (1.0 - t) * a + t * b));
+            let z: Vec<f32> = z_a.iter().zip(z_b).map(|(a, b)| (1.0 - t) * a + t * b).collect();
+            frames.extend(self.sample(&z)?);
         }
-        self.sample(&z)
+        Ok(frames)
     }
 
     /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances, each [n, latent].

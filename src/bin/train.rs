@@ -96,7 +96,7 @@ fn main() -> Result<()> {
         test = Some(t);
     }
     if let Some(t) = test {
-        lab.set_metadata("test_loss", &format!("{:.3}", t.loss));
+        lab.record_test_loss(t.loss);
     }
     lab.set_metadata("seed", &a.seed.to_string());
     lab.set_metadata("batch_size", &a.batch.to_string());

