@@ -92,5 +92,22 @@ pub fn save(cfg: &VaeConfig, params: &VarMap, meta: &Metadata) -> Result<Vec<u8>
     meta.insert("kind".into(), "vae".into());
     meta.insert("latent".into(), cfg.latent.to_string());
     meta.insert("hidden".into(), cfg.hidden.to_string());
-    Ok(safetensors::serialize(views, Some(meta))?)
+    sorted_header(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Rewrites a safetensors file's JSON header with its keys sorted (the library writes them from
+/// hash maps, in a different order each time), so saving the same weights gives the same bytes.
+/// The data section and its offsets are unchanged; the header is padded with spaces to a multiple
+/// of 8 bytes, as the format asks.
+fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
+    // serde_json's maps are ordered by key (BTreeMap), so a round trip sorts the header.
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])?;
+    let mut json = serde_json::to_vec(&header)?;
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }

@@ -117,7 +117,9 @@ pub struct Trainer {
     pub batch_size: usize,
     pub learning_rate: f64,
     steps: u64,
+    /// Examples drawn from the current dataset, and epochs finished on datasets handed over before it.
     examples_seen: u64,
+    earlier_epochs: f64,
 }
 
 impl Trainer {
@@ -133,6 +135,7 @@ impl Trainer {
             learning_rate: 1e-3,
             steps: 0,
             examples_seen: 0,
+            earlier_epochs: 0.0,
         }
     }
 
@@ -141,6 +144,8 @@ impl Trainer {
     }
 
     pub fn set_dataset(&mut self, data: Dataset) {
+        self.earlier_epochs = self.epochs();
+        self.examples_seen = 0;
         self.order = (0..data.len()).collect();
         self.cursor = self.order.len(); // reshuffle before the first batch
         self.data = Some(data);
@@ -168,10 +173,8 @@ impl Trainer {
 
     /// Epochs trained so far by this trainer (fractional).
     pub fn epochs(&self) -> f64 {
-        match &self.data {
-            Some(d) => self.examples_seen as f64 / d.len() as f64,
-            None => 0.0,
-        }
+        let current = self.data.as_ref().map_or(0.0, |d| self.examples_seen as f64 / d.len() as f64);
+        self.earlier_epochs + current
     }
 
     /// Steps in one pass over the dataset (the last batch may be short).
@@ -203,6 +206,7 @@ impl Trainer {
 /// The per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also
 /// samples z when it tests), in batches of 1,000.
 pub fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result<LossParts> {
+    ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut bce, mut kl) = (0f64, 0f64);
     let indices: Vec<usize> = (0..data.len()).collect();

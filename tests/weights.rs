@@ -1,0 +1,323 @@
+//! Weights files: exact round trips, PyTorch `state_dict` files without metadata, and every kind
+//! of bad input the Lab API must turn into an error (and survive).
+
+mod common;
+
+use common::{bits, expect_err, read_metadata, read_tensors, write_safetensors, Rng};
+use latent_lab::lab::Lab;
+use latent_lab::vae::VaeConfig;
+use std::collections::HashMap;
+
+const CFG: VaeConfig = VaeConfig { latent: 20, hidden: 400 };
+
+#[test]
+fn safetensors_round_trip_is_bit_exact() {
+    // A model that has been trained a little, so the weights are not just the seeded init.
+    let mut lab = Lab::fresh(CFG, 21).unwrap();
+    lab.set_dataset(common::mnist().train.take(512));
+    for _ in 0..3 {
+        lab.train_step().unwrap();
+    }
+    lab.set_metadata("note", "round trip");
+    let first = lab.save().unwrap();
+    let loaded = Lab::from_safetensors(&first).unwrap();
+    assert_eq!(loaded.config(), CFG);
+    let second = loaded.save().unwrap();
+
+    let (a, b) = (read_tensors(&first), read_tensors(&second));
+    assert_eq!(a.len(), 10);
+    for (name, (shape, values)) in &a {
+        let (shape2, values2) = &b[name];
+        assert_eq!(shape, shape2, "{name}");
+        assert_eq!(bits(values), bits(values2), "{name} changed in the round trip");
+    }
+    // The whole file is the same, byte for byte (the header's keys are written sorted).
+    assert!(first == second, "the second save differs from the first");
+    assert!(lab.save().unwrap() == first, "saving the same weights twice gave different bytes");
+    let meta = read_metadata(&second);
+    assert_eq!(meta.get("note").map(String::as_str), Some("round trip"));
+    assert_eq!(meta.get("epochs").map(String::as_str), Some("0.75"), "3 steps × 128 examples of a 512-example set");
+
+    let z = Rng::new(9).vec(20 * 5, -3.0, 3.0);
+    assert_eq!(bits(&lab.sample(&z).unwrap()), bits(&loaded.sample(&z).unwrap()));
+    assert_eq!(bits(&lab.sample(&z[..20]).unwrap()), bits(&loaded.sample(&z[..20]).unwrap()));
+    let mut px = Vec::new();
+    common::mnist().test.image_f32(0, &mut px);
+    let (mu_a, lv_a) = lab.encode(&px).unwrap();
+    let (mu_b, lv_b) = loaded.encode(&px).unwrap();
+    assert_eq!((bits(&mu_a), bits(&lv_a)), (bits(&mu_b), bits(&lv_b)));
+}
+
+#[test]
+fn recorded_test_loss_is_saved_until_more_training() {
+    let mut lab = Lab::fresh(CFG, 6).unwrap();
+    lab.set_dataset(common::mnist().train.take(512));
+    for _ in 0..3 {
+        lab.train_step().unwrap();
+    }
+    let test = lab.evaluate(&common::mnist().test.take(500)).unwrap();
+    lab.record_test_loss(test.loss);
+    lab.set_metadata("seed", "6");
+    let saved = lab.save().unwrap();
+    let meta = read_metadata(&saved);
+    let recorded: f32 = meta.get("test_loss").expect("test_loss saved after record_test_loss").parse().unwrap();
+    assert!((recorded - test.loss).abs() <= 0.0005, "recorded {recorded}, measured {}", test.loss);
+    assert_eq!(meta.get("epochs").map(String::as_str), Some("0.75"));
+    // Loading keeps it; evaluating the loaded model gives the same number.
+    let loaded = Lab::from_safetensors(&saved).unwrap();
+    assert_eq!(loaded.metadata().get("test_loss"), meta.get("test_loss"));
+    let again = loaded.evaluate(&common::mnist().test.take(500)).unwrap();
+    assert_eq!(again.loss.to_bits(), test.loss.to_bits());
+    // One more step: the weights changed, so the old test loss no longer applies; epochs add up.
+    lab.train_step().unwrap();
+    let meta = read_metadata(&lab.save().unwrap());
+    assert_eq!(meta.get("test_loss"), None, "stale test_loss kept after training");
+    assert_eq!(meta.get("epochs").map(String::as_str), Some("1"));
+}
+
+/// Forward pass in f64 straight from the PyTorch-layout tensors (weight [out, in]).
+fn linear(w: &[f32], b: &[f32], x: &[f64]) -> Vec<f64> {
+    let (out, inp) = (b.len(), x.len());
+    assert_eq!(w.len(), out * inp);
+    (0..out).map(|o| b[o] as f64 + (0..inp).map(|i| w[o * inp + i] as f64 * x[i]).sum::<f64>()).collect()
+}
+
+fn relu(v: Vec<f64>) -> Vec<f64> {
+    v.into_iter().map(|x| x.max(0.0)).collect()
+}
+
+#[test]
+fn pytorch_state_dict_without_metadata_loads() {
+    let cfg = VaeConfig { latent: 3, hidden: 16 };
+    let sd = random_sd(&cfg, 77);
+    let bytes = write_safetensors(&sd, None);
+    assert!(read_metadata(&bytes).is_empty(), "written without metadata, as save_file(state_dict) does");
+    let lab = Lab::from_safetensors(&bytes).unwrap();
+    assert_eq!(lab.config(), cfg, "sizes read off the shapes");
+    let meta = lab.metadata();
+    assert_eq!(meta.get("latent").map(String::as_str), Some("3"));
+    assert_eq!(meta.get("hidden").map(String::as_str), Some("16"));
+    assert_eq!(meta.get("kind").map(String::as_str), Some("vae"));
+
+    // The weights are used in PyTorch's layout: decode and encode match a hand-written forward pass.
+    let t: HashMap<&str, &Vec<f32>> = sd.iter().map(|(n, _, v)| (n.as_str(), v)).collect();
+    let z = [0.7f32, -1.2, 0.3];
+    let got = lab.sample(&z).unwrap();
+    let zf: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+    let h = relu(linear(t["fc3.weight"], t["fc3.bias"], &zf));
+    let logits = linear(t["fc4.weight"], t["fc4.bias"], &h);
+    assert_eq!(got.len(), 784);
+    for (i, (g, l)) in got.iter().zip(&logits).enumerate() {
+        let want = 1.0 / (1.0 + (-l).exp());
+        assert!((*g as f64 - want).abs() < 1e-5, "pixel {i}: {g} vs {want}");
+    }
+    let x: Vec<f32> = Rng::new(3).vec(784, 0.0, 1.0);
+    let (mu, logvar) = lab.encode(&x).unwrap();
+    let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let h = relu(linear(t["fc1.weight"], t["fc1.bias"], &xf));
+    let want_mu = linear(t["fc21.weight"], t["fc21.bias"], &h);
+    let want_lv = linear(t["fc22.weight"], t["fc22.bias"], &h);
+    for i in 0..3 {
+        assert!((mu[i] as f64 - want_mu[i]).abs() < 1e-4, "mu[{i}] {} vs {}", mu[i], want_mu[i]);
+        assert!((logvar[i] as f64 - want_lv[i]).abs() < 1e-4, "logvar[{i}] {} vs {}", logvar[i], want_lv[i]);
+    }
+
+    // Saving it gives our format: same tensors, plus metadata.
+    let saved = lab.save().unwrap();
+    let back = read_tensors(&saved);
+    for (n, s, v) in &sd {
+        assert_eq!(&back[n].0, s);
+        assert_eq!(bits(&back[n].1), bits(v), "{n}");
+    }
+    let m = read_metadata(&saved);
+    assert_eq!((m["kind"].as_str(), m["latent"].as_str(), m["hidden"].as_str()), ("vae", "3", "16"));
+
+    // Also the default sizes, with only some of our metadata keys.
+    let sd = random_sd(&CFG, 5);
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let lab = Lab::from_safetensors(&write_safetensors(&sd, Some(meta))).unwrap();
+    assert_eq!(lab.config(), CFG);
+    assert_eq!(lab.metadata().get("format").map(String::as_str), Some("pt"));
+}
+
+fn random_sd(cfg: &VaeConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    common::random_state_dict(cfg, seed, 0.1)
+}
+
+fn without(sd: &[(String, Vec<usize>, Vec<f32>)], name: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let out: Vec<_> = sd.iter().filter(|(n, _, _)| n != name).cloned().collect();
+    assert_eq!(out.len(), sd.len() - 1);
+    out
+}
+
+fn replace(
+    sd: &[(String, Vec<usize>, Vec<f32>)],
+    name: &str,
+    shape: Vec<usize>,
+    values: Vec<f32>,
+) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    sd.iter()
+        .map(|(n, s, v)| if n == name { (n.clone(), shape.clone(), values.clone()) } else { (n.clone(), s.clone(), v.clone()) })
+        .collect()
+}
+
+#[test]
+fn bad_weights_files_are_rejected() {
+    let good = Lab::fresh(CFG, 1).unwrap().save().unwrap();
+    assert!(Lab::from_safetensors(&good).is_ok());
+    let sd = random_sd(&CFG, 2);
+    assert!(Lab::from_safetensors(&write_safetensors(&sd, None)).is_ok());
+
+    // Not safetensors at all.
+    expect_err(Lab::from_safetensors(&Rng::new(1).bytes(5000)), &["not valid safetensors"]);
+    expect_err(Lab::from_safetensors(&[]), &["not valid safetensors"]);
+    expect_err(Lab::from_safetensors(b"{\"fc1.weight\": 1}"), &["not valid safetensors"]);
+    // Truncated: half the file, and one byte short.
+    expect_err(Lab::from_safetensors(&good[..good.len() / 2]), &["not valid safetensors"]);
+    expect_err(Lab::from_safetensors(&good[..good.len() - 1]), &["not valid safetensors"]);
+    // Header corrupted.
+    let mut bad = good.clone();
+    bad[12] = b'#';
+    expect_err(Lab::from_safetensors(&bad), &["not valid safetensors"]);
+
+    // A tensor missing.
+    for name in ["fc22.bias", "fc4.weight", "fc1.weight", "fc21.weight"] {
+        let bytes = write_safetensors(&without(&sd, name), None);
+        expect_err(Lab::from_safetensors(&bytes), &["no tensor", &format!("`{name}`")]);
+    }
+
+    // Wrong shapes, each named with the shape it has and the one it needs.
+    let bytes = write_safetensors(&replace(&sd, "fc3.bias", vec![401], vec![0.0; 401]), None);
+    expect_err(Lab::from_safetensors(&bytes), &["`fc3.bias`", "[401]", "expected [400]"]);
+    let fc4: Vec<f32> = sd.iter().find(|(n, _, _)| n == "fc4.weight").unwrap().2.clone();
+    let bytes = write_safetensors(&replace(&sd, "fc4.weight", vec![400, 784], fc4), None);
+    expect_err(Lab::from_safetensors(&bytes), &["`fc4.weight`", "[400, 784]", "expected [784, 400]"]);
+    let bytes = write_safetensors(&replace(&sd, "fc22.weight", vec![19, 400], vec![0.0; 19 * 400]), None);
+    expect_err(Lab::from_safetensors(&bytes), &["`fc22.weight`", "[19, 400]", "expected [20, 400]"]);
+    let bytes = write_safetensors(&replace(&sd, "fc1.weight", vec![400 * 784], vec![0.0; 400 * 784]), None);
+    expect_err(Lab::from_safetensors(&bytes), &["not matrices"]);
+
+    // Metadata that disagrees with the tensors.
+    let meta = HashMap::from([("latent".to_string(), "10".to_string())]);
+    expect_err(
+        Lab::from_safetensors(&write_safetensors(&sd, Some(meta))),
+        &["metadata says latent = 10", "tensors have latent = 20"],
+    );
+    let meta = HashMap::from([("hidden".to_string(), "four hundred".to_string())]);
+    expect_err(Lab::from_safetensors(&write_safetensors(&sd, Some(meta))), &["hidden = four hundred"]);
+    let meta = HashMap::from([("kind".to_string(), "gan".to_string())]);
+    expect_err(Lab::from_safetensors(&write_safetensors(&sd, Some(meta))), &["`gan`"]);
+
+    // Non-finite values inside a weight.
+    let mut w = sd.iter().find(|(n, _, _)| n == "fc4.weight").unwrap().2.clone();
+    w[12345] = f32::NAN;
+    let bytes = write_safetensors(&replace(&sd, "fc4.weight", vec![784, 400], w.clone()), None);
+    expect_err(Lab::from_safetensors(&bytes), &["`fc4.weight`", "NaN", "element 12345"]);
+    w[12345] = 0.0;
+    w[7] = f32::NEG_INFINITY;
+    let bytes = write_safetensors(&replace(&sd, "fc4.weight", vec![784, 400], w), None);
+    expect_err(Lab::from_safetensors(&bytes), &["`fc4.weight`", "non-finite", "element 7"]);
+
+    // A half-precision tensor (what `model.half().state_dict()` would save).
+    use safetensors::tensor::TensorView;
+    let f16 = vec![0u8; 400 * 2];
+    let mut bytes_sd: Vec<(String, Vec<usize>, Vec<u8>)> =
+        sd.iter().map(|(n, s, v)| (n.clone(), s.clone(), common::f32_bytes(v))).collect();
+    let views: Vec<(&str, TensorView)> = bytes_sd
+        .iter_mut()
+        .map(|(n, s, d)| {
+            if n == "fc1.bias" {
+                (n.as_str(), TensorView::new(safetensors::Dtype::F16, s.clone(), &f16).unwrap())
+            } else {
+                (n.as_str(), TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
+            }
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).unwrap();
+    expect_err(Lab::from_safetensors(&bytes), &["`fc1.bias`", "F16", "expected F32"]);
+}
+
+#[test]
+fn bad_calls_are_errors_and_leave_the_lab_working() {
+    let lab = Lab::fresh(CFG, 4).unwrap();
+    let z = Rng::new(8).vec(20 * 3, -2.0, 2.0);
+    let reference = bits(&lab.sample(&z).unwrap());
+    let still_fine = |lab: &Lab| {
+        let s = lab.sample(&z).unwrap();
+        assert!(s.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p)));
+        assert_eq!(bits(&s), reference, "the lab changed after an error");
+    };
+
+    // sample
+    expect_err(lab.sample(&z[..19]), &["19 values", "latent size (20)"]);
+    still_fine(&lab);
+    expect_err(lab.sample(&z[..41]), &["41 values", "latent size (20)"]);
+    still_fine(&lab);
+    expect_err(lab.sample(&[]), &["no latent vectors"]);
+    still_fine(&lab);
+    let mut nan = z.clone();
+    nan[25] = f32::NAN;
+    expect_err(lab.sample(&nan), &["value 25 is NaN", "not a finite number"]);
+    still_fine(&lab);
+    let mut inf = z.clone();
+    inf[0] = f32::INFINITY;
+    expect_err(lab.sample(&inf), &["value 0 is inf"]);
+    still_fine(&lab);
+    expect_err(lab.sample(&vec![0.0; 20 * 10_001]), &["10001", "at most 10000"]);
+    still_fine(&lab);
+
+    // interpolate
+    let (a, b) = (&z[..20], &z[20..40]);
+    assert_eq!(lab.interpolate(a, b, 2).unwrap().len(), 2 * 784);
+    expect_err(lab.interpolate(&z[..19], b, 5), &["z_a has 19 values", "latent size is 20"]);
+    still_fine(&lab);
+    expect_err(lab.interpolate(a, &z[..21], 5), &["z_b has 21 values", "latent size is 20"]);
+    still_fine(&lab);
+    for steps in [0usize, 1, 1001] {
+        expect_err(lab.interpolate(a, b, steps), &[&format!("steps {steps} is outside 2..=1000")]);
+        still_fine(&lab);
+    }
+    let mut nan_b = b.to_vec();
+    nan_b[3] = f32::NAN;
+    expect_err(lab.interpolate(a, &nan_b, 4), &["not a finite number"]);
+    still_fine(&lab);
+
+    // encode
+    let mut px = Vec::new();
+    common::mnist().test.image_f32(0, &mut px);
+    let (mu, logvar) = lab.encode(&px).unwrap();
+    assert_eq!((mu.len(), logvar.len()), (20, 20));
+    expect_err(lab.encode(&px[..783]), &["783 values", "784 pixels"]);
+    still_fine(&lab);
+    let mut two = px.clone();
+    two.extend_from_slice(&px);
+    two.push(0.0);
+    expect_err(lab.encode(&two), &["1569 values", "784 pixels"]);
+    still_fine(&lab);
+    let mut bright = px.clone();
+    bright[100] = 255.0; // bytes, not scaled
+    expect_err(lab.encode(&bright), &["pixel 100 is 255", "[0, 1]"]);
+    still_fine(&lab);
+    let mut neg = px.clone();
+    neg[5] = -0.01;
+    expect_err(lab.encode(&neg), &["pixel 5 is -0.01", "[0, 1]"]);
+    still_fine(&lab);
+    let mut nan_px = px.clone();
+    nan_px[9] = f32::NAN;
+    expect_err(lab.encode(&nan_px), &["value 9 is NaN"]);
+    still_fine(&lab);
+    expect_err(lab.encode(&[]), &["no images"]);
+    still_fine(&lab);
+    // encode still gives the same answer after all that.
+    let (mu2, logvar2) = lab.encode(&px).unwrap();
+    assert_eq!((bits(&mu), bits(&logvar)), (bits(&mu2), bits(&logvar2)));
+
+    // Training with no data is an error, not a panic, and changes nothing.
+    let mut lab = lab;
+    expect_err(lab.train_step(), &["no dataset"]);
+    still_fine(&lab);
+    expect_err(lab.trainer().set_learning_rate(0.0), &["learning rate 0 is outside (0, 1]"]);
+    expect_err(lab.trainer().set_learning_rate(f64::NAN), &["outside (0, 1]"]);
+    expect_err(lab.trainer().set_batch_size(0), &["batch size 0"]);
+    still_fine(&lab);
+}
