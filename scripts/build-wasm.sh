@@ -5,13 +5,14 @@
 # rebuild each other's artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 
 export CARGO_TARGET_DIR="$PWD/target-wasm"
 # candle's SIMD kernels key on simd128; getrandom (through rand) needs its browser backend.
 export RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
 args=(build --lib --target wasm32-unknown-unknown --profile wasm-release)
 
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+if have_rustup_wasm; then
   cargo "${args[@]}"
 else
   # Debian's rustc ships no linker for wasm; rustup's toolchain carries rust-lld.
@@ -23,6 +24,10 @@ else
     /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
 fi
 
-wasm-bindgen --target web --weak-refs --out-dir pkg \
+# Into a fresh folder first, so an interrupted run never leaves a half-written pkg/ behind.
+rm -rf pkg.tmp
+wasm-bindgen --target web --weak-refs --out-dir pkg.tmp \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+rm -rf pkg
+mv pkg.tmp pkg
 echo "build-wasm: pkg/latent_lab_bg.wasm $(stat -c %s pkg/latent_lab_bg.wasm) bytes, $(gzip -9c pkg/latent_lab_bg.wasm | wc -c) gzipped"

@@ -5,16 +5,18 @@
 #   the wasm build in pkg/, and the page's MNIST file www/data/mnist.safetensors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+installed() { dpkg -s "$1" >/dev/null 2>&1; }
 
 apt_missing=()
-need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
+need_apt() { installed "$1" || apt_missing+=("$1"); }
 need_apt chromium
 
 # The wasm32 standard library: rustup's where it can be downloaded, else Debian's rustc-web built
 # from source with -Zbuild-std (rustup hangs rather than fails where it cannot reach its server).
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  if [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
+if ! have_rustup_wasm; then
+  if installed rustc-web && installed cargo-web && installed rust-web-src; then
     :
   elif timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
     say "rustup added wasm32-unknown-unknown"
@@ -25,12 +27,15 @@ fi
 
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
-bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+bindgen_version=$(wasm_bindgen_version)
+[ -n "$bindgen_version" ] || { echo "setup: no wasm-bindgen version in Cargo.lock" >&2; exit 1; }
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
   say "installing wasm-bindgen-cli $bindgen_version (a few minutes)"
   cargo install -q --locked wasm-bindgen-cli --version "=$bindgen_version"

@@ -53,11 +53,11 @@ impl Lab {
         self.cfg
     }
 
-    pub fn vae(&self) -> &Vae {
-        &self.vae
+    pub fn trainer(&self) -> &Trainer {
+        &self.trainer
     }
 
-    pub fn trainer(&mut self) -> &mut Trainer {
+    pub fn trainer_mut(&mut self) -> &mut Trainer {
         &mut self.trainer
     }
 

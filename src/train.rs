@@ -82,10 +82,10 @@ impl TrainBackend for CpuBackend {
         let grads = loss.total.backward()?;
         // A finite loss can still have an overflowing gradient; stepping on it would poison every
         // weight, so check the squared norm over all parameters first (one small reduction each).
-        let mut sq_norm = 0f32;
+        let mut sq_norm = 0f64; // f64: a sum of large finite f32 squares must not overflow
         for var in &self.vars {
             if let Some(g) = grads.get(var) {
-                sq_norm += g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+                sq_norm += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
             }
         }
         if !sq_norm.is_finite() {
@@ -151,10 +151,6 @@ impl Trainer {
         self.data = Some(data);
     }
 
-    pub fn dataset(&self) -> Option<&Dataset> {
-        self.data.as_ref()
-    }
-
     pub fn set_batch_size(&mut self, n: usize) -> Result<()> {
         ensure!((1..=4096).contains(&n), "batch size {n} is outside 1..=4096");
         self.batch_size = n;
@@ -187,6 +183,7 @@ impl Trainer {
         let Some(data) = self.data.as_ref() else {
             bail!("no dataset: hand one over with set_dataset before train_step");
         };
+        ensure!(!data.is_empty(), "the dataset is empty");
         if self.cursor >= self.order.len() {
             self.order.shuffle(&mut self.rng);
             self.cursor = 0;

@@ -31,10 +31,15 @@ impl VaeConfig {
         Ok(())
     }
 
-    /// Every parameter with its PyTorch name and shape: `.weight` is [out, in], `.bias` is [out].
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+    /// The linear layers as (PyTorch name, fan_in, fan_out).
+    pub fn layers(&self) -> [(&'static str, usize, usize); 5] {
         let (l, h, p) = (self.latent, self.hidden, IMAGE_PIXELS);
         [("fc1", p, h), ("fc21", h, l), ("fc22", h, l), ("fc3", l, h), ("fc4", h, p)]
+    }
+
+    /// Every parameter with its PyTorch name and shape: `.weight` is [out, in], `.bias` is [out].
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.layers()
             .into_iter()
             .flat_map(|(name, fan_in, fan_out)| {
                 [(format!("{name}.weight"), vec![fan_out, fan_in]), (format!("{name}.bias"), vec![fan_out])]
@@ -125,25 +130,17 @@ pub fn init_params(cfg: &VaeConfig, seed: u64, device: &Device) -> Result<VarMap
     let varmap = VarMap::new();
     {
         let mut data = varmap.data().lock().map_err(|_| anyhow::anyhow!("parameter map is poisoned"))?;
-        for (name, shape) in cfg.param_shapes() {
-            let fan_in = if shape.len() == 2 { shape[1] } else { cfg_fan_in(cfg, &name) };
+        for (layer, fan_in, fan_out) in cfg.layers() {
             let bound = 1.0 / (fan_in as f32).sqrt();
-            let n: usize = shape.iter().product();
-            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-            let t = Tensor::from_vec(values, shape, device)?;
-            data.insert(name, Var::from_tensor(&t)?);
+            for (suffix, shape) in [("weight", vec![fan_out, fan_in]), ("bias", vec![fan_out])] {
+                let n: usize = shape.iter().product();
+                let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+                let t = Tensor::from_vec(values, shape, device)?;
+                data.insert(format!("{layer}.{suffix}"), Var::from_tensor(&t)?);
+            }
         }
     }
     Ok(varmap)
-}
-
-/// A bias's fan-in is that of the weight beside it.
-fn cfg_fan_in(cfg: &VaeConfig, bias_name: &str) -> usize {
-    match bias_name.split('.').next() {
-        Some("fc1") => IMAGE_PIXELS,
-        Some("fc21") | Some("fc22") | Some("fc4") => cfg.hidden,
-        _ => cfg.latent, // fc3
-    }
 }
 
 /// A model over the given parameters; the varmap's vars stay shared with the model,

@@ -94,7 +94,7 @@ impl Model {
 
     /// Which training backend runs `train_step` (`"cpu"`).
     #[wasm_bindgen(getter)]
-    pub fn backend(&mut self) -> String {
+    pub fn backend(&self) -> String {
         self.lab.trainer().backend_name().into()
     }
 
@@ -128,28 +128,28 @@ impl Model {
     }
 
     #[wasm_bindgen(getter)]
-    pub fn batch_size(&mut self) -> usize {
+    pub fn batch_size(&self) -> usize {
         self.lab.trainer().batch_size
     }
 
     #[wasm_bindgen(setter)]
     pub fn set_batch_size(&mut self, n: usize) -> Result<(), JsError> {
-        self.lab.trainer().set_batch_size(n).map_err(js_err)
+        self.lab.trainer_mut().set_batch_size(n).map_err(js_err)
     }
 
     #[wasm_bindgen(getter)]
-    pub fn learning_rate(&mut self) -> f64 {
+    pub fn learning_rate(&self) -> f64 {
         self.lab.trainer().learning_rate
     }
 
     #[wasm_bindgen(setter)]
     pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), JsError> {
-        self.lab.trainer().set_learning_rate(lr).map_err(js_err)
+        self.lab.trainer_mut().set_learning_rate(lr).map_err(js_err)
     }
 
     /// Steps in one pass over the dataset at the current batch size (0 with no dataset).
     #[wasm_bindgen(getter)]
-    pub fn steps_per_epoch(&mut self) -> usize {
+    pub fn steps_per_epoch(&self) -> usize {
         self.lab.trainer().steps_per_epoch()
     }
 

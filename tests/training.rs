@@ -77,8 +77,8 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
     let data = common::mnist().train.take(8192);
     let mut lab = Lab::fresh(CFG, 5).unwrap();
     lab.set_dataset(data);
-    lab.trainer().set_batch_size(128).unwrap();
-    lab.trainer().set_learning_rate(1.0).unwrap();
+    lab.trainer_mut().set_batch_size(128).unwrap();
+    lab.trainer_mut().set_learning_rate(1.0).unwrap();
     let z: Vec<f32> = common::Rng::new(2).vec(20 * 4, -2.0, 2.0);
     let mut ok_steps = 0;
     let msg = loop {
@@ -110,7 +110,7 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
     assert!(msg.contains("weights were not changed"), "{msg}");
     // Lowering the rate does not undo the damage, but every further step is still checked:
     // it either succeeds with a finite loss or reports divergence again.
-    lab.trainer().set_learning_rate(1e-3).unwrap();
+    lab.trainer_mut().set_learning_rate(1e-3).unwrap();
     match lab.train_step() {
         Ok(s) => assert!(s.parts.loss.is_finite()),
         Err(e) => {
@@ -122,7 +122,7 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
 #[test]
 fn epochs_keep_counting_across_a_new_dataset() {
     let mut lab = Lab::fresh(CFG, 5).unwrap();
-    lab.trainer().set_batch_size(128).unwrap();
+    lab.trainer_mut().set_batch_size(128).unwrap();
     lab.set_dataset(common::mnist().train.take(512));
     for _ in 0..4 {
         lab.train_step().unwrap();

@@ -316,8 +316,8 @@ fn bad_calls_are_errors_and_leave_the_lab_working() {
     let mut lab = lab;
     expect_err(lab.train_step(), &["no dataset"]);
     still_fine(&lab);
-    expect_err(lab.trainer().set_learning_rate(0.0), &["learning rate 0 is outside (0, 1]"]);
-    expect_err(lab.trainer().set_learning_rate(f64::NAN), &["outside (0, 1]"]);
-    expect_err(lab.trainer().set_batch_size(0), &["batch size 0"]);
+    expect_err(lab.trainer_mut().set_learning_rate(0.0), &["learning rate 0 is outside (0, 1]"]);
+    expect_err(lab.trainer_mut().set_learning_rate(f64::NAN), &["outside (0, 1]"]);
+    expect_err(lab.trainer_mut().set_batch_size(0), &["batch size 0"]);
     still_fine(&lab);
 }

@@ -42,13 +42,21 @@ export function drawCurve(canvas, series) {
   ctx.clearRect(0, 0, w, h);
   ctx.fillStyle = '#1a1d24';
   ctx.fillRect(0, 0, w, h);
-  const all = series.flatMap((s) => s.values).filter(Number.isFinite);
-  if (all.length < 2) return;
-  const lo = Math.min(...all);
-  const hi = Math.max(...all);
+  let lo = Infinity;
+  let hi = -Infinity;
+  let n = 0;
+  for (const s of series) {
+    n = Math.max(n, s.values.length);
+    for (const v of s.values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  if (n < 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) return;
   const span = hi - lo || 1;
   const pad = 24;
-  const n = Math.max(...series.map((s) => s.values.length));
+  // At most about one point per pixel column, however long the run.
+  const stride = Math.max(1, Math.ceil(n / (w - pad)));
   ctx.font = '11px system-ui, sans-serif';
   ctx.fillStyle = '#9aa3b2';
   ctx.fillText(hi.toFixed(1), 2, pad - 6);
@@ -57,12 +65,12 @@ export function drawCurve(canvas, series) {
     ctx.strokeStyle = s.color;
     ctx.lineWidth = 1.5;
     ctx.beginPath();
-    s.values.forEach((v, i) => {
-      const x = pad + ((w - pad - 4) * i) / Math.max(1, n - 1);
-      const y = pad + ((h - 2 * pad) * (hi - v)) / span;
+    for (let i = 0; i < s.values.length; i += stride) {
+      const x = pad + ((w - pad - 4) * i) / (n - 1);
+      const y = pad + ((h - 2 * pad) * (hi - s.values[i])) / span;
       if (i === 0) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
-    });
+    }
     ctx.stroke();
     ctx.fillStyle = s.color;
     ctx.fillText(s.label, w - 120, 14 + 13 * k);

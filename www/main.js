@@ -10,6 +10,8 @@ const WEIGHTS = [
 ];
 const SAMPLE_COLS = 8;
 const SAMPLE_COUNT = 64;
+const SAMPLE_CELL = 48; // pixels per digit in the sample grid
+const GRID_GAP = 2; // drawGrid's default gap between cells
 const TRAIN_GRID = 16;
 const SLIDER_RANGE = 3; // ±3 standard deviations of the prior
 
@@ -25,6 +27,7 @@ const state = {
   zB: null,
   worker: null,
   training: false,
+  trainingKey: null, // the model a running training will replace
 };
 
 const model = () => state.models.get(state.current).model;
@@ -97,16 +100,16 @@ function redrawAll() {
 // ---- samples -------------------------------------------------------------------------------
 
 function drawSamples() {
-  drawGrid($('samples'), model().sample(state.sampleZ), SAMPLE_COLS, 48);
+  drawGrid($('samples'), model().sample(state.sampleZ), SAMPLE_COLS, SAMPLE_CELL);
 }
 
 let pickNext = 'A';
 function pickSample(event) {
   const canvas = $('samples');
   const rect = canvas.getBoundingClientRect();
-  const cell = canvas.width / SAMPLE_COLS;
-  const col = Math.floor(((event.clientX - rect.left) / rect.width) * canvas.width / cell);
-  const row = Math.floor(((event.clientY - rect.top) / rect.height) * canvas.height / cell);
+  const pitch = SAMPLE_CELL + GRID_GAP;
+  const col = Math.floor((((event.clientX - rect.left) / rect.width) * canvas.width) / pitch);
+  const row = Math.floor((((event.clientY - rect.top) / rect.height) * canvas.height) / pitch);
   const k = row * SAMPLE_COLS + col;
   if (col < 0 || col >= SAMPLE_COLS || k < 0 || k >= SAMPLE_COUNT) return;
   const l = latent();
@@ -141,7 +144,7 @@ function buildSliders() {
 }
 
 function setSliders(z) {
-  state.sliderZ.set(z);
+  state.sliderZ.set(z.map((v) => Math.min(SLIDER_RANGE, Math.max(-SLIDER_RANGE, v))));
   $('sliders').querySelectorAll('input').forEach((input, i) => {
     input.value = z[i];
     input.nextElementSibling.textContent = Number(z[i]).toFixed(2);
@@ -236,7 +239,7 @@ function startTraining() {
     state.worker.onmessage = (e) => onWorkerMessage(e.data);
     state.worker.onerror = (e) => {
       showError(`The training worker failed: ${e.message}`);
-      finishTraining();
+      discardWorker();
     };
   }
   state.trainingKey = state.current;
@@ -270,19 +273,38 @@ function onWorkerMessage(msg) {
     drawGrid($('train-samples'), msg.samples, 4, 48);
   } else if (msg.error) {
     showError(`Training stopped: ${msg.error}`);
+  } else if (msg.fatal) {
+    discardWorker();
+    showError(`The training worker crashed (${msg.fatal}); the page's models are unchanged. Train again to start a new worker.`);
   } else if (msg.done) {
-    if (msg.weights && msg.steps > 0) {
-      const entry = state.models.get(state.trainingKey);
-      addModel(state.trainingKey, entry.name.replace(/( · trained.*)?$/, ' · trained here'), Model.load(msg.weights));
-      if (state.current === state.trainingKey) redrawAll();
-      $('train-status').textContent +=
-        ` · ${msg.reason === 'stopped' ? 'stopped' : 'done'}; the page now uses these weights (Save weights keeps them)`;
-    }
-    finishTraining();
+    finishRun(msg);
   }
 }
 
-function finishTraining() {
+/** A run ended: keep what it trained without discarding what the reader had. */
+function finishRun({ weights, steps, reason }) {
+  const status = $('train-status');
+  if (!weights || steps === 0) {
+    status.textContent = reason === 'stopped' ? 'Stopped before the first step; nothing changed.' : 'Training did not start; nothing changed.';
+  } else if (reason === 'error') {
+    // The failed step was refused, so these are the last good weights; the reader may still want
+    // them, but they replace nothing.
+    const key = `${state.trainingKey}:before-error`;
+    addModel(key, `${state.models.get(state.trainingKey).name} · trained until the error`, Model.load(weights));
+    status.textContent += ` · stopped by an error; the weights up to step ${steps} are in the Model list, the current model is unchanged`;
+  } else {
+    const entry = state.models.get(state.trainingKey);
+    addModel(state.trainingKey, entry.name.replace(/( · trained.*)?$/, ' · trained here'), Model.load(weights));
+    if (state.current === state.trainingKey) redrawAll();
+    status.textContent += ` · ${reason === 'stopped' ? 'stopped' : 'done'}; the page now uses these weights (Save weights keeps them)`;
+  }
+  setTraining(false);
+}
+
+/** Ends a worker that failed; the next Train starts a fresh one. */
+function discardWorker() {
+  state.worker?.terminate();
+  state.worker = null;
   setTraining(false);
 }
 
@@ -303,7 +325,9 @@ async function loadWeightsFile(event) {
   clearError();
   let m;
   try {
-    m = Model.load(new Uint8Array(await file.arrayBuffer()));
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (state.training) throw new Error('training started while the file was read; load it again when training ends');
+    m = Model.load(bytes);
   } catch (e) {
     showError(`Could not load ${file.name}: ${e.message}. The current model is unchanged.`);
     return;

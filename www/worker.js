@@ -8,6 +8,7 @@
 //      {samples: Float32Array, step}            the fixed grid decoded, every SAMPLE_EVERY steps
 //      {done: true, weights: Uint8Array, steps, reason: 'finished' | 'stopped' | 'error'}
 //      {error: string}                          a step failed; the weights before it are kept
+//      {fatal: string}                          the wasm module trapped; this worker is unusable
 import init, { Model } from '../pkg/latent_lab.js';
 
 const DATA_URL = new URL('./data/mnist.safetensors', import.meta.url);
@@ -56,19 +57,22 @@ async function train(msg) {
         reason = 'stopped';
         break;
       }
-      let s;
+      let stats;
       try {
-        s = model.train_step();
+        const s = model.train_step();
+        stats = { loss: s.loss, bce: s.bce, kl: s.kl, step: s.step, epoch: s.epoch, totalSteps };
+        s.free();
       } catch (e) {
+        if (e instanceof WebAssembly.RuntimeError) throw e; // the module itself died: fatal below
         postMessage({ error: e.message });
         reason = 'error';
         break;
       }
-      steps = s.step;
-      postMessage({ loss: s.loss, bce: s.bce, kl: s.kl, step: s.step, epoch: s.epoch, totalSteps });
-      if (s.step % SAMPLE_EVERY === 0 || i === totalSteps - 1) {
+      steps = stats.step;
+      postMessage(stats);
+      if (steps % SAMPLE_EVERY === 0 || i === totalSteps - 1) {
         const samples = model.sample(msg.gridZ);
-        postMessage({ samples, step: s.step }, [samples.buffer]);
+        postMessage({ samples, step: steps }, [samples.buffer]);
       }
       await yieldToEvents();
     }
@@ -85,7 +89,9 @@ onmessage = (e) => {
     stopRequested = true;
   } else if (msg.cmd === 'start') {
     train(msg).catch((err) => {
-      postMessage({ error: err.message ?? String(err) });
+      const message = err?.message ?? String(err);
+      if (err instanceof WebAssembly.RuntimeError) postMessage({ fatal: message });
+      else postMessage({ error: message });
       postMessage({ done: true, weights: null, steps: 0, reason: 'error' });
     });
   }

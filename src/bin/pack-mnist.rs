@@ -11,7 +11,10 @@ fn main() -> Result<()> {
     if let Some(dir) = std::path::Path::new(&out).parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&out, &bytes).with_context(|| format!("writing {out}"))?;
+    // Written aside and renamed, so an interrupted run leaves no partial file for setup to trust.
+    let tmp = format!("{out}.tmp");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {tmp}"))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("renaming {tmp} to {out}"))?;
     println!("wrote {out}: {} train, {} test images, {} bytes", data.train.len(), data.test.len(), bytes.len());
     Ok(())
 }

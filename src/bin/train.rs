@@ -62,8 +62,8 @@ fn main() -> Result<()> {
     let a = parse_args()?;
     let data = mnist::load_dir(&a.mnist)?;
     let mut lab = Lab::fresh(a.cfg, a.seed)?;
-    lab.trainer().set_batch_size(a.batch)?;
-    lab.trainer().set_learning_rate(a.lr)?;
+    lab.trainer_mut().set_batch_size(a.batch)?;
+    lab.trainer_mut().set_learning_rate(a.lr)?;
     lab.set_dataset(data.train.clone());
     let steps = lab.trainer().steps_per_epoch();
     eprintln!(

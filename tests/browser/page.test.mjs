@@ -275,3 +275,21 @@ test('Save weights downloads a safetensors file that loads back with the same sa
   assert.equal(r.meta.kind, 'vae');
   await page.close();
 });
+
+test('training that diverges says so and keeps the model the reader had', async () => {
+  const { page, problems } = await readyPage();
+  const before = await canvasStats(page, '#samples');
+  await page.fill('#train-lr', '1');
+  await page.fill('#train-epochs', '1');
+  await page.click('#train-start');
+  await page.waitForSelector('#errors:not([hidden])', { timeout: 120_000 });
+  assert.match(await page.textContent('#errors'), /Training stopped: training diverged: .*the weights were not changed/);
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+  assert.match(await page.textContent('#train-status'), /stopped by an error; the weights up to step \d+ are in the Model list/);
+  assert.match(await page.textContent('#model-select'), /trained until the error/);
+  assert.equal(await page.$eval('#model-select', (s) => s.value), 'w0', 'the page switched away from the model shown');
+  const after = await canvasStats(page, '#samples');
+  assert.equal(after.hash, before.hash, 'the samples shown changed');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
