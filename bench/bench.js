@@ -12,6 +12,8 @@
 // over the batch, Adam (β 0.9/0.999, ε 1e-8), shuffled minibatches, fresh N(0, I) noise each step.
 // Each timed step includes building the batch from bytes and reading the loss back.
 
+import { uniform } from '../www/random.js';
+
 const TFJS = '/node_modules/@tensorflow/tfjs/dist/tf.min.js';
 const TFJS_WASM = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js';
 const TFJS_WASM_DIR = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
@@ -149,18 +151,6 @@ function loadScript(src) {
   });
 }
 
-// mulberry32: a small seeded generator for the batch order.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function setupTfjs(cfg, data, threaded) {
   if (threaded && !self.crossOriginIsolated) {
     return { skipped: 'the page is not cross-origin isolated, so there is no SharedArrayBuffer for threads' };
@@ -220,7 +210,7 @@ async function setupTfjs(cfg, data, threaded) {
   const dense = (x, l, activation) => tf.fused.matMul({ a: x, b: l.w, bias: l.b, activation });
   const opt = tf.train.adam(cfg.lr, 0.9, 0.999, 1e-8);
 
-  const next = rng(cfg.seed);
+  const next = uniform(cfg.seed);
   const order = Array.from({ length: n }, (_, i) => i);
   let cursor = n;
   const buf = new Float32Array(batch * pixels);
