@@ -19,7 +19,7 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Checks that images and labels agree; every constructor goes through here.
+    /// Checks that images and labels agree and that there is at least one example.
     pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Result<Self> {
         ensure!(
             images.len() % IMAGE_PIXELS == 0,
@@ -53,7 +53,8 @@ impl Dataset {
         out.extend(px.iter().map(|&p| p as f32 / 255.0));
     }
 
-    /// The first `n` examples (all of them if there are fewer).
+    /// The first `n` examples (all of them if there are fewer; none for 0, which training and
+    /// evaluation refuse).
     pub fn take(&self, n: usize) -> Self {
         let n = n.min(self.len());
         Self {

@@ -114,8 +114,8 @@ pub struct Trainer {
     rng: StdRng,
     order: Vec<usize>,
     cursor: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
+    batch_size: usize,
+    learning_rate: f64,
     steps: u64,
     /// Examples drawn from the current dataset, and epochs finished on datasets handed over before it.
     examples_seen: u64,
@@ -149,6 +149,14 @@ impl Trainer {
         self.order = (0..data.len()).collect();
         self.cursor = self.order.len(); // reshuffle before the first batch
         self.data = Some(data);
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
     }
 
     pub fn set_batch_size(&mut self, n: usize) -> Result<()> {

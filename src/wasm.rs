@@ -129,7 +129,7 @@ impl Model {
 
     #[wasm_bindgen(getter)]
     pub fn batch_size(&self) -> usize {
-        self.lab.trainer().batch_size
+        self.lab.trainer().batch_size()
     }
 
     #[wasm_bindgen(setter)]
@@ -139,7 +139,7 @@ impl Model {
 
     #[wasm_bindgen(getter)]
     pub fn learning_rate(&self) -> f64 {
-        self.lab.trainer().learning_rate
+        self.lab.trainer().learning_rate()
     }
 
     #[wasm_bindgen(setter)]

@@ -19,7 +19,7 @@ fn three_hundred_steps_lower_the_loss() {
     let data = &common::mnist().train;
     let mut lab = Lab::fresh(CFG, 1).unwrap();
     lab.set_dataset(data.clone());
-    assert_eq!(lab.trainer().batch_size, 128);
+    assert_eq!(lab.trainer().batch_size(), 128);
     assert_eq!(lab.trainer().steps_per_epoch(), 469);
     let before = lab.save().unwrap();
     let mut losses = Vec::new();

@@ -2,12 +2,13 @@
 
 export const SIDE = 28;
 export const PIXELS = SIDE * SIDE;
+export const GRID_GAP = 2; // pixels between cells of a grid
 
 /**
  * Draws `images` (n × 784 floats) as a grid of `cols` columns, each image scaled to `cell` pixels,
  * white ink on black as in MNIST. The canvas is resized to fit.
  */
-export function drawGrid(canvas, images, cols, cell = 56, gap = 2) {
+export function drawGrid(canvas, images, cols, cell = 56, gap = GRID_GAP) {
   const n = Math.floor(images.length / PIXELS);
   const rows = Math.max(1, Math.ceil(n / cols));
   const w = cols * cell + (cols - 1) * gap;

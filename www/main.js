@@ -1,7 +1,7 @@
 // The page: loads the wasm module and the pretrained weights, draws samples, sliders and the
 // interpolation strip, and drives training in a Web Worker (www/worker.js).
 import init, { Model } from '../pkg/latent_lab.js';
-import { drawCurve, drawGrid } from './draw.js';
+import { GRID_GAP, drawCurve, drawGrid } from './draw.js';
 import { normals } from './random.js';
 
 const WEIGHTS = [
@@ -11,7 +11,6 @@ const WEIGHTS = [
 const SAMPLE_COLS = 8;
 const SAMPLE_COUNT = 64;
 const SAMPLE_CELL = 48; // pixels per digit in the sample grid
-const GRID_GAP = 2; // drawGrid's default gap between cells
 const TRAIN_GRID = 16;
 const SLIDER_RANGE = 3; // ±3 standard deviations of the prior
 
@@ -143,11 +142,12 @@ function buildSliders() {
   $('pad').hidden = latent() !== 2;
 }
 
+/** Sets every latent dimension, clamped to the sliders' range, and redraws. */
 function setSliders(z) {
-  state.sliderZ.set(z.map((v) => Math.min(SLIDER_RANGE, Math.max(-SLIDER_RANGE, v))));
+  state.sliderZ.set(Array.from(z, (v) => Math.min(SLIDER_RANGE, Math.max(-SLIDER_RANGE, v))));
   $('sliders').querySelectorAll('input').forEach((input, i) => {
-    input.value = z[i];
-    input.nextElementSibling.textContent = Number(z[i]).toFixed(2);
+    input.value = state.sliderZ[i];
+    input.nextElementSibling.textContent = state.sliderZ[i].toFixed(2);
   });
   scheduleSliderDraw();
 }
@@ -199,8 +199,7 @@ function padKey(event) {
   const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[event.key];
   if (!d) return;
   event.preventDefault();
-  const clamp = (v) => Math.min(SLIDER_RANGE, Math.max(-SLIDER_RANGE, v));
-  setSliders([clamp(state.sliderZ[0] + d[0]), clamp(state.sliderZ[1] + d[1])]);
+  setSliders([state.sliderZ[0] + d[0], state.sliderZ[1] + d[1]]);
 }
 
 // ---- interpolation -------------------------------------------------------------------------
