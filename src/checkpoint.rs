@@ -1,9 +1,11 @@
 //! Weights files: safetensors with PyTorch's `state_dict` names, f32, and metadata in the header.
 //!
-//! A file written by `safetensors.torch.save_file(model.state_dict(), …)` loads unchanged (sizes are
-//! read off the shapes when the metadata is missing), and what we write loads in PyTorch.
+//! A file written by `safetensors.torch.save_file(model.state_dict(), …)` loads unchanged (kind and
+//! sizes are read off the tensor names and shapes when the metadata is missing), and what we write
+//! loads in PyTorch. The same format carries every model kind and the digit classifier.
 
-use crate::vae::VaeConfig;
+use crate::mnist::{CLASSES, IMAGE_PIXELS};
+use crate::model::{Kind, ModelConfig};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -15,29 +17,76 @@ use std::collections::{BTreeMap, HashMap};
 pub type Metadata = BTreeMap<String, String>;
 
 pub struct Checkpoint {
-    pub cfg: VaeConfig,
+    pub cfg: ModelConfig,
     pub params: VarMap,
     pub meta: Metadata,
 }
 
-/// Reads and checks a VAE weights file: every tensor present, f32, and of the shape the sizes need.
-pub fn load(bytes: &[u8], device: &Device) -> Result<Checkpoint> {
+/// Parses the container and its metadata; the error says the file is not safetensors.
+pub fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, Metadata)> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("weights file is not valid safetensors: {e}"))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("weights file is not valid safetensors: {e}"))?;
     let meta: Metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
-    let kind = meta.get("kind").map(String::as_str).unwrap_or("vae");
-    ensure!(kind == "vae", "weights file holds a `{kind}` model; this build loads `vae`");
+    Ok((st, meta))
+}
 
-    let shape_of = |name: &str| -> Result<Vec<usize>> {
-        Ok(st.tensor(name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?.shape().to_vec())
+/// Reads and checks a generative model's weights file: every tensor present, f32, finite, and of
+/// the shape the kind and sizes need.
+pub fn load(bytes: &[u8], device: &Device) -> Result<Checkpoint> {
+    let (st, mut meta) = read(bytes)?;
+    let cfg = infer_config(&st, &meta)?;
+    let params = load_params(&st, &cfg.param_shapes(), device)
+        .with_context(|| format!("{} with latent {} and hidden {}", cfg.kind.name(), cfg.latent, cfg.hidden))?;
+    meta.insert("kind".into(), cfg.kind.name().into());
+    meta.insert("latent".into(), cfg.latent.to_string());
+    meta.insert("hidden".into(), cfg.hidden.to_string());
+    Ok(Checkpoint { cfg, params, meta })
+}
+
+fn shape_of(st: &SafeTensors, name: &str) -> Result<Vec<usize>> {
+    let shape = st.tensor(name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?.shape().to_vec();
+    ensure!(shape.len() == 2, "weight `{name}` has shape {shape:?}; weights `…weight` are not matrices");
+    Ok(shape)
+}
+
+/// The kind and sizes, from the tensor names and shapes (what PyTorch files carry); metadata,
+/// when present, must agree.
+fn infer_config(st: &SafeTensors, meta: &Metadata) -> Result<ModelConfig> {
+    let has = |name: &str| st.tensor(name).is_ok();
+    if has("conv1.weight") || meta.get("kind").is_some_and(|k| k == "classifier") {
+        bail!("weights file holds the digit classifier, not a generative model; load it as a classifier");
+    }
+    let label_width = |input: usize, name: &str| -> Result<usize> {
+        match input.checked_sub(IMAGE_PIXELS) {
+            Some(c @ (0 | CLASSES)) => Ok(c),
+            _ => bail!("weight `{name}` takes {input} inputs; expected 784 (an image) or 794 (an image and a label)"),
+        }
     };
-    // Sizes come from the shapes (what PyTorch files carry); metadata, when present, must agree.
-    let fc1 = shape_of("fc1.weight")?;
-    let fc21 = shape_of("fc21.weight")?;
-    ensure!(fc1.len() == 2 && fc21.len() == 2, "weights `fc1.weight`/`fc21.weight` are not matrices");
-    let cfg = VaeConfig { latent: fc21[0], hidden: fc1[0] };
+    let cfg = if has("generator.fc1.weight") {
+        let g1 = shape_of(st, "generator.fc1.weight")?;
+        let c = label_width(shape_of(st, "discriminator.fc1.weight")?[1], "discriminator.fc1.weight")?;
+        let kind = if c == 0 { Kind::Gan } else { Kind::Cgan };
+        let latent = g1[1].checked_sub(c).filter(|&l| l > 0).ok_or_else(|| {
+            anyhow!("weight `generator.fc1.weight` takes {} inputs, too few for a {c}-wide label", g1[1])
+        })?;
+        ModelConfig { kind, latent, hidden: g1[0] }
+    } else if has("fc1.weight") {
+        let fc1 = shape_of(st, "fc1.weight")?;
+        let fc21 = shape_of(st, "fc21.weight")?;
+        let kind = if label_width(fc1[1], "fc1.weight")? == 0 { Kind::Vae } else { Kind::Cvae };
+        ModelConfig { kind, latent: fc21[0], hidden: fc1[0] }
+    } else {
+        bail!("weights file has no tensor `fc1.weight` (a VAE) or `generator.fc1.weight` (a GAN)");
+    };
     cfg.validate().context("weights file")?;
+    if let Some(k) = meta.get("kind") {
+        ensure!(
+            k == cfg.kind.name(),
+            "weights metadata says kind = `{k}` but the tensors are a `{}` model",
+            cfg.kind.name()
+        );
+    }
     for (key, value) in [("latent", cfg.latent), ("hidden", cfg.hidden)] {
         if let Some(m) = meta.get(key) {
             ensure!(
@@ -46,52 +95,56 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<Checkpoint> {
             );
         }
     }
+    Ok(cfg)
+}
 
+/// Every named tensor, checked to be f32, of the expected shape and finite, as variables.
+pub fn load_params(st: &SafeTensors, shapes: &[(String, Vec<usize>)], device: &Device) -> Result<VarMap> {
     let params = VarMap::new();
     {
         let mut data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        for (name, shape) in cfg.param_shapes() {
-            let view = st.tensor(&name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?;
+        for (name, shape) in shapes {
+            let view = st.tensor(name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?;
             ensure!(view.dtype() == Dtype::F32, "weight `{name}` is {:?}; expected F32", view.dtype());
             ensure!(
                 view.shape() == shape.as_slice(),
-                "weight `{name}` has shape {:?}; expected {shape:?} for latent {} and hidden {}",
-                view.shape(),
-                cfg.latent,
-                cfg.hidden
+                "weight `{name}` has shape {:?}; expected {shape:?}",
+                view.shape()
             );
             let values: Vec<f32> =
                 view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 bail!("weight `{name}` holds a non-finite value ({}) at element {i}", values[i]);
             }
-            data.insert(name, Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?);
+            data.insert(name.clone(), Var::from_tensor(&Tensor::from_vec(values, shape.clone(), device)?)?);
         }
     }
-    let mut meta = meta;
-    meta.insert("kind".into(), "vae".into());
-    meta.insert("latent".into(), cfg.latent.to_string());
-    meta.insert("hidden".into(), cfg.hidden.to_string());
-    Ok(Checkpoint { cfg, params, meta })
+    Ok(params)
 }
 
-/// Writes the parameters (sorted by name) and metadata as safetensors bytes.
-pub fn save(cfg: &VaeConfig, params: &VarMap, meta: &Metadata) -> Result<Vec<u8>> {
+/// Writes a generative model's parameters and metadata as safetensors bytes.
+pub fn save(cfg: &ModelConfig, params: &VarMap, meta: &Metadata) -> Result<Vec<u8>> {
+    let mut meta = meta.clone();
+    meta.insert("kind".into(), cfg.kind.name().into());
+    meta.insert("latent".into(), cfg.latent.to_string());
+    meta.insert("hidden".into(), cfg.hidden.to_string());
+    save_params(&cfg.param_shapes(), params, &meta)
+}
+
+/// Writes the named parameters (sorted by name) and metadata as safetensors bytes.
+pub fn save_params(shapes: &[(String, Vec<usize>)], params: &VarMap, meta: &Metadata) -> Result<Vec<u8>> {
     let data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, shape) in cfg.param_shapes() {
-        let var = data.get(&name).with_context(|| format!("model has no parameter `{name}`"))?;
+    let mut tensors: Vec<(&str, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, shape) in shapes {
+        let var = data.get(name).with_context(|| format!("model has no parameter `{name}`"))?;
         let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        tensors.push((name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        tensors.push((name, shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect()));
     }
     let views = tensors
         .iter()
-        .map(|(n, s, d)| Ok((n.as_str(), TensorView::new(Dtype::F32, s.clone(), d)?)))
+        .map(|(n, s, d)| Ok((*n, TensorView::new(Dtype::F32, s.clone(), d)?)))
         .collect::<Result<Vec<_>>>()?;
-    let mut meta: HashMap<String, String> = meta.clone().into_iter().collect();
-    meta.insert("kind".into(), "vae".into());
-    meta.insert("latent".into(), cfg.latent.to_string());
-    meta.insert("hidden".into(), cfg.hidden.to_string());
+    let meta: HashMap<String, String> = meta.clone().into_iter().collect();
     sorted_header(safetensors::serialize(views, Some(meta))?)
 }
 

@@ -4,15 +4,18 @@
 //! noise stream, batch size and learning rate, step counting); a [`TrainBackend`] owns the
 //! parameters' optimiser state and does one step of forward, backward and Adam.
 
+use crate::adam::Adam;
+use crate::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, Discriminator, DropoutMasks, Gan};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
+use crate::model::{one_hot, ModelConfig, Net};
 use crate::vae::Vae;
 use anyhow::{bail, ensure, Result};
-use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-/// One step's loss, per example, and its two parts.
+/// A VAE step's loss per example, and its two parts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossParts {
     pub loss: f32,
@@ -20,17 +23,50 @@ pub struct LossParts {
     pub kl: f32,
 }
 
-/// One minibatch: which examples, and the reparameterisation noise ε [len(indices), latent].
+/// A GAN step's two losses (per example) and the discriminator's mean verdicts, D(x) = sigmoid(logit):
+/// on the real batch and on the generator's batch, both measured before the step's update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GanLosses {
+    pub d_loss: f32,
+    pub g_loss: f32,
+    pub d_real: f32,
+    pub d_fake: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepLosses {
+    Vae(LossParts),
+    Gan(GanLosses),
+}
+
+impl StepLosses {
+    /// The number a loss curve plots first: the VAE's loss, the GAN's discriminator loss.
+    pub fn headline(&self) -> f32 {
+        match self {
+            StepLosses::Vae(p) => p.loss,
+            StepLosses::Gan(g) => g.d_loss,
+        }
+    }
+}
+
+/// One minibatch: which examples, and the noise [len(indices), latent]: the VAE's
+/// reparameterisation ε, or the GAN generator's input z.
 pub struct Batch<'a> {
     pub data: &'a Dataset,
     pub indices: &'a [usize],
     pub noise: &'a [f32],
 }
 
+impl Batch<'_> {
+    pub fn labels(&self) -> Vec<u8> {
+        self.indices.iter().map(|&i| self.data.labels[i]).collect()
+    }
+}
+
 /// The training seam. A backend that returns an error must leave the weights as they were.
 pub trait TrainBackend {
     fn name(&self) -> &'static str;
-    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<LossParts>;
+    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses>;
 }
 
 /// Gathers the batch's images as one [n, 784] tensor in [0, 1].
@@ -42,20 +78,45 @@ pub fn batch_images(data: &Dataset, indices: &[usize], device: &Device) -> Resul
     Ok(Tensor::from_vec(px, (indices.len(), IMAGE_PIXELS), device)?)
 }
 
-/// candle on the CPU (wasm SIMD in the browser): autograd for the backward pass, candle-nn's Adam.
+/// The one-hot labels of the batch for a conditional model, `None` for an unconditional one.
+fn batch_one_hot(cfg: &ModelConfig, labels: &[u8], device: &Device) -> Result<Option<Tensor>> {
+    cfg.kind.is_conditional().then(|| one_hot(labels, device)).transpose()
+}
+
+fn diverged(what: &str, value: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "training diverged: {what} is {value} (try a lower learning rate); the weights were not changed"
+    )
+}
+
+/// candle on the CPU (wasm SIMD in the browser): autograd for the backward pass, then Adam.
 pub struct CpuBackend {
-    vae: Vae,
-    vars: Vec<Var>,
-    opt: AdamW,
+    cfg: ModelConfig,
+    model: CpuModel,
     device: Device,
 }
 
+enum CpuModel {
+    Vae { vae: Vae, opt: Adam },
+    /// `dropout_rng` draws the discriminator's dropout masks.
+    Gan { gan: Gan, opt_g: Adam, opt_d: Adam, dropout_rng: StdRng },
+}
+
 impl CpuBackend {
-    /// `vars` must be the variables behind `vae`, so stepping them trains it.
-    pub fn new(vae: Vae, vars: Vec<Var>, device: Device) -> Result<Self> {
-        let params = ParamsAdamW { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
-        let opt = AdamW::new(vars.clone(), params)?;
-        Ok(Self { vae, vars, opt, device })
+    /// Trains the model over `params` in place, with Adam's β1 for the kind; `seed` seeds the
+    /// GAN discriminator's dropout masks.
+    pub fn new(cfg: ModelConfig, params: &VarMap, device: Device, seed: u64) -> Result<Self> {
+        let (_, beta1) = cfg.kind.default_adam();
+        let model = match Net::new(cfg, params, &device)? {
+            Net::Vae(vae) => CpuModel::Vae { vae, opt: Adam::new(Adam::vars_under(params, "")?, beta1, 0.999)? },
+            Net::Gan(gan) => CpuModel::Gan {
+                gan,
+                opt_g: Adam::new(Adam::vars_under(params, "generator.")?, beta1, 0.999)?,
+                opt_d: Adam::new(Adam::vars_under(params, "discriminator.")?, beta1, 0.999)?,
+                dropout_rng: StdRng::seed_from_u64(seed),
+            },
+        };
+        Ok(Self { cfg, model, device })
     }
 }
 
@@ -64,43 +125,94 @@ impl TrainBackend for CpuBackend {
         "cpu"
     }
 
-    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<LossParts> {
+    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
         let n = batch.indices.len();
         let x = batch_images(batch.data, batch.indices, &self.device)?;
-        let eps = Tensor::from_slice(batch.noise, (n, self.vae.cfg.latent), &self.device)?;
-        let loss = self.vae.loss(&x, &eps)?;
-        let parts = LossParts {
-            loss: loss.total.to_scalar::<f32>()?,
-            bce: loss.bce.to_scalar::<f32>()?,
-            kl: loss.kl.to_scalar::<f32>()?,
-        };
-        ensure!(
-            parts.loss.is_finite(),
-            "training diverged: the loss is {} (try a lower learning rate); the weights were not changed",
-            parts.loss
-        );
-        let grads = loss.total.backward()?;
-        // A finite loss can still have an overflowing gradient; stepping on it would poison every
-        // weight, so check the squared norm over all parameters first (one small reduction each).
-        let mut sq_norm = 0f64; // f64: a sum of large finite f32 squares must not overflow
-        for var in &self.vars {
-            if let Some(g) = grads.get(var) {
-                sq_norm += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        let y = batch_one_hot(&self.cfg, &batch.labels(), &self.device)?;
+        let noise = Tensor::from_slice(batch.noise, (n, self.cfg.latent), &self.device)?;
+        match &mut self.model {
+            CpuModel::Vae { vae, opt } => {
+                let loss = vae.loss(&x, y.as_ref(), &noise)?;
+                let parts = LossParts {
+                    loss: loss.total.to_scalar::<f32>()?,
+                    bce: loss.bce.to_scalar::<f32>()?,
+                    kl: loss.kl.to_scalar::<f32>()?,
+                };
+                if !parts.loss.is_finite() {
+                    return Err(diverged("the loss", parts.loss));
+                }
+                let grads = loss.total.backward()?;
+                // A finite loss can still have an overflowing gradient; stepping on it would poison
+                // every weight.
+                if !opt.grad_sq_norm(&grads)?.is_finite() {
+                    return Err(diverged("the gradient", "not finite"));
+                }
+                opt.step(&grads, learning_rate)?;
+                Ok(StepLosses::Vae(parts))
+            }
+            CpuModel::Gan { gan, opt_g, opt_d, dropout_rng } => {
+                let y = y.as_ref();
+                let h = self.cfg.hidden;
+                let [real_drop, fake_drop, g_drop] =
+                    [(); 3].map(|_| DropoutMasks::draw(dropout_rng, n, h, &self.device));
+                let fake = gan.generator.forward(&noise, y)?;
+                // Discriminator half: real against a detached fake, so only D's weights get gradients.
+                let real_logits = gan.discriminator.forward(&x, y, Some(&real_drop?))?;
+                let fake_logits = gan.discriminator.forward(&fake.detach(), y, Some(&fake_drop?))?;
+                let d_loss = if self.cfg.kind.is_conditional() {
+                    // Each real digit shown once more with a label it is not (shifted by 1 to 9).
+                    let wrong: Vec<u8> =
+                        batch.labels().iter().map(|&l| (l + dropout_rng.random_range(1..10u8)) % 10).collect();
+                    let wrong = one_hot(&wrong, &self.device)?;
+                    let drop = DropoutMasks::draw(dropout_rng, n, h, &self.device)?;
+                    let mismatched_logits = gan.discriminator.forward(&x, Some(&wrong), Some(&drop))?;
+                    conditional_discriminator_loss(&real_logits, &fake_logits, &mismatched_logits)?
+                } else {
+                    discriminator_loss(&real_logits, &fake_logits)?
+                };
+                let d_loss_value = d_loss.to_scalar::<f32>()?;
+                if !d_loss_value.is_finite() {
+                    return Err(diverged("the discriminator's loss", d_loss_value));
+                }
+                let d_grads = d_loss.backward()?;
+                if !opt_d.grad_sq_norm(&d_grads)?.is_finite() {
+                    return Err(diverged("the discriminator's gradient", "not finite"));
+                }
+                let d_update = opt_d.propose(&d_grads, learning_rate)?;
+                // Generator half, judged by the discriminator as its update leaves it. Built from
+                // plain tensors, that discriminator takes no gradient of its own.
+                let vb = VarBuilder::from_tensors(opt_d.proposed_params(&d_update), DType::F32, &self.device);
+                let next_d = Discriminator::new(self.cfg, vb.pp("discriminator"))?;
+                let g_loss = generator_loss(&next_d.forward(&fake, y, Some(&g_drop?))?)?;
+                let g_loss_value = g_loss.to_scalar::<f32>()?;
+                if !g_loss_value.is_finite() {
+                    return Err(diverged("the generator's loss", g_loss_value));
+                }
+                let g_grads = g_loss.backward()?;
+                if !opt_g.grad_sq_norm(&g_grads)?.is_finite() {
+                    return Err(diverged("the generator's gradient", "not finite"));
+                }
+                let g_update = opt_g.propose(&g_grads, learning_rate)?;
+                opt_d.commit(d_update)?;
+                opt_g.commit(g_update)?;
+                let mean_verdict = |l: &Tensor| -> Result<f32> {
+                    Ok(candle_nn::ops::sigmoid(l)?.mean_all()?.to_scalar::<f32>()?)
+                };
+                Ok(StepLosses::Gan(GanLosses {
+                    d_loss: d_loss_value,
+                    g_loss: g_loss_value,
+                    d_real: mean_verdict(&real_logits)?,
+                    d_fake: mean_verdict(&fake_logits)?,
+                }))
             }
         }
-        if !sq_norm.is_finite() {
-            bail!("training diverged: the gradient is not finite (try a lower learning rate); the weights were not changed");
-        }
-        self.opt.set_learning_rate(learning_rate);
-        self.opt.step(&grads)?;
-        Ok(parts)
     }
 }
 
 /// What a training step reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
-    pub parts: LossParts,
+    pub losses: StepLosses,
     /// Steps taken so far, this one included.
     pub step: u64,
     /// Passes over the dataset so far (fractional).
@@ -200,15 +312,16 @@ impl Trainer {
         let indices = &self.order[self.cursor..end];
         let noise: Vec<f32> =
             (0..indices.len() * self.latent).map(|_| self.rng.sample(StandardNormal)).collect();
-        let parts = self.backend.step(&Batch { data, indices, noise: &noise }, self.learning_rate)?;
+        let batch = Batch { data, indices, noise: &noise };
+        let losses = self.backend.step(&batch, self.learning_rate)?;
         self.cursor = end;
         self.steps += 1;
         self.examples_seen += indices.len() as u64;
-        Ok(StepStats { parts, step: self.steps, epoch: self.epochs() })
+        Ok(StepStats { losses, step: self.steps, epoch: self.epochs() })
     }
 }
 
-/// The per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also
+/// A VAE's per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also
 /// samples z when it tests), in batches of 1,000.
 pub fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result<LossParts> {
     ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
@@ -219,7 +332,9 @@ pub fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result
         let x = batch_images(data, chunk, device)?;
         let noise: Vec<f32> = (0..chunk.len() * vae.cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
         let eps = Tensor::from_vec(noise, (chunk.len(), vae.cfg.latent), device)?;
-        let loss = vae.loss(&x, &eps)?;
+        let labels: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
+        let y = batch_one_hot(&vae.cfg, &labels, device)?;
+        let loss = vae.loss(&x, y.as_ref(), &eps)?;
         bce += loss.bce.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         kl += loss.kl.to_scalar::<f32>()? as f64 * chunk.len() as f64;
     }

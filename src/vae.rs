@@ -5,52 +5,19 @@
 //! reparameterise: z = μ + exp(½ log σ²) · ε,  ε ~ N(0, I)
 //! decoder: z → fc3 → ReLU → fc4 → logits [n, 784] → sigmoid → x̂
 //! loss per example = BCE(x̂, x) summed over pixels + KL(q(z|x) ‖ N(0, I))
+//!
+//! The conditional VAE (`cvae`) joins the digit's one-hot label y [n, 10] to the encoder's input
+//! ([x, y], 794 wide) and to the latent ([z, y]), so z is left to carry only the style.
 
 use crate::mnist::IMAGE_PIXELS;
-use anyhow::{ensure, Result};
-use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{Linear, Module, VarBuilder, VarMap};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VaeConfig {
-    pub latent: usize,
-    pub hidden: usize,
-}
-
-impl Default for VaeConfig {
-    fn default() -> Self {
-        Self { latent: 20, hidden: 400 }
-    }
-}
-
-impl VaeConfig {
-    pub fn validate(&self) -> Result<()> {
-        ensure!((1..=512).contains(&self.latent), "latent size {} is outside 1..=512", self.latent);
-        ensure!((1..=4096).contains(&self.hidden), "hidden size {} is outside 1..=4096", self.hidden);
-        Ok(())
-    }
-
-    /// The linear layers as (PyTorch name, fan_in, fan_out).
-    pub fn layers(&self) -> [(&'static str, usize, usize); 5] {
-        let (l, h, p) = (self.latent, self.hidden, IMAGE_PIXELS);
-        [("fc1", p, h), ("fc21", h, l), ("fc22", h, l), ("fc3", l, h), ("fc4", h, p)]
-    }
-
-    /// Every parameter with its PyTorch name and shape: `.weight` is [out, in], `.bias` is [out].
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        self.layers()
-            .into_iter()
-            .flat_map(|(name, fan_in, fan_out)| {
-                [(format!("{name}.weight"), vec![fan_out, fan_in]), (format!("{name}.bias"), vec![fan_out])]
-            })
-            .collect()
-    }
-}
+use crate::model::{with_label, ModelConfig};
+use anyhow::Result;
+use candle_core::{Tensor, D};
+use candle_nn::{Linear, Module, VarBuilder};
 
 #[derive(Clone, Debug)]
 pub struct Vae {
-    pub cfg: VaeConfig,
+    pub cfg: ModelConfig,
     fc1: Linear,
     fc21: Linear,
     fc22: Linear,
@@ -59,40 +26,40 @@ pub struct Vae {
 }
 
 impl Vae {
-    pub fn new(cfg: VaeConfig, vb: VarBuilder) -> Result<Self> {
-        let (l, h, p) = (cfg.latent, cfg.hidden, IMAGE_PIXELS);
+    pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let (l, h, p, c) = (cfg.latent, cfg.hidden, IMAGE_PIXELS, cfg.kind.label_width());
         Ok(Self {
             cfg,
-            fc1: candle_nn::linear(p, h, vb.pp("fc1"))?,
+            fc1: candle_nn::linear(p + c, h, vb.pp("fc1"))?,
             fc21: candle_nn::linear(h, l, vb.pp("fc21"))?,
             fc22: candle_nn::linear(h, l, vb.pp("fc22"))?,
-            fc3: candle_nn::linear(l, h, vb.pp("fc3"))?,
+            fc3: candle_nn::linear(l + c, h, vb.pp("fc3"))?,
             fc4: candle_nn::linear(h, p, vb.pp("fc4"))?,
         })
     }
 
-    /// x [n, 784] in [0, 1] → (μ [n, latent], log σ² [n, latent])
-    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.fc1.forward(x)?.relu()?;
+    /// x [n, 784] in [0, 1], y [n, 10] for a cVAE → (μ [n, latent], log σ² [n, latent])
+    pub fn encode(&self, x: &Tensor, y: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let h = self.fc1.forward(&with_label(x, y)?)?.relu()?;
         Ok((self.fc21.forward(&h)?, self.fc22.forward(&h)?))
     }
 
-    /// z [n, latent] → logits [n, 784]
-    pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let h = self.fc3.forward(z)?.relu()?;
+    /// z [n, latent], y [n, 10] for a cVAE → logits [n, 784]
+    pub fn decode_logits(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+        let h = self.fc3.forward(&with_label(z, y)?)?.relu()?;
         Ok(self.fc4.forward(&h)?)
     }
 
-    /// z [n, latent] → images [n, 784] in [0, 1]
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::sigmoid(&self.decode_logits(z)?)?)
+    /// z [n, latent], y [n, 10] for a cVAE → images [n, 784] in [0, 1]
+    pub fn decode(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+        Ok(candle_nn::ops::sigmoid(&self.decode_logits(z, y)?)?)
     }
 
-    /// x [n, 784], ε [n, latent] → the per-example loss, averaged over the batch.
-    pub fn loss(&self, x: &Tensor, eps: &Tensor) -> Result<VaeLoss> {
-        let (mu, logvar) = self.encode(x)?;
+    /// x [n, 784], y [n, 10] for a cVAE, ε [n, latent] → the per-example loss, averaged over the batch.
+    pub fn loss(&self, x: &Tensor, y: Option<&Tensor>, eps: &Tensor) -> Result<VaeLoss> {
+        let (mu, logvar) = self.encode(x, y)?;
         let z = (&mu + (&logvar * 0.5)?.exp()? * eps)?;
-        let logits = self.decode_logits(&z)?;
+        let logits = self.decode_logits(&z, y)?;
         let n = x.dim(0)? as f64;
         let bce = (bce_with_logits(&logits, x)?.sum_all()? / n)?;
         let kl = (kl_to_unit_gaussian(&mu, &logvar)?.sum_all()? / n)?;
@@ -120,31 +87,4 @@ pub fn bce_with_logits(logits: &Tensor, x: &Tensor) -> Result<Tensor> {
 pub fn kl_to_unit_gaussian(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
     let inner = ((logvar + 1.0)? - mu.sqr()? - logvar.exp()?)?;
     Ok((inner.sum(D::Minus1)? * -0.5)?)
-}
-
-/// Fresh parameters drawn as PyTorch's `nn.Linear.reset_parameters` does (weights and biases
-/// uniform in ±1/√fan_in), from a seeded generator so a run can be repeated exactly.
-pub fn init_params(cfg: &VaeConfig, seed: u64, device: &Device) -> Result<VarMap> {
-    cfg.validate()?;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let varmap = VarMap::new();
-    {
-        let mut data = varmap.data().lock().map_err(|_| anyhow::anyhow!("parameter map is poisoned"))?;
-        for (layer, fan_in, fan_out) in cfg.layers() {
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            for (suffix, shape) in [("weight", vec![fan_out, fan_in]), ("bias", vec![fan_out])] {
-                let n: usize = shape.iter().product();
-                let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-                let t = Tensor::from_vec(values, shape, device)?;
-                data.insert(format!("{layer}.{suffix}"), Var::from_tensor(&t)?);
-            }
-        }
-    }
-    Ok(varmap)
-}
-
-/// A model over the given parameters; the varmap's vars stay shared with the model,
-/// so an optimizer stepping them changes what the model computes.
-pub fn vae_from_varmap(cfg: VaeConfig, varmap: &VarMap, device: &Device) -> Result<Vae> {
-    Vae::new(cfg, VarBuilder::from_varmap(varmap, DType::F32, device))
 }

@@ -1,12 +1,16 @@
-//! The browser API: a thin `#[wasm_bindgen]` layer over [`crate::lab::Lab`].
+//! The browser API: a thin `#[wasm_bindgen]` layer over [`crate::lab::Lab`] and the classifier.
 //!
 //! Every method returns `Result<_, JsError>`, so a Rust error arrives in JavaScript as a thrown
 //! `Error` whose message names the problem; nothing here panics (a panic would kill the module).
 //! Arrays cross as typed arrays: latent vectors and pixels as `Float32Array`, bytes as `Uint8Array`.
 
+use crate::classifier::ClassifierModel;
+use crate::explore;
 use crate::lab::Lab;
 use crate::mnist::{self, Dataset};
-use crate::vae::VaeConfig;
+use crate::model::{Kind, ModelConfig};
+use crate::train::StepLosses;
+use candle_core::Device;
 use wasm_bindgen::prelude::*;
 
 fn js_err(e: anyhow::Error) -> JsError {
@@ -19,28 +23,57 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// A VAE with its trainer.
+/// A generative model of any kind (`vae`, `cvae`, `gan`, `cgan`) with its trainer.
 #[wasm_bindgen]
 pub struct Model {
     lab: Lab,
 }
 
-/// What one `train_step` reports: the loss per example and its two parts.
+/// What one `train_step` reports. A VAE step fills `loss`, `bce` and `kl`; a GAN step fills
+/// `d_loss`, `g_loss`, `d_real` and `d_fake` (the discriminator's mean verdict on real and
+/// generated digits). The others are `undefined`.
 #[wasm_bindgen]
 #[derive(Clone, Copy)]
 pub struct TrainStats {
-    #[wasm_bindgen(readonly)]
-    pub loss: f32,
-    #[wasm_bindgen(readonly)]
-    pub bce: f32,
-    #[wasm_bindgen(readonly)]
-    pub kl: f32,
+    losses: StepLosses,
     /// Steps taken by this model's trainer, this one included.
     #[wasm_bindgen(readonly)]
     pub step: f64,
     /// Passes over the dataset so far (fractional).
     #[wasm_bindgen(readonly)]
     pub epoch: f64,
+}
+
+#[wasm_bindgen]
+impl TrainStats {
+    #[wasm_bindgen(getter)]
+    pub fn loss(&self) -> Option<f32> {
+        if let StepLosses::Vae(p) = self.losses { Some(p.loss) } else { None }
+    }
+    #[wasm_bindgen(getter)]
+    pub fn bce(&self) -> Option<f32> {
+        if let StepLosses::Vae(p) = self.losses { Some(p.bce) } else { None }
+    }
+    #[wasm_bindgen(getter)]
+    pub fn kl(&self) -> Option<f32> {
+        if let StepLosses::Vae(p) = self.losses { Some(p.kl) } else { None }
+    }
+    #[wasm_bindgen(getter)]
+    pub fn d_loss(&self) -> Option<f32> {
+        if let StepLosses::Gan(g) = self.losses { Some(g.d_loss) } else { None }
+    }
+    #[wasm_bindgen(getter)]
+    pub fn g_loss(&self) -> Option<f32> {
+        if let StepLosses::Gan(g) = self.losses { Some(g.g_loss) } else { None }
+    }
+    #[wasm_bindgen(getter)]
+    pub fn d_real(&self) -> Option<f32> {
+        if let StepLosses::Gan(g) = self.losses { Some(g.d_real) } else { None }
+    }
+    #[wasm_bindgen(getter)]
+    pub fn d_fake(&self) -> Option<f32> {
+        if let StepLosses::Gan(g) = self.losses { Some(g.d_fake) } else { None }
+    }
 }
 
 /// Posterior means and log-variances, each flattened [n, latent].
@@ -52,13 +85,88 @@ pub struct Encoding {
     pub logvar: Vec<f32>,
 }
 
+/// Reconstructions [n, 784] and the loss of each image [n].
+#[wasm_bindgen(getter_with_clone)]
+pub struct Reconstruction {
+    #[wasm_bindgen(readonly)]
+    pub images: Vec<f32>,
+    #[wasm_bindgen(readonly)]
+    pub losses: Vec<f32>,
+}
+
+/// Digits from the page's MNIST files: pixels [n, 784] in [0, 1] and labels [n].
+#[wasm_bindgen(getter_with_clone)]
+pub struct Digits {
+    #[wasm_bindgen(readonly)]
+    pub images: Vec<f32>,
+    #[wasm_bindgen(readonly)]
+    pub labels: Vec<u8>,
+}
+
+/// One split (`"train"` or `"test"`) of `www/data/mnist.safetensors` or `www/data/mnist-test.safetensors`.
+#[wasm_bindgen]
+pub fn load_digits(bytes: &[u8], split: &str) -> Result<Digits, JsError> {
+    let data = mnist::unpack_split(bytes, split).map_err(js_err)?;
+    let mut images = Vec::with_capacity(data.len() * mnist::IMAGE_PIXELS);
+    for i in 0..data.len() {
+        data.image_f32(i, &mut images);
+    }
+    Ok(Digits { images, labels: data.labels })
+}
+
+/// A drawing (`width` × `height` ink values in [0, 1]) made to look like an MNIST digit: the ink
+/// scaled to fit 20 × 20 and centred by its centre of mass in 28 × 28. Throws on an empty drawing.
+#[wasm_bindgen]
+pub fn center_digit(pixels: &[f32], width: usize, height: usize) -> Result<Vec<f32>, JsError> {
+    explore::center_like_mnist(pixels, width, height).map_err(js_err)
+}
+
+/// The latent map's projection: the two principal axes of a set of latent points.
+#[wasm_bindgen]
+pub struct Pca {
+    pca: explore::Pca,
+}
+
+#[wasm_bindgen]
+impl Pca {
+    /// Fits points [n, dim] (n ≥ 2, dim ≥ 2).
+    pub fn fit(points: &[f32], dim: usize) -> Result<Pca, JsError> {
+        Ok(Pca { pca: explore::Pca::fit(points, dim).map_err(js_err)? })
+    }
+
+    /// Points [n, dim] → map positions [n, 2].
+    pub fn project(&self, points: &[f32]) -> Result<Vec<f32>, JsError> {
+        self.pca.project(points).map_err(js_err)
+    }
+
+    /// Map positions [n, 2] → latent points [n, dim] on the mapped plane.
+    pub fn unproject(&self, xy: &[f32]) -> Result<Vec<f32>, JsError> {
+        self.pca.unproject(xy).map_err(js_err)
+    }
+
+    /// The share of the variance along each of the two axes.
+    #[wasm_bindgen(getter)]
+    pub fn explained(&self) -> Vec<f32> {
+        self.pca.explained.to_vec()
+    }
+}
+
 #[wasm_bindgen]
 impl Model {
-    /// A fresh model with PyTorch's initialisation drawn from `seed`.
+    /// A fresh VAE with PyTorch's initialisation drawn from `seed`.
     #[wasm_bindgen(constructor)]
     pub fn new(latent: usize, hidden: usize, seed: u32) -> Result<Model, JsError> {
-        let lab = Lab::fresh(VaeConfig { latent, hidden }, seed as u64).map_err(js_err)?;
+        let lab = Lab::fresh(ModelConfig::vae(latent, hidden), seed as u64).map_err(js_err)?;
         Ok(Model { lab })
+    }
+
+    /// A fresh model of `kind` (`vae`, `cvae`, `gan`, `cgan`), at the tutorial sizes unless
+    /// `latent` / `hidden` are given.
+    pub fn create(kind: &str, seed: u32, latent: Option<usize>, hidden: Option<usize>) -> Result<Model, JsError> {
+        let mut cfg = Kind::parse(kind).map_err(js_err)?.default_config();
+        cfg.latent = latent.unwrap_or(cfg.latent);
+        cfg.hidden = hidden.unwrap_or(cfg.hidden);
+        Ok(Model { lab: Lab::fresh(cfg, seed as u64).map_err(js_err)? })
     }
 
     /// A model from safetensors bytes: a file we saved, or a PyTorch `state_dict`.
@@ -73,7 +181,13 @@ impl Model {
 
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        "vae".into()
+        self.lab.config().kind.name().into()
+    }
+
+    /// Whether `sample`, `interpolate` and `encode` take digit labels (cvae, cgan).
+    #[wasm_bindgen(getter)]
+    pub fn conditional(&self) -> bool {
+        self.lab.config().kind.is_conditional()
     }
 
     #[wasm_bindgen(getter)]
@@ -99,19 +213,29 @@ impl Model {
     }
 
     /// n latent vectors, flattened [n, latent] → n images, flattened [n, 784], in [0, 1].
-    pub fn sample(&self, z: &[f32]) -> Result<Vec<f32>, JsError> {
-        self.lab.sample(z).map_err(js_err)
+    /// Conditional models also take `labels`, one digit (0–9) per vector.
+    pub fn sample(&self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Vec<f32>, JsError> {
+        self.lab.sample(z, labels.as_deref()).map_err(js_err)
     }
 
     /// `steps` images from `z_a` to `z_b`, ends included and equal to `sample(z_a)`, `sample(z_b)`.
-    pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize) -> Result<Vec<f32>, JsError> {
-        self.lab.interpolate(z_a, z_b, steps).map_err(js_err)
+    /// Conditional models also take the digit `label`.
+    pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize, label: Option<u8>) -> Result<Vec<f32>, JsError> {
+        self.lab.interpolate(z_a, z_b, steps, label).map_err(js_err)
     }
 
-    /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances.
-    pub fn encode(&self, images: &[f32]) -> Result<Encoding, JsError> {
-        let (mu, logvar) = self.lab.encode(images).map_err(js_err)?;
+    /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances (VAE kinds; a
+    /// cVAE also takes the images' digit `labels`). A GAN has no encoder and throws.
+    pub fn encode(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Encoding, JsError> {
+        let (mu, logvar) = self.lab.encode(images, labels.as_deref()).map_err(js_err)?;
         Ok(Encoding { mu, logvar })
+    }
+
+    /// Images [n, 784] in [0, 1] (and their digit `labels` for a cVAE) → their reconstructions
+    /// from the posterior means and each image's loss (BCE + KL). VAE kinds only.
+    pub fn reconstruct(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Reconstruction, JsError> {
+        let (images, losses) = self.lab.reconstruct(images, labels.as_deref()).map_err(js_err)?;
+        Ok(Reconstruction { images, losses })
     }
 
     /// Hands over the training set once: images as bytes [n, 784] (0–255), labels [n].
@@ -153,10 +277,30 @@ impl Model {
         self.lab.trainer().steps_per_epoch()
     }
 
-    /// One Adam step on the next shuffled minibatch. If the loss or gradient is not finite it
-    /// throws and leaves the weights untouched.
+    /// One step on the next shuffled minibatch: an Adam step of the VAE, or one discriminator
+    /// and one generator step of the GAN. If a loss or gradient is not finite it throws and
+    /// leaves the weights untouched.
     pub fn train_step(&mut self) -> Result<TrainStats, JsError> {
         let s = self.lab.train_step().map_err(js_err)?;
-        Ok(TrainStats { loss: s.parts.loss, bce: s.parts.bce, kl: s.parts.kl, step: s.step as f64, epoch: s.epoch })
+        Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch })
+    }
+}
+
+/// The digit classifier (`www/weights/classifier.safetensors`): reads generated digits, for the
+/// page's mode-coverage bar and digit checks.
+#[wasm_bindgen]
+pub struct Classifier {
+    model: ClassifierModel,
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    pub fn load(bytes: &[u8]) -> Result<Classifier, JsError> {
+        Ok(Classifier { model: ClassifierModel::load(bytes, &Device::Cpu).map_err(js_err)? })
+    }
+
+    /// Images, flattened [n, 784] in [0, 1] → the digit (0–9) each is read as.
+    pub fn classify(&self, images: &[f32]) -> Result<Vec<u8>, JsError> {
+        self.model.classify(images, &Device::Cpu).map_err(js_err)
     }
 }

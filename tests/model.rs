@@ -6,11 +6,12 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::{bits, read_metadata, read_tensors, Rng};
 use latent_lab::lab::Lab;
-use latent_lab::vae::{bce_with_logits, kl_to_unit_gaussian, VaeConfig};
+use latent_lab::model::{Kind, ModelConfig};
+use latent_lab::vae::{bce_with_logits, kl_to_unit_gaussian};
 
 #[test]
 fn param_shapes_are_pytorch_state_dict() {
-    let cfg = VaeConfig { latent: 20, hidden: 400 };
+    let cfg = ModelConfig::vae(20, 400);
     let got = cfg.param_shapes();
     let want: Vec<(String, Vec<usize>)> = [
         ("fc1.weight", vec![400, 784]),
@@ -28,21 +29,21 @@ fn param_shapes_are_pytorch_state_dict() {
     .map(|(n, s)| (n.to_string(), s))
     .collect();
     assert_eq!(got, want);
-    assert_eq!(VaeConfig::default(), cfg);
+    assert_eq!(Kind::Vae.default_config(), cfg);
     // Parameter count of PyTorch's examples/vae model.
     let total: usize = got.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
     assert_eq!(total, 652_824);
     // Other sizes follow.
-    let small = VaeConfig { latent: 2, hidden: 7 }.param_shapes();
+    let small = ModelConfig::vae(2, 7).param_shapes();
     assert_eq!(small[2], ("fc21.weight".to_string(), vec![2, 7]));
     assert_eq!(small[6], ("fc3.weight".to_string(), vec![7, 2]));
-    assert!(VaeConfig { latent: 0, hidden: 400 }.validate().is_err());
-    assert!(Lab::fresh(VaeConfig { latent: 20, hidden: 0 }, 1).is_err());
+    assert!(ModelConfig::vae(0, 400).validate().is_err());
+    assert!(Lab::fresh(ModelConfig::vae(20, 0), 1).is_err());
 }
 
 #[test]
 fn saved_file_has_pytorch_names_shapes_metadata_and_init() {
-    let cfg = VaeConfig { latent: 20, hidden: 400 };
+    let cfg = ModelConfig::vae(20, 400);
     let bytes = Lab::fresh(cfg, 7).unwrap().save().unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
@@ -171,7 +172,7 @@ fn bce_with_logits_matches_definition_and_stays_finite() {
 }
 
 fn interp_lab() -> (Lab, Vec<f32>, Vec<f32>) {
-    let lab = Lab::fresh(VaeConfig { latent: 20, hidden: 400 }, 3).unwrap();
+    let lab = Lab::fresh(ModelConfig::vae(20, 400), 3).unwrap();
     let mut rng = Rng::new(11);
     let z_a = rng.vec(20, -2.0, 2.0);
     let z_b = rng.vec(20, -2.0, 2.0);
@@ -186,12 +187,12 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn interpolate_frames_shape_range_and_path() {
     let (lab, z_a, z_b) = interp_lab();
-    let a = lab.sample(&z_a).unwrap();
-    let b = lab.sample(&z_b).unwrap();
+    let a = lab.sample(&z_a, None).unwrap();
+    let b = lab.sample(&z_b, None).unwrap();
     assert_eq!(a.len(), 784);
     assert!(max_diff(&a, &b) > 0.01, "different z must give different images");
     for steps in [2usize, 7, 64] {
-        let frames = lab.interpolate(&z_a, &z_b, steps).unwrap();
+        let frames = lab.interpolate(&z_a, &z_b, steps, None).unwrap();
         assert_eq!(frames.len(), steps * 784);
         assert!(frames.iter().all(|p| (0.0..=1.0).contains(p)), "pixels outside [0, 1]");
         assert!(max_diff(&frames[..784], &a) < 1e-6, "steps {steps}: first frame is sample(z_a)");
@@ -199,7 +200,7 @@ fn interpolate_frames_shape_range_and_path() {
         // Every frame is the decoded point (1 − t)·z_a + t·z_b; the middle one of 7 is the midpoint.
         if steps == 7 {
             let mid: Vec<f32> = z_a.iter().zip(&z_b).map(|(a, b)| 0.5 * a + 0.5 * b).collect();
-            let m = lab.sample(&mid).unwrap();
+            let m = lab.sample(&mid, None).unwrap();
             let d = max_diff(&frames[3 * 784..4 * 784], &m);
             assert!(d < 1e-5, "middle frame differs from sample(midpoint) by {d}");
         }
@@ -211,10 +212,10 @@ fn interpolate_frames_shape_range_and_path() {
 #[test]
 fn interpolate_ends_equal_samples_bitwise() {
     let (lab, z_a, z_b) = interp_lab();
-    let a = lab.sample(&z_a).unwrap();
-    let b = lab.sample(&z_b).unwrap();
+    let a = lab.sample(&z_a, None).unwrap();
+    let b = lab.sample(&z_b, None).unwrap();
     for steps in [2usize, 7, 64] {
-        let frames = lab.interpolate(&z_a, &z_b, steps).unwrap();
+        let frames = lab.interpolate(&z_a, &z_b, steps, None).unwrap();
         assert_eq!(frames.len(), steps * 784);
         let first_ok = bits(&frames[..784]) == bits(&a);
         let last_ok = bits(&frames[(steps - 1) * 784..]) == bits(&b);
@@ -222,7 +223,7 @@ fn interpolate_ends_equal_samples_bitwise() {
         for k in 0..steps {
             let t = k as f32 / (steps - 1) as f32;
             let z: Vec<f32> = z_a.iter().zip(&z_b).map(|(a, b)| (1.0 - t) * a + t * b).collect();
-            let want = lab.sample(&z).unwrap();
+            let want = lab.sample(&z, None).unwrap();
             assert_eq!(bits(&frames[k * 784..(k + 1) * 784]), bits(&want), "steps {steps}: frame {k}");
         }
         assert!(
@@ -238,12 +239,12 @@ fn interpolate_ends_equal_samples_bitwise() {
 #[test]
 fn sample_batches_rows_independently() {
     // n latent vectors in one call give the same images as one call each (to float tolerance).
-    let lab = Lab::fresh(VaeConfig { latent: 5, hidden: 32 }, 4).unwrap();
+    let lab = Lab::fresh(ModelConfig::vae(5, 32), 4).unwrap();
     let z = Rng::new(5).vec(5 * 9, -3.0, 3.0);
-    let all = lab.sample(&z).unwrap();
+    let all = lab.sample(&z, None).unwrap();
     assert_eq!(all.len(), 9 * 784);
     for r in 0..9 {
-        let one = lab.sample(&z[r * 5..(r + 1) * 5]).unwrap();
+        let one = lab.sample(&z[r * 5..(r + 1) * 5], None).unwrap();
         let d = one.iter().zip(&all[r * 784..(r + 1) * 784]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(d < 1e-6, "row {r} differs by {d}");
     }

@@ -4,7 +4,7 @@ mod common;
 
 use latent_lab::lab::Lab;
 use latent_lab::train::LossParts;
-use latent_lab::vae::VaeConfig;
+use latent_lab::model::ModelConfig;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -15,7 +15,7 @@ fn path(latent: usize) -> PathBuf {
 
 struct Shipped {
     meta: HashMap<String, String>,
-    cfg: VaeConfig,
+    cfg: ModelConfig,
     test: LossParts,
 }
 
@@ -44,7 +44,7 @@ fn shipped(latent: usize) -> &'static Shipped {
 
 fn check_quality(latent: usize, max_loss: f32) {
     let s = shipped(latent);
-    assert_eq!(s.cfg, VaeConfig { latent, hidden: 400 });
+    assert_eq!(s.cfg, ModelConfig::vae(latent, 400));
     assert_eq!(s.meta.get("latent").map(String::as_str), Some(latent.to_string().as_str()));
     assert_eq!(s.meta.get("hidden").map(String::as_str), Some("400"));
     assert_eq!(s.meta.get("kind").map(String::as_str), Some("vae"));
@@ -103,7 +103,7 @@ fn shipped_z2_decodes_a_grid_of_digits() {
             z.extend([-2.0 + i as f32, -2.0 + j as f32]);
         }
     }
-    let imgs = lab.sample(&z).unwrap();
+    let imgs = lab.sample(&z, None).unwrap();
     assert_eq!(imgs.len(), 25 * 784);
     for (k, img) in imgs.chunks(784).enumerate() {
         let ink: f32 = img.iter().sum::<f32>() / 784.0;

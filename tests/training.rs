@@ -5,10 +5,18 @@ mod common;
 
 use common::{bits, expect_err};
 use latent_lab::lab::Lab;
-use latent_lab::train::LossParts;
-use latent_lab::vae::VaeConfig;
+use latent_lab::train::{LossParts, StepLosses, StepStats};
+use latent_lab::model::ModelConfig;
 
-const CFG: VaeConfig = VaeConfig { latent: 20, hidden: 400 };
+const CFG: ModelConfig = ModelConfig::vae(20, 400);
+
+/// The VAE losses of a step (every model in this file is a VAE).
+fn vae_parts(s: &StepStats) -> LossParts {
+    match s.losses {
+        StepLosses::Vae(p) => p,
+        other => panic!("a VAE step reported {other:?}"),
+    }
+}
 
 fn mean(v: &[LossParts]) -> f64 {
     v.iter().map(|p| p.loss as f64).sum::<f64>() / v.len() as f64
@@ -26,9 +34,10 @@ fn three_hundred_steps_lower_the_loss() {
     for i in 0..300 {
         let s = lab.train_step().unwrap();
         assert_eq!(s.step, i + 1);
-        assert!(s.parts.loss.is_finite() && s.parts.bce > 0.0 && s.parts.kl >= 0.0, "step {i}: {:?}", s.parts);
-        assert!((s.parts.loss - (s.parts.bce + s.parts.kl)).abs() <= 1e-3 * s.parts.loss, "loss = bce + kl");
-        losses.push(s.parts);
+        let p = vae_parts(&s);
+        assert!(p.loss.is_finite() && p.bce > 0.0 && p.kl >= 0.0, "step {i}: {p:?}");
+        assert!((p.loss - (p.bce + p.kl)).abs() <= 1e-3 * p.loss, "loss = bce + kl");
+        losses.push(p);
     }
     let first = mean(&losses[..20]);
     let last = mean(&losses[280..]);
@@ -60,7 +69,7 @@ fn training_steps_are_reproducible_from_the_seed() {
     let run = |seed: u64| {
         let mut lab = Lab::fresh(CFG, seed).unwrap();
         lab.set_dataset(data.clone());
-        let losses: Vec<u32> = (0..5).map(|_| lab.train_step().unwrap().parts.loss.to_bits()).collect();
+        let losses: Vec<u32> = (0..5).map(|_| vae_parts(&lab.train_step().unwrap()).loss.to_bits()).collect();
         (losses, lab.save().unwrap())
     };
     let (a, wa) = run(42);
@@ -84,7 +93,7 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
     let msg = loop {
         assert!(ok_steps < 300, "300 steps at learning rate 1.0 did not diverge");
         let before = lab.save().unwrap();
-        let sample_before = lab.sample(&z);
+        let sample_before = lab.sample(&z, None);
         match lab.train_step() {
             Ok(s) => {
                 ok_steps += 1;
@@ -96,7 +105,7 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
                 assert!(before == after, "the failing step changed the saved file");
                 assert_eq!(lab.trainer().steps(), ok_steps, "a failed step is not counted");
                 // sample() still works, and gives what it gave before the failing step.
-                let s = lab.sample(&z).unwrap();
+                let s = lab.sample(&z, None).unwrap();
                 assert!(s.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p)));
                 if let Ok(prev) = sample_before {
                     assert_eq!(bits(&prev), bits(&s));
@@ -112,7 +121,7 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
     // it either succeeds with a finite loss or reports divergence again.
     lab.trainer_mut().set_learning_rate(1e-3).unwrap();
     match lab.train_step() {
-        Ok(s) => assert!(s.parts.loss.is_finite()),
+        Ok(s) => assert!(vae_parts(&s).loss.is_finite()),
         Err(e) => {
             expect_err::<()>(Err(e), &["diverged"]);
         }

@@ -5,10 +5,10 @@ mod common;
 
 use common::{bits, expect_err, read_metadata, read_tensors, write_safetensors, Rng};
 use latent_lab::lab::Lab;
-use latent_lab::vae::VaeConfig;
+use latent_lab::model::ModelConfig;
 use std::collections::HashMap;
 
-const CFG: VaeConfig = VaeConfig { latent: 20, hidden: 400 };
+const CFG: ModelConfig = ModelConfig::vae(20, 400);
 
 #[test]
 fn safetensors_round_trip_is_bit_exact() {
@@ -39,12 +39,12 @@ fn safetensors_round_trip_is_bit_exact() {
     assert_eq!(meta.get("epochs").map(String::as_str), Some("0.75"), "3 steps × 128 examples of a 512-example set");
 
     let z = Rng::new(9).vec(20 * 5, -3.0, 3.0);
-    assert_eq!(bits(&lab.sample(&z).unwrap()), bits(&loaded.sample(&z).unwrap()));
-    assert_eq!(bits(&lab.sample(&z[..20]).unwrap()), bits(&loaded.sample(&z[..20]).unwrap()));
+    assert_eq!(bits(&lab.sample(&z, None).unwrap()), bits(&loaded.sample(&z, None).unwrap()));
+    assert_eq!(bits(&lab.sample(&z[..20], None).unwrap()), bits(&loaded.sample(&z[..20], None).unwrap()));
     let mut px = Vec::new();
     common::mnist().test.image_f32(0, &mut px);
-    let (mu_a, lv_a) = lab.encode(&px).unwrap();
-    let (mu_b, lv_b) = loaded.encode(&px).unwrap();
+    let (mu_a, lv_a) = lab.encode(&px, None).unwrap();
+    let (mu_b, lv_b) = loaded.encode(&px, None).unwrap();
     assert_eq!((bits(&mu_a), bits(&lv_a)), (bits(&mu_b), bits(&lv_b)));
 }
 
@@ -88,7 +88,7 @@ fn relu(v: Vec<f64>) -> Vec<f64> {
 
 #[test]
 fn pytorch_state_dict_without_metadata_loads() {
-    let cfg = VaeConfig { latent: 3, hidden: 16 };
+    let cfg = ModelConfig::vae(3, 16);
     let sd = random_sd(&cfg, 77);
     let bytes = write_safetensors(&sd, None);
     assert!(read_metadata(&bytes).is_empty(), "written without metadata, as save_file(state_dict) does");
@@ -102,7 +102,7 @@ fn pytorch_state_dict_without_metadata_loads() {
     // The weights are used in PyTorch's layout: decode and encode match a hand-written forward pass.
     let t: HashMap<&str, &Vec<f32>> = sd.iter().map(|(n, _, v)| (n.as_str(), v)).collect();
     let z = [0.7f32, -1.2, 0.3];
-    let got = lab.sample(&z).unwrap();
+    let got = lab.sample(&z, None).unwrap();
     let zf: Vec<f64> = z.iter().map(|&v| v as f64).collect();
     let h = relu(linear(t["fc3.weight"], t["fc3.bias"], &zf));
     let logits = linear(t["fc4.weight"], t["fc4.bias"], &h);
@@ -112,7 +112,7 @@ fn pytorch_state_dict_without_metadata_loads() {
         assert!((*g as f64 - want).abs() < 1e-5, "pixel {i}: {g} vs {want}");
     }
     let x: Vec<f32> = Rng::new(3).vec(784, 0.0, 1.0);
-    let (mu, logvar) = lab.encode(&x).unwrap();
+    let (mu, logvar) = lab.encode(&x, None).unwrap();
     let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let h = relu(linear(t["fc1.weight"], t["fc1.bias"], &xf));
     let want_mu = linear(t["fc21.weight"], t["fc21.bias"], &h);
@@ -140,7 +140,7 @@ fn pytorch_state_dict_without_metadata_loads() {
     assert_eq!(lab.metadata().get("format").map(String::as_str), Some("pt"));
 }
 
-fn random_sd(cfg: &VaeConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+fn random_sd(cfg: &ModelConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     common::random_state_dict(cfg, seed, 0.1)
 }
 
@@ -241,75 +241,75 @@ fn bad_weights_files_are_rejected() {
 fn bad_calls_are_errors_and_leave_the_lab_working() {
     let lab = Lab::fresh(CFG, 4).unwrap();
     let z = Rng::new(8).vec(20 * 3, -2.0, 2.0);
-    let reference = bits(&lab.sample(&z).unwrap());
+    let reference = bits(&lab.sample(&z, None).unwrap());
     let still_fine = |lab: &Lab| {
-        let s = lab.sample(&z).unwrap();
+        let s = lab.sample(&z, None).unwrap();
         assert!(s.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p)));
         assert_eq!(bits(&s), reference, "the lab changed after an error");
     };
 
     // sample
-    expect_err(lab.sample(&z[..19]), &["19 values", "latent size (20)"]);
+    expect_err(lab.sample(&z[..19], None), &["19 values", "latent size (20)"]);
     still_fine(&lab);
-    expect_err(lab.sample(&z[..41]), &["41 values", "latent size (20)"]);
+    expect_err(lab.sample(&z[..41], None), &["41 values", "latent size (20)"]);
     still_fine(&lab);
-    expect_err(lab.sample(&[]), &["no latent vectors"]);
+    expect_err(lab.sample(&[], None), &["no latent vectors"]);
     still_fine(&lab);
     let mut nan = z.clone();
     nan[25] = f32::NAN;
-    expect_err(lab.sample(&nan), &["value 25 is NaN", "not a finite number"]);
+    expect_err(lab.sample(&nan, None), &["value 25 is NaN", "not a finite number"]);
     still_fine(&lab);
     let mut inf = z.clone();
     inf[0] = f32::INFINITY;
-    expect_err(lab.sample(&inf), &["value 0 is inf"]);
+    expect_err(lab.sample(&inf, None), &["value 0 is inf"]);
     still_fine(&lab);
-    expect_err(lab.sample(&vec![0.0; 20 * 10_001]), &["10001", "at most 10000"]);
+    expect_err(lab.sample(&vec![0.0; 20 * 10_001], None), &["10001", "at most 10000"]);
     still_fine(&lab);
 
     // interpolate
     let (a, b) = (&z[..20], &z[20..40]);
-    assert_eq!(lab.interpolate(a, b, 2).unwrap().len(), 2 * 784);
-    expect_err(lab.interpolate(&z[..19], b, 5), &["z_a has 19 values", "latent size is 20"]);
+    assert_eq!(lab.interpolate(a, b, 2, None).unwrap().len(), 2 * 784);
+    expect_err(lab.interpolate(&z[..19], b, 5, None), &["z_a has 19 values", "latent size is 20"]);
     still_fine(&lab);
-    expect_err(lab.interpolate(a, &z[..21], 5), &["z_b has 21 values", "latent size is 20"]);
+    expect_err(lab.interpolate(a, &z[..21], 5, None), &["z_b has 21 values", "latent size is 20"]);
     still_fine(&lab);
     for steps in [0usize, 1, 1001] {
-        expect_err(lab.interpolate(a, b, steps), &[&format!("steps {steps} is outside 2..=1000")]);
+        expect_err(lab.interpolate(a, b, steps, None), &[&format!("steps {steps} is outside 2..=1000")]);
         still_fine(&lab);
     }
     let mut nan_b = b.to_vec();
     nan_b[3] = f32::NAN;
-    expect_err(lab.interpolate(a, &nan_b, 4), &["not a finite number"]);
+    expect_err(lab.interpolate(a, &nan_b, 4, None), &["not a finite number"]);
     still_fine(&lab);
 
     // encode
     let mut px = Vec::new();
     common::mnist().test.image_f32(0, &mut px);
-    let (mu, logvar) = lab.encode(&px).unwrap();
+    let (mu, logvar) = lab.encode(&px, None).unwrap();
     assert_eq!((mu.len(), logvar.len()), (20, 20));
-    expect_err(lab.encode(&px[..783]), &["783 values", "784 pixels"]);
+    expect_err(lab.encode(&px[..783], None), &["783 values", "784 pixels"]);
     still_fine(&lab);
     let mut two = px.clone();
     two.extend_from_slice(&px);
     two.push(0.0);
-    expect_err(lab.encode(&two), &["1569 values", "784 pixels"]);
+    expect_err(lab.encode(&two, None), &["1569 values", "784 pixels"]);
     still_fine(&lab);
     let mut bright = px.clone();
     bright[100] = 255.0; // bytes, not scaled
-    expect_err(lab.encode(&bright), &["pixel 100 is 255", "[0, 1]"]);
+    expect_err(lab.encode(&bright, None), &["pixel 100 is 255", "[0, 1]"]);
     still_fine(&lab);
     let mut neg = px.clone();
     neg[5] = -0.01;
-    expect_err(lab.encode(&neg), &["pixel 5 is -0.01", "[0, 1]"]);
+    expect_err(lab.encode(&neg, None), &["pixel 5 is -0.01", "[0, 1]"]);
     still_fine(&lab);
     let mut nan_px = px.clone();
     nan_px[9] = f32::NAN;
-    expect_err(lab.encode(&nan_px), &["value 9 is NaN"]);
+    expect_err(lab.encode(&nan_px, None), &["value 9 is NaN"]);
     still_fine(&lab);
-    expect_err(lab.encode(&[]), &["no images"]);
+    expect_err(lab.encode(&[], None), &["no images"]);
     still_fine(&lab);
     // encode still gives the same answer after all that.
-    let (mu2, logvar2) = lab.encode(&px).unwrap();
+    let (mu2, logvar2) = lab.encode(&px, None).unwrap();
     assert_eq!((bits(&mu), bits(&logvar)), (bits(&mu2), bits(&logvar2)));
 
     // Training with no data is an error, not a panic, and changes nothing.

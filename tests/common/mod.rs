@@ -111,7 +111,7 @@ pub fn read_metadata(bytes: &[u8]) -> HashMap<String, String> {
 
 /// Random weights for every parameter of `cfg`, PyTorch-named.
 pub fn random_state_dict(
-    cfg: &latent_lab::vae::VaeConfig,
+    cfg: &latent_lab::model::ModelConfig,
     seed: u64,
     scale: f32,
 ) -> Vec<(String, Vec<usize>, Vec<f32>)> {

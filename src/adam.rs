@@ -1,0 +1,127 @@
+//! Adam, in two halves: `propose` computes the next parameters and moments without touching the
+//! model, `commit` writes them. A GAN step needs both networks' updates checked before either is
+//! applied (a step that fails must leave the weights as they were), and the generator's half needs
+//! the discriminator's proposed weights.
+//!
+//! Per parameter θ with gradient g, at step t (from 1):
+//!   m ← β1·m + (1 − β1)·g          v ← β2·v + (1 − β2)·g²
+//!   θ ← θ − lr · (m / (1 − β1ᵗ)) / (√(v / (1 − β2ᵗ)) + ε)
+//! The tensor operations are those of candle-nn's `AdamW` with no weight decay, in the same order,
+//! so the results are the same to the bit.
+
+use anyhow::{anyhow, Result};
+use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_nn::VarMap;
+use std::collections::HashMap;
+
+pub struct Adam {
+    params: Vec<Param>,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    /// Steps committed so far.
+    t: u64,
+}
+
+struct Param {
+    name: String,
+    theta: Var,
+    m: Tensor,
+    v: Tensor,
+}
+
+/// The next values of every parameter that had a gradient, not yet written.
+pub struct AdamUpdate {
+    t: u64,
+    next: Vec<Option<(Tensor, Tensor, Tensor)>>,
+}
+
+impl Adam {
+    /// Adam over the named variables (ε = 1e-8).
+    pub fn new(named: Vec<(String, Var)>, beta1: f64, beta2: f64) -> Result<Self> {
+        let params = named
+            .into_iter()
+            .map(|(name, theta)| {
+                let m = theta.as_tensor().zeros_like()?;
+                let v = m.clone();
+                Ok(Param { name, theta, m, v })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { params, beta1, beta2, eps: 1e-8, t: 0 })
+    }
+
+    /// The variables of `varmap` whose names start with `prefix`, sorted by name.
+    pub fn vars_under(varmap: &VarMap, prefix: &str) -> Result<Vec<(String, Var)>> {
+        let data = varmap.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        let mut named: Vec<(String, Var)> =
+            data.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, v)| (n.clone(), v.clone())).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
+    }
+
+    /// Σ g² over this optimiser's parameters, in f64 so a sum of large finite squares cannot overflow.
+    pub fn grad_sq_norm(&self, grads: &GradStore) -> Result<f64> {
+        let mut sum = 0f64;
+        for p in &self.params {
+            if let Some(g) = grads.get(&p.theta) {
+                sum += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        Ok(sum)
+    }
+
+    pub fn propose(&self, grads: &GradStore, lr: f64) -> Result<AdamUpdate> {
+        let t = self.t + 1;
+        let (beta1, beta2) = (self.beta1, self.beta2);
+        let scale_m = 1f64 / (1f64 - beta1.powi(t as i32));
+        let scale_v = 1f64 / (1f64 - beta2.powi(t as i32));
+        let mut next = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            let Some(g) = grads.get(&p.theta) else {
+                next.push(None);
+                continue;
+            };
+            let next_m = ((&p.m * beta1)? + (g * (1.0 - beta1))?)?;
+            let next_v = ((&p.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+            let m_hat = (&next_m * scale_m)?;
+            let v_hat = (&next_v * scale_v)?;
+            // candle's AdamW multiplies by (1 − lr·weight_decay) here; with no decay that is × 1.
+            let theta = (p.theta.as_tensor() * 1f64)?;
+            let adjusted_grad = (m_hat / (v_hat.sqrt()? + self.eps)?)?;
+            let next_theta = (theta - (adjusted_grad * lr)?)?;
+            // Detached: the new values must not hold on to this step's graph (the gradients carry
+            // it), or every step would keep every earlier step's tensors alive.
+            next.push(Some((next_theta.detach(), next_m.detach(), next_v.detach())));
+        }
+        Ok(AdamUpdate { t, next })
+    }
+
+    /// The parameters as they would be after `update`, by name (unchanged ones as they are).
+    pub fn proposed_params(&self, update: &AdamUpdate) -> HashMap<String, Tensor> {
+        self.params
+            .iter()
+            .zip(&update.next)
+            .map(|(p, n)| {
+                let t = n.as_ref().map_or_else(|| p.theta.as_tensor().clone(), |(theta, _, _)| theta.clone());
+                (p.name.clone(), t)
+            })
+            .collect()
+    }
+
+    pub fn commit(&mut self, update: AdamUpdate) -> Result<()> {
+        for (p, n) in self.params.iter_mut().zip(update.next) {
+            if let Some((theta, m, v)) = n {
+                p.theta.set(&theta)?;
+                p.m = m;
+                p.v = v;
+            }
+        }
+        self.t = update.t;
+        Ok(())
+    }
+
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let update = self.propose(grads, lr)?;
+        self.commit(update)
+    }
+}

@@ -1,0 +1,153 @@
+//! A small MLP GAN on MNIST, as the tutorials build it.
+//!
+//! generator:     z [n, 64] → fc1 → LeakyReLU(0.2) → [n, 256] → fc2 → LeakyReLU(0.2) → [n, 512]
+//!                → fc3 → sigmoid → images [n, 784] in [0, 1]
+//! discriminator: 2x − 1 [n, 784] → fc1 → LeakyReLU(0.2) → [n, 512] → fc2 → LeakyReLU(0.2) → [n, 256]
+//!                → fc3 → logit [n, 1]   (D(x) = sigmoid(logit), the probability x is real)
+//!
+//! While training, dropout (p = 0.3) follows each of the discriminator's hidden layers, as in the
+//! tutorials' vanilla GAN: without it this discriminator wins within an epoch and the generator
+//! collapses onto one pattern. The masks come from a seeded generator, so runs repeat exactly.
+//!
+//! Losses, with BCE on logits (softplus(l) = log(1 + eᶫ)):
+//!   discriminator: BCE(D(x), 1) + BCE(D(G(z)), 0) = softplus(−l_real) + softplus(l_fake)
+//!   generator (non-saturating): BCE(D(G(z)), 1) = softplus(−l_fake)
+//!
+//! The conditional GAN (`cgan`) joins the one-hot label y [n, 10] to z and to the discriminator's
+//! input, and its discriminator also learns that a real digit with a wrong label is fake.
+
+use crate::mnist::IMAGE_PIXELS;
+use crate::model::{with_label, ModelConfig};
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use rand::{rngs::StdRng, Rng};
+
+const LEAK: f64 = 0.2;
+/// The probability that dropout zeroes a discriminator unit while training.
+pub const DROPOUT: f64 = 0.3;
+
+/// LeakyReLU(x) = max(x, 0.2·x)
+fn leaky_relu(x: &Tensor) -> Result<Tensor> {
+    Ok(x.maximum(&(x * LEAK)?)?)
+}
+
+/// softplus(l) = log(1 + eᶫ) = max(l, 0) + log(1 + e^−|l|), the stable form.
+pub fn softplus(l: &Tensor) -> Result<Tensor> {
+    Ok((l.relu()? + (l.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+}
+
+#[derive(Clone, Debug)]
+pub struct Generator {
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+}
+
+impl Generator {
+    pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let (l, h, c) = (cfg.latent, cfg.hidden, cfg.kind.label_width());
+        Ok(Self {
+            fc1: candle_nn::linear(l + c, h, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(h, 2 * h, vb.pp("fc2"))?,
+            fc3: candle_nn::linear(2 * h, IMAGE_PIXELS, vb.pp("fc3"))?,
+        })
+    }
+
+    /// z [n, latent], y [n, 10] for a cGAN → images [n, 784] in [0, 1]
+    pub fn forward(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+        let h = leaky_relu(&self.fc1.forward(&with_label(z, y)?)?)?;
+        let h = leaky_relu(&self.fc2.forward(&h)?)?;
+        Ok(candle_nn::ops::sigmoid(&self.fc3.forward(&h)?)?)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Discriminator {
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+}
+
+impl Discriminator {
+    pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, c) = (cfg.hidden, cfg.kind.label_width());
+        Ok(Self {
+            fc1: candle_nn::linear(IMAGE_PIXELS + c, 2 * h, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(2 * h, h, vb.pp("fc2"))?,
+            fc3: candle_nn::linear(h, 1, vb.pp("fc3"))?,
+        })
+    }
+
+    /// x [n, 784] in [0, 1], y [n, 10] for a cGAN → logits [n] (positive: judged real). With
+    /// `dropout` (training), each hidden layer is multiplied by its mask.
+    pub fn forward(&self, x: &Tensor, y: Option<&Tensor>, dropout: Option<&DropoutMasks>) -> Result<Tensor> {
+        // Pixels enter centred, 2x − 1 in [−1, 1], as the tutorials normalise MNIST for their
+        // tanh generators (sigmoid·2 − 1 is tanh(·/2), so this is that pipeline exactly).
+        let x = x.affine(2.0, -1.0)?;
+        let mut h = leaky_relu(&self.fc1.forward(&with_label(&x, y)?)?)?;
+        if let Some(m) = dropout {
+            h = (h * &m.h1)?;
+        }
+        let mut h = leaky_relu(&self.fc2.forward(&h)?)?;
+        if let Some(m) = dropout {
+            h = (h * &m.h2)?;
+        }
+        Ok(self.fc3.forward(&h)?.squeeze(1)?)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Gan {
+    pub cfg: ModelConfig,
+    pub generator: Generator,
+    pub discriminator: Discriminator,
+}
+
+impl Gan {
+    pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            cfg,
+            generator: Generator::new(cfg, vb.pp("generator"))?,
+            discriminator: Discriminator::new(cfg, vb.pp("discriminator"))?,
+        })
+    }
+}
+
+/// Inverted-dropout masks for the discriminator's hidden layers, [n, 2·hidden] and [n, hidden]:
+/// each entry 0 with probability p, else 1/(1 − p), so a layer's expected value is unchanged.
+pub struct DropoutMasks {
+    pub h1: Tensor,
+    pub h2: Tensor,
+}
+
+impl DropoutMasks {
+    pub fn draw(rng: &mut StdRng, n: usize, hidden: usize, device: &Device) -> Result<Self> {
+        let keep = (1.0 / (1.0 - DROPOUT)) as f32;
+        let mut mask = |width: usize| -> Result<Tensor> {
+            let v: Vec<f32> = (0..n * width).map(|_| if rng.random::<f64>() < DROPOUT { 0.0 } else { keep }).collect();
+            Ok(Tensor::from_vec(v, (n, width), device)?)
+        };
+        Ok(Self { h1: mask(2 * hidden)?, h2: mask(hidden)? })
+    }
+}
+
+/// The discriminator's loss, averaged over the batch: mean softplus(−l_real) + mean softplus(l_fake).
+pub fn discriminator_loss(real_logits: &Tensor, fake_logits: &Tensor) -> Result<Tensor> {
+    Ok((softplus(&real_logits.neg()?)?.mean_all()? + softplus(fake_logits)?.mean_all()?)?)
+}
+
+/// The conditional discriminator's loss ("matching-aware", Reed et al. 2016): real digits with
+/// their labels are real; generated digits, and real digits shown with a wrong label, are fake:
+/// mean softplus(−l_real) + ½ (mean softplus(l_fake) + mean softplus(l_mismatched)).
+/// Without the mismatched pairs the discriminator can win on realism alone, and the generator
+/// learns to ignore the label.
+pub fn conditional_discriminator_loss(real_logits: &Tensor, fake_logits: &Tensor, mismatched_logits: &Tensor) -> Result<Tensor> {
+    let fake_part = ((softplus(fake_logits)?.mean_all()? + softplus(mismatched_logits)?.mean_all()?)? * 0.5)?;
+    Ok((softplus(&real_logits.neg()?)?.mean_all()? + fake_part)?)
+}
+
+/// The non-saturating generator loss, averaged over the batch: mean softplus(−l_fake).
+pub fn generator_loss(fake_logits: &Tensor) -> Result<Tensor> {
+    Ok(softplus(&fake_logits.neg()?)?.mean_all()?)
+}

@@ -1,0 +1,190 @@
+//! The quality yardstick: the metrics against closed forms, the shipped classifier's accuracy,
+//! the shipped generative models' bars, and the README's table against the `eval` command.
+
+mod common;
+
+use candle_core::Device;
+use latent_lab::classifier::{ClassifierModel, FEATURES};
+use latent_lab::lab::Lab;
+use latent_lab::metrics::{class_entropy, frechet_distance, measure_samples, reference_features, symmetric_eigen, Gaussian, SampleQuality};
+use latent_lab::model::Kind;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+fn weights(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/weights").join(file)
+}
+
+#[test]
+fn symmetric_eigen_reconstructs_the_matrix() {
+    let d = 6;
+    let mut rng = common::Rng::new(3);
+    let b: Vec<f64> = rng.vec(d * d, -1.0, 1.0).into_iter().map(f64::from).collect();
+    // A = B Bᵀ is symmetric positive semi-definite.
+    let mut a = vec![0f64; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            a[i * d + j] = (0..d).map(|k| b[i * d + k] * b[j * d + k]).sum();
+        }
+    }
+    let (values, v) = symmetric_eigen(&a, d);
+    for i in 0..d {
+        for j in 0..d {
+            let r: f64 = (0..d).map(|k| v[i * d + k] * values[k] * v[j * d + k]).sum();
+            assert!((r - a[i * d + j]).abs() < 1e-9, "V Λ Vᵀ differs from A at ({i}, {j}): {r} vs {}", a[i * d + j]);
+        }
+    }
+    assert!(values.iter().all(|&l| l > -1e-9), "eigenvalues of B Bᵀ must be ≥ 0: {values:?}");
+    let trace: f64 = (0..d).map(|i| a[i * d + i]).sum();
+    assert!((values.iter().sum::<f64>() - trace).abs() < 1e-9);
+}
+
+#[test]
+fn frechet_distance_matches_closed_forms() {
+    // Two diagonal Gaussians: FD = ‖μ₁ − μ₂‖² + Σ (σ₁ − σ₂)².
+    let d = 3;
+    let g = |mean: [f64; 3], sd: [f64; 3]| {
+        let mut cov = vec![0f64; d * d];
+        (0..d).for_each(|i| cov[i * d + i] = sd[i] * sd[i]);
+        Gaussian { mean: mean.to_vec(), cov }
+    };
+    let a = g([0.0, 1.0, 2.0], [1.0, 2.0, 0.5]);
+    let b = g([1.0, 1.0, 0.0], [3.0, 2.0, 1.5]);
+    let want = 1.0 + 0.0 + 4.0 + 4.0 + 0.0 + 1.0;
+    let got = frechet_distance(&a, &b);
+    assert!((got - want).abs() < 1e-9, "FD {got}, want {want}");
+    assert!(frechet_distance(&a, &a).abs() < 1e-9);
+    // Fitting recovers mean and covariance: two points (0, 0) and (2, 4).
+    let fit = Gaussian::fit(&[0.0, 0.0, 2.0, 4.0], 2).unwrap();
+    assert_eq!(fit.mean, vec![1.0, 2.0]);
+    assert_eq!(fit.cov, vec![2.0, 4.0, 4.0, 8.0]);
+    assert!(Gaussian::fit(&[1.0, 2.0], 2).is_err(), "one sample has no covariance");
+}
+
+#[test]
+fn class_entropy_is_ln_10_for_even_digits_and_zero_for_one() {
+    assert!((class_entropy(&[5; 10]) - 10f64.ln()).abs() < 1e-12);
+    assert_eq!(class_entropy(&[0, 0, 7, 0, 0, 0, 0, 0, 0, 0]), 0.0);
+    assert!((class_entropy(&[1, 1, 0, 0, 0, 0, 0, 0, 0, 0]) - 2f64.ln()).abs() < 1e-12);
+}
+
+struct Yardstick {
+    classifier: ClassifierModel,
+    reference: Gaussian,
+}
+
+/// The shipped classifier and the test set's feature statistics, once per test binary.
+fn yardstick() -> &'static Yardstick {
+    static Y: OnceLock<Yardstick> = OnceLock::new();
+    Y.get_or_init(|| {
+        let p = weights("classifier.safetensors");
+        let bytes = std::fs::read(&p).unwrap_or_else(|e| {
+            panic!("{}: {e} (train it: cargo run --release --bin train -- classifier --epochs 5)", p.display())
+        });
+        let classifier = ClassifierModel::load(&bytes, &Device::Cpu).unwrap();
+        let reference = reference_features(&classifier.net, &common::mnist().test, &Device::Cpu).unwrap();
+        Yardstick { classifier, reference }
+    })
+}
+
+/// A shipped generative model measured on 10,000 samples (seed 0, as `eval` does), once per file.
+fn measured(file: &str) -> &'static (Kind, SampleQuality) {
+    static CACHE: OnceLock<Mutex<HashMap<String, &'static (Kind, SampleQuality)>>> = OnceLock::new();
+    let y = yardstick();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    cache.entry(file.to_string()).or_insert_with(|| {
+        let lab = Lab::from_safetensors(&std::fs::read(weights(file)).unwrap()).unwrap();
+        let q = measure_samples(&lab, &y.classifier.net, &y.reference, 10_000, 0, &Device::Cpu).unwrap();
+        println!("{file}: {q:?}");
+        Box::leak(Box::new((lab.config().kind, q)))
+    })
+}
+
+#[test]
+fn shipped_classifier_reads_at_least_98_5_percent_of_test_digits() {
+    let y = yardstick();
+    let accuracy = y.classifier.accuracy(&common::mnist().test, &Device::Cpu).unwrap();
+    println!("classifier test accuracy {:.2}%", accuracy * 100.0);
+    assert!(accuracy >= 0.985, "test accuracy {:.2}% is below 98.5%", accuracy * 100.0);
+    assert_eq!(y.classifier.meta.get("test_accuracy").map(String::as_str), Some(format!("{accuracy:.4}").as_str()));
+    assert_eq!(y.reference.dim(), FEATURES);
+    // Real test digits against their own statistics: distance 0; the training digits: small.
+    let train = common::mnist().train.take(10_000);
+    let train_ref = reference_features(&y.classifier.net, &train, &Device::Cpu).unwrap();
+    assert!(frechet_distance(&y.reference, &y.reference).abs() < 1e-6);
+    let fd = frechet_distance(&train_ref, &y.reference);
+    assert!(fd > 0.0, "train and test digits are not identical sets");
+    for file in ["vae-z20.safetensors", "gan-z64.safetensors"] {
+        let generated = measured(file).1.frechet_distance;
+        assert!(fd < generated, "real training digits ({fd:.3}) should be closer to the test digits than {file}'s samples ({generated:.3})");
+    }
+}
+
+#[test]
+fn conditional_models_draw_the_digit_asked_for_at_least_90_percent_of_the_time() {
+    for file in ["cgan-z64.safetensors", "cvae-z2.safetensors"] {
+        let (kind, q) = measured(file);
+        assert!(kind.is_conditional(), "{file} is {kind:?}");
+        let accuracy = q.label_accuracy.unwrap();
+        assert!(accuracy >= 0.90, "{file}: {:.2}% of samples read as the digit asked for", accuracy * 100.0);
+    }
+}
+
+#[test]
+fn unconditional_gan_covers_the_digits() {
+    let (kind, q) = measured("gan-z64.safetensors");
+    assert_eq!(*kind, Kind::Gan);
+    assert!(q.label_accuracy.is_none());
+    let bar = 0.95 * 10f64.ln();
+    assert!(q.class_entropy >= bar, "class entropy {:.4} is below 0.95 × ln 10 = {bar:.4}; histogram {:?}", q.class_entropy, q.histogram);
+}
+
+/// The README's sample-quality table: (file, kind, FD, entropy, label accuracy) per row.
+fn readme_table() -> Vec<[String; 5]> {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    readme
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(".safetensors |"))
+        .filter_map(|l| {
+            let cells: Vec<String> = l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+            (cells.len() == 5 && cells[2].parse::<f64>().is_ok()).then(|| cells.try_into().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn readme_quality_table_is_what_eval_prints() {
+    let rows = readme_table();
+    let files: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    for shipped in ["vae-z20.safetensors", "vae-z2.safetensors", "cvae-z2.safetensors", "gan-z64.safetensors", "cgan-z64.safetensors"] {
+        assert!(files.contains(&shipped), "the README's quality table has no row for {shipped}: {files:?}");
+    }
+    // The real command, as the README tells a reader to run it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eval"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(files.iter().map(|f| format!("www/weights/{f}")))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    println!("{printed}");
+    for row in &rows {
+        let line = printed.lines().find(|l| l.starts_with(&format!("| {} |", row[0]))).unwrap_or_else(|| panic!("eval printed no row for {}", row[0]));
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert_eq!(cells[1], row[1], "{}: kind", row[0]);
+        // Matmul summation order can differ between CPUs (gemm picks kernels by CPU features), so
+        // the last printed digit may move; anything more is a different model or a changed metric.
+        let close = |a: &str, b: &str, tol: f64| {
+            let (a, b) = (a.trim_end_matches('%').parse::<f64>().unwrap(), b.trim_end_matches('%').parse::<f64>().unwrap());
+            (a - b).abs() <= tol
+        };
+        assert!(close(cells[2], &row[2], 0.05), "{}: README says Fréchet distance {}, eval prints {}", row[0], row[2], cells[2]);
+        assert!(close(cells[3], &row[3], 0.002), "{}: README says entropy {}, eval prints {}", row[0], row[3], cells[3]);
+        if row[4] == "—" {
+            assert_eq!(cells[4], "—", "{}", row[0]);
+        } else {
+            assert!(close(cells[4], &row[4], 0.05), "{}: README says {}, eval prints {}", row[0], row[4], cells[4]);
+        }
+    }
+}
