@@ -128,7 +128,8 @@ impl TrainBackend for CpuBackend {
     fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
         let n = batch.indices.len();
         let x = batch_images(batch.data, batch.indices, &self.device)?;
-        let y = batch_one_hot(&self.cfg, &batch.labels(), &self.device)?;
+        let labels = batch.labels();
+        let y = batch_one_hot(&self.cfg, &labels, &self.device)?;
         let noise = Tensor::from_slice(batch.noise, (n, self.cfg.latent), &self.device)?;
         match &mut self.model {
             CpuModel::Vae { vae, opt } => {
@@ -162,7 +163,7 @@ impl TrainBackend for CpuBackend {
                 let d_loss = if self.cfg.kind.is_conditional() {
                     // Each real digit shown once more with a label it is not (shifted by 1 to 9).
                     let wrong: Vec<u8> =
-                        batch.labels().iter().map(|&l| (l + dropout_rng.random_range(1..10u8)) % 10).collect();
+                        labels.iter().map(|&l| (l + dropout_rng.random_range(1..10u8)) % 10).collect();
                     let wrong = one_hot(&wrong, &self.device)?;
                     let drop = DropoutMasks::draw(dropout_rng, n, h, &self.device)?;
                     let mismatched_logits = gan.discriminator.forward(&x, Some(&wrong), Some(&drop))?;

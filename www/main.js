@@ -29,7 +29,6 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   models: new Map(), // key → { name, model: Model | null, loading: Promise<Model> | null, url }
-  classifier: null,
   current: null,
   digit: 0, // the digit conditional models draw
   sampleSeed: 1,
@@ -500,8 +499,7 @@ async function main() {
     state.view = restore.view;
     $(`${restore.view}-panel`).scrollIntoView({ block: 'start' });
   }
-  state.classifier = await classifier();
-  await setupCompare({ ensureModel, classifier: state.classifier, guard });
+  await setupCompare({ ensureModel, classifier: await classifier(), guard });
   document.body.dataset.compareReady = 'true';
 }
 
