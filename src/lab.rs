@@ -5,7 +5,7 @@ use crate::checkpoint::{self, Metadata};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
 use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer};
-use crate::vae::{bce_with_logits, kl_to_unit_gaussian};
+use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
 use anyhow::{bail, ensure, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -130,30 +130,31 @@ impl Lab {
         Ok(frames)
     }
 
-    /// Images, flattened [n, 784] in [0, 1] (and their digit labels for a cVAE) → posterior means
-    /// and log-variances, each [n, latent]. A GAN has no encoder.
-    pub fn encode(&self, images: &[f32], labels: Option<&[u8]>) -> Result<(Vec<f32>, Vec<f32>)> {
+    /// The VAE, the checked images x [n, 784] and labels y, and the posterior (μ, log σ²) of each
+    /// image: what `encode` and `reconstruct` share. `call` names the caller in the error a GAN gets.
+    fn posterior(&self, images: &[f32], labels: Option<&[u8]>, call: &str) -> Result<Posterior<'_>> {
         let Net::Vae(vae) = &self.net else {
-            bail!("a `{}` model has no encoder; encode works on vae and cvae models", self.cfg.kind.name());
+            bail!("a `{}` model has no encoder; {call} works on vae and cvae models", self.cfg.kind.name());
         };
         let n = count_images(images)?;
         let y = self.labels_for(labels, n, "images")?;
         let x = Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?;
         let (mu, logvar) = vae.encode(&x, y.as_ref())?;
-        Ok((mu.flatten_all()?.to_vec1()?, logvar.flatten_all()?.to_vec1()?))
+        Ok(Posterior { vae, x, y, mu, logvar })
+    }
+
+    /// Images, flattened [n, 784] in [0, 1] (and their digit labels for a cVAE) → posterior means
+    /// and log-variances, each [n, latent]. A GAN has no encoder.
+    pub fn encode(&self, images: &[f32], labels: Option<&[u8]>) -> Result<(Vec<f32>, Vec<f32>)> {
+        let p = self.posterior(images, labels, "encode")?;
+        Ok((p.mu.flatten_all()?.to_vec1()?, p.logvar.flatten_all()?.to_vec1()?))
     }
 
     /// Images [n, 784] (and their digit labels for a cVAE) → their reconstructions [n, 784],
     /// decoded from the posterior means, and each image's loss: BCE of that reconstruction plus
     /// the KL term (the training loss with the noise at zero, so the figure is repeatable).
     pub fn reconstruct(&self, images: &[f32], labels: Option<&[u8]>) -> Result<(Vec<f32>, Vec<f32>)> {
-        let Net::Vae(vae) = &self.net else {
-            bail!("a `{}` model has no encoder, so nothing to reconstruct with; reconstruct works on vae and cvae models", self.cfg.kind.name());
-        };
-        let n = count_images(images)?;
-        let y = self.labels_for(labels, n, "images")?;
-        let x = Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?;
-        let (mu, logvar) = vae.encode(&x, y.as_ref())?;
+        let Posterior { vae, x, y, mu, logvar } = self.posterior(images, labels, "reconstruct")?;
         let logits = vae.decode_logits(&mu, y.as_ref())?;
         let loss = (bce_with_logits(&logits, &x)?.sum(1)? + kl_to_unit_gaussian(&mu, &logvar)?)?;
         let recon = candle_nn::ops::sigmoid(&logits)?;
@@ -180,6 +181,15 @@ impl Lab {
     pub fn save(&self) -> Result<Vec<u8>> {
         checkpoint::save(&self.cfg, &self.params, &self.metadata())
     }
+}
+
+/// A VAE's encoding of checked images: see [`Lab::posterior`].
+struct Posterior<'a> {
+    vae: &'a Vae,
+    x: Tensor,
+    y: Option<Tensor>,
+    mu: Tensor,
+    logvar: Tensor,
 }
 
 /// How many rows of `width` values `values` holds, checking it is a whole, bounded, finite batch.
