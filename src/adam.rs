@@ -9,8 +9,9 @@
 //! The tensor operations are those of candle-nn's `AdamW` with no weight decay, in the same order,
 //! so the results are the same to the bit.
 
-use anyhow::{anyhow, Result};
-use candle_core::{backprop::GradStore, Tensor, Var};
+use crate::train::OptimizerState;
+use anyhow::{anyhow, ensure, Result};
+use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use candle_nn::VarMap;
 use std::collections::HashMap;
 
@@ -71,16 +72,67 @@ impl Adam {
     }
 
     pub fn propose(&self, grads: &GradStore, lr: f64) -> Result<AdamUpdate> {
+        self.propose_with(|p| Ok(grads.get(&p.theta).cloned()), lr)
+    }
+
+    /// `propose` with gradients given by parameter name (those of other parameters are skipped).
+    pub fn propose_named(&self, grads: &HashMap<String, Vec<f32>>, lr: f64, device: &Device) -> Result<AdamUpdate> {
+        self.propose_with(
+            |p| grads.get(&p.name).map(|g| Ok(Tensor::from_slice(g, p.theta.shape(), device)?)).transpose(),
+            lr,
+        )
+    }
+
+    /// This optimiser's gradients in `grads`, by parameter name.
+    pub fn named_grads(&self, grads: &GradStore) -> Result<HashMap<String, Vec<f32>>> {
+        let mut out = HashMap::new();
+        for p in &self.params {
+            if let Some(g) = grads.get(&p.theta) {
+                out.insert(p.name.clone(), g.flatten_all()?.to_vec1::<f32>()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Steps committed and each parameter's moments (m, v), by name.
+    pub fn state(&self) -> Result<(u64, HashMap<String, (Vec<f32>, Vec<f32>)>)> {
+        let mut moments = HashMap::new();
+        for p in &self.params {
+            moments.insert(p.name.clone(), (p.m.flatten_all()?.to_vec1::<f32>()?, p.v.flatten_all()?.to_vec1::<f32>()?));
+        }
+        Ok((self.t, moments))
+    }
+
+    /// Takes over the moments of this optimiser's parameters and the step count from `state`.
+    pub fn set_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let mut next = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            let (m, v) = state.moments.get(&p.name).ok_or_else(|| anyhow!("Adam's state has no moments for {}", p.name))?;
+            let n = p.theta.elem_count();
+            ensure!(m.len() == n && v.len() == n, "Adam's moments for {} have the wrong size", p.name);
+            let shape = p.theta.shape();
+            next.push((Tensor::from_slice(m, shape, p.theta.device())?, Tensor::from_slice(v, shape, p.theta.device())?));
+        }
+        for (p, (m, v)) in self.params.iter_mut().zip(next) {
+            p.m = m;
+            p.v = v;
+        }
+        self.t = state.t;
+        Ok(())
+    }
+
+    fn propose_with(&self, grad_of: impl Fn(&Param) -> Result<Option<Tensor>>, lr: f64) -> Result<AdamUpdate> {
         let t = self.t + 1;
         let (beta1, beta2) = (self.beta1, self.beta2);
         let scale_m = 1f64 / (1f64 - beta1.powi(t as i32));
         let scale_v = 1f64 / (1f64 - beta2.powi(t as i32));
         let mut next = Vec::with_capacity(self.params.len());
         for p in &self.params {
-            let Some(g) = grads.get(&p.theta) else {
+            let Some(g) = grad_of(p)? else {
                 next.push(None);
                 continue;
             };
+            let g = &g;
             let next_m = ((&p.m * beta1)? + (g * (1.0 - beta1))?)?;
             let next_v = ((&p.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let m_hat = (&next_m * scale_m)?;

@@ -2,11 +2,14 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata};
+use crate::gpu::backend::{GpuBackend, PendingStep, PendingSync, StepReadback, Synced};
+use crate::gpu::Gpu;
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
 use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer};
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
-use anyhow::{bail, ensure, Result};
+use anyhow::{anyhow, bail, ensure, Result};
+use std::collections::VecDeque;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
@@ -22,6 +25,31 @@ pub struct Lab {
     /// How many of the trainer's epochs `meta["epochs"]` already counts.
     folded_epochs: f64,
     device: Device,
+    /// Seeds the GAN's dropout masks on whichever backend trains.
+    dropout_seed: u64,
+    /// Training on WebGPU, when chosen; the CPU backend in `trainer` then holds the weights and
+    /// Adam's state as last read back from the GPU, ready to take over.
+    gpu: Option<GpuTraining>,
+}
+
+struct GpuTraining {
+    backend: GpuBackend,
+    /// The trainer's position after each step still in the queue, oldest first.
+    in_flight: VecDeque<(u64, u64)>,
+    /// The trainer's position at the last copy of the weights out of the GPU.
+    synced_at: (u64, u64),
+    /// Steps committed on the GPU since that copy.
+    unsynced: u64,
+    last_synced: Option<Synced>,
+}
+
+/// What falling back from a lost GPU did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fallback {
+    /// The step training continues from (the last one whose weights were read back).
+    pub resumed_at: u64,
+    /// Steps trained on the GPU after that point, whose results were lost with the device.
+    pub lost_steps: u64,
 }
 
 impl Lab {
@@ -29,10 +57,11 @@ impl Lab {
         let device = Device::Cpu;
         let net = Net::new(cfg, &params, &device)?;
         // The dropout stream is seeded apart from the trainer's shuffling and noise.
-        let backend = CpuBackend::new(cfg, &params, device.clone(), seed ^ 0x6472_6f70)?;
+        let dropout_seed = seed ^ 0x6472_6f70;
+        let backend = CpuBackend::new(cfg, &params, device.clone(), dropout_seed)?;
         let mut trainer = Trainer::new(Box::new(backend), cfg.latent, seed);
         trainer.set_learning_rate(cfg.kind.default_adam().0)?;
-        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device })
+        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device, dropout_seed, gpu: None })
     }
 
     /// A new model with PyTorch's initialisation drawn from `seed`.
@@ -161,12 +190,136 @@ impl Lab {
         Ok((recon.flatten_all()?.to_vec1()?, loss.to_vec1()?))
     }
 
-    pub fn set_dataset(&mut self, data: Dataset) {
-        self.trainer.set_dataset(data);
+    pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
+        if let Some(g) = &mut self.gpu {
+            g.backend.upload_dataset(&data)?;
+        }
+        self.trainer.set_dataset(data)
     }
 
+    /// One training step on the CPU. (On WebGPU steps are queued with `submit_step`.)
     pub fn train_step(&mut self) -> Result<StepStats> {
+        ensure!(self.gpu.is_none(), "this model trains on WebGPU, where steps are asynchronous: use submit_step and finish_step");
         self.trainer.step()
+    }
+
+    /// `"webgpu"` or `"cpu"`: where `submit_step` trains.
+    pub fn backend_name(&self) -> &'static str {
+        if self.gpu.is_some() { "webgpu" } else { self.trainer.backend_name() }
+    }
+
+    /// The GPU's adapter, when training there.
+    pub fn gpu_adapter(&self) -> Option<&str> {
+        self.gpu.as_ref().map(|g| g.backend.gpu().adapter.as_str())
+    }
+
+    /// Moves training to `gpu`: the weights and Adam's state go up, the dataset too if one is set.
+    pub fn use_gpu(&mut self, gpu: Gpu) -> Result<()> {
+        ensure!(self.gpu.is_none(), "this model already trains on WebGPU");
+        let state = self.trainer.backend().optimizer_state()?;
+        let mut backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state), self.dropout_seed)?;
+        if let Some(data) = self.trainer.data() {
+            backend.upload_dataset(data)?;
+        }
+        let synced_at = self.trainer.position();
+        self.gpu = Some(GpuTraining { backend, in_flight: VecDeque::new(), synced_at, unsynced: 0, last_synced: None });
+        Ok(())
+    }
+
+    /// Queues the next training step: on WebGPU without waiting for it; on the CPU it runs now.
+    /// Either way `finish_step` takes its readback.
+    pub fn submit_step(&mut self) -> Result<SubmittedStep> {
+        let Some(g) = &mut self.gpu else {
+            return Ok(SubmittedStep::Done(self.trainer.step()));
+        };
+        let (pending, _, _) = self.trainer.with_next_batch(|batch, lr| g.backend.submit(batch, lr))?;
+        g.in_flight.push_back(self.trainer.position());
+        Ok(SubmittedStep::Gpu(pending))
+    }
+
+    /// A queued step's result. Every `SYNC_EVERY` steps it carries the GPU's weights, which the CPU
+    /// side takes over here (what sampling on the CPU, saving, and a fallback use).
+    pub fn finish_step(&mut self, readback: StepOutcome) -> Result<StepStats> {
+        let r = match readback {
+            StepOutcome::Done(r) => return r,
+            StepOutcome::Gpu(r) => r,
+        };
+        let g = self.gpu.as_mut().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
+        let (steps, examples) = g.in_flight.pop_front().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
+        let result = g.backend.finish(r);
+        if let Some(synced) = g.backend.synced.take() {
+            let state = synced.apply(&g.backend.layout, &self.params)?;
+            self.trainer.backend_mut().set_optimizer_state(&state)?;
+            g.synced_at = (steps, examples);
+            g.unsynced = 0;
+            g.last_synced = Some(synced);
+        } else if result.is_ok() {
+            g.unsynced += 1;
+        }
+        let losses = result?;
+        let epoch = self.trainer.epochs_at(examples);
+        Ok(StepStats { losses, step: steps, epoch })
+    }
+
+    /// Steps queued on the GPU and not yet finished.
+    pub fn steps_in_flight(&self) -> usize {
+        self.gpu.as_ref().map_or(0, |g| g.in_flight.len())
+    }
+
+    /// The weights as the GPU last copied them out.
+    pub fn synced_weights(&self) -> Option<&Synced> {
+        self.gpu.as_ref().and_then(|g| g.last_synced.as_ref())
+    }
+
+    /// Copies the GPU's weights out now; `finish_sync` takes them. Every queued step must have
+    /// been finished first.
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>> {
+        let Some(g) = &mut self.gpu else { return Ok(None) };
+        ensure!(g.in_flight.is_empty(), "{} WebGPU steps are still queued; finish them first", g.in_flight.len());
+        Ok(Some(g.backend.sync_now()))
+    }
+
+    pub fn finish_sync(&mut self, synced: Synced) -> Result<()> {
+        let position = self.trainer.position();
+        let g = self.gpu.as_mut().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
+        let state = synced.apply(&g.backend.layout, &self.params)?;
+        self.trainer.backend_mut().set_optimizer_state(&state)?;
+        g.synced_at = position;
+        g.unsynced = 0;
+        g.last_synced = Some(synced);
+        Ok(())
+    }
+
+    /// After the GPU device is lost (or to leave it): training continues on the CPU from the last
+    /// weights read back. Steps after that point are not counted as trained.
+    pub fn fall_back_to_cpu(&mut self) -> Result<Fallback> {
+        let g = self.gpu.take().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
+        let (steps_now, _) = self.trainer.position();
+        self.trainer.rewind(g.synced_at);
+        Ok(Fallback { resumed_at: g.synced_at.0, lost_steps: steps_now - g.synced_at.0 })
+    }
+
+    /// The GPU queue's traffic so far, when training there.
+    pub fn gpu_io(&self) -> Option<crate::gpu::backend::GpuIo> {
+        self.gpu.as_ref().map(|g| g.backend.io)
+    }
+
+    /// Destroys the GPU device (tests of the fallback).
+    pub fn lose_gpu_device(&self) -> Result<()> {
+        let g = self.gpu.as_ref().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
+        g.backend.gpu().lose_device();
+        Ok(())
+    }
+
+    /// Decodes on the GPU when training there (`None`: decode with `sample`). Same checks as `sample`.
+    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingSync>> {
+        if self.gpu.is_none() {
+            return Ok(None);
+        }
+        let n = count_rows(z, self.cfg.latent, "latent vectors", "the latent size")?;
+        self.labels_for(labels, n, "latent vectors")?;
+        let Some(g) = &mut self.gpu else { return Ok(None) };
+        Ok(Some(g.backend.sample(z, labels)?))
     }
 
     /// A VAE's per-example loss over `data`, with fixed noise. (A GAN has no such loss; the
@@ -179,7 +332,33 @@ impl Lab {
     }
 
     pub fn save(&self) -> Result<Vec<u8>> {
+        if let Some(g) = &self.gpu {
+            let pending = g.unsynced + g.in_flight.len() as u64;
+            ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
+        }
         checkpoint::save(&self.cfg, &self.params, &self.metadata())
+    }
+}
+
+/// A submitted step: queued on the GPU, or already run on the CPU.
+pub enum SubmittedStep {
+    Done(Result<StepStats>),
+    Gpu(PendingStep),
+}
+
+/// A submitted step's result, read back.
+pub enum StepOutcome {
+    Done(Result<StepStats>),
+    Gpu(StepReadback),
+}
+
+impl SubmittedStep {
+    /// Waits for the step's stats (natively on the device; in the browser on the event loop).
+    pub async fn read(self) -> Result<StepOutcome> {
+        Ok(match self {
+            SubmittedStep::Done(r) => StepOutcome::Done(r),
+            SubmittedStep::Gpu(p) => StepOutcome::Gpu(p.read().await?),
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
+use std::collections::HashMap;
 
 /// A VAE step's loss per example, and its two parts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,7 +67,26 @@ impl Batch<'_> {
 /// The training seam. A backend that returns an error must leave the weights as they were.
 pub trait TrainBackend {
     fn name(&self) -> &'static str;
+    /// Sees the training set once, before any batch of it (the GPU backend uploads it).
+    fn set_dataset(&mut self, _data: &Dataset) -> Result<()> {
+        Ok(())
+    }
     fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses>;
+    /// Adam's state, to carry training over to another backend.
+    fn optimizer_state(&self) -> Result<OptimizerState> {
+        bail!("the {} backend cannot hand over Adam's state", self.name())
+    }
+    fn set_optimizer_state(&mut self, _state: &OptimizerState) -> Result<()> {
+        bail!("the {} backend cannot take over Adam's state", self.name())
+    }
+}
+
+/// Adam's state by parameter name, as it moves between backends: the steps committed (t) and
+/// each parameter's first and second moments.
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerState {
+    pub t: u64,
+    pub moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
 }
 
 /// Gathers the batch's images as one [n, 784] tensor in [0, 1].
@@ -83,7 +103,7 @@ fn batch_one_hot(cfg: &ModelConfig, labels: &[u8], device: &Device) -> Result<Op
     cfg.kind.is_conditional().then(|| one_hot(labels, device)).transpose()
 }
 
-fn diverged(what: &str, value: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn diverged(what: &str, value: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!(
         "training diverged: {what} is {value} (try a lower learning rate); the weights were not changed"
     )
@@ -94,6 +114,9 @@ pub struct CpuBackend {
     cfg: ModelConfig,
     model: CpuModel,
     device: Device,
+    /// With `record_gradients`, the last step's gradients by parameter name (the parity tests').
+    pub record_gradients: bool,
+    pub last_gradients: HashMap<String, Vec<f32>>,
 }
 
 enum CpuModel {
@@ -116,7 +139,28 @@ impl CpuBackend {
                 dropout_rng: StdRng::seed_from_u64(seed),
             },
         };
-        Ok(Self { cfg, model, device })
+        Ok(Self { cfg, model, device, record_gradients: false, last_gradients: HashMap::new() })
+    }
+
+    fn optimizers(&self) -> Vec<&Adam> {
+        match &self.model {
+            CpuModel::Vae { opt, .. } => vec![opt],
+            CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
+        }
+    }
+
+    /// Adam alone on given gradients (by name): the parity tests' check of the optimiser.
+    pub fn apply_gradients(&mut self, grads: &HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {
+        let device = self.device.clone();
+        let mut opts: Vec<&mut Adam> = match &mut self.model {
+            CpuModel::Vae { opt, .. } => vec![opt],
+            CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
+        };
+        let updates = opts.iter().map(|o| o.propose_named(grads, learning_rate, &device)).collect::<Result<Vec<_>>>()?;
+        for (opt, update) in opts.iter_mut().zip(updates) {
+            opt.commit(update)?;
+        }
+        Ok(())
     }
 }
 
@@ -124,6 +168,27 @@ impl TrainBackend for CpuBackend {
     fn name(&self) -> &'static str {
         "cpu"
     }
+
+    fn optimizer_state(&self) -> Result<OptimizerState> {
+        let mut state = OptimizerState::default();
+        for opt in self.optimizers() {
+            let (t, moments) = opt.state()?;
+            state.t = t;
+            state.moments.extend(moments);
+        }
+        Ok(state)
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        match &mut self.model {
+            CpuModel::Vae { opt, .. } => opt.set_state(state),
+            CpuModel::Gan { opt_g, opt_d, .. } => {
+                opt_d.set_state(state)?;
+                opt_g.set_state(state)
+            }
+        }
+    }
+
 
     fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
         let n = batch.indices.len();
@@ -143,6 +208,9 @@ impl TrainBackend for CpuBackend {
                     return Err(diverged("the loss", parts.loss));
                 }
                 let grads = loss.total.backward()?;
+                if self.record_gradients {
+                    self.last_gradients = opt.named_grads(&grads)?;
+                }
                 // A finite loss can still have an overflowing gradient; stepping on it would poison
                 // every weight.
                 if !opt.grad_sq_norm(&grads)?.is_finite() {
@@ -176,6 +244,9 @@ impl TrainBackend for CpuBackend {
                     return Err(diverged("the discriminator's loss", d_loss_value));
                 }
                 let d_grads = d_loss.backward()?;
+                if self.record_gradients {
+                    self.last_gradients = opt_d.named_grads(&d_grads)?;
+                }
                 if !opt_d.grad_sq_norm(&d_grads)?.is_finite() {
                     return Err(diverged("the discriminator's gradient", "not finite"));
                 }
@@ -190,6 +261,9 @@ impl TrainBackend for CpuBackend {
                     return Err(diverged("the generator's loss", g_loss_value));
                 }
                 let g_grads = g_loss.backward()?;
+                if self.record_gradients {
+                    self.last_gradients.extend(opt_g.named_grads(&g_grads)?);
+                }
                 if !opt_g.grad_sq_norm(&g_grads)?.is_finite() {
                     return Err(diverged("the generator's gradient", "not finite"));
                 }
@@ -256,12 +330,14 @@ impl Trainer {
         self.backend.name()
     }
 
-    pub fn set_dataset(&mut self, data: Dataset) {
+    pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
+        self.backend.set_dataset(&data)?;
         self.earlier_epochs = self.epochs();
         self.examples_seen = 0;
         self.order = (0..data.len()).collect();
         self.cursor = self.order.len(); // reshuffle before the first batch
         self.data = Some(data);
+        Ok(())
     }
 
     pub fn batch_size(&self) -> usize {
@@ -294,6 +370,11 @@ impl Trainer {
         self.earlier_epochs + current
     }
 
+    /// Epochs trained once `examples` of the current dataset had been drawn.
+    pub fn epochs_at(&self, examples: u64) -> f64 {
+        self.earlier_epochs + self.data.as_ref().map_or(0.0, |d| examples as f64 / d.len() as f64)
+    }
+
     /// Steps in one pass over the dataset (the last batch may be short).
     pub fn steps_per_epoch(&self) -> usize {
         self.data.as_ref().map_or(0, |d| d.len().div_ceil(self.batch_size))
@@ -301,6 +382,17 @@ impl Trainer {
 
     /// One step on the next shuffled minibatch; a new shuffle starts each epoch.
     pub fn step(&mut self) -> Result<StepStats> {
+        let mut backend = std::mem::replace(&mut self.backend, Box::new(NoBackend));
+        let result = self.with_next_batch(|batch, lr| backend.step(batch, lr));
+        self.backend = backend;
+        let (losses, step, epoch) = result?;
+        Ok(StepStats { losses, step, epoch })
+    }
+
+    /// Hands the next shuffled minibatch (a new shuffle each epoch) and its noise to `take` — a
+    /// backend's step, or the GPU's submission of one — and counts it if `take` succeeds.
+    /// Returns what `take` gave, and the step count and epochs after it.
+    pub fn with_next_batch<T>(&mut self, take: impl FnOnce(&Batch, f64) -> Result<T>) -> Result<(T, u64, f64)> {
         let Some(data) = self.data.as_ref() else {
             bail!("no dataset: hand one over with set_dataset before train_step");
         };
@@ -314,11 +406,47 @@ impl Trainer {
         let noise: Vec<f32> =
             (0..indices.len() * self.latent).map(|_| self.rng.sample(StandardNormal)).collect();
         let batch = Batch { data, indices, noise: &noise };
-        let losses = self.backend.step(&batch, self.learning_rate)?;
+        let out = take(&batch, self.learning_rate)?;
         self.cursor = end;
         self.steps += 1;
         self.examples_seen += indices.len() as u64;
-        Ok(StepStats { losses, step: self.steps, epoch: self.epochs() })
+        Ok((out, self.steps, self.epochs()))
+    }
+
+    pub fn data(&self) -> Option<&Dataset> {
+        self.data.as_ref()
+    }
+
+    pub fn backend(&self) -> &dyn TrainBackend {
+        self.backend.as_ref()
+    }
+
+    pub fn backend_mut(&mut self) -> &mut dyn TrainBackend {
+        self.backend.as_mut()
+    }
+
+    /// Where training stands: (steps, examples drawn from the current dataset).
+    pub fn position(&self) -> (u64, u64) {
+        (self.steps, self.examples_seen)
+    }
+
+    /// Sets the counts back to an earlier `position` (steps whose results were lost, e.g. with a
+    /// GPU device, are not counted as trained).
+    pub fn rewind(&mut self, (steps, examples_seen): (u64, u64)) {
+        self.steps = steps;
+        self.examples_seen = examples_seen;
+    }
+}
+
+/// Stands in for the trainer's backend while `step` lends it out.
+struct NoBackend;
+
+impl TrainBackend for NoBackend {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn step(&mut self, _: &Batch, _: f64) -> Result<StepLosses> {
+        bail!("no training backend")
     }
 }
 

@@ -6,12 +6,18 @@
 
 use crate::classifier::ClassifierModel;
 use crate::explore;
-use crate::lab::Lab;
+use crate::gpu::Gpu;
+use crate::lab::{Lab, SubmittedStep};
 use crate::mnist::{self, Dataset};
 use crate::model::{Kind, ModelConfig};
 use crate::train::StepLosses;
 use candle_core::Device;
+use js_sys::{Float32Array, Promise};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
 fn js_err(e: anyhow::Error) -> JsError {
     JsError::new(&format!("{e:#}"))
@@ -24,9 +30,59 @@ fn start() {
 }
 
 /// A generative model of any kind (`vae`, `cvae`, `gan`, `cgan`) with its trainer.
+///
+/// The lab sits behind a shared cell because WebGPU readbacks finish after the call that asked
+/// for them returns: the promise holds the cell and borrows it only once the readback is in, never
+/// across an `await`, so a borrow can never be refused.
 #[wasm_bindgen]
 pub struct Model {
+    inner: Rc<RefCell<Inner>>,
+}
+
+struct Inner {
     lab: Lab,
+    /// Steps submitted and not yet handed out by `next_stats`, oldest first.
+    queue: VecDeque<SubmittedStep>,
+}
+
+fn busy() -> JsError {
+    JsError::new("the model is busy with another call")
+}
+
+fn rejected(e: JsError) -> JsValue {
+    e.into()
+}
+
+/// A WebGPU device, to train and sample on: `await WebGpu.request()`.
+#[wasm_bindgen]
+pub struct WebGpu {
+    gpu: Gpu,
+}
+
+#[wasm_bindgen]
+impl WebGpu {
+    /// The browser's WebGPU adapter and a device on it. Throws, saying why, where there is none
+    /// (no `navigator.gpu`, no adapter, no device).
+    pub async fn request() -> Result<WebGpu, JsError> {
+        let gpu = Gpu::request().await.map_err(js_err)?;
+        Ok(WebGpu { gpu })
+    }
+
+    /// The adapter's name and backend.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> String {
+        self.gpu.adapter.clone()
+    }
+}
+
+/// What `fall_back_to_cpu` did: training continues from step `resumed_at` (the last weights read
+/// back from the GPU); the `lost_steps` after it are trained again.
+#[wasm_bindgen]
+pub struct Fallback {
+    #[wasm_bindgen(readonly)]
+    pub resumed_at: f64,
+    #[wasm_bindgen(readonly)]
+    pub lost_steps: f64,
 }
 
 /// What one `train_step` reports. A VAE step fills `loss`, `bce` and `kl`; a GAN step fills
@@ -151,13 +207,31 @@ impl Pca {
     }
 }
 
+impl Model {
+    fn wrap(lab: Lab) -> Model {
+        Model { inner: Rc::new(RefCell::new(Inner { lab, queue: VecDeque::new() })) }
+    }
+
+    fn lab(&self) -> Result<std::cell::Ref<'_, Lab>, JsError> {
+        Ok(std::cell::Ref::map(self.inner.try_borrow().map_err(|_| busy())?, |i| &i.lab))
+    }
+
+    fn lab_mut(&self) -> Result<std::cell::RefMut<'_, Lab>, JsError> {
+        Ok(std::cell::RefMut::map(self.inner.try_borrow_mut().map_err(|_| busy())?, |i| &mut i.lab))
+    }
+
+    /// For getters, which cannot throw: a default in the (never expected) case of a busy model.
+    fn peek<T: Default>(&self, f: impl FnOnce(&Lab) -> T) -> T {
+        self.inner.try_borrow().map(|i| f(&i.lab)).unwrap_or_default()
+    }
+}
+
 #[wasm_bindgen]
 impl Model {
     /// A fresh VAE with PyTorch's initialisation drawn from `seed`.
     #[wasm_bindgen(constructor)]
     pub fn new(latent: usize, hidden: usize, seed: u32) -> Result<Model, JsError> {
-        let lab = Lab::fresh(ModelConfig::vae(latent, hidden), seed as u64).map_err(js_err)?;
-        Ok(Model { lab })
+        Ok(Model::wrap(Lab::fresh(ModelConfig::vae(latent, hidden), seed as u64).map_err(js_err)?))
     }
 
     /// A fresh model of `kind` (`vae`, `cvae`, `gan`, `cgan`), at the tutorial sizes unless
@@ -166,123 +240,217 @@ impl Model {
         let mut cfg = Kind::parse(kind).map_err(js_err)?.default_config();
         cfg.latent = latent.unwrap_or(cfg.latent);
         cfg.hidden = hidden.unwrap_or(cfg.hidden);
-        Ok(Model { lab: Lab::fresh(cfg, seed as u64).map_err(js_err)? })
+        Ok(Model::wrap(Lab::fresh(cfg, seed as u64).map_err(js_err)?))
     }
 
     /// A model from safetensors bytes: a file we saved, or a PyTorch `state_dict`.
     pub fn load(bytes: &[u8]) -> Result<Model, JsError> {
-        Ok(Model { lab: Lab::from_safetensors(bytes).map_err(js_err)? })
+        Ok(Model::wrap(Lab::from_safetensors(bytes).map_err(js_err)?))
     }
 
     /// The weights and metadata as safetensors bytes.
     pub fn save(&self) -> Result<Vec<u8>, JsError> {
-        self.lab.save().map_err(js_err)
+        self.lab()?.save().map_err(js_err)
     }
 
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        self.lab.config().kind.name().into()
+        self.peek(|lab| lab.config().kind.name().into())
     }
 
     /// Whether `sample`, `interpolate` and `encode` take digit labels (cvae, cgan).
     #[wasm_bindgen(getter)]
     pub fn conditional(&self) -> bool {
-        self.lab.config().kind.is_conditional()
+        self.peek(|lab| lab.config().kind.is_conditional())
     }
 
     #[wasm_bindgen(getter)]
     pub fn latent(&self) -> usize {
-        self.lab.config().latent
+        self.peek(|lab| lab.config().latent)
     }
 
     #[wasm_bindgen(getter)]
     pub fn hidden(&self) -> usize {
-        self.lab.config().hidden
+        self.peek(|lab| lab.config().hidden)
     }
 
     /// The header metadata, as a JSON object of strings.
     #[wasm_bindgen(getter)]
     pub fn metadata(&self) -> String {
-        serde_json::to_string(&self.lab.metadata()).unwrap_or_else(|_| "{}".into())
+        self.peek(|lab| serde_json::to_string(&lab.metadata()).unwrap_or_else(|_| "{}".into()))
     }
 
-    /// Which training backend runs `train_step` (`"cpu"`).
+    /// Which backend trains: `"cpu"`, or `"webgpu"` after `use_webgpu`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        self.lab.trainer().backend_name().into()
+        self.peek(|lab| lab.backend_name().into())
     }
 
     /// n latent vectors, flattened [n, latent] → n images, flattened [n, 784], in [0, 1].
     /// Conditional models also take `labels`, one digit (0–9) per vector.
     pub fn sample(&self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Vec<f32>, JsError> {
-        self.lab.sample(z, labels.as_deref()).map_err(js_err)
+        self.lab()?.sample(z, labels.as_deref()).map_err(js_err)
     }
 
     /// `steps` images from `z_a` to `z_b`, ends included and equal to `sample(z_a)`, `sample(z_b)`.
     /// Conditional models also take the digit `label`.
     pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize, label: Option<u8>) -> Result<Vec<f32>, JsError> {
-        self.lab.interpolate(z_a, z_b, steps, label).map_err(js_err)
+        self.lab()?.interpolate(z_a, z_b, steps, label).map_err(js_err)
     }
 
     /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances (VAE kinds; a
     /// cVAE also takes the images' digit `labels`). A GAN has no encoder and throws.
     pub fn encode(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Encoding, JsError> {
-        let (mu, logvar) = self.lab.encode(images, labels.as_deref()).map_err(js_err)?;
+        let (mu, logvar) = self.lab()?.encode(images, labels.as_deref()).map_err(js_err)?;
         Ok(Encoding { mu, logvar })
     }
 
     /// Images [n, 784] in [0, 1] (and their digit `labels` for a cVAE) → their reconstructions
     /// from the posterior means and each image's loss (BCE + KL). VAE kinds only.
     pub fn reconstruct(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Reconstruction, JsError> {
-        let (images, losses) = self.lab.reconstruct(images, labels.as_deref()).map_err(js_err)?;
+        let (images, losses) = self.lab()?.reconstruct(images, labels.as_deref()).map_err(js_err)?;
         Ok(Reconstruction { images, losses })
     }
 
     /// Hands over the training set once: images as bytes [n, 784] (0–255), labels [n].
     pub fn set_dataset(&mut self, images: Vec<u8>, labels: Vec<u8>) -> Result<(), JsError> {
-        self.lab.set_dataset(Dataset::new(images, labels).map_err(js_err)?);
-        Ok(())
+        self.lab_mut()?.set_dataset(Dataset::new(images, labels).map_err(js_err)?).map_err(js_err)
     }
 
     /// Hands over the train split of the page's MNIST file (`www/data/mnist.safetensors`).
     pub fn set_dataset_safetensors(&mut self, bytes: &[u8]) -> Result<(), JsError> {
         let data = mnist::unpack(bytes).map_err(js_err)?;
-        self.lab.set_dataset(data.train);
-        Ok(())
+        self.lab_mut()?.set_dataset(data.train).map_err(js_err)
     }
 
     #[wasm_bindgen(getter)]
     pub fn batch_size(&self) -> usize {
-        self.lab.trainer().batch_size()
+        self.peek(|lab| lab.trainer().batch_size())
     }
 
     #[wasm_bindgen(setter)]
     pub fn set_batch_size(&mut self, n: usize) -> Result<(), JsError> {
-        self.lab.trainer_mut().set_batch_size(n).map_err(js_err)
+        self.lab_mut()?.trainer_mut().set_batch_size(n).map_err(js_err)
     }
 
     #[wasm_bindgen(getter)]
     pub fn learning_rate(&self) -> f64 {
-        self.lab.trainer().learning_rate()
+        self.peek(|lab| lab.trainer().learning_rate())
     }
 
     #[wasm_bindgen(setter)]
     pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), JsError> {
-        self.lab.trainer_mut().set_learning_rate(lr).map_err(js_err)
+        self.lab_mut()?.trainer_mut().set_learning_rate(lr).map_err(js_err)
     }
 
     /// Steps in one pass over the dataset at the current batch size (0 with no dataset).
     #[wasm_bindgen(getter)]
     pub fn steps_per_epoch(&self) -> usize {
-        self.lab.trainer().steps_per_epoch()
+        self.peek(|lab| lab.trainer().steps_per_epoch())
     }
 
-    /// One step on the next shuffled minibatch: an Adam step of the VAE, or one discriminator
-    /// and one generator step of the GAN. If a loss or gradient is not finite it throws and
-    /// leaves the weights untouched.
+    /// One step on the next shuffled minibatch, on the CPU: an Adam step of the VAE, or one
+    /// discriminator and one generator step of the GAN. If a loss or gradient is not finite it
+    /// throws and leaves the weights untouched. (On WebGPU, use `submit_step` and `next_stats`.)
     pub fn train_step(&mut self) -> Result<TrainStats, JsError> {
-        let s = self.lab.train_step().map_err(js_err)?;
+        let s = self.lab_mut()?.train_step().map_err(js_err)?;
         Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch })
+    }
+
+    /// Moves training (and `sample_async`) to WebGPU: the weights, Adam's state and the dataset go
+    /// up to the device once. The CPU keeps the weights as last read back, every 50 steps.
+    pub fn use_webgpu(&mut self, gpu: &WebGpu) -> Result<(), JsError> {
+        self.lab_mut()?.use_gpu(gpu.gpu.clone()).map_err(js_err)
+    }
+
+    /// The WebGPU adapter training runs on, or `undefined` on the CPU.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> Option<String> {
+        self.peek(|lab| lab.gpu_adapter().map(String::from))
+    }
+
+    /// Queues the next training step. On WebGPU it is submitted to the GPU's queue and this returns
+    /// at once; on the CPU it runs now. `next_stats` hands out the results in order.
+    pub fn submit_step(&mut self) -> Result<(), JsError> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        let step = inner.lab.submit_step().map_err(js_err)?;
+        inner.queue.push_back(step);
+        Ok(())
+    }
+
+    /// Steps submitted whose stats `next_stats` has not handed out yet.
+    #[wasm_bindgen(getter)]
+    pub fn steps_queued(&self) -> usize {
+        self.inner.try_borrow().map(|i| i.queue.len()).unwrap_or(0)
+    }
+
+    /// A promise of the oldest queued step's `TrainStats`. It rejects with the step's error: a
+    /// diverging step (the weights are left as before it, and so by every step queued behind it),
+    /// or a lost WebGPU device (then `fall_back_to_cpu`).
+    pub fn next_stats(&mut self) -> Result<Promise, JsError> {
+        let step = self.inner.try_borrow_mut().map_err(|_| busy())?.queue.pop_front();
+        let step = step.ok_or_else(|| JsError::new("no training step is queued: call submit_step first"))?;
+        let inner = self.inner.clone();
+        Ok(future_to_promise(async move {
+            let outcome = step.read().await.map_err(|e| rejected(js_err(e)))?;
+            let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
+            let s = inner.lab.finish_step(outcome).map_err(|e| rejected(js_err(e)))?;
+            Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch }.into())
+        }))
+    }
+
+    /// Reads the GPU's weights back, so that `save`, `sample` and the other CPU calls see every
+    /// step trained. Every queued step must have been handed out by `next_stats` first. Resolves
+    /// at once on the CPU.
+    pub fn sync(&mut self) -> Result<Promise, JsError> {
+        let pending = self.lab_mut()?.begin_sync().map_err(js_err)?;
+        let inner = self.inner.clone();
+        Ok(future_to_promise(async move {
+            if let Some(p) = pending {
+                let synced = p.read_synced().await.map_err(|e| rejected(js_err(e)))?;
+                let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
+                inner.lab.finish_sync(synced).map_err(|e| rejected(js_err(e)))?;
+            }
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
+    /// After the WebGPU device is lost: training continues on the CPU from the last weights read
+    /// back. Queued steps are dropped.
+    pub fn fall_back_to_cpu(&mut self) -> Result<Fallback, JsError> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        inner.queue.clear();
+        let f = inner.lab.fall_back_to_cpu().map_err(js_err)?;
+        Ok(Fallback { resumed_at: f.resumed_at as f64, lost_steps: f.lost_steps as f64 })
+    }
+
+    /// The WebGPU queue's traffic since `use_webgpu`, as JSON `{submissions, uploaded, read_back}`
+    /// (bytes), or `undefined` on the CPU: for the benchmark.
+    #[wasm_bindgen(getter)]
+    pub fn gpu_io(&self) -> Option<String> {
+        self.peek(|lab| lab.gpu_io())
+            .map(|io| format!(r#"{{"submissions":{},"uploaded":{},"read_back":{}}}"#, io.submissions, io.uploaded, io.read_back))
+    }
+
+    /// Destroys the WebGPU device training runs on, as a driver reset would: for tests of the fallback.
+    pub fn lose_device(&self) -> Result<(), JsError> {
+        self.lab()?.lose_gpu_device().map_err(js_err)
+    }
+
+    /// A promise of `sample(z, labels)`: decoded on WebGPU when training runs there (with the GPU's
+    /// current weights), else on the CPU.
+    pub fn sample_async(&mut self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Promise, JsError> {
+        let mut lab = self.lab_mut()?;
+        match lab.sample_on_gpu(z, labels.as_deref()).map_err(js_err)? {
+            Some(pending) => Ok(future_to_promise(async move {
+                let images = pending.read().await.map_err(|e| rejected(js_err(e)))?;
+                Ok(Float32Array::from(&images[..]).into())
+            })),
+            None => {
+                let images = lab.sample(z, labels.as_deref()).map_err(js_err)?;
+                Ok(Promise::resolve(&JsValue::from(Float32Array::from(&images[..]))))
+            }
+        }
     }
 }
 

@@ -185,7 +185,7 @@ fn gan_steps_train_both_networks_and_report_verdicts() {
     for kind in [Kind::Gan, Kind::Cgan] {
         let mut lab = Lab::fresh(cfg(kind), 2).unwrap();
         assert_eq!(lab.trainer().learning_rate(), 2e-4, "{kind:?}: the tutorials' Adam rate");
-        lab.set_dataset(common::mnist().train.take(2048));
+        lab.set_dataset(common::mnist().train.take(2048)).unwrap();
         lab.trainer_mut().set_batch_size(64).unwrap();
         let before = common::read_tensors(&lab.save().unwrap());
         let mut first = None;
@@ -222,7 +222,7 @@ fn a_gan_step_with_an_overflowing_loss_changes_neither_network() {
         }
     }
     let mut lab = Lab::from_safetensors(&write_safetensors(&sd, None)).unwrap();
-    lab.set_dataset(common::mnist().train.take(256));
+    lab.set_dataset(common::mnist().train.take(256)).unwrap();
     let before = lab.save().unwrap();
     let z = Rng::new(2).vec(8, -1.0, 1.0);
     let sample_before = lab.sample(&z, Some(&[5])).unwrap();
@@ -247,7 +247,7 @@ fn conditional_training_uses_the_labels() {
     };
     let (mean1, mean7) = (mean_of(1), mean_of(7));
     let mut lab = Lab::fresh(ModelConfig { kind: Kind::Cvae, latent: 4, hidden: 200 }, 1).unwrap();
-    lab.set_dataset(Dataset::new(images.clone(), labels.clone()).unwrap());
+    lab.set_dataset(Dataset::new(images.clone(), labels.clone()).unwrap()).unwrap();
     for _ in 0..200 {
         lab.train_step().unwrap();
     }

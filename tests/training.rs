@@ -26,7 +26,7 @@ fn mean(v: &[LossParts]) -> f64 {
 fn three_hundred_steps_lower_the_loss() {
     let data = &common::mnist().train;
     let mut lab = Lab::fresh(CFG, 1).unwrap();
-    lab.set_dataset(data.clone());
+    lab.set_dataset(data.clone()).unwrap();
     assert_eq!(lab.trainer().batch_size(), 128);
     assert_eq!(lab.trainer().steps_per_epoch(), 469);
     let before = lab.save().unwrap();
@@ -68,7 +68,7 @@ fn training_steps_are_reproducible_from_the_seed() {
     let data = common::mnist().train.take(4096);
     let run = |seed: u64| {
         let mut lab = Lab::fresh(CFG, seed).unwrap();
-        lab.set_dataset(data.clone());
+        lab.set_dataset(data.clone()).unwrap();
         let losses: Vec<u32> = (0..5).map(|_| vae_parts(&lab.train_step().unwrap()).loss.to_bits()).collect();
         (losses, lab.save().unwrap())
     };
@@ -85,7 +85,7 @@ fn training_steps_are_reproducible_from_the_seed() {
 fn huge_learning_rate_diverges_without_touching_the_weights() {
     let data = common::mnist().train.take(8192);
     let mut lab = Lab::fresh(CFG, 5).unwrap();
-    lab.set_dataset(data);
+    lab.set_dataset(data).unwrap();
     lab.trainer_mut().set_batch_size(128).unwrap();
     lab.trainer_mut().set_learning_rate(1.0).unwrap();
     let z: Vec<f32> = common::Rng::new(2).vec(20 * 4, -2.0, 2.0);
@@ -132,13 +132,13 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
 fn epochs_keep_counting_across_a_new_dataset() {
     let mut lab = Lab::fresh(CFG, 5).unwrap();
     lab.trainer_mut().set_batch_size(128).unwrap();
-    lab.set_dataset(common::mnist().train.take(512));
+    lab.set_dataset(common::mnist().train.take(512)).unwrap();
     for _ in 0..4 {
         lab.train_step().unwrap();
     }
     assert!((lab.trainer().epochs() - 1.0).abs() < 1e-12, "4 × 128 of 512 is one epoch");
     // Handing over another dataset neither forgets nor rescales the epoch already trained.
-    lab.set_dataset(common::mnist().train.take(1024));
+    lab.set_dataset(common::mnist().train.take(1024)).unwrap();
     assert!((lab.trainer().epochs() - 1.0).abs() < 1e-12, "epochs became {}", lab.trainer().epochs());
     lab.train_step().unwrap();
     assert!((lab.trainer().epochs() - 1.125).abs() < 1e-12, "epochs became {}", lab.trainer().epochs());

@@ -14,7 +14,7 @@ const CFG: ModelConfig = ModelConfig::vae(20, 400);
 fn safetensors_round_trip_is_bit_exact() {
     // A model that has been trained a little, so the weights are not just the seeded init.
     let mut lab = Lab::fresh(CFG, 21).unwrap();
-    lab.set_dataset(common::mnist().train.take(512));
+    lab.set_dataset(common::mnist().train.take(512)).unwrap();
     for _ in 0..3 {
         lab.train_step().unwrap();
     }
@@ -51,7 +51,7 @@ fn safetensors_round_trip_is_bit_exact() {
 #[test]
 fn recorded_test_loss_is_saved_until_more_training() {
     let mut lab = Lab::fresh(CFG, 6).unwrap();
-    lab.set_dataset(common::mnist().train.take(512));
+    lab.set_dataset(common::mnist().train.take(512)).unwrap();
     for _ in 0..3 {
         lab.train_step().unwrap();
     }

@@ -323,6 +323,7 @@ function startTraining() {
     epochs: Number($('train-epochs').value),
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
+    backend: $('train-backend').value,
     gridZ: normals(TRAIN_GRID * m.latent, 7),
     // Conditional models: the fixed grid asks for every digit in turn.
     gridLabels: m.conditional ? Uint8Array.from({ length: TRAIN_GRID }, (_, i) => i % 10) : null,
@@ -356,7 +357,12 @@ function trainingLine(msg) {
 
 function onWorkerMessage(msg) {
   if (state.explorer?.workerMessage(msg)) return;
-  if (msg.status) {
+  if (msg.backend) {
+    // Where training runs, and why: the reader chose it, WebGPU is missing, or the GPU was lost.
+    const device = $('train-device');
+    device.dataset.backend = msg.backend;
+    device.textContent = msg.backend === 'webgpu' ? `Training on WebGPU (${msg.reason}).` : `Training on the CPU: ${msg.reason}.`;
+  } else if (msg.status) {
     $('train-status').textContent = msg.status;
   } else if (msg.samples) {
     drawGrid($('train-samples'), msg.samples, 4, 48);
@@ -476,6 +482,9 @@ async function main() {
   $('save').addEventListener('click', guard(saveWeights));
   $('train-start').addEventListener('click', guard(startTraining));
   $('train-stop').addEventListener('click', () => state.worker?.postMessage({ cmd: 'stop' }));
+  // ?debug shows a button that destroys the training GPU device, to watch the CPU take over.
+  $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');
+  $('train-lose-device').addEventListener('click', () => state.worker?.postMessage({ cmd: 'lose-device' }));
 
   // The first model draws as soon as it arrives; the classifier and the comparison follow.
   await selectModel(restore.model ?? WEIGHTS[0].key);

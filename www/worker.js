@@ -1,7 +1,7 @@
 // Training runs here, off the page's thread, on its own instance of the wasm module.
 //
 // in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs, batchSize,
-//       learningRate, gridZ: Float32Array, gridLabels: Uint8Array | null,
+//       learningRate, backend: 'auto' | 'webgpu' | 'cpu', gridZ: Float32Array, gridLabels: Uint8Array | null,
 //       manifoldZ?: Float32Array, manifoldLabels?: Uint8Array | null,
 //       reconImages?: Float32Array, reconLabels?: Uint8Array | null}
 //                                               weights null = fresh `kind` model from (latent, hidden, seed);
@@ -9,7 +9,9 @@
 //                                               keep fresh: the page's manifold grid (n × latent)
 //                                               and its row of test digits (n × 784; VAE kinds)
 //      {cmd: 'stop'}                            stop after the current step, keeping its weights
+//      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
 // out: {status: string}                         what is happening now
+//      {backend: 'webgpu' | 'cpu', reason}      where training runs and why; again after a fallback
 //      {step, epoch, totalSteps, loss, bce, kl} after every VAE step
 //      {step, epoch, totalSteps, d_loss, g_loss, d_real, d_fake}   after every GAN step
 //      {samples: Float32Array, step}            the fixed grid decoded, every SAMPLE_EVERY steps
@@ -24,7 +26,7 @@
 //      {done: true, weights: Uint8Array, steps, reason: 'finished' | 'stopped' | 'error'}
 //      {error: string}                          a step failed; the weights before it are kept
 //      {fatal: string}                          the wasm module trapped; this worker is unusable
-import init, { Classifier, Model } from '../pkg/latent_lab.js';
+import init, { Classifier, Model, WebGpu } from '../pkg/latent_lab.js';
 import { histogram } from './coverage.js';
 import { normals } from './random.js';
 
@@ -33,9 +35,29 @@ const CLASSIFIER_URL = new URL('./weights/classifier.safetensors', import.meta.u
 const SAMPLE_EVERY = 25;
 const COVERAGE_SAMPLES = 200;
 const STAT_FIELDS = ['loss', 'bce', 'kl', 'd_loss', 'g_loss', 'd_real', 'd_fake'];
+// Steps queued ahead on WebGPU: the next step runs while the last one's losses come back.
+const QUEUE_DEPTH = 2;
 
 let ready = null; // the wasm module, MNIST and the classifier, fetched once per worker
 let stopRequested = false;
+let training = null; // the model being trained, for 'lose-device'
+
+/** Moves `model` to WebGPU unless told not to; says where it trains and why. */
+async function chooseBackend(model, choice) {
+  if (choice === 'cpu') return { backend: 'cpu', reason: 'the CPU was chosen' };
+  try {
+    const gpu = await WebGpu.request();
+    model.use_webgpu(gpu);
+    const adapter = gpu.adapter;
+    gpu.free();
+    return { backend: 'webgpu', reason: `adapter: ${adapter}` };
+  } catch (e) {
+    if (choice === 'webgpu') throw new Error(`WebGPU was chosen but is not available here (${e.message})`);
+    return { backend: 'cpu', reason: `WebGPU is not available here (${e.message})` };
+  }
+}
+
+const isDeviceLoss = (e) => /device was lost/.test(e?.message ?? '');
 
 async function fetchBytes(url, what) {
   const res = await fetch(url);
@@ -80,51 +102,96 @@ async function train(msg) {
     model.batch_size = msg.batchSize;
     model.learning_rate = msg.learningRate;
     const totalSteps = Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
-    postMessage({ status: `training on ${model.backend.toUpperCase()}: ${totalSteps} steps` });
+    const where = await chooseBackend(model, msg.backend ?? 'auto');
+    postMessage(where);
+    postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${totalSteps} steps` });
+    training = model;
     let reason = 'finished';
-    let steps = 0;
-    for (let i = 0; i < totalSteps; i++) {
+    let submitted = 0; // steps handed to the backend (the trainer's count)
+    let steps = 0; // steps whose results came back
+    while (steps < totalSteps) {
       if (stopRequested) {
         reason = 'stopped';
         break;
       }
       let stats;
       try {
-        const s = model.train_step();
+        while (submitted < totalSteps && model.steps_queued < QUEUE_DEPTH) {
+          model.submit_step();
+          submitted++;
+        }
+        const s = await model.next_stats();
         stats = { step: s.step, epoch: s.epoch, totalSteps };
         for (const f of STAT_FIELDS) if (s[f] !== undefined) stats[f] = s[f];
         s.free();
       } catch (e) {
         if (e instanceof WebAssembly.RuntimeError) throw e; // the module itself died: fatal below
+        if (model.backend === 'webgpu' && isDeviceLoss(e)) {
+          // Carry on on the CPU from the last weights read back from the GPU.
+          const f = model.fall_back_to_cpu();
+          submitted = steps = f.resumed_at;
+          postMessage({
+            backend: 'cpu',
+            reason: `the WebGPU device was lost (${e.message}); training continues on the CPU from step ${f.resumed_at}, the last weights read back, and repeats the ${f.lost_steps} steps after it`,
+          });
+          f.free();
+          continue;
+        }
         postMessage({ error: e.message });
         reason = 'error';
         break;
       }
       steps = stats.step;
       postMessage(stats);
-      if (steps % SAMPLE_EVERY === 0 || i === totalSteps - 1) {
-        const samples = model.sample(msg.gridZ, msg.gridLabels ?? undefined);
-        postMessage({ samples, step: steps }, [samples.buffer]);
-        if (msg.manifoldZ) {
-          const manifold = model.sample(msg.manifoldZ, msg.manifoldLabels ?? undefined);
-          postMessage({ manifold, step: steps }, [manifold.buffer]);
-        }
-        if (msg.reconImages && (model.kind === 'vae' || model.kind === 'cvae')) {
-          const r = model.reconstruct(msg.reconImages, msg.reconLabels ?? undefined);
-          const recon = r.images;
-          const losses = r.losses;
-          r.free();
-          postMessage({ recon, losses, step: steps }, [recon.buffer, losses.buffer]);
-        }
-        const coverage = histogram(classifier.classify(model.sample(coverageZ, coverageLabels)));
-        postMessage({ coverage, step: steps });
-      }
+      if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, msg, steps, classifier, coverageZ, coverageLabels);
       await yieldToEvents();
     }
+    await settle(model);
     const weights = model.save();
     postMessage({ done: true, weights, steps, reason }, [weights.buffer]);
   } finally {
+    training = null;
     model.free();
+  }
+}
+
+/** The fixed grid, the manifold, reconstructions and the coverage bar, redrawn as training runs. */
+async function postViews(model, msg, step, classifier, coverageZ, coverageLabels) {
+  const samples = await model.sample_async(msg.gridZ, msg.gridLabels ?? undefined);
+  postMessage({ samples, step }, [samples.buffer]);
+  if (msg.manifoldZ) {
+    const manifold = await model.sample_async(msg.manifoldZ, msg.manifoldLabels ?? undefined);
+    postMessage({ manifold, step }, [manifold.buffer]);
+  }
+  if (msg.reconImages && (model.kind === 'vae' || model.kind === 'cvae')) {
+    // The encoder runs on the CPU, with the weights last read back from the GPU there.
+    const r = model.reconstruct(msg.reconImages, msg.reconLabels ?? undefined);
+    const recon = r.images;
+    const losses = r.losses;
+    r.free();
+    postMessage({ recon, losses, step }, [recon.buffer, losses.buffer]);
+  }
+  const coverage = histogram(classifier.classify(await model.sample_async(coverageZ, coverageLabels)));
+  postMessage({ coverage, step });
+}
+
+/**
+ * Before saving: takes the results of steps still queued (after a stop or an error; those behind
+ * a refused step were refused too) and reads the GPU's weights back.
+ */
+async function settle(model) {
+  while (model.steps_queued > 0) {
+    try {
+      (await model.next_stats()).free();
+    } catch {
+      // already reported, or refused behind the step that was
+    }
+  }
+  try {
+    await model.sync();
+  } catch (e) {
+    if (!(model.backend === 'webgpu' && isDeviceLoss(e))) throw e;
+    model.fall_back_to_cpu(); // the weights last read back are the ones kept
   }
 }
 
@@ -132,6 +199,12 @@ onmessage = (e) => {
   const msg = e.data;
   if (msg.cmd === 'stop') {
     stopRequested = true;
+  } else if (msg.cmd === 'lose-device') {
+    try {
+      training?.lose_device();
+    } catch (e) {
+      postMessage({ error: e.message });
+    }
   } else if (msg.cmd === 'start') {
     train(msg).catch((err) => {
       const message = err?.message ?? String(err);

@@ -103,7 +103,7 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     if let Some(lr) = a.lr {
         lab.trainer_mut().set_learning_rate(lr)?;
     }
-    lab.set_dataset(data.train.clone());
+    lab.set_dataset(data.train.clone())?;
     let steps = lab.trainer().steps_per_epoch();
     let (batch, lr) = (lab.trainer().batch_size(), lab.trainer().learning_rate());
     eprintln!(

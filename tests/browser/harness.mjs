@@ -2,12 +2,16 @@
 // Chromium driven by playwright-core.
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_WEBGPU_ARGS } from '../../scripts/chromium.mjs';
 
-/** The server (with extra response `headers`, e.g. a CSP) and a browser. */
-export async function launch({ headers } = {}) {
+/**
+ * The server (with extra response `headers`, e.g. a CSP) and a browser; with `webgpu`, one whose
+ * WebGPU runs on SwiftShader (without it, Chromium has no WebGPU adapter).
+ */
+export async function launch({ headers, webgpu = false } = {}) {
   const server = await startServer({ port: 0, headers });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const args = webgpu ? CHROMIUM_WEBGPU_ARGS : CHROMIUM_ARGS;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args });
   return {
     server,
     browser,

@@ -1,0 +1,150 @@
+// The linear layer, forward and backward, as three uses of one tiled matrix product.
+//
+// PyTorch stores W as [out, in], so for y = act(x·Wᵀ + b):
+//   forward:   Y  = act(X · Wᵀ + b) ⊙ mask       X [n, in], W [out, in]    (bias, activation and
+//                                                                          dropout fused in the epilogue)
+//   backward:  dZ = dY ⊙ mask ⊙ act′(Y)          (act_backward, elementwise)
+//              dX = dZ · W                       [n, out]·[out, in]
+//              dW = dZᵀ · X                      [out, n]·[n, in]   (+= when accumulating)
+//              db = Σ_rows dZ                    (bias_grad)
+// A strided view (offset, row stride, column stride) lets one kernel read A or B transposed.
+// Activations: 0 none, 1 ReLU, 2 LeakyReLU(0.2), 3 sigmoid (sampling only: training takes the
+// loss on logits). act′ is read from the output: for ReLU and LeakyReLU the output is positive
+// exactly where the input was (dropout's zeros have zero gradient anyway).
+
+struct Matmul {
+  m: u32, n: u32, k: u32, flags: u32,   // flags: bits 0–1 activation, 4 bias, 5 dropout mask, 6 accumulate into C
+  a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
+  b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
+  bias_off: u32, mask_off: u32, keep: f32, _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Matmul;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<u32>;
+
+const LEAK: f32 = 0.2;
+
+fn activate(x: f32, act: u32) -> f32 {
+  if (act == 1u) { return max(x, 0.0); }
+  if (act == 2u) { return max(x, LEAK * x); }
+  if (act == 3u) { return 1.0 / (1.0 + exp(-x)); }
+  return x;
+}
+
+// Inverted dropout: bit i of the mask keeps unit i, scaled by 1/(1 − p); a clear bit zeroes it.
+fn mask_bit(i: u32) -> bool {
+  return ((mask[i / 32u] >> (i % 32u)) & 1u) == 1u;
+}
+
+// A 32×32 tile of C per workgroup of 8×8 threads, each thread a 4×4 block; K in steps of 32
+// through workgroup memory. Few threads and few barriers per tile suit CPU implementations of
+// WebGPU (SwiftShader, lavapipe), where each barrier switches between groups of invocations.
+// Each output sums over k in order, so results repeat exactly.
+var<workgroup> tile_a: array<f32, 1024>; // [32 rows][32 k]
+var<workgroup> tile_b: array<f32, 1024>; // [32 k][32 columns]
+
+@compute @workgroup_size(8, 8)
+fn matmul(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let row0 = wid.y * 32u;
+  let col0 = wid.x * 32u;
+  let tid = lid.y * 8u + lid.x;
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < p.k; k0 += 32u) {
+    for (var i = tid; i < 1024u; i += 64u) {
+      let r = row0 + i / 32u;
+      let ka = k0 + i % 32u;
+      var va = 0.0;
+      if (r < p.m && ka < p.k) { va = a[p.a_off + r * p.a_rs + ka * p.a_cs]; }
+      tile_a[i] = va;
+      let kb = k0 + i / 32u;
+      let col = col0 + i % 32u;
+      var vb = 0.0;
+      if (kb < p.k && col < p.n) { vb = b[p.b_off + kb * p.b_rs + col * p.b_cs]; }
+      tile_b[i] = vb;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 32u; kk++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var q = 0u; q < 4u; q++) {
+        av[q] = tile_a[(lid.y * 4u + q) * 32u + kk];
+        bv[q] = tile_b[kk * 32u + lid.x * 4u + q];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+          acc[i * 4u + j] += av[i] * bv[j];
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      store(row0 + lid.y * 4u + i, col0 + lid.x * 4u + j, acc[i * 4u + j]);
+    }
+  }
+}
+
+// The epilogue: bias, activation, dropout, and accumulation into C.
+fn store(r: u32, col: u32, sum: f32) {
+  if (r >= p.m || col >= p.n) { return; }
+  var v = sum;
+  if ((p.flags & 16u) != 0u) { v += bias[p.bias_off + col]; }
+  v = activate(v, p.flags & 3u);
+  if ((p.flags & 32u) != 0u) {
+    v = select(0.0, v * p.keep, mask_bit(p.mask_off + r * p.n + col));
+  }
+  let ci = p.c_off + r * p.c_rs + col;
+  if ((p.flags & 64u) != 0u) { v += c[ci]; }
+  c[ci] = v;
+}
+
+struct Elementwise {
+  count: u32, cols: u32, flags: u32, mask_off: u32,   // flags as Matmul's
+  keep: f32, _a: u32, _b: u32, _c: u32,
+}
+
+@group(0) @binding(0) var<uniform> e: Elementwise;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> dmask: array<u32>;
+
+// dZ = dY ⊙ mask ⊙ act′(Y), in place over dY [rows, cols].
+@compute @workgroup_size(256)
+fn act_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= e.count) { return; }
+  var g = dy[i];
+  if ((e.flags & 32u) != 0u) {
+    let mi = e.mask_off + i;
+    g = select(0.0, g * e.keep, ((dmask[mi / 32u] >> (mi % 32u)) & 1u) == 1u);
+  }
+  let act = e.flags & 3u;
+  if (act == 1u && y[i] <= 0.0) { g = 0.0; }
+  if (act == 2u && y[i] <= 0.0) { g = g * LEAK; }
+  dy[i] = g;
+}
+
+struct BiasGrad {
+  rows: u32, cols: u32, src_off: u32, src_rs: u32,
+  dst_off: u32, accumulate: u32, _a: u32, _b: u32,
+}
+
+@group(0) @binding(0) var<uniform> bg: BiasGrad;
+@group(0) @binding(1) var<storage, read> dz: array<f32>;
+@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+
+// db[j] = Σ_r dZ[r, j]
+@compute @workgroup_size(64)
+fn bias_grad(@builtin(global_invocation_id) gid: vec3u) {
+  let j = gid.x;
+  if (j >= bg.cols) { return; }
+  var s = 0.0;
+  for (var r = 0u; r < bg.rows; r++) { s += dz[bg.src_off + r * bg.src_rs + j]; }
+  if (bg.accumulate != 0u) { s += db[bg.dst_off + j]; }
+  db[bg.dst_off + j] = s;
+}

@@ -1,0 +1,345 @@
+//! The WebGPU backend against the CPU one, natively on Vulkan (Mesa's lavapipe): the same weights,
+//! minibatch, noise and dropout masks give the same losses, gradients, Adam updates and loss curves,
+//! for every model kind. Also: a lost device, diverging steps and sampling on the GPU.
+mod common;
+
+use latent_lab::gpu::backend::GpuBackend;
+use latent_lab::gpu::Gpu;
+use latent_lab::lab::Lab;
+use latent_lab::mnist::Dataset;
+use latent_lab::model::{init_params, Kind, ModelConfig};
+use latent_lab::train::{Batch, CpuBackend, StepLosses, TrainBackend, Trainer};
+use candle_core::Device;
+use candle_nn::VarMap;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const SEED: u64 = 7;
+
+/// The machine's Vulkan device (lavapipe here), once per test binary: a Vulkan instance per test
+/// would cost seconds each.
+fn gpu() -> Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        pollster::block_on(Gpu::request())
+            .unwrap_or_else(|e| panic!("no Vulkan device ({e:#}); scripts/setup.sh installs Mesa's lavapipe"))
+    })
+    .clone()
+}
+
+/// A fresh GPU device of our own, for the test that destroys it.
+fn own_gpu() -> Gpu {
+    pollster::block_on(Gpu::request()).expect("a Vulkan device")
+}
+
+fn params(cfg: &ModelConfig) -> VarMap {
+    init_params(cfg, SEED, &Device::Cpu).unwrap()
+}
+
+fn backends(kind: Kind) -> (ModelConfig, CpuBackend, GpuBackend) {
+    let cfg = kind.default_config();
+    let mut cpu = CpuBackend::new(cfg, &params(&cfg), Device::Cpu, SEED).unwrap();
+    cpu.record_gradients = true;
+    let gpu = GpuBackend::new(gpu(), cfg, &params(&cfg), None, SEED).unwrap();
+    (cfg, cpu, gpu)
+}
+
+fn data() -> Dataset {
+    common::mnist().train.take(4096)
+}
+
+fn headline_parts(l: &StepLosses) -> Vec<f32> {
+    match l {
+        StepLosses::Vae(p) => vec![p.loss, p.bce, p.kl],
+        StepLosses::Gan(g) => vec![g.d_loss, g.g_loss, g.d_real, g.d_fake],
+    }
+}
+
+fn assert_close_rel(what: &str, a: f32, b: f32, rel: f32) {
+    let tol = rel * a.abs().max(b.abs()).max(1e-6);
+    assert!((a - b).abs() <= tol, "{what}: cpu {a} vs webgpu {b} (tolerance {tol})");
+}
+
+fn read(p: latent_lab::gpu::backend::PendingSync) -> Vec<f32> {
+    pollster::block_on(p.read()).unwrap()
+}
+
+/// The smallest |pre-activation| of the ReLU / LeakyReLU units a step's forward pass goes through
+/// (the VAE's fc1 and fc3; the GAN's generator and its discriminator on real and generated rows,
+/// dropout included), computed on the CPU. At a kink the gradient jumps: a unit within rounding
+/// of 0 can take the other slope on the other backend, which is not a disagreement of the
+/// backends' arithmetic. The parity test picks a minibatch whose units all stay clear of it.
+fn kink_margin(cfg: &ModelConfig, data: &Dataset, indices: &[usize], noise: &[f32]) -> f32 {
+    use candle_core::Tensor;
+    use latent_lab::gan::DropoutMasks;
+    let p = params(cfg);
+    let vars = p.data().lock().unwrap();
+    let dev = Device::Cpu;
+    let w = |name: &str| vars[&format!("{name}.weight")].as_tensor().clone();
+    let b = |name: &str| vars[&format!("{name}.bias")].as_tensor().clone();
+    let pre = |x: &Tensor, name: &str| x.matmul(&w(name).t().unwrap()).unwrap().broadcast_add(&b(name)).unwrap();
+    let margin = |t: &Tensor| t.abs().unwrap().flatten_all().unwrap().min(0).unwrap().to_scalar::<f32>().unwrap();
+    let n = indices.len();
+    let labels: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
+    let y = latent_lab::model::one_hot(&labels, &dev).unwrap();
+    let with_y = |x: &Tensor| if cfg.kind.is_conditional() { Tensor::cat(&[x, &y], 1).unwrap() } else { x.clone() };
+    let x = latent_lab::train::batch_images(data, indices, &dev).unwrap();
+    let eps = Tensor::from_slice(noise, (n, cfg.latent), &dev).unwrap();
+    let leaky = |t: &Tensor| t.maximum(&(t * 0.2).unwrap()).unwrap();
+    if cfg.kind.is_gan() {
+        let g1 = pre(&with_y(&eps), "generator.fc1");
+        let g2 = pre(&leaky(&g1), "generator.fc2");
+        let fake = candle_nn::ops::sigmoid(&pre(&leaky(&g2), "generator.fc3")).unwrap();
+        let mut rng = StdRng::seed_from_u64(SEED);
+        let [real_drop, fake_drop, _] = [(); 3].map(|_| DropoutMasks::draw(&mut rng, n, cfg.hidden, &dev).unwrap());
+        let mut m = margin(&g1).min(margin(&g2));
+        for (img, drop) in [(&x, real_drop), (&fake, fake_drop)] {
+            let d1 = pre(&with_y(&img.affine(2.0, -1.0).unwrap()), "discriminator.fc1");
+            let d2 = pre(&(leaky(&d1) * &drop.h1).unwrap(), "discriminator.fc2");
+            m = m.min(margin(&d1)).min(margin(&d2));
+        }
+        m
+    } else {
+        let h1 = pre(&with_y(&x), "fc1");
+        let h = h1.relu().unwrap();
+        let (mu, logvar) = (pre(&h, "fc21"), pre(&h, "fc22"));
+        let z = (&mu + ((&logvar * 0.5).unwrap().exp().unwrap() * &eps).unwrap()).unwrap();
+        margin(&h1).min(margin(&pre(&with_y(&z), "fc3")))
+    }
+}
+
+/// One step from the same weights, minibatch and noise: losses within 1e-4 relative, and every
+/// gradient tensor within 1e-3 of that tensor's largest absolute value.
+fn one_step_parity(kind: Kind) {
+    let (cfg, mut cpu, mut gpu) = backends(kind);
+    let data = data();
+    gpu.set_dataset(&data).unwrap();
+    // The first of a few seeded minibatches whose units are all at least 1e-6 from a kink (the
+    // backends' pre-activations differ by about 1e-7).
+    let (indices, noise) = (0..60u64)
+        .map(|seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let indices: Vec<usize> = (0..128).map(|_| rng.random_range(0..data.len())).collect();
+            let noise: Vec<f32> = (0..128 * cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
+            (indices, noise)
+        })
+        .find(|(i, z)| kink_margin(&cfg, &data, i, z) > 1e-6)
+        .expect("a minibatch clear of the activations' kinks");
+    let batch = Batch { data: &data, indices: &indices, noise: &noise };
+    let lr = cfg.kind.default_adam().0;
+    let c = cpu.step(&batch, lr).unwrap();
+    let g = gpu.step(&batch, lr).unwrap();
+    for (i, (a, b)) in headline_parts(&c).iter().zip(headline_parts(&g)).enumerate() {
+        assert_close_rel(&format!("{} loss part {i}", kind.name()), *a, b, 1e-4);
+    }
+    let gpu_grads = gpu.layout.split(&read(gpu.read_gradients()));
+    assert_eq!(cpu.last_gradients.len(), gpu_grads.len(), "every parameter has a gradient");
+    for (name, cg) in &cpu.last_gradients {
+        let gg = &gpu_grads[name];
+        let scale = cg.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = cg.iter().zip(gg).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(scale > 0.0, "{name}: the CPU gradient is all zeros");
+        assert!(worst <= 1e-3 * scale, "{} {name}: gradients differ by {worst}, largest |g| {scale}", kind.name());
+    }
+}
+
+#[test]
+fn one_step_parity_vae() {
+    one_step_parity(Kind::Vae);
+}
+
+#[test]
+fn one_step_parity_cvae() {
+    one_step_parity(Kind::Cvae);
+}
+
+#[test]
+fn one_step_parity_gan() {
+    one_step_parity(Kind::Gan);
+}
+
+#[test]
+fn one_step_parity_cgan() {
+    one_step_parity(Kind::Cgan);
+}
+
+/// Fed the same gradients, the two Adam updates agree within 1e-6 (three steps, so the bias
+/// corrections of t = 1, 2, 3 are all covered).
+#[test]
+fn adam_updates_agree() {
+    for kind in [Kind::Vae, Kind::Gan] {
+        let (cfg, _, mut gpu) = backends(kind);
+        let cpu_params = params(&cfg);
+        let mut cpu = CpuBackend::new(cfg, &cpu_params, Device::Cpu, SEED).unwrap();
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..3 {
+            let grads: HashMap<String, Vec<f32>> = cfg
+                .param_shapes()
+                .into_iter()
+                .map(|(name, shape)| {
+                    let n: usize = shape.iter().product();
+                    (name, (0..n).map(|_| rng.random_range(-0.05f32..0.05)).collect())
+                })
+                .collect();
+            cpu.apply_gradients(&grads, 1e-3).unwrap();
+            gpu.apply_gradients(&grads, 1e-3).unwrap();
+        }
+        let synced = pollster::block_on(gpu.sync_now().read_synced()).unwrap();
+        assert_eq!(synced.committed, 3);
+        let gpu_params = gpu.layout.split(&synced.theta);
+        let cpu_state = cpu.optimizer_state().unwrap();
+        let gpu_m = gpu.layout.split(&synced.m);
+        let data = cpu_params.data().lock().unwrap();
+        let initial = params(&cfg);
+        let initial = initial.data().lock().unwrap();
+        for (name, var) in data.iter() {
+            let c: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let start: Vec<f32> = initial[name].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let moved = c.iter().zip(&start).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(moved > 1e-4, "{name}: Adam did not move the weights ({moved})");
+            let worst = c.iter().zip(&gpu_params[name]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-6, "{} {name}: Adam updates differ by {worst}", kind.name());
+            let m_worst = cpu_state.moments[name].0.iter().zip(&gpu_m[name]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(m_worst <= 1e-6, "{name}: Adam's first moments differ by {m_worst}");
+        }
+    }
+}
+
+/// 200 steps through the same trainer (same shuffles and noise) on each backend: the loss curves,
+/// as means over each 20 steps, agree within 2%. At hidden width 64 and batch 32: lavapipe runs
+/// the shipped sizes at about a second a step (it is a correctness device, not a fast one).
+fn curves_agree(kind: Kind) {
+    let cfg = ModelConfig { hidden: 64, ..kind.default_config() };
+    let run = |backend: Box<dyn TrainBackend>| -> Vec<f32> {
+        let mut t = Trainer::new(backend, cfg.latent, SEED);
+        t.set_learning_rate(cfg.kind.default_adam().0).unwrap();
+        t.set_batch_size(32).unwrap();
+        t.set_dataset(common::mnist().train.take(8192)).unwrap();
+        (0..200).map(|_| t.step().unwrap().losses.headline()).collect()
+    };
+    let cpu = run(Box::new(CpuBackend::new(cfg, &params(&cfg), Device::Cpu, SEED).unwrap()));
+    let gpu = run(Box::new(GpuBackend::new(gpu(), cfg, &params(&cfg), None, SEED).unwrap()));
+    let means = |c: &[f32]| -> Vec<f32> { c.chunks(20).map(|w| w.iter().sum::<f32>() / w.len() as f32).collect() };
+    let (cm, gm) = (means(&cpu), means(&gpu));
+    eprintln!("{}: cpu {cm:?}\n{}: webgpu {gm:?}", kind.name(), kind.name());
+    for (i, (a, b)) in cm.iter().zip(&gm).enumerate() {
+        assert_close_rel(&format!("{} steps {}..{}", kind.name(), i * 20 + 1, i * 20 + 20), *a, *b, 0.02);
+    }
+    if !kind.is_gan() {
+        assert!(gm[9] < 0.8 * gm[0], "{}: the GPU's loss did not fall: {gm:?}", kind.name());
+    }
+}
+
+#[test]
+fn curves_agree_vae() {
+    curves_agree(Kind::Vae);
+}
+
+#[test]
+fn curves_agree_cvae() {
+    curves_agree(Kind::Cvae);
+}
+
+#[test]
+fn curves_agree_gan() {
+    curves_agree(Kind::Gan);
+}
+
+#[test]
+fn curves_agree_cgan() {
+    curves_agree(Kind::Cgan);
+}
+
+/// The GPU decodes the same images as the CPU from the same weights.
+#[test]
+fn sampling_matches_the_cpu() {
+    for kind in Kind::ALL {
+        let cfg = kind.default_config();
+        let lab = Lab::fresh(cfg, SEED).unwrap();
+        let mut gpu = GpuBackend::new(gpu(), cfg, &params(&cfg), None, SEED).unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let z: Vec<f32> = (0..100 * cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
+        let labels: Option<Vec<u8>> = kind.is_conditional().then(|| (0..100).map(|i| (i % 10) as u8).collect());
+        let cpu_images = lab.sample(&z, labels.as_deref()).unwrap();
+        let gpu_images = read(gpu.sample(&z, labels.as_deref()).unwrap());
+        assert_eq!(gpu_images.len(), 100 * 784);
+        let worst = cpu_images.iter().zip(&gpu_images).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{}: GPU samples differ from the CPU's by {worst}", kind.name());
+    }
+}
+
+/// A step whose loss is not finite is refused on the GPU and leaves the weights as they were;
+/// so does every step queued behind it.
+#[test]
+fn a_diverging_step_leaves_the_weights() {
+    let cfg = Kind::Vae.default_config();
+    let mut gpu = GpuBackend::new(gpu(), cfg, &params(&cfg), None, SEED).unwrap();
+    let data = data();
+    gpu.set_dataset(&data).unwrap();
+    let before = pollster::block_on(gpu.sync_now().read_synced()).unwrap();
+    let indices: Vec<usize> = (0..64).collect();
+    let mut noise = vec![0f32; 64 * cfg.latent];
+    noise[5] = f32::INFINITY;
+    let bad = Batch { data: &data, indices: &indices, noise: &noise };
+    let good_noise = vec![0.1f32; 64 * cfg.latent];
+    let good = Batch { data: &data, indices: &indices, noise: &good_noise };
+    let first = gpu.submit(&bad, 1e-3).unwrap();
+    let second = gpu.submit(&good, 1e-3).unwrap();
+    let e = gpu.finish(pollster::block_on(first.read()).unwrap()).unwrap_err();
+    assert!(format!("{e:#}").contains("training diverged: the loss is"), "{e:#}");
+    let e = gpu.finish(pollster::block_on(second.read()).unwrap()).unwrap_err();
+    assert!(format!("{e:#}").contains("an earlier step"), "{e:#}");
+    let after = pollster::block_on(gpu.sync_now().read_synced()).unwrap();
+    assert_eq!(before.theta, after.theta, "a refused step changed the weights");
+    assert_eq!(after.committed, 0);
+    // Training resumes after the refusal.
+    let l = gpu.step(&good, 1e-3).unwrap();
+    assert!(l.headline().is_finite());
+    let resumed = pollster::block_on(gpu.sync_now().read_synced()).unwrap();
+    assert_eq!(resumed.committed, 1);
+    assert_ne!(before.theta, resumed.theta);
+}
+
+/// The device is lost mid-training: the lab carries on on the CPU from the last weights read back,
+/// which are exactly the GPU's weights at that sync.
+#[test]
+fn a_lost_device_falls_back_to_the_cpu() {
+    let cfg = Kind::Vae.default_config();
+    let mut lab = Lab::fresh(cfg, SEED).unwrap();
+    lab.set_dataset(common::mnist().train.take(4096)).unwrap();
+    let gpu = own_gpu();
+    lab.use_gpu(gpu.clone()).unwrap();
+    assert_eq!(lab.backend_name(), "webgpu");
+    let sync_every = latent_lab::gpu::backend::SYNC_EVERY;
+    for _ in 0..sync_every + 5 {
+        let pending = lab.submit_step().unwrap();
+        let r = pollster::block_on(pending.read()).unwrap();
+        lab.finish_step(r).unwrap();
+    }
+    let synced = lab.synced_weights().expect("a sync happened").clone();
+    assert_eq!(synced.committed, sync_every);
+    gpu.lose_device();
+    let e = lab.submit_step().map(|_| ()).unwrap_err();
+    assert!(format!("{e:#}").contains("device was lost"), "{e:#}");
+    let report = lab.fall_back_to_cpu().unwrap();
+    assert_eq!(report.resumed_at, sync_every);
+    assert_eq!(report.lost_steps, 5);
+    assert_eq!(lab.backend_name(), "cpu");
+    assert_eq!(lab.trainer().steps(), sync_every);
+    // The CPU holds the synced weights bit for bit.
+    let saved = latent_lab::checkpoint::load(&lab.save().unwrap(), &Device::Cpu).unwrap();
+    let layout = latent_lab::gpu::backend::ParamLayout::new(&cfg);
+    let expected = layout.split(&synced.theta);
+    let data = saved.params.data().lock().unwrap();
+    for (name, v) in &expected {
+        let got: Vec<f32> = data[name].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(&got, v, "{name} after the fallback");
+    }
+    drop(data);
+    // And training goes on there.
+    let s = lab.train_step().unwrap();
+    assert_eq!(s.step, sync_every + 1);
+    assert!(s.losses.headline().is_finite());
+}
