@@ -343,3 +343,37 @@ fn a_lost_device_falls_back_to_the_cpu() {
     assert_eq!(s.step, sync_every + 1);
     assert!(s.losses.headline().is_finite());
 }
+
+/// Weights trained on WebGPU are saved through the CPU side as the same safetensors: the file
+/// loads on either backend, and both decode it alike.
+#[test]
+fn files_move_between_backends() {
+    let cfg = Kind::Cgan.default_config();
+    let mut lab = Lab::fresh(cfg, SEED).unwrap();
+    lab.set_dataset(common::mnist().train.take(1024)).unwrap();
+    lab.use_gpu(gpu()).unwrap();
+    for _ in 0..3 {
+        let pending = lab.submit_step().unwrap();
+        let r = pollster::block_on(pending.read()).unwrap();
+        lab.finish_step(r).unwrap();
+    }
+    let e = lab.save().unwrap_err();
+    assert!(format!("{e:#}").contains("3 steps trained on WebGPU are not read back yet"), "{e:#}");
+    let synced = pollster::block_on(lab.begin_sync().unwrap().expect("on the GPU").read_synced()).unwrap();
+    assert_eq!(synced.committed, 3);
+    lab.finish_sync(synced).unwrap();
+    let bytes = lab.save().unwrap();
+    assert!(lab.metadata()["epochs"].parse::<f64>().unwrap() > 0.0);
+
+    let fresh = Lab::fresh(cfg, SEED).unwrap();
+    let z: Vec<f32> = (0..10 * cfg.latent).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let labels: Vec<u8> = (0..10).collect();
+    let on_cpu = Lab::from_safetensors(&bytes).unwrap();
+    let cpu_images = on_cpu.sample(&z, Some(&labels)).unwrap();
+    assert_ne!(cpu_images, fresh.sample(&z, Some(&labels)).unwrap(), "the file holds the trained weights");
+    let mut on_gpu = Lab::from_safetensors(&bytes).unwrap();
+    on_gpu.use_gpu(gpu()).unwrap();
+    let gpu_images = read(on_gpu.sample_on_gpu(&z, Some(&labels)).unwrap().expect("on the GPU"));
+    let worst = cpu_images.iter().zip(&gpu_images).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "the same file decodes differently on the two backends: {worst}");
+}

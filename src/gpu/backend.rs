@@ -709,38 +709,32 @@ impl GpuBackend {
         let conditional = self.cfg.kind.is_conditional();
         let rd = if conditional { 3 * n } else { 2 * n };
         let mut bits = vec![0u32; mask_bits.div_ceil(32)];
-        let rng = &mut self.dropout_rng;
-        let mut draw = |bits: &mut Vec<u32>, start: usize, count: usize| {
+        // Sets bit i of `count` bits from `start` when unit i is kept (probability 1 − p), drawing
+        // as `DropoutMasks::draw` does.
+        fn draw(rng: &mut StdRng, bits: &mut [u32], start: usize, count: usize) {
             for i in start..start + count {
                 if rng.random::<f64>() >= DROPOUT {
                     bits[i / 32] |= 1 << (i % 32);
                 }
             }
-        };
+        }
+        let rng = &mut self.dropout_rng;
         let (m1, m2) = (0, rd * 2 * h);
         let (mg1, mg2) = (rd * 3 * h, rd * 3 * h + n * 2 * h);
         // real rows 0..n, fake rows n..2n of the discriminator's masks
         for block in 0..2 {
-            draw(&mut bits, m1 + block * n * 2 * h, n * 2 * h);
-            draw(&mut bits, m2 + block * n * h, n * h);
+            draw(rng, &mut bits, m1 + block * n * 2 * h, n * 2 * h);
+            draw(rng, &mut bits, m2 + block * n * h, n * h);
         }
-        draw(&mut bits, mg1, n * 2 * h);
-        draw(&mut bits, mg2, n * h);
+        draw(rng, &mut bits, mg1, n * 2 * h);
+        draw(rng, &mut bits, mg2, n * h);
         let mut wrong = vec![0u32; n];
         if conditional {
             for (w, &l) in wrong.iter_mut().zip(labels) {
-                *w = ((l + self.dropout_rng.random_range(1..10u8)) % 10) as u32;
+                *w = ((l + rng.random_range(1..10u8)) % 10) as u32;
             }
-            let rng = &mut self.dropout_rng;
-            let mut draw = |bits: &mut Vec<u32>, start: usize, count: usize| {
-                for i in start..start + count {
-                    if rng.random::<f64>() >= DROPOUT {
-                        bits[i / 32] |= 1 << (i % 32);
-                    }
-                }
-            };
-            draw(&mut bits, m1 + 2 * n * 2 * h, n * 2 * h);
-            draw(&mut bits, m2 + 2 * n * h, n * h);
+            draw(rng, &mut bits, m1 + 2 * n * 2 * h, n * 2 * h);
+            draw(rng, &mut bits, m2 + 2 * n * h, n * h);
         }
         (bits, wrong)
     }
@@ -785,23 +779,15 @@ impl GpuBackend {
             upload += (bits.len() * 4 + wrong.len() * 4) as u64;
         }
         let t = self.committed + self.in_flight + 1;
-        let scale_m = 1f64 / (1f64 - self.beta1.powi(t as i32));
-        let scale_v = 1f64 / (1f64 - self.beta2.powi(t as i32));
-        let step_words = [f(learning_rate as f32), f(scale_m as f32), f(scale_v as f32), 0];
-        q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&step_words));
+        q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&self.step_words(learning_rate, t)));
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         self.encode(&mut encoder, &plan.dispatches);
         let stats = self.gpu.readback("step stats", (STATS * 4) as u64);
         encoder.copy_buffer_to_buffer(&self.stats, 0, &stats, 0, (STATS * 4) as u64);
         let mut readback = (STATS * 4) as u64;
         let sync = (t % SYNC_EVERY == 0).then(|| {
-            let bytes = self.layout.total as u64 * 4;
-            let buf = self.gpu.readback("weights sync", 3 * bytes + 8);
-            encoder.copy_buffer_to_buffer(&self.theta, 0, &buf, 0, bytes);
-            encoder.copy_buffer_to_buffer(&self.m, 0, &buf, bytes, bytes);
-            encoder.copy_buffer_to_buffer(&self.v, 0, &buf, 2 * bytes, bytes);
-            encoder.copy_buffer_to_buffer(&self.control, 0, &buf, 3 * bytes, 8);
-            readback += 3 * bytes + 8;
+            let buf = self.copy_state_out(&mut encoder);
+            readback += buf.size();
             buf
         });
         q.submit([encoder.finish()]);
@@ -855,17 +841,30 @@ impl GpuBackend {
 
     /// Copies the weights and Adam's moments out now (after every queued step).
     pub fn sync_now(&mut self) -> PendingSync {
-        let bytes = self.layout.total as u64 * 4;
-        let buf = self.gpu.readback("weights sync", 3 * bytes + 8);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&self.theta, 0, &buf, 0, bytes);
-        encoder.copy_buffer_to_buffer(&self.m, 0, &buf, bytes, bytes);
-        encoder.copy_buffer_to_buffer(&self.v, 0, &buf, 2 * bytes, bytes);
-        encoder.copy_buffer_to_buffer(&self.control, 0, &buf, 3 * bytes, 8);
+        let buf = self.copy_state_out(&mut encoder);
         self.gpu.queue.submit([encoder.finish()]);
         self.io.submissions += 1;
-        self.io.read_back += 3 * bytes + 8;
+        self.io.read_back += buf.size();
         PendingSync(PendingStep { gpu: self.gpu.clone(), stats: buf, sync: None, total: self.layout.total })
+    }
+
+    /// Records a copy of θ, m, v and `control` (in that order) into a new readback buffer.
+    fn copy_state_out(&self, encoder: &mut wgpu::CommandEncoder) -> wgpu::Buffer {
+        let bytes = self.layout.total as u64 * 4;
+        let buf = self.gpu.readback("weights sync", 3 * bytes + 8);
+        for (i, src) in [&self.theta, &self.m, &self.v].into_iter().enumerate() {
+            encoder.copy_buffer_to_buffer(src, 0, &buf, i as u64 * bytes, bytes);
+        }
+        encoder.copy_buffer_to_buffer(&self.control, 0, &buf, 3 * bytes, 8);
+        buf
+    }
+
+    /// The step uniform for Adam's step `t`: lr and the bias corrections 1/(1 − βᵗ), in f64 as candle computes them.
+    fn step_words(&self, learning_rate: f64, t: u64) -> [u32; 4] {
+        let scale_m = 1f64 / (1f64 - self.beta1.powi(t as i32));
+        let scale_v = 1f64 / (1f64 - self.beta2.powi(t as i32));
+        [f(learning_rate as f32), f(scale_m as f32), f(scale_v as f32), 0]
     }
 
     /// The last step's gradients, by parameter name (for the parity tests).
@@ -894,9 +893,7 @@ impl GpuBackend {
         stats[OK] = 1.0;
         q.write_buffer(&self.stats, 0, as_bytes(&stats));
         let t = self.committed + self.in_flight + 1;
-        let scale_m = 1f64 / (1f64 - self.beta1.powi(t as i32));
-        let scale_v = 1f64 / (1f64 - self.beta2.powi(t as i32));
-        q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&[f(learning_rate as f32), f(scale_m as f32), f(scale_v as f32), 0]));
+        q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&self.step_words(learning_rate, t)));
         let mut r = Recorder::new(&self.gpu, &self.kernels, &self.dummy);
         self.record_adam(&mut r, "");
         self.record_commit(&mut r);
