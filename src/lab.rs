@@ -6,7 +6,7 @@ use crate::gpu::backend::{GpuBackend, PendingStep, PendingSync, StepReadback, Sy
 use crate::gpu::Gpu;
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
-use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer};
+use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer, TrainerMark};
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
 use anyhow::{anyhow, bail, ensure, Result};
 use std::collections::VecDeque;
@@ -34,10 +34,10 @@ pub struct Lab {
 
 struct GpuTraining {
     backend: GpuBackend,
-    /// The trainer's position after each step still in the queue, oldest first.
-    in_flight: VecDeque<(u64, u64)>,
-    /// The trainer's position at the last copy of the weights out of the GPU.
-    synced_at: (u64, u64),
+    /// The trainer's place after each step still in the queue, oldest first.
+    in_flight: VecDeque<TrainerMark>,
+    /// The trainer's place at the last copy of the weights out of the GPU.
+    synced_at: TrainerMark,
     /// Steps committed on the GPU since that copy.
     unsynced: u64,
     last_synced: Option<Synced>,
@@ -221,7 +221,7 @@ impl Lab {
         if let Some(data) = self.trainer.data() {
             backend.upload_dataset(data)?;
         }
-        let synced_at = self.trainer.position();
+        let synced_at = self.trainer.mark();
         self.gpu = Some(GpuTraining { backend, in_flight: VecDeque::new(), synced_at, unsynced: 0, last_synced: None });
         Ok(())
     }
@@ -233,7 +233,7 @@ impl Lab {
             return Ok(SubmittedStep::Done(self.trainer.step()));
         };
         let (pending, _, _) = self.trainer.with_next_batch(|batch, lr| g.backend.submit(batch, lr))?;
-        g.in_flight.push_back(self.trainer.position());
+        g.in_flight.push_back(self.trainer.mark());
         Ok(SubmittedStep::Gpu(pending))
     }
 
@@ -245,12 +245,13 @@ impl Lab {
             StepOutcome::Gpu(r) => r,
         };
         let g = self.gpu.as_mut().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
-        let (steps, examples) = g.in_flight.pop_front().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
+        let mark = g.in_flight.pop_front().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
+        let (steps, examples) = (mark.steps, mark.examples_seen());
         let result = g.backend.finish(r);
         if let Some(synced) = g.backend.synced.take() {
             let state = synced.apply(&g.backend.layout, &self.params)?;
             self.trainer.backend_mut().set_optimizer_state(&state)?;
-            g.synced_at = (steps, examples);
+            g.synced_at = mark;
             g.unsynced = 0;
             g.last_synced = Some(synced);
         } else if result.is_ok() {
@@ -280,7 +281,7 @@ impl Lab {
     }
 
     pub fn finish_sync(&mut self, synced: Synced) -> Result<()> {
-        let position = self.trainer.position();
+        let position = self.trainer.mark();
         let g = self.gpu.as_mut().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
         let state = synced.apply(&g.backend.layout, &self.params)?;
         self.trainer.backend_mut().set_optimizer_state(&state)?;
@@ -291,12 +292,13 @@ impl Lab {
     }
 
     /// After the GPU device is lost (or to leave it): training continues on the CPU from the last
-    /// weights read back. Steps after that point are not counted as trained.
+    /// weights read back, and the trainer goes back to that step too, so the steps after it are
+    /// trained again on the same minibatches with the same noise.
     pub fn fall_back_to_cpu(&mut self) -> Result<Fallback> {
         let g = self.gpu.take().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
-        let (steps_now, _) = self.trainer.position();
-        self.trainer.rewind(g.synced_at);
-        Ok(Fallback { resumed_at: g.synced_at.0, lost_steps: steps_now - g.synced_at.0 })
+        let steps_now = self.trainer.steps();
+        self.trainer.rewind(&g.synced_at);
+        Ok(Fallback { resumed_at: g.synced_at.steps, lost_steps: steps_now - g.synced_at.steps })
     }
 
     /// The GPU queue's traffic so far, when training there.

@@ -15,6 +15,7 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A VAE step's loss per example, and its two parts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -299,7 +300,8 @@ pub struct Trainer {
     latent: usize,
     data: Option<Dataset>,
     rng: StdRng,
-    order: Vec<usize>,
+    /// The current epoch's shuffle; shared with `TrainerMark`s until the next shuffle.
+    order: Arc<Vec<usize>>,
     cursor: usize,
     batch_size: usize,
     learning_rate: f64,
@@ -316,7 +318,7 @@ impl Trainer {
             latent,
             data: None,
             rng: StdRng::seed_from_u64(seed),
-            order: Vec::new(),
+            order: Arc::new(Vec::new()),
             cursor: 0,
             batch_size: 128,
             learning_rate: 1e-3,
@@ -334,7 +336,7 @@ impl Trainer {
         self.backend.set_dataset(&data)?;
         self.earlier_epochs = self.epochs();
         self.examples_seen = 0;
-        self.order = (0..data.len()).collect();
+        self.order = Arc::new((0..data.len()).collect());
         self.cursor = self.order.len(); // reshuffle before the first batch
         self.data = Some(data);
         Ok(())
@@ -398,7 +400,7 @@ impl Trainer {
         };
         ensure!(!data.is_empty(), "the dataset is empty");
         if self.cursor >= self.order.len() {
-            self.order.shuffle(&mut self.rng);
+            Arc::make_mut(&mut self.order).shuffle(&mut self.rng);
             self.cursor = 0;
         }
         let end = (self.cursor + self.batch_size).min(self.order.len());
@@ -425,16 +427,41 @@ impl Trainer {
         self.backend.as_mut()
     }
 
-    /// Where training stands: (steps, examples drawn from the current dataset).
-    pub fn position(&self) -> (u64, u64) {
-        (self.steps, self.examples_seen)
+    /// Where training stands: the counts, the place in the epoch's shuffle and the noise stream.
+    pub fn mark(&self) -> TrainerMark {
+        TrainerMark {
+            steps: self.steps,
+            examples_seen: self.examples_seen,
+            cursor: self.cursor,
+            order: self.order.clone(),
+            rng: self.rng.clone(),
+        }
     }
 
-    /// Sets the counts back to an earlier `position` (steps whose results were lost, e.g. with a
-    /// GPU device, are not counted as trained).
-    pub fn rewind(&mut self, (steps, examples_seen): (u64, u64)) {
-        self.steps = steps;
-        self.examples_seen = examples_seen;
+    /// Goes back to an earlier `mark`: the steps after it are trained again on the same
+    /// minibatches with the same noise (after a lost GPU device took their results).
+    pub fn rewind(&mut self, mark: &TrainerMark) {
+        self.steps = mark.steps;
+        self.examples_seen = mark.examples_seen;
+        self.cursor = mark.cursor;
+        self.order = mark.order.clone();
+        self.rng = mark.rng.clone();
+    }
+}
+
+/// A trainer's place, to come back to (`Trainer::mark`, `Trainer::rewind`), on the same dataset.
+#[derive(Clone)]
+pub struct TrainerMark {
+    pub steps: u64,
+    examples_seen: u64,
+    cursor: usize,
+    order: Arc<Vec<usize>>,
+    rng: StdRng,
+}
+
+impl TrainerMark {
+    pub fn examples_seen(&self) -> u64 {
+        self.examples_seen
     }
 }
 

@@ -313,11 +313,13 @@ fn a_lost_device_falls_back_to_the_cpu() {
     lab.use_gpu(gpu.clone()).unwrap();
     assert_eq!(lab.backend_name(), "webgpu");
     let sync_every = latent_lab::gpu::backend::SYNC_EVERY;
-    for _ in 0..sync_every + 5 {
-        let pending = lab.submit_step().unwrap();
-        let r = pollster::block_on(pending.read()).unwrap();
-        lab.finish_step(r).unwrap();
-    }
+    let gpu_losses: Vec<f32> = (0..sync_every + 5)
+        .map(|_| {
+            let pending = lab.submit_step().unwrap();
+            let r = pollster::block_on(pending.read()).unwrap();
+            lab.finish_step(r).unwrap().losses.headline()
+        })
+        .collect();
     let synced = lab.synced_weights().expect("a sync happened").clone();
     assert_eq!(synced.committed, sync_every);
     gpu.lose_device();
@@ -338,10 +340,12 @@ fn a_lost_device_falls_back_to_the_cpu() {
         assert_eq!(&got, v, "{name} after the fallback");
     }
     drop(data);
-    // And training goes on there.
+    // And training goes on there, repeating the lost steps on the same minibatches and noise from
+    // the same weights: the CPU's loss for the next step is the one the GPU reported for it.
     let s = lab.train_step().unwrap();
     assert_eq!(s.step, sync_every + 1);
-    assert!(s.losses.headline().is_finite());
+    let (cpu, gpu) = (s.losses.headline(), gpu_losses[sync_every as usize]);
+    assert!((cpu - gpu).abs() <= 1e-4 * gpu.abs(), "step {}: CPU loss {cpu}, GPU loss {gpu}", s.step);
 }
 
 /// Weights trained on WebGPU are saved through the CPU side as the same safetensors: the file
