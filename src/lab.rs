@@ -262,6 +262,14 @@ impl Lab {
         Ok(StepStats { losses, step: steps, epoch })
     }
 
+    /// A queued step whose readback failed (the device was lost): it leaves the queue unfinished.
+    pub fn step_lost(&mut self) {
+        if let Some(g) = &mut self.gpu {
+            g.in_flight.pop_front();
+            g.backend.forget_step();
+        }
+    }
+
     /// Steps queued on the GPU and not yet finished.
     pub fn steps_in_flight(&self) -> usize {
         self.gpu.as_ref().map_or(0, |g| g.in_flight.len())

@@ -442,6 +442,10 @@ impl Trainer {
     /// minibatches with the same noise (after a lost GPU device took their results).
     pub fn rewind(&mut self, mark: &TrainerMark) {
         self.steps = mark.steps;
+        if mark.order.len() != self.order.len() {
+            // Another dataset since the mark: its shuffle would not fit; only the count goes back.
+            return;
+        }
         self.examples_seen = mark.examples_seen;
         self.cursor = mark.cursor;
         self.order = mark.order.clone();

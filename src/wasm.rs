@@ -392,8 +392,15 @@ impl Model {
         let step = step.ok_or_else(|| JsError::new("no training step is queued: call submit_step first"))?;
         let inner = self.inner.clone();
         Ok(future_to_promise(async move {
-            let outcome = step.read().await.map_err(|e| rejected(js_err(e)))?;
+            let outcome = step.read().await;
             let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    inner.lab.step_lost();
+                    return Err(rejected(js_err(e)));
+                }
+            };
             let s = inner.lab.finish_step(outcome).map_err(|e| rejected(js_err(e)))?;
             Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch }.into())
         }))

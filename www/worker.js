@@ -48,8 +48,12 @@ async function chooseBackend(model, choice) {
   try {
     const gpu = await WebGpu.request();
     model.use_webgpu(gpu);
-    const adapter = gpu.adapter;
+    let adapter = gpu.adapter;
     gpu.free();
+    // Browsers may leave the adapter's description empty; vendor and architecture still say which.
+    const info = (await navigator.gpu?.requestAdapter())?.info;
+    const named = info && (info.description || [info.vendor, info.architecture].filter(Boolean).join(' '));
+    if (named) adapter = `${named}, ${adapter}`;
     return { backend: 'webgpu', reason: `adapter: ${adapter}` };
   } catch (e) {
     if (choice === 'webgpu') throw new Error(`WebGPU was chosen but is not available here (${e.message})`);
@@ -191,7 +195,7 @@ async function settle(model) {
     await model.sync();
   } catch (e) {
     if (!(model.backend === 'webgpu' && isDeviceLoss(e))) throw e;
-    model.fall_back_to_cpu(); // the weights last read back are the ones kept
+    model.fall_back_to_cpu().free(); // the weights last read back are the ones kept
   }
 }
 

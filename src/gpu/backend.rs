@@ -808,6 +808,11 @@ impl GpuBackend {
         }
     }
 
+    /// A submitted step whose readback failed: no longer in flight.
+    pub fn forget_step(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
     /// Takes a step's readback: its losses, or the error that refused it (the weights unchanged).
     pub fn finish(&mut self, r: StepReadback) -> Result<StepLosses> {
         self.in_flight = self.in_flight.saturating_sub(1);

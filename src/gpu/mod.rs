@@ -45,8 +45,9 @@ impl Gpu {
             })
             .await
             .map_err(|e| anyhow!("the WebGPU adapter {} gave no device: {e}", info.name))?;
-        let name = if info.name.is_empty() { "unnamed adapter".to_string() } else { info.name.clone() };
-        Ok(Gpu::from_device(device, queue, format!("{name} ({:?})", info.backend)))
+        // Browsers may keep the adapter's description empty; the page adds what navigator.gpu says.
+        let name = if info.name.is_empty() { format!("{:?}", info.backend) } else { format!("{} ({:?})", info.name, info.backend) };
+        Ok(Gpu::from_device(device, queue, name))
     }
 
     /// Wraps a device made elsewhere (a test's), installing the error and device-loss handlers.
@@ -143,7 +144,15 @@ pub async fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
     gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
     let mapped = rx.await.map_err(|_| anyhow!("the GPU readback was dropped"));
     gpu.check()?;
-    mapped?.context("mapping a GPU buffer for reading")?;
+    if let Err(e) = mapped.and_then(|m| m.map_err(anyhow::Error::from)) {
+        // A mapping fails when the device is lost (or the buffer destroyed, which this crate never
+        // does); the browser can report the failed mapping before the loss itself.
+        let reason = format!("a readback failed: {e}");
+        if let Ok(mut slot) = gpu.lost.lock() {
+            slot.get_or_insert(reason.clone());
+        }
+        bail!("the WebGPU device was lost ({reason})");
+    }
     let bytes = buffer.slice(..).get_mapped_range().map_err(|e| anyhow!("reading a mapped GPU buffer: {e}"))?.to_vec();
     buffer.unmap();
     Ok(bytes)
