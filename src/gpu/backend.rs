@@ -25,6 +25,9 @@ use std::collections::HashMap;
 /// Steps between copies of the weights out of the GPU: what a lost device can cost.
 pub const SYNC_EVERY: u64 = 50;
 
+/// Recorded plans kept per backend, for steps and for sampling (each holds its activations).
+const PLANS_KEPT: usize = 4;
+
 const STATS: usize = 8;
 const OK: usize = 6;
 const COMMITTED: usize = 7;
@@ -488,6 +491,10 @@ impl GpuBackend {
         }
         let plan = if self.cfg.kind.is_gan() { self.record_gan_step(n)? } else { self.record_vae_step(n)? };
         self.gpu.check()?;
+        // Two sizes are usual (the batch, and an epoch's short last batch); keep a few, not every one.
+        if self.plans.len() >= PLANS_KEPT {
+            self.plans.remove(0);
+        }
         self.plans.push(plan);
         Ok(self.plans.len() - 1)
     }
@@ -944,6 +951,9 @@ impl GpuBackend {
         }
         let Recorder { list, uniforms, .. } = r;
         self.gpu.check()?;
+        if self.sample_plans.len() >= PLANS_KEPT {
+            self.sample_plans.remove(0);
+        }
         self.sample_plans.push(SamplePlan { rows: n, dispatches: list, _uniforms: uniforms, _activations: acts, z, labels, out });
         Ok(self.sample_plans.len() - 1)
     }
