@@ -118,16 +118,19 @@ async function train(msg) {
         reason = 'stopped';
         break;
       }
-      let stats;
       try {
         while (submitted < totalSteps && model.steps_queued < QUEUE_DEPTH) {
           model.submit_step();
           submitted++;
         }
         const s = await model.next_stats();
-        stats = { step: s.step, epoch: s.epoch, totalSteps };
+        const stats = { step: s.step, epoch: s.epoch, totalSteps };
         for (const f of STAT_FIELDS) if (s[f] !== undefined) stats[f] = s[f];
         s.free();
+        steps = stats.step;
+        postMessage(stats);
+        // The views decode on the GPU too, so a lost device can surface here as well.
+        if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, msg, steps, classifier, coverageZ, coverageLabels);
       } catch (e) {
         if (e instanceof WebAssembly.RuntimeError) throw e; // the module itself died: fatal below
         if (model.backend === 'webgpu' && isDeviceLoss(e)) {
@@ -145,9 +148,6 @@ async function train(msg) {
         reason = 'error';
         break;
       }
-      steps = stats.step;
-      postMessage(stats);
-      if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, msg, steps, classifier, coverageZ, coverageLabels);
       await yieldToEvents();
     }
     await settle(model);
