@@ -270,8 +270,8 @@ struct StepPlan {
     noise: wgpu::Buffer,
     masks: wgpu::Buffer,
     wrong: wgpu::Buffer,
-    /// Where each dropout mask starts, in bits: D layer 1 and 2 over all D rows, then the generator
-    /// pass's layer 1 and 2.
+    /// How many dropout-mask bits a step uploads: the discriminator's layers 1 and 2 over all its
+    /// rows, then the generator pass's layers 1 and 2 (0 for a VAE).
     mask_bits: usize,
 }
 
