@@ -104,10 +104,29 @@ fn batch_one_hot(cfg: &ModelConfig, labels: &[u8], device: &Device) -> Result<Op
     cfg.kind.is_conditional().then(|| one_hot(labels, device)).transpose()
 }
 
+/// A step refused because its loss or gradient was not finite; the weights are as before it.
+/// Recognised by type (`anyhow::Error::downcast_ref`), so callers can act on it without parsing text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    /// What was not finite: "the loss", "the generator's gradient", …
+    pub what: String,
+    pub value: String,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged: {} is {} (try a lower learning rate); the weights were not changed",
+            self.what, self.value
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
+
 pub(crate) fn diverged(what: &str, value: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!(
-        "training diverged: {what} is {value} (try a lower learning rate); the weights were not changed"
-    )
+    Diverged { what: what.to_string(), value: value.to_string() }.into()
 }
 
 /// candle on the CPU (wasm SIMD in the browser): autograd for the backward pass, then Adam.

@@ -12,6 +12,21 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
+/// The error of any call on a device that is gone: the page falls back to the CPU on it, so it is
+/// recognised by type (`anyhow::Error::downcast_ref`), never by its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceLost {
+    pub reason: String,
+}
+
+impl std::fmt::Display for DeviceLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the WebGPU device was lost ({})", self.reason)
+    }
+}
+
+impl std::error::Error for DeviceLost {}
+
 /// A device and its queue, with what went wrong on it: WebGPU reports validation errors and a lost
 /// device through callbacks, which are collected here so they surface as errors, never panics.
 #[derive(Clone)]
@@ -72,7 +87,7 @@ impl Gpu {
     /// Fails if the device was lost or reported an error since the last check.
     pub fn check(&self) -> Result<()> {
         if let Some(reason) = self.lost.lock().map_err(|_| anyhow!("GPU state is poisoned"))?.clone() {
-            bail!("the WebGPU device was lost ({reason})");
+            return Err(DeviceLost { reason }.into());
         }
         let mut errors = self.errors.lock().map_err(|_| anyhow!("GPU state is poisoned"))?;
         if let Some(first) = errors.first() {
@@ -151,7 +166,7 @@ pub async fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
         if let Ok(mut slot) = gpu.lost.lock() {
             slot.get_or_insert(reason.clone());
         }
-        bail!("the WebGPU device was lost ({reason})");
+        return Err(DeviceLost { reason }.into());
     }
     let bytes = buffer.slice(..).get_mapped_range().map_err(|e| anyhow!("reading a mapped GPU buffer: {e}"))?.to_vec();
     buffer.unmap();
