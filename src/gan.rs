@@ -18,7 +18,7 @@
 
 use crate::mnist::IMAGE_PIXELS;
 use crate::model::{with_label, ModelConfig};
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 use rand::{rngs::StdRng, Rng};
@@ -121,14 +121,65 @@ pub struct DropoutMasks {
     pub h2: Tensor,
 }
 
-impl DropoutMasks {
-    pub fn draw(rng: &mut StdRng, n: usize, hidden: usize, device: &Device) -> Result<Self> {
+/// Which of the discriminator's hidden units dropout keeps, for `n` rows: `h1` [n, 2·hidden] and
+/// `h2` [n, hidden], row-major; `true` is kept (and scaled by 1/(1 − p)), each with probability 1 − p.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropoutKeep {
+    pub h1: Vec<bool>,
+    pub h2: Vec<bool>,
+}
+
+impl DropoutKeep {
+    pub fn draw(rng: &mut StdRng, n: usize, hidden: usize) -> Self {
+        let mut draw = |count: usize| -> Vec<bool> { (0..count).map(|_| rng.random::<f64>() >= DROPOUT).collect() };
+        let h1 = draw(n * 2 * hidden);
+        Self { h1, h2: draw(n * hidden) }
+    }
+
+    /// The masks as tensors of 0 and 1/(1 − p), for `n` rows of a model with `hidden` units.
+    pub fn masks(&self, n: usize, hidden: usize, device: &Device) -> Result<DropoutMasks> {
         let keep = (1.0 / (1.0 - DROPOUT)) as f32;
-        let mut mask = |width: usize| -> Result<Tensor> {
-            let v: Vec<f32> = (0..n * width).map(|_| if rng.random::<f64>() < DROPOUT { 0.0 } else { keep }).collect();
+        let mask = |bits: &[bool], width: usize| -> Result<Tensor> {
+            ensure!(bits.len() == n * width, "{} dropout flags for {n} rows of {width} units", bits.len());
+            let v: Vec<f32> = bits.iter().map(|&k| if k { keep } else { 0.0 }).collect();
             Ok(Tensor::from_vec(v, (n, width), device)?)
         };
-        Ok(Self { h1: mask(2 * hidden)?, h2: mask(hidden)? })
+        Ok(DropoutMasks { h1: mask(&self.h1, 2 * hidden)?, h2: mask(&self.h2, hidden)? })
+    }
+}
+
+/// Every random number of one GAN step besides its minibatch and z, drawn in this order: the
+/// dropout of the discriminator's pass over the real rows, over the generated rows, over the
+/// generated rows again for the generator's loss; then, for a cGAN, each real digit's wrong label
+/// and the dropout of the pass over those mismatched pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GanDraws {
+    pub real: DropoutKeep,
+    pub fake: DropoutKeep,
+    pub generator: DropoutKeep,
+    pub mismatched: Option<Mismatched>,
+}
+
+/// A cGAN's real digits shown with a label they are not, as fake.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mismatched {
+    /// Each row's label shifted by 1 to 9 (mod 10), so never its own.
+    pub labels: Vec<u8>,
+    pub keep: DropoutKeep,
+}
+
+impl GanDraws {
+    /// The draws for a minibatch with digit `labels`, from `rng` (the trainer's dropout stream).
+    pub fn draw(rng: &mut StdRng, cfg: &ModelConfig, labels: &[u8]) -> Self {
+        let (n, h) = (labels.len(), cfg.hidden);
+        let real = DropoutKeep::draw(rng, n, h);
+        let fake = DropoutKeep::draw(rng, n, h);
+        let generator = DropoutKeep::draw(rng, n, h);
+        let mismatched = cfg.kind.is_conditional().then(|| {
+            let labels = labels.iter().map(|&l| (l + rng.random_range(1..10u8)) % 10).collect();
+            Mismatched { labels, keep: DropoutKeep::draw(rng, n, h) }
+        });
+        Self { real, fake, generator, mismatched }
     }
 }
 
