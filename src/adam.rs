@@ -9,11 +9,39 @@
 //! The tensor operations are those of candle-nn's `AdamW` with no weight decay, in the same order,
 //! so the results are the same to the bit.
 
-use crate::train::OptimizerState;
+use crate::config::Kind;
 use anyhow::{anyhow, ensure, Result};
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use candle_nn::VarMap;
 use std::collections::HashMap;
+
+/// Adam's hyper-parameters, defined once for every backend (the GPU's kernels take them from here).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl AdamConfig {
+    /// PyTorch's defaults: lr 1e-3, β = (0.9, 0.999), ε = 1e-8.
+    pub const PYTORCH: AdamConfig = AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+    /// As the tutorials train each family: the VAEs with PyTorch's defaults, the GANs with lr 2e-4
+    /// and β1 0.5 (DCGAN's choice, which its successors kept).
+    pub fn for_kind(kind: Kind) -> AdamConfig {
+        if kind.is_gan() { AdamConfig { lr: 2e-4, beta1: 0.5, ..Self::PYTORCH } } else { Self::PYTORCH }
+    }
+}
+
+/// Adam's state by parameter name, as it moves between backends: the steps committed (t) and
+/// each parameter's first and second moments.
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerState {
+    pub t: u64,
+    pub moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
+}
 
 pub struct Adam {
     params: Vec<Param>,
@@ -38,8 +66,8 @@ pub struct AdamUpdate {
 }
 
 impl Adam {
-    /// Adam over the named variables (ε = 1e-8).
-    pub fn new(named: Vec<(String, Var)>, beta1: f64, beta2: f64) -> Result<Self> {
+    /// Adam over the named variables, with `config`'s β1, β2 and ε (the learning rate comes with each step).
+    pub fn new(named: Vec<(String, Var)>, config: &AdamConfig) -> Result<Self> {
         let params = named
             .into_iter()
             .map(|(name, theta)| {
@@ -48,7 +76,7 @@ impl Adam {
                 Ok(Param { name, theta, m, v })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { params, beta1, beta2, eps: 1e-8, t: 0 })
+        Ok(Self { params, beta1: config.beta1, beta2: config.beta2, eps: config.eps, t: 0 })
     }
 
     /// The variables of `varmap` whose names start with `prefix`, sorted by name.

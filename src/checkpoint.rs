@@ -5,7 +5,7 @@
 //! loads in PyTorch. The same format carries every model kind and the digit classifier.
 
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
-use crate::model::{Kind, ModelConfig};
+use crate::config::{Kind, ModelConfig};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;

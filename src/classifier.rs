@@ -7,12 +7,12 @@
 //! The 128 features before the last layer are what the Fréchet distance compares (`metrics.rs`).
 //! Trained with cross-entropy and Adam by `train classifier`; shipped as `www/weights/classifier.safetensors`.
 
-use crate::adam::Adam;
+use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{self, Metadata};
-use crate::lab::count_images;
+use crate::input::count_images;
 use crate::mnist::{Dataset, CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::model::init_uniform;
-use crate::train::batch_images;
+use crate::mnist::batch_images;
 use anyhow::{bail, ensure, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Conv2d, Linear, Module, VarBuilder, VarMap};
@@ -156,7 +156,7 @@ pub fn train(
     mut each_epoch: impl FnMut(usize, f64) -> Result<()>,
 ) -> Result<()> {
     ensure!(!data.is_empty(), "the dataset is empty");
-    let mut opt = Adam::new(Adam::vars_under(&model.params, "")?, 0.9, 0.999)?;
+    let mut opt = Adam::new(Adam::vars_under(&model.params, "")?, &AdamConfig::PYTORCH)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..data.len()).collect();
     for epoch in 1..=epochs {

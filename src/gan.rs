@@ -17,7 +17,7 @@
 //! input, and its discriminator also learns that a real digit with a wrong label is fake.
 
 use crate::mnist::IMAGE_PIXELS;
-use crate::model::{with_label, ModelConfig};
+use crate::config::{with_label, ModelConfig};
 use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};

@@ -2,66 +2,42 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata};
-use crate::gpu::backend::{GpuBackend, PendingStep, PendingSync, StepReadback, Synced};
+use crate::gpu::backend::{GpuBackend, GpuIo, PendingImages};
 use crate::gpu::Gpu;
+use crate::input::{count_images, count_rows};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
-use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer, TrainerMark};
+pub use crate::train::Fallback;
+use crate::train::{
+    evaluate, CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
+    Trainer,
+};
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
 use anyhow::{anyhow, bail, ensure, Result};
-use std::collections::VecDeque;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-/// Most images one call may ask for (bounds memory: 10,000 × 784 floats is 31 MB).
-pub const MAX_IMAGES_PER_CALL: usize = 10_000;
+pub use crate::input::MAX_IMAGES_PER_CALL;
 
 pub struct Lab {
     cfg: ModelConfig,
     params: VarMap,
     net: Net,
     meta: Metadata,
+    /// Trains on the CPU, or on WebGPU when chosen; either way `params` hold the weights as the
+    /// CPU last saw them (on WebGPU: as last copied back, ready to take over).
     trainer: Trainer,
     /// How many of the trainer's epochs `meta["epochs"]` already counts.
     folded_epochs: f64,
     device: Device,
-    /// Seeds the GAN's dropout masks on whichever backend trains.
-    dropout_seed: u64,
-    /// Training on WebGPU, when chosen; the CPU backend in `trainer` then holds the weights and
-    /// Adam's state as last read back from the GPU, ready to take over.
-    gpu: Option<GpuTraining>,
-}
-
-struct GpuTraining {
-    backend: GpuBackend,
-    /// The trainer's place after each step still in the queue, oldest first.
-    in_flight: VecDeque<TrainerMark>,
-    /// The trainer's place at the last copy of the weights out of the GPU.
-    synced_at: TrainerMark,
-    /// Steps committed on the GPU since that copy.
-    unsynced: u64,
-    last_synced: Option<Synced>,
-}
-
-/// What falling back from a lost GPU did.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Fallback {
-    /// The step training continues from (the last one whose weights were read back).
-    pub resumed_at: u64,
-    /// Steps trained on the GPU after that point, whose results were lost with the device.
-    pub lost_steps: u64,
 }
 
 impl Lab {
     fn from_params(cfg: ModelConfig, params: VarMap, meta: Metadata, seed: u64) -> Result<Self> {
         let device = Device::Cpu;
         let net = Net::new(cfg, &params, &device)?;
-        // The dropout stream is seeded apart from the trainer's shuffling and noise.
-        let dropout_seed = seed ^ 0x6472_6f70;
-        let backend = CpuBackend::new(cfg, &params, device.clone(), dropout_seed)?;
-        let mut trainer = Trainer::new(Box::new(backend), cfg.latent, seed);
-        trainer.set_learning_rate(cfg.kind.default_adam().0)?;
-        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device, dropout_seed, gpu: None })
+        let trainer = Trainer::new(CpuBackend::new(cfg, &params, device.clone())?, seed);
+        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device })
     }
 
     /// A new model with PyTorch's initialisation drawn from `seed`.
@@ -191,145 +167,101 @@ impl Lab {
     }
 
     pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
-        if let Some(g) = &mut self.gpu {
-            g.backend.upload_dataset(&data)?;
-        }
         self.trainer.set_dataset(data)
     }
 
-    /// One training step on the CPU. (On WebGPU steps are queued with `submit_step`.)
+    /// One training step on the CPU, or natively on the GPU (waiting for it). In the browser a
+    /// GPU's steps are asynchronous: `submit_step`, then `finish_step` on the readback.
     pub fn train_step(&mut self) -> Result<StepStats> {
-        ensure!(self.gpu.is_none(), "this model trains on WebGPU, where steps are asynchronous: use submit_step and finish_step");
         self.trainer.step()
     }
 
     /// `"webgpu"` or `"cpu"`: where `submit_step` trains.
     pub fn backend_name(&self) -> &'static str {
-        if self.gpu.is_some() { "webgpu" } else { self.trainer.backend_name() }
+        self.trainer.backend_name()
+    }
+
+    fn gpu_backend(&self) -> Option<&GpuBackend> {
+        self.trainer.device().and_then(|d| d.as_any().downcast_ref::<GpuBackend>())
+    }
+
+    fn gpu_backend_mut(&mut self) -> Option<&mut GpuBackend> {
+        self.trainer.device_mut().and_then(|d| d.as_any_mut().downcast_mut::<GpuBackend>())
     }
 
     /// The GPU's adapter, when training there.
     pub fn gpu_adapter(&self) -> Option<&str> {
-        self.gpu.as_ref().map(|g| g.backend.gpu().adapter.as_str())
+        self.gpu_backend().map(|g| g.gpu().adapter.as_str())
     }
 
     /// Moves training to `gpu`: the weights and Adam's state go up, the dataset too if one is set.
     pub fn use_gpu(&mut self, gpu: Gpu) -> Result<()> {
-        ensure!(self.gpu.is_none(), "this model already trains on WebGPU");
-        let state = self.trainer.backend().optimizer_state()?;
-        let mut backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state), self.dropout_seed)?;
-        if let Some(data) = self.trainer.data() {
-            backend.upload_dataset(data)?;
-        }
-        let synced_at = self.trainer.mark();
-        self.gpu = Some(GpuTraining { backend, in_flight: VecDeque::new(), synced_at, unsynced: 0, last_synced: None });
-        Ok(())
+        ensure!(self.trainer.device().is_none(), "this model already trains on WebGPU");
+        let state = self.trainer.cpu().optimizer_state()?;
+        let backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state))?;
+        self.trainer.use_device(Box::new(backend))
     }
 
     /// Queues the next training step: on WebGPU without waiting for it; on the CPU it runs now.
     /// Either way `finish_step` takes its readback.
-    pub fn submit_step(&mut self) -> Result<SubmittedStep> {
-        let Some(g) = &mut self.gpu else {
-            return Ok(SubmittedStep::Done(self.trainer.step()));
-        };
-        let (pending, _, _) = self.trainer.with_next_batch(|batch, lr| g.backend.submit(batch, lr))?;
-        g.in_flight.push_back(self.trainer.mark());
-        Ok(SubmittedStep::Gpu(pending))
+    pub fn submit_step(&mut self) -> Result<PendingStep> {
+        self.trainer.submit()
     }
 
-    /// A queued step's result. Every `SYNC_EVERY` steps it carries the GPU's weights, which the CPU
-    /// side takes over here (what sampling on the CPU, saving, and a fallback use).
-    pub fn finish_step(&mut self, readback: StepOutcome) -> Result<StepStats> {
-        let r = match readback {
-            StepOutcome::Done(r) => return r,
-            StepOutcome::Gpu(r) => r,
-        };
-        let g = self.gpu.as_mut().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
-        let mark = g.in_flight.pop_front().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
-        let (steps, examples) = (mark.steps, mark.examples_seen());
-        let result = g.backend.finish(r);
-        if let Some(synced) = g.backend.synced.take() {
-            let state = synced.apply(&g.backend.layout, &self.params)?;
-            self.trainer.backend_mut().set_optimizer_state(&state)?;
-            g.synced_at = mark;
-            g.unsynced = 0;
-            g.last_synced = Some(synced);
-        } else if result.is_ok() {
-            g.unsynced += 1;
-        }
-        let losses = result?;
-        let epoch = self.trainer.epochs_at(examples);
-        Ok(StepStats { losses, step: steps, epoch })
+    /// A submitted step's result. Every sync interval on WebGPU it carries the GPU's weights,
+    /// which the CPU side takes over here (what sampling on the CPU, saving, and a fallback use).
+    pub fn finish_step(&mut self, readback: StepReadback) -> Result<StepStats> {
+        self.trainer.finish(readback)
     }
 
     /// A queued step whose readback failed (the device was lost): it leaves the queue unfinished.
     pub fn step_lost(&mut self) {
-        if let Some(g) = &mut self.gpu {
-            g.in_flight.pop_front();
-            g.backend.forget_step();
-        }
+        self.trainer.forget_oldest();
     }
 
     /// Steps queued on the GPU and not yet finished.
     pub fn steps_in_flight(&self) -> usize {
-        self.gpu.as_ref().map_or(0, |g| g.in_flight.len())
-    }
-
-    /// The weights as the GPU last copied them out.
-    pub fn synced_weights(&self) -> Option<&Synced> {
-        self.gpu.as_ref().and_then(|g| g.last_synced.as_ref())
+        self.trainer.steps_in_flight()
     }
 
     /// Copies the GPU's weights out now; `finish_sync` takes them. Every queued step must have
     /// been finished first.
-    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>> {
-        let Some(g) = &mut self.gpu else { return Ok(None) };
-        ensure!(g.in_flight.is_empty(), "{} WebGPU steps are still queued; finish them first", g.in_flight.len());
-        Ok(Some(g.backend.sync_now()))
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSnapshot>> {
+        self.trainer.begin_sync()
     }
 
-    pub fn finish_sync(&mut self, synced: Synced) -> Result<()> {
-        let position = self.trainer.mark();
-        let g = self.gpu.as_mut().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
-        let state = synced.apply(&g.backend.layout, &self.params)?;
-        self.trainer.backend_mut().set_optimizer_state(&state)?;
-        g.synced_at = position;
-        g.unsynced = 0;
-        g.last_synced = Some(synced);
-        Ok(())
+    pub fn finish_sync(&mut self, snapshot: Snapshot) -> Result<()> {
+        self.trainer.finish_sync(snapshot)
     }
 
     /// After the GPU device is lost (or to leave it): training continues on the CPU from the last
     /// weights read back, and the trainer goes back to that step too, so the steps after it are
-    /// trained again on the same minibatches with the same noise.
+    /// trained again on the same minibatches with the same random numbers.
     pub fn fall_back_to_cpu(&mut self) -> Result<Fallback> {
-        let g = self.gpu.take().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
-        let steps_now = self.trainer.steps();
-        self.trainer.rewind(&g.synced_at);
-        Ok(Fallback { resumed_at: g.synced_at.steps, lost_steps: steps_now - g.synced_at.steps })
+        self.trainer.fall_back_to_cpu()
     }
 
     /// The GPU queue's traffic so far, when training there.
-    pub fn gpu_io(&self) -> Option<crate::gpu::backend::GpuIo> {
-        self.gpu.as_ref().map(|g| g.backend.io)
+    pub fn gpu_io(&self) -> Option<GpuIo> {
+        self.gpu_backend().map(|g| g.io)
     }
 
-    /// Destroys the GPU device (tests of the fallback).
+    /// Destroys the GPU device (the page's "Simulate a lost GPU", and tests of the fallback).
     pub fn lose_gpu_device(&self) -> Result<()> {
-        let g = self.gpu.as_ref().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
-        g.backend.gpu().lose_device();
+        let g = self.gpu_backend().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
+        g.gpu().lose_device();
         Ok(())
     }
 
     /// Decodes on the GPU when training there (`None`: decode with `sample`). Same checks as `sample`.
-    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingSync>> {
-        if self.gpu.is_none() {
+    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingImages>> {
+        if self.gpu_backend().is_none() {
             return Ok(None);
         }
         let n = count_rows(z, self.cfg.latent, "latent vectors", "the latent size")?;
         self.labels_for(labels, n, "latent vectors")?;
-        let Some(g) = &mut self.gpu else { return Ok(None) };
-        Ok(Some(g.backend.sample(z, labels)?))
+        let Some(g) = self.gpu_backend_mut() else { return Ok(None) };
+        Ok(Some(g.sample(z, labels)?))
     }
 
     /// A VAE's per-example loss over `data`, with fixed noise. (A GAN has no such loss; the
@@ -342,33 +274,9 @@ impl Lab {
     }
 
     pub fn save(&self) -> Result<Vec<u8>> {
-        if let Some(g) = &self.gpu {
-            let pending = g.unsynced + g.in_flight.len() as u64;
-            ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
-        }
+        let pending = self.trainer.unsynced_steps();
+        ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
         checkpoint::save(&self.cfg, &self.params, &self.metadata())
-    }
-}
-
-/// A submitted step: queued on the GPU, or already run on the CPU.
-pub enum SubmittedStep {
-    Done(Result<StepStats>),
-    Gpu(PendingStep),
-}
-
-/// A submitted step's result, read back.
-pub enum StepOutcome {
-    Done(Result<StepStats>),
-    Gpu(StepReadback),
-}
-
-impl SubmittedStep {
-    /// Waits for the step's stats (natively on the device; in the browser on the event loop).
-    pub async fn read(self) -> Result<StepOutcome> {
-        Ok(match self {
-            SubmittedStep::Done(r) => StepOutcome::Done(r),
-            SubmittedStep::Gpu(p) => StepOutcome::Gpu(p.read().await?),
-        })
     }
 }
 
@@ -379,29 +287,4 @@ struct Posterior<'a> {
     y: Option<Tensor>,
     mu: Tensor,
     logvar: Tensor,
-}
-
-/// How many rows of `width` values `values` holds, checking it is a whole, bounded, finite batch.
-pub(crate) fn count_rows(values: &[f32], width: usize, what: &str, width_name: &str) -> Result<usize> {
-    ensure!(!values.is_empty(), "no {what} given");
-    ensure!(
-        values.len() % width == 0,
-        "{what}: {} values is not a multiple of {width_name} ({width})",
-        values.len()
-    );
-    let n = values.len() / width;
-    ensure!(n <= MAX_IMAGES_PER_CALL, "{n} {what} in one call; at most {MAX_IMAGES_PER_CALL}");
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        bail!("{what}: value {i} is {}, not a finite number", values[i]);
-    }
-    Ok(n)
-}
-
-/// How many 28×28 images `images` holds, checking every pixel is a number in [0, 1].
-pub(crate) fn count_images(images: &[f32]) -> Result<usize> {
-    let n = count_rows(images, IMAGE_PIXELS, "images", "784 pixels (28×28)")?;
-    if let Some(i) = images.iter().position(|p| !(0.0..=1.0).contains(p)) {
-        bail!("image pixel {i} is {}; pixels must lie in [0, 1]", images[i]);
-    }
-    Ok(n)
 }

@@ -1,16 +1,25 @@
 //! latent-lab: VAEs and GANs on MNIST that train and run natively and in the browser.
 //!
-//! Layers, innermost first: `vae`, `gan` and `classifier` (the networks), `model` (kinds, sizes,
-//! one type over every generative kind), `adam` (the optimiser), `checkpoint` and `mnist` (files),
-//! `train` (the training loop and its backend seam), `gpu` (the WebGPU backend: WGSL kernels through wgpu), `metrics` (sample quality), `explore` (the latent map's projection, drawn digits), `lab` (the checked
-//! plain-Rust API), `wasm` (the thin `#[wasm_bindgen]` binding).
+//! Layers, innermost first; each module reads only modules of the layers beneath it:
+//! 1. `mnist` (the dataset and its files), `input` (checks on what comes in from outside)
+//! 2. `config` (the kinds, their sizes and layers, how a label joins an input)
+//! 3. the generative networks `vae` and `gan`; `adam` (the optimiser, its settings and state)
+//! 4. `model` (initialisation, one type over every generative kind), `checkpoint` (safetensors)
+//! 5. `classifier` (the digit classifier, the quality yardstick); `train` (the training loop,
+//!    every random number of a step, the backend seam, the CPU backend)
+//! 6. `gpu` (the WebGPU backend behind that seam: WGSL kernels through wgpu)
+//! 7. `lab` (the checked plain-Rust API over a model and its trainer)
+//! 8. `metrics` (sample quality), `explore` (the latent map's projection, drawn digits)
+//! 9. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
 
 pub mod adam;
 pub mod checkpoint;
 pub mod classifier;
+pub mod config;
 pub mod explore;
 pub mod gan;
 pub mod gpu;
+pub mod input;
 pub mod lab;
 pub mod metrics;
 pub mod mnist;

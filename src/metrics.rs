@@ -10,7 +10,7 @@
 use crate::classifier::{features_and_predictions, Classifier, FEATURES};
 use crate::lab::Lab;
 use crate::mnist::{Dataset, CLASSES};
-use crate::train::batch_images;
+use crate::mnist::batch_images;
 use anyhow::{ensure, Result};
 use candle_core::Device;
 use rand::{rngs::StdRng, Rng, SeedableRng};

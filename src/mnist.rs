@@ -185,3 +185,13 @@ pub fn unpack_split(bytes: &[u8], split: &str) -> Result<Dataset> {
 pub fn unpack(bytes: &[u8]) -> Result<Mnist> {
     Ok(Mnist { train: unpack_split(bytes, "train")?, test: unpack_split(bytes, "test")? })
 }
+
+/// Gathers the batch's images as one [n, 784] tensor in [0, 1].
+pub fn batch_images(data: &Dataset, indices: &[usize], device: &candle_core::Device) -> Result<candle_core::Tensor> {
+    let mut px = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+    for &i in indices {
+        data.image_f32(i, &mut px);
+    }
+    Ok(candle_core::Tensor::from_vec(px, (indices.len(), IMAGE_PIXELS), device)?)
+}
+

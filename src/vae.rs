@@ -10,7 +10,7 @@
 //! ([x, y], 794 wide) and to the latent ([z, y]), so z is left to carry only the style.
 
 use crate::mnist::IMAGE_PIXELS;
-use crate::model::{with_label, ModelConfig};
+use crate::config::{with_label, ModelConfig};
 use anyhow::Result;
 use candle_core::{Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};

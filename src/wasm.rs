@@ -7,7 +7,8 @@
 use crate::classifier::ClassifierModel;
 use crate::explore;
 use crate::gpu::Gpu;
-use crate::lab::{Lab, SubmittedStep};
+use crate::lab::Lab;
+use crate::train::PendingStep;
 use crate::mnist::{self, Dataset};
 use crate::model::{Kind, ModelConfig};
 use crate::train::StepLosses;
@@ -42,7 +43,7 @@ pub struct Model {
 struct Inner {
     lab: Lab,
     /// Steps submitted and not yet handed out by `next_stats`, oldest first.
-    queue: VecDeque<SubmittedStep>,
+    queue: VecDeque<PendingStep>,
 }
 
 fn busy() -> JsError {
@@ -414,7 +415,7 @@ impl Model {
         let inner = self.inner.clone();
         Ok(future_to_promise(async move {
             if let Some(p) = pending {
-                let synced = p.read_synced().await.map_err(|e| rejected(js_err(e)))?;
+                let synced = p.read().await.map_err(|e| rejected(js_err(e)))?;
                 let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
                 inner.lab.finish_sync(synced).map_err(|e| rejected(js_err(e)))?;
             }

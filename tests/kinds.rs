@@ -6,7 +6,7 @@ mod common;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use common::{bits, expect_err, random_state_dict, read_metadata, write_safetensors, Rng};
-use latent_lab::adam::Adam;
+use latent_lab::adam::{Adam, AdamConfig};
 use latent_lab::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, softplus};
 use latent_lab::lab::Lab;
 use latent_lab::mnist::Dataset;
@@ -84,8 +84,10 @@ fn our_adam_equals_candle_adamw_bit_for_bit() {
     let w0 = rng.vec(300, -1.0, 1.0);
     let ours = Var::from_vec(w0.clone(), (30, 10), &dev).unwrap();
     let theirs = Var::from_vec(w0, (30, 10), &dev).unwrap();
-    let mut adam = Adam::new(vec![("w".into(), ours.clone())], 0.5, 0.999).unwrap();
-    let params = ParamsAdamW { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+    let gan = AdamConfig::for_kind(Kind::Gan);
+    let mut adam = Adam::new(vec![("w".into(), ours.clone())], &gan).unwrap();
+    let params = ParamsAdamW { lr: gan.lr, beta1: gan.beta1, beta2: gan.beta2, eps: gan.eps, weight_decay: 0.0 };
+    assert_eq!((gan.lr, gan.beta1, gan.beta2, gan.eps), (2e-4, 0.5, 0.999, 1e-8), "the GAN tutorials' Adam");
     let mut adamw = AdamW::new(vec![theirs.clone()], params).unwrap();
     let target = Tensor::new(rng.vec(300, -1.0, 1.0), &dev).unwrap().reshape((30, 10)).unwrap();
     for step in 0..20 {

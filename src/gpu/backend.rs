@@ -12,18 +12,18 @@
 //! copy is what training falls back to if the device is lost.
 
 use super::{read_buffer, Gpu, Kernel, Kernels};
-use crate::gan::DROPOUT;
+use crate::adam::{AdamConfig, OptimizerState};
+use crate::config::ModelConfig;
+use crate::gan::{DropoutKeep, DROPOUT};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
-use crate::model::ModelConfig;
-use crate::train::{Batch, GanLosses, LossParts, OptimizerState, StepLosses, TrainBackend};
+use crate::train::{
+    self, Batch, GanLosses, LossParts, PendingSnapshot, Snapshot, StepLosses, TrainBackend, DEFAULT_SYNC_INTERVAL,
+};
 use anyhow::{anyhow, bail, ensure, Result};
-use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::any::Any;
 use std::collections::HashMap;
 
-/// Steps between copies of the weights out of the GPU: what a lost device can cost.
-pub const SYNC_EVERY: u64 = 50;
 
 /// Recorded plans kept per backend, for steps and for sampling (each holds its activations).
 const PLANS_KEPT: usize = 4;
@@ -361,7 +361,8 @@ pub struct GpuBackend {
     in_flight: u64,
     /// A refused step was read back; the GPU holds every later step until the next submit clears it.
     halted: bool,
-    dropout_rng: StdRng,
+    /// Steps between copies of the weights out of the GPU.
+    sync_every: u64,
     /// The last copy of the weights and moments out of the GPU.
     pub synced: Option<Synced>,
     /// Queue traffic so far, for the benchmark.
@@ -377,9 +378,8 @@ pub struct GpuIo {
 }
 
 impl GpuBackend {
-    /// The model over `params` (and Adam's state, if training continues) on `gpu`; `seed` seeds
-    /// the GAN's dropout masks exactly as `CpuBackend::new` does.
-    pub fn new(gpu: Gpu, cfg: ModelConfig, params: &VarMap, state: Option<&OptimizerState>, seed: u64) -> Result<Self> {
+    /// The model over `params` (and Adam's state, if training continues) on `gpu`.
+    pub fn new(gpu: Gpu, cfg: ModelConfig, params: &VarMap, state: Option<&OptimizerState>) -> Result<Self> {
         let kernels = Kernels::new(&gpu)?;
         let layout = ParamLayout::new(&cfg);
         let t = layout.total as u64 * 4;
@@ -409,9 +409,7 @@ impl GpuBackend {
             }
         };
         let committed = state.map_or(0, |s| s.t);
-        let (_, beta1) = cfg.kind.default_adam();
-        let beta2 = 0.999f64;
-        let eps = 1e-8f64;
+        let AdamConfig { beta1, beta2, eps, .. } = AdamConfig::for_kind(cfg.kind);
         let adam_words = [
             0,
             0,
@@ -448,7 +446,7 @@ impl GpuBackend {
             committed,
             in_flight: 0,
             halted: false,
-            dropout_rng: StdRng::seed_from_u64(seed),
+            sync_every: DEFAULT_SYNC_INTERVAL,
             synced: None,
             io: GpuIo::default(),
             kernels,
@@ -708,48 +706,43 @@ impl GpuBackend {
         })
     }
 
-    /// Draws this step's dropout masks (and the cGAN's wrong labels) in the CPU backend's order:
-    /// real, fake and generator-pass masks (layer 1 then 2 each), the wrong labels, the mismatched
-    /// rows' masks. Returns the mask bits in the plan's layout and the wrong labels.
-    fn draw_gan_randomness(&mut self, n: usize, labels: &[u8], mask_bits: usize) -> (Vec<u32>, Vec<u32>) {
+    /// Packs the batch's dropout keep flags into the plan's bit layout (the discriminator's layers
+    /// 1 and 2 over its real, fake and mismatched rows, then the generator pass's), with the
+    /// cGAN's wrong labels.
+    fn pack_gan_draws(&self, n: usize, batch: &Batch, mask_bits: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+        let draws = batch.gan.ok_or_else(|| anyhow!("a GAN step needs its dropout draws in the batch"))?;
         let h = self.cfg.hidden;
         let conditional = self.cfg.kind.is_conditional();
+        ensure!(draws.mismatched.is_some() == conditional, "a cGAN step, and only a cGAN step, has mismatched labels");
         let rd = if conditional { 3 * n } else { 2 * n };
         let mut bits = vec![0u32; mask_bits.div_ceil(32)];
-        // Sets bit i of `count` bits from `start` when unit i is kept (probability 1 − p), drawing
-        // as `DropoutMasks::draw` does.
-        fn draw(rng: &mut StdRng, bits: &mut [u32], start: usize, count: usize) {
-            for i in start..start + count {
-                if rng.random::<f64>() >= DROPOUT {
-                    bits[i / 32] |= 1 << (i % 32);
-                }
+        let mut put = |start: usize, keep: &[bool]| {
+            for (i, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+                bits[(start + i) / 32] |= 1 << ((start + i) % 32);
             }
-        }
-        let rng = &mut self.dropout_rng;
+        };
         let (m1, m2) = (0, rd * 2 * h);
         let (mg1, mg2) = (rd * 3 * h, rd * 3 * h + n * 2 * h);
-        // real rows 0..n, fake rows n..2n of the discriminator's masks
-        for block in 0..2 {
-            draw(rng, &mut bits, m1 + block * n * 2 * h, n * 2 * h);
-            draw(rng, &mut bits, m2 + block * n * h, n * h);
+        let mut rows = vec![&draws.real, &draws.fake];
+        if let Some(m) = &draws.mismatched {
+            rows.push(&m.keep);
         }
-        draw(rng, &mut bits, mg1, n * 2 * h);
-        draw(rng, &mut bits, mg2, n * h);
-        let mut wrong = vec![0u32; n];
-        if conditional {
-            for (w, &l) in wrong.iter_mut().zip(labels) {
-                *w = ((l + rng.random_range(1..10u8)) % 10) as u32;
-            }
-            draw(rng, &mut bits, m1 + 2 * n * 2 * h, n * 2 * h);
-            draw(rng, &mut bits, m2 + 2 * n * h, n * h);
+        for (block, keep) in rows.into_iter().enumerate() {
+            let keep: &DropoutKeep = keep;
+            ensure!(keep.h1.len() == n * 2 * h && keep.h2.len() == n * h, "dropout flags for another batch size");
+            put(m1 + block * n * 2 * h, &keep.h1);
+            put(m2 + block * n * h, &keep.h2);
         }
-        (bits, wrong)
+        put(mg1, &draws.generator.h1);
+        put(mg2, &draws.generator.h2);
+        let wrong = draws.mismatched.as_ref().map_or(vec![0u32; n], |m| m.labels.iter().map(|&l| l as u32).collect());
+        Ok((bits, wrong))
     }
 
     /// Queues one step. Adam's t for it is the steps committed so far plus those still in flight:
     /// a refused step halts every later one on the GPU, so that count is exact for every step that
     /// commits.
-    pub fn submit(&mut self, batch: &Batch, learning_rate: f64) -> Result<PendingStep> {
+    pub fn submit_step(&mut self, batch: &Batch, learning_rate: f64) -> Result<PendingStep> {
         self.gpu.check()?;
         let Some((_, _, len, print)) = &self.data else {
             bail!("no dataset on the GPU: hand one over with set_dataset before train_step");
@@ -767,10 +760,9 @@ impl GpuBackend {
             self.halted = false;
         }
         let i = self.plan_index(n)?;
-        let labels = batch.labels();
         let gan_draws = if self.cfg.kind.is_gan() {
             let bits = self.plans[i].mask_bits;
-            Some(self.draw_gan_randomness(n, &labels, bits))
+            Some(self.pack_gan_draws(n, batch, bits)?)
         } else {
             None
         };
@@ -792,7 +784,7 @@ impl GpuBackend {
         let stats = self.gpu.readback("step stats", (STATS * 4) as u64);
         encoder.copy_buffer_to_buffer(&self.stats, 0, &stats, 0, (STATS * 4) as u64);
         let mut readback = (STATS * 4) as u64;
-        let sync = (t % SYNC_EVERY == 0).then(|| {
+        let sync = (t % self.sync_every == 0).then(|| {
             let buf = self.copy_state_out(&mut encoder);
             readback += buf.size();
             buf
@@ -821,7 +813,7 @@ impl GpuBackend {
     }
 
     /// Takes a step's readback: its losses, or the error that refused it (the weights unchanged).
-    pub fn finish(&mut self, r: StepReadback) -> Result<StepLosses> {
+    pub fn finish_step(&mut self, r: StepReadback) -> Result<StepLosses> {
         self.in_flight = self.in_flight.saturating_sub(1);
         let s = r.stats;
         self.committed = s[COMMITTED] as u64;
@@ -842,7 +834,7 @@ impl GpuBackend {
             } else {
                 ("an earlier step", "refused".to_string())
             };
-            return Err(crate::train::diverged(what, value));
+            return Err(train::diverged(what, value));
         }
         Ok(if gan {
             StepLosses::Gan(GanLosses { d_loss: s[0], g_loss: s[1], d_real: s[2], d_fake: s[3] })
@@ -990,6 +982,9 @@ impl GpuBackend {
 /// A copy out of the GPU in flight: weights (from `sync_now`), gradients or samples.
 pub struct PendingSync(PendingStep);
 
+/// Images being decoded on the GPU.
+pub type PendingImages = PendingSync;
+
 impl PendingSync {
     /// The copied floats.
     pub async fn read(self) -> Result<Vec<f32>> {
@@ -1011,17 +1006,14 @@ impl PendingSync {
 }
 
 impl Synced {
-    /// Writes the copied weights into `params` and returns Adam's state as the CPU backend takes it.
-    pub fn apply(&self, layout: &ParamLayout, params: &VarMap) -> Result<OptimizerState> {
-        let data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+    /// The copied weights and Adam's state by parameter name.
+    pub fn snapshot(&self, layout: &ParamLayout) -> Snapshot {
         let mut moments = HashMap::new();
         for (name, shape, off) in &layout.entries {
             let n: usize = shape.iter().product();
-            let var = data.get(name).ok_or_else(|| anyhow!("the model has no parameter {name}"))?;
-            var.set(&Tensor::from_slice(&self.theta[*off..off + n], shape.clone(), &Device::Cpu)?)?;
             moments.insert(name.clone(), (self.m[*off..off + n].to_vec(), self.v[*off..off + n].to_vec()));
         }
-        Ok(OptimizerState { t: self.committed, moments })
+        Snapshot { params: layout.split(&self.theta), optimizer: OptimizerState { t: self.committed, moments } }
     }
 }
 
@@ -1033,8 +1025,7 @@ fn fingerprint(data: &Dataset) -> Vec<u8> {
     print
 }
 
-/// Natively a GPU step can wait for its own readback, so the GPU backend drives the same
-/// `Trainer` as the CPU one (the trainer command, the tests). In the browser steps are awaited.
+/// The training seam: a step is one queue submission, read back later.
 impl TrainBackend for GpuBackend {
     fn name(&self) -> &'static str {
         "webgpu"
@@ -1044,17 +1035,52 @@ impl TrainBackend for GpuBackend {
         self.upload_dataset(data)
     }
 
-    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let pending = self.submit(batch, learning_rate)?;
-            let r = pollster::block_on(pending.read())?;
-            self.finish(r)
+    fn submit(&mut self, batch: &Batch, learning_rate: f64) -> Result<train::PendingStep> {
+        let pending = self.submit_step(batch, learning_rate)?;
+        Ok(train::PendingStep(Box::pin(async move {
+            let r = pending.read().await?;
+            Ok(train::StepReadback(Box::new(r)))
+        })))
+    }
+
+    fn finish(&mut self, readback: train::StepReadback) -> Result<StepLosses> {
+        match readback.0.downcast::<StepReadback>() {
+            Ok(r) => self.finish_step(*r),
+            Err(_) => bail!("the WebGPU backend was handed another backend's step"),
         }
-        #[cfg(target_arch = "wasm32")]
-        {
-            let _ = (batch, learning_rate);
-            bail!("in the browser a WebGPU step is asynchronous: use submit_step and next_stats")
-        }
+    }
+
+    fn forget_oldest(&mut self) {
+        self.forget_step();
+    }
+
+    fn set_sync_interval(&mut self, steps: u64) {
+        self.sync_every = steps.max(1);
+    }
+
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        self.synced.take().map(|s| s.snapshot(&self.layout))
+    }
+
+    fn snapshot_now(&mut self) -> Result<PendingSnapshot> {
+        let pending = self.sync_now();
+        let layout = ParamLayout::new(&self.cfg);
+        Ok(PendingSnapshot(Box::pin(async move { Ok(pending.read_synced().await?.snapshot(&layout)) })))
+    }
+
+    fn optimizer_state(&self) -> Result<OptimizerState> {
+        bail!("the WebGPU backend's Adam state is read back with snapshot_now")
+    }
+
+    fn set_optimizer_state(&mut self, _state: &OptimizerState) -> Result<()> {
+        bail!("the WebGPU backend takes Adam's state when it is made")
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }

@@ -1,0 +1,136 @@
+//! The model kinds and their sizes: everything about a model's shapes, and how a digit label joins
+//! its inputs. A leaf: the networks (`vae.rs`, `gan.rs`), the model type over them (`model.rs`),
+//! the optimiser and the GPU backend all read it, and it reads none of them.
+//!
+//! | kind   | networks                        | label (one-hot, 10) joined to      |
+//! |--------|---------------------------------|------------------------------------|
+//! | `vae`  | encoder + decoder (`vae.rs`)    | —                                  |
+//! | `cvae` | encoder + decoder               | the encoder's input, the latent    |
+//! | `gan`  | generator + discriminator (`gan.rs`) | —                             |
+//! | `cgan` | generator + discriminator       | the generator's z, the discriminator's input |
+
+use crate::mnist::{CLASSES, IMAGE_PIXELS};
+use anyhow::{bail, ensure, Result};
+use candle_core::{Device, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Vae,
+    Cvae,
+    Gan,
+    Cgan,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Vae, Kind::Cvae, Kind::Gan, Kind::Cgan];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Vae => "vae",
+            Kind::Cvae => "cvae",
+            Kind::Gan => "gan",
+            Kind::Cgan => "cgan",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Kind> {
+        match Kind::ALL.into_iter().find(|k| k.name() == s) {
+            Some(k) => Ok(k),
+            None => bail!("unknown model kind `{s}`; the kinds are vae, cvae, gan and cgan"),
+        }
+    }
+
+    pub fn is_gan(self) -> bool {
+        matches!(self, Kind::Gan | Kind::Cgan)
+    }
+
+    /// Whether the model takes a digit label beside its latent vector.
+    pub fn is_conditional(self) -> bool {
+        matches!(self, Kind::Cvae | Kind::Cgan)
+    }
+
+    /// Width of the label joined to the networks' inputs: 10 for conditional kinds, else 0.
+    pub fn label_width(self) -> usize {
+        if self.is_conditional() { CLASSES } else { 0 }
+    }
+
+    /// The sizes the tutorials use: VAE latent 20, hidden 400; GAN z 64, hidden 256 (G 64→256→512→784).
+    pub fn default_config(self) -> ModelConfig {
+        if self.is_gan() {
+            ModelConfig { kind: self, latent: 64, hidden: 256 }
+        } else {
+            ModelConfig { kind: self, latent: 20, hidden: 400 }
+        }
+    }
+}
+
+/// A model's kind and sizes; everything about its shapes follows from these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub kind: Kind,
+    /// VAE: latent dimensions; GAN: dimensions of the generator's input noise z.
+    pub latent: usize,
+    /// VAE: the encoder's and decoder's hidden width; GAN: the narrower hidden width (the other is twice it).
+    pub hidden: usize,
+}
+
+impl ModelConfig {
+    pub const fn vae(latent: usize, hidden: usize) -> Self {
+        Self { kind: Kind::Vae, latent, hidden }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        ensure!((1..=512).contains(&self.latent), "latent size {} is outside 1..=512", self.latent);
+        ensure!((1..=4096).contains(&self.hidden), "hidden size {} is outside 1..=4096", self.hidden);
+        Ok(())
+    }
+
+    /// The linear layers, in initialisation order, as (PyTorch name, fan_in, fan_out).
+    pub fn layers(&self) -> Vec<(&'static str, usize, usize)> {
+        let (l, h, p, c) = (self.latent, self.hidden, IMAGE_PIXELS, self.kind.label_width());
+        if self.kind.is_gan() {
+            vec![
+                ("generator.fc1", l + c, h),
+                ("generator.fc2", h, 2 * h),
+                ("generator.fc3", 2 * h, p),
+                ("discriminator.fc1", p + c, 2 * h),
+                ("discriminator.fc2", 2 * h, h),
+                ("discriminator.fc3", h, 1),
+            ]
+        } else {
+            vec![("fc1", p + c, h), ("fc21", h, l), ("fc22", h, l), ("fc3", l + c, h), ("fc4", h, p)]
+        }
+    }
+
+    /// Every parameter with its PyTorch name and shape: `.weight` is [out, in], `.bias` is [out].
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        linear_param_shapes(&self.layers())
+    }
+}
+
+pub fn linear_param_shapes(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<usize>)> {
+    layers
+        .iter()
+        .flat_map(|&(name, fan_in, fan_out)| {
+            [(format!("{name}.weight"), vec![fan_out, fan_in]), (format!("{name}.bias"), vec![fan_out])]
+        })
+        .collect()
+}
+
+/// Labels [n] in 0..10 → one-hot rows [n, 10].
+pub fn one_hot(labels: &[u8], device: &Device) -> Result<Tensor> {
+    let mut v = vec![0f32; labels.len() * CLASSES];
+    for (i, &y) in labels.iter().enumerate() {
+        ensure!((y as usize) < CLASSES, "label {i} is {y}; digit labels are 0 to 9");
+        v[i * CLASSES + y as usize] = 1.0;
+    }
+    Ok(Tensor::from_vec(v, (labels.len(), CLASSES), device)?)
+}
+
+/// Joins a one-hot label to each row: [n, d] → [n, d + 10]; unconditional models pass `None`.
+pub fn with_label(x: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+    Ok(match y {
+        Some(y) => Tensor::cat(&[x, y], 1)?,
+        None => x.clone(),
+    })
+}
