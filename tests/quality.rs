@@ -1,16 +1,16 @@
 //! The quality yardstick: the metrics against closed forms, the shipped classifier's accuracy,
-//! the shipped generative models' bars, and the README's table against the `eval` command.
+//! the shipped generative models' bars, and the README's table, all measured once by the `eval`
+//! command.
 
 mod common;
 
 use candle_core::Device;
 use latent_lab::classifier::{ClassifierModel, FEATURES};
-use latent_lab::lab::Lab;
-use latent_lab::metrics::{class_entropy, frechet_distance, measure_samples, reference_features, symmetric_eigen, Gaussian, SampleQuality};
+use latent_lab::metrics::{class_entropy, frechet_distance, reference_features, symmetric_eigen, Gaussian};
 use latent_lab::model::Kind;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 fn weights(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/weights").join(file)
@@ -88,16 +88,56 @@ fn yardstick() -> &'static Yardstick {
     })
 }
 
-/// A shipped generative model measured on 10,000 samples (seed 0, as `eval` does), once per file.
-fn measured(file: &str) -> &'static (Kind, SampleQuality) {
-    static CACHE: OnceLock<Mutex<HashMap<String, &'static (Kind, SampleQuality)>>> = OnceLock::new();
-    let y = yardstick();
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    cache.entry(file.to_string()).or_insert_with(|| {
-        let lab = Lab::from_safetensors(&std::fs::read(weights(file)).unwrap()).unwrap();
-        let q = measure_samples(&lab, &y.classifier.net, &y.reference, 10_000, 0, &Device::Cpu).unwrap();
-        println!("{file}: {q:?}");
-        Box::leak(Box::new((lab.config().kind, q)))
+/// The shipped generative models, as the README's quality table lists them.
+const SHIPPED: [&str; 5] =
+    ["vae-z20.safetensors", "vae-z2.safetensors", "cvae-z2.safetensors", "gan-z64.safetensors", "cgan-z64.safetensors"];
+
+/// One row of `eval`'s table.
+#[derive(Debug)]
+struct Measured {
+    kind: String,
+    frechet_distance: f64,
+    class_entropy: f64,
+    /// The share read as the digit asked for (conditional models).
+    label_accuracy: Option<f64>,
+    /// The cells as printed.
+    cells: Vec<String>,
+}
+
+/// The real `eval` command over every shipped model, as the README tells a reader to run it, once
+/// per test binary (10,000 samples each): every bar and the README's table are checked against
+/// this one measurement.
+fn evaluated() -> &'static HashMap<String, Measured> {
+    static EVAL: OnceLock<HashMap<String, Measured>> = OnceLock::new();
+    EVAL.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eval"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(SHIPPED.iter().map(|f| format!("www/weights/{f}")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        println!("{printed}");
+        let number = |c: &str| c.trim_end_matches('%').parse::<f64>().unwrap_or_else(|_| panic!("eval printed `{c}`"));
+        SHIPPED
+            .iter()
+            .map(|&file| {
+                let line = printed
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| {file} |")))
+                    .unwrap_or_else(|| panic!("eval printed no row for {file}:\n{printed}"));
+                let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+                assert_eq!(cells.len(), 5, "{file}: {line}");
+                let m = Measured {
+                    kind: cells[1].clone(),
+                    frechet_distance: number(&cells[2]),
+                    class_entropy: number(&cells[3]),
+                    label_accuracy: (cells[4] != "—").then(|| number(&cells[4]) / 100.0),
+                    cells,
+                };
+                (file.to_string(), m)
+            })
+            .collect()
     })
 }
 
@@ -116,7 +156,7 @@ fn shipped_classifier_reads_at_least_98_5_percent_of_test_digits() {
     let fd = frechet_distance(&train_ref, &y.reference);
     assert!(fd > 0.0, "train and test digits are not identical sets");
     for file in ["vae-z20.safetensors", "gan-z64.safetensors"] {
-        let generated = measured(file).1.frechet_distance;
+        let generated = evaluated()[file].frechet_distance;
         assert!(fd < generated, "real training digits ({fd:.3}) should be closer to the test digits than {file}'s samples ({generated:.3})");
     }
 }
@@ -124,20 +164,20 @@ fn shipped_classifier_reads_at_least_98_5_percent_of_test_digits() {
 #[test]
 fn conditional_models_draw_the_digit_asked_for_at_least_90_percent_of_the_time() {
     for file in ["cgan-z64.safetensors", "cvae-z2.safetensors"] {
-        let (kind, q) = measured(file);
-        assert!(kind.is_conditional(), "{file} is {kind:?}");
-        let accuracy = q.label_accuracy.unwrap();
+        let q = &evaluated()[file];
+        assert!(Kind::parse(&q.kind).unwrap().is_conditional(), "{file} is {}", q.kind);
+        let accuracy = q.label_accuracy.unwrap_or_else(|| panic!("{file}: eval printed no share read as asked"));
         assert!(accuracy >= 0.90, "{file}: {:.2}% of samples read as the digit asked for", accuracy * 100.0);
     }
 }
 
 #[test]
 fn unconditional_gan_covers_the_digits() {
-    let (kind, q) = measured("gan-z64.safetensors");
-    assert_eq!(*kind, Kind::Gan);
+    let q = &evaluated()["gan-z64.safetensors"];
+    assert_eq!(Kind::parse(&q.kind).unwrap(), Kind::Gan);
     assert!(q.label_accuracy.is_none());
     let bar = 0.95 * 10f64.ln();
-    assert!(q.class_entropy >= bar, "class entropy {:.4} is below 0.95 × ln 10 = {bar:.4}; histogram {:?}", q.class_entropy, q.histogram);
+    assert!(q.class_entropy >= bar, "class entropy {:.4} is below 0.95 × ln 10 = {bar:.4} (eval prints the histogram)", q.class_entropy);
 }
 
 /// The README's sample-quality table: (file, kind, FD, entropy, label accuracy) per row.
@@ -157,21 +197,9 @@ fn readme_table() -> Vec<[String; 5]> {
 fn readme_quality_table_is_what_eval_prints() {
     let rows = readme_table();
     let files: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    for shipped in ["vae-z20.safetensors", "vae-z2.safetensors", "cvae-z2.safetensors", "gan-z64.safetensors", "cgan-z64.safetensors"] {
-        assert!(files.contains(&shipped), "the README's quality table has no row for {shipped}: {files:?}");
-    }
-    // The real command, as the README tells a reader to run it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eval"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(files.iter().map(|f| format!("www/weights/{f}")))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
-    let printed = String::from_utf8(out.stdout).unwrap();
-    println!("{printed}");
+    assert_eq!(files, SHIPPED, "the README's quality table lists the shipped models in this order");
     for row in &rows {
-        let line = printed.lines().find(|l| l.starts_with(&format!("| {} |", row[0]))).unwrap_or_else(|| panic!("eval printed no row for {}", row[0]));
-        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let cells = &evaluated()[&row[0]].cells;
         assert_eq!(cells[1], row[1], "{}: kind", row[0]);
         // Matmul summation order can differ between CPUs (gemm picks kernels by CPU features), so
         // the last printed digit may move; anything more is a different model or a changed metric.
@@ -179,12 +207,12 @@ fn readme_quality_table_is_what_eval_prints() {
             let (a, b) = (a.trim_end_matches('%').parse::<f64>().unwrap(), b.trim_end_matches('%').parse::<f64>().unwrap());
             (a - b).abs() <= tol
         };
-        assert!(close(cells[2], &row[2], 0.05), "{}: README says Fréchet distance {}, eval prints {}", row[0], row[2], cells[2]);
-        assert!(close(cells[3], &row[3], 0.002), "{}: README says entropy {}, eval prints {}", row[0], row[3], cells[3]);
+        assert!(close(&cells[2], &row[2], 0.05), "{}: README says Fréchet distance {}, eval prints {}", row[0], row[2], cells[2]);
+        assert!(close(&cells[3], &row[3], 0.002), "{}: README says entropy {}, eval prints {}", row[0], row[3], cells[3]);
         if row[4] == "—" {
             assert_eq!(cells[4], "—", "{}", row[0]);
         } else {
-            assert!(close(cells[4], &row[4], 0.05), "{}: README says {}, eval prints {}", row[0], row[4], cells[4]);
+            assert!(close(&cells[4], &row[4], 0.05), "{}: README says {}, eval prints {}", row[0], row[4], cells[4]);
         }
     }
 }
