@@ -143,7 +143,7 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     const { Model } = await import('/pkg/latent_lab.js');
     const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer());
     const m = Model.load(bytes);
-    const caught = (f) => { try { f(); return null; } catch (e) { return { isError: e instanceof Error, message: e.message }; } };
+    const caught = (f) => { try { f(); return null; } catch (e) { return { isError: e instanceof Error, name: e.name, message: e.message }; } };
     const out = {
       nan: caught(() => m.sample(new Float32Array([0, NaN]))),
       length: caught(() => m.sample(new Float32Array(3))),
@@ -156,6 +156,18 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     };
     out.afterwards = Array.from(m.sample(new Float32Array([0.5, -0.5]))).reduce((s, v) => s + v, 0);
     m.free();
+    // A learning rate of 1 on noise diverges within a few steps: a DivergedError, the weights kept.
+    const d = Model.create('vae', 1, 2, 16);
+    d.set_dataset(Uint8Array.from({ length: 256 * 784 }, (_, i) => (i * 2654435761) >>> 24), new Uint8Array(256));
+    d.batch_size = 64;
+    d.learning_rate = 1;
+    const z = new Float32Array([0.3, -0.7]);
+    for (let i = 0; i < 50 && !out.diverged; i++) {
+      const before = d.sample(z);
+      out.diverged = caught(() => d.train_step().free());
+      if (out.diverged) out.divergedKept = d.sample(z).every((v, k) => v === before[k]);
+    }
+    d.free();
     return out;
   });
   const expect = {
@@ -165,8 +177,13 @@ test('bad input throws an Error that names the problem, and the module keeps wor
   for (const [k, re] of Object.entries(expect)) {
     assert.ok(r[k], `${k}: no error thrown`);
     assert.ok(r[k].isError, `${k}: thrown value is not an Error`);
+    assert.equal(r[k].name, 'Error', `${k}: a plain Error`);
     assert.match(r[k].message, re, `${k}: message "${r[k].message}"`);
   }
+  assert.ok(r.diverged?.isError, 'a learning rate of 1 did not diverge in 50 steps');
+  assert.equal(r.diverged.name, 'DivergedError', `diverged: ${JSON.stringify(r.diverged)}`);
+  assert.match(r.diverged.message, /training diverged: .*the weights were not changed/);
+  assert.ok(r.divergedKept, 'the refused step changed the weights');
   assert.ok(r.afterwards > 10, 'the model stopped sampling after the errors');
 });
 
