@@ -235,7 +235,7 @@ async function main() {
   lines.push(table(rows));
   lines.push('');
   lines.push('ms/step: wall time of the timed steps over their count; webgpu keeps 2 steps queued, as www/worker.js does.');
-  lines.push('ratio below 1: WebGPU is faster. KB = 1024 bytes; traffic from the model\'s gpu_io counters over the timed steps ' +
+  lines.push('ratio below 1: WebGPU is faster. KB = 1024 bytes; traffic from the model\'s gpu_traffic counters over the timed steps ' +
     `(the weights are read back every 50 steps: ${syncs ? `${syncs} such read-back(s) fall in the timed steps` : 'none falls in the timed steps'}).`);
   if (/swiftshader/i.test(`${env.adapter} ${info.architecture}`)) {
     lines.push('note: SwiftShader runs WebGPU on the CPU; these WebGPU figures say nothing about a real GPU.');
