@@ -132,7 +132,7 @@ async function setupCandle(cfg, data) {
   };
   const step = () => {
     const s = model.train_step();
-    const out = { loss: s.loss, bce: s.bce, kl: s.kl };
+    const out = s.losses;
     s.free();
     return out;
   };

@@ -22,9 +22,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
+import { BenchError, fail, parseOptions } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (p) => path.relative(ROOT, p);
@@ -33,47 +33,21 @@ const DATA_DIR = path.join(ROOT, 'bench/.data');
 const CANDLE_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
 const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
-class BenchError extends Error {}
-const fail = (msg) => { throw new BenchError(msg); };
-
 const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
   '[--hidden N] [--lr X] [--seed N] [--block N] [--threads N] [--no-threaded] [--timeout SECONDS]';
 
 function options() {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        steps: { type: 'string', default: '30' },
-        warmup: { type: 'string', default: '5' },
-        images: { type: 'string', default: '2048' },
-        batch: { type: 'string', default: '128' },
-        latent: { type: 'string', default: '20' },
-        hidden: { type: 'string', default: '400' },
-        lr: { type: 'string', default: '0.001' },
-        seed: { type: 'string', default: '1' },
-        block: { type: 'string', default: '5' },
-        threads: { type: 'string', default: '0' },
-        'no-threaded': { type: 'boolean', default: false },
-        timeout: { type: 'string', default: '170' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    fail(`${e.message}\n${USAGE}`);
-  }
-  const { values } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const o = { threaded: !values['no-threaded'] };
-  for (const k of ['steps', 'warmup', 'images', 'batch', 'latent', 'hidden', 'seed', 'block', 'threads', 'timeout']) {
-    const v = Number(values[k]);
-    const min = ['warmup', 'seed', 'threads'].includes(k) ? 0 : 1;
-    if (!Number.isInteger(v) || v < min) fail(`--${k} ${values[k]}: expected a whole number, at least ${min}`);
-    o[k] = v;
-  }
+  const { values, o } = parseOptions({
+    usage: USAGE,
+    defaults: {
+      steps: '30', warmup: '5', images: '2048', batch: '128', latent: '20', hidden: '400', lr: '0.001',
+      seed: '1', block: '5', threads: '0', timeout: '170',
+    },
+    flags: ['no-threaded'],
+    wholeNumbers: ['steps', 'warmup', 'images', 'batch', 'latent', 'hidden', 'seed', 'block', 'threads', 'timeout'],
+    zeroAllowed: ['warmup', 'seed', 'threads'],
+  });
+  o.threaded = !values['no-threaded'];
   o.lr = Number(values.lr);
   if (!(o.lr > 0 && o.lr <= 1)) fail(`--lr ${values.lr}: expected a number in (0, 1]`);
   if (o.images < o.batch) fail(`--images ${o.images} is fewer than one batch of ${o.batch}`);

@@ -11,7 +11,7 @@
 // --images test digits (www/data/mnist-test.safetensors) train --warmup untimed and --steps timed
 // steps: the CPU one with train_step, the WebGPU one as www/worker.js does (two steps queued: the
 // next is submitted before the last one's stats are awaited). ms/step is the timed steps' wall time
-// over --steps. The model's gpu_io counters, read before and after the timed steps, give queue
+// over --steps. The model's gpu_traffic counters, read before and after the timed steps, give queue
 // submissions and bytes uploaded and read back per step. Kernel times are not measured: the
 // trainer writes no timestamp queries.
 // --timeout bounds the whole run (SwiftShader is slow, the more so on a busy machine); if it runs
@@ -20,9 +20,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '../scripts/chromium.mjs';
+import { BenchError, fail, parseOptions } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
@@ -30,42 +30,16 @@ const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
 // browser's request router, so the repository needs no extra file).
 const BLANK = 'bench/webgpu-blank.html';
 
-class BenchError extends Error {}
-const fail = (msg) => { throw new BenchError(msg); };
-
 const USAGE = 'usage: node bench/webgpu.mjs [--steps N] [--warmup N] [--batch N] [--images N] [--seed N] ' +
   '[--kinds vae,cvae,gan,cgan] [--timeout SECONDS]';
 
 function options() {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        steps: { type: 'string', default: '20' },
-        warmup: { type: 'string', default: '3' },
-        batch: { type: 'string', default: '128' },
-        images: { type: 'string', default: '2048' },
-        seed: { type: 'string', default: '1' },
-        kinds: { type: 'string', default: KINDS.join(',') },
-        timeout: { type: 'string', default: '2400' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    fail(`${e.message}\n${USAGE}`);
-  }
-  const { values } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const o = {};
-  for (const k of ['steps', 'warmup', 'batch', 'images', 'seed', 'timeout']) {
-    const v = Number(values[k]);
-    const min = ['warmup', 'seed'].includes(k) ? 0 : 1;
-    if (!Number.isInteger(v) || v < min) fail(`--${k} ${values[k]}: expected a whole number, at least ${min}`);
-    o[k] = v;
-  }
+  const { values, o } = parseOptions({
+    usage: USAGE,
+    defaults: { steps: '20', warmup: '3', batch: '128', images: '2048', seed: '1', kinds: KINDS.join(','), timeout: '2400' },
+    wholeNumbers: ['steps', 'warmup', 'batch', 'images', 'seed', 'timeout'],
+    zeroAllowed: ['warmup', 'seed'],
+  });
   if (o.images > 10_000) fail(`--images ${o.images}: the test split has 10,000 digits`);
   if (o.images < o.batch) fail(`--images ${o.images} is fewer than one batch of ${o.batch}`);
   o.kinds = values.kinds.split(',').map((k) => k.trim()).filter(Boolean);
@@ -106,10 +80,8 @@ async function pageSetup({ images: n }) {
 /** Warm-up and timed steps of one kind on one backend. */
 async function pageRun({ kind, backend, seed, batch, warmup, steps }) {
   const { mod, images, labels, gpu } = window.__lab;
-  const FIELDS = ['loss', 'bce', 'kl', 'd_loss', 'g_loss', 'd_real', 'd_fake'];
   const read = (s) => {
-    const out = { step: s.step };
-    for (const f of FIELDS) if (s[f] !== undefined) out[f] = s[f];
+    const out = { step: s.step, ...s.losses };
     s.free();
     return out;
   };
@@ -135,11 +107,11 @@ async function pageRun({ kind, backend, seed, batch, warmup, steps }) {
     const cpuSteps = (count) => Array.from({ length: count }, () => read(m.train_step()));
     const train = backend === 'webgpu' ? gpuSteps : async (count) => cpuSteps(count);
     const warm = await train(warmup);
-    const ioBefore = m.gpu_io === undefined ? null : JSON.parse(m.gpu_io);
+    const ioBefore = m.gpu_traffic ?? null;
     const t0 = performance.now();
     const timed = await train(steps);
     const ms = performance.now() - t0;
-    const ioAfter = m.gpu_io === undefined ? null : JSON.parse(m.gpu_io);
+    const ioAfter = m.gpu_traffic ?? null;
     const bad = [...warm, ...timed].find((s) => !Object.values(s).every(Number.isFinite));
     if (bad) throw new Error(`${kind} on ${backend}: step ${bad.step} reported ${JSON.stringify(bad)}`);
     if (backend === 'webgpu') await m.sync(); // every step's weights read back: the run is whole
@@ -263,7 +235,7 @@ async function main() {
   lines.push(table(rows));
   lines.push('');
   lines.push('ms/step: wall time of the timed steps over their count; webgpu keeps 2 steps queued, as www/worker.js does.');
-  lines.push('ratio below 1: WebGPU is faster. KB = 1024 bytes; traffic from the model\'s gpu_io counters over the timed steps ' +
+  lines.push('ratio below 1: WebGPU is faster. KB = 1024 bytes; traffic from the model\'s gpu_traffic counters over the timed steps ' +
     `(the weights are read back every 50 steps: ${syncs ? `${syncs} such read-back(s) fall in the timed steps` : 'none falls in the timed steps'}).`);
   if (/swiftshader/i.test(`${env.adapter} ${info.architecture}`)) {
     lines.push('note: SwiftShader runs WebGPU on the CPU; these WebGPU figures say nothing about a real GPU.');

@@ -1,27 +1,43 @@
 //! The browser API: a thin `#[wasm_bindgen]` layer over [`crate::lab::Lab`] and the classifier.
 //!
-//! Every method returns `Result<_, JsError>`, so a Rust error arrives in JavaScript as a thrown
-//! `Error` whose message names the problem; nothing here panics (a panic would kill the module).
-//! Arrays cross as typed arrays: latent vectors and pixels as `Float32Array`, bytes as `Uint8Array`.
+//! A Rust error arrives in JavaScript as a thrown `Error` whose message names the problem; the
+//! errors the page must act on are also named (`e.name`): `"DeviceLostError"` (the WebGPU device
+//! is gone: `fall_back_to_cpu`) and `"DivergedError"` (a step was refused, the weights kept).
+//! Nothing here panics (a panic would kill the module). Arrays cross as typed arrays: latent
+//! vectors and pixels as `Float32Array`, bytes as `Uint8Array`; structured values (capabilities,
+//! metadata, GPU traffic, a step's losses) as plain objects, through serde-wasm-bindgen.
 
 use crate::classifier::ClassifierModel;
 use crate::explore;
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLost, Gpu};
 use crate::lab::Lab;
-use crate::train::PendingStep;
 use crate::mnist::{self, Dataset};
 use crate::model::{Kind, ModelConfig};
-use crate::train::StepLosses;
+use crate::train::{Diverged, PendingStep, StepLosses};
 use candle_core::Device;
 use js_sys::{Float32Array, Promise};
+use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-fn js_err(e: anyhow::Error) -> JsError {
-    JsError::new(&format!("{e:#}"))
+/// The thrown `Error`: the whole chain as its message, and a `name` the page can act on when the
+/// chain holds a lost device or a diverged step.
+fn js_err(e: anyhow::Error) -> JsValue {
+    let error = js_sys::Error::new(&format!("{e:#}"));
+    if e.chain().any(|c| c.is::<DeviceLost>()) {
+        error.set_name("DeviceLostError");
+    } else if e.chain().any(|c| c.is::<Diverged>()) {
+        error.set_name("DivergedError");
+    }
+    error.into()
+}
+
+/// A plain JS object (maps as objects, 64-bit integers as numbers), or `undefined` should it fail.
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::UNDEFINED)
 }
 
 #[wasm_bindgen(start)]
@@ -50,7 +66,7 @@ fn busy() -> JsError {
     JsError::new("the model is busy with another call")
 }
 
-fn rejected(e: JsError) -> JsValue {
+fn rejected(e: impl Into<JsValue>) -> JsValue {
     e.into()
 }
 
@@ -64,7 +80,7 @@ pub struct WebGpu {
 impl WebGpu {
     /// The browser's WebGPU adapter and a device on it. Throws, saying why, where there is none
     /// (no `navigator.gpu`, no adapter, no device).
-    pub async fn request() -> Result<WebGpu, JsError> {
+    pub async fn request() -> Result<WebGpu, JsValue> {
         let gpu = Gpu::request().await.map_err(js_err)?;
         Ok(WebGpu { gpu })
     }
@@ -101,32 +117,59 @@ pub struct TrainStats {
     pub epoch: f64,
 }
 
+/// A step's losses as `TrainStats.losses` gives them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LossesObject {
+    Vae { loss: f32, bce: f32, kl: f32 },
+    Gan { d_loss: f32, g_loss: f32, d_real: f32, d_fake: f32 },
+}
+
 #[wasm_bindgen]
 impl TrainStats {
+    /// The step's losses as one object: `{loss, bce, kl}` for a VAE step, `{d_loss, g_loss,
+    /// d_real, d_fake}` for a GAN step (the names `capabilities.losses` lists).
+    #[wasm_bindgen(getter)]
+    pub fn losses(&self) -> JsValue {
+        to_js(&match self.losses {
+            StepLosses::Vae(p) => LossesObject::Vae { loss: p.loss, bce: p.bce, kl: p.kl },
+            StepLosses::Gan(g) => LossesObject::Gan { d_loss: g.d_loss, g_loss: g.g_loss, d_real: g.d_real, d_fake: g.d_fake },
+        })
+    }
+
+    // The seven getters below are kept for compatibility; `losses` gives them as one object.
+
+    /// Kept for compatibility: `losses.loss`.
     #[wasm_bindgen(getter)]
     pub fn loss(&self) -> Option<f32> {
         if let StepLosses::Vae(p) = self.losses { Some(p.loss) } else { None }
     }
+    /// Kept for compatibility: `losses.bce`.
     #[wasm_bindgen(getter)]
     pub fn bce(&self) -> Option<f32> {
         if let StepLosses::Vae(p) = self.losses { Some(p.bce) } else { None }
     }
+    /// Kept for compatibility: `losses.kl`.
     #[wasm_bindgen(getter)]
     pub fn kl(&self) -> Option<f32> {
         if let StepLosses::Vae(p) = self.losses { Some(p.kl) } else { None }
     }
+    /// Kept for compatibility: `losses.d_loss`.
     #[wasm_bindgen(getter)]
     pub fn d_loss(&self) -> Option<f32> {
         if let StepLosses::Gan(g) = self.losses { Some(g.d_loss) } else { None }
     }
+    /// Kept for compatibility: `losses.g_loss`.
     #[wasm_bindgen(getter)]
     pub fn g_loss(&self) -> Option<f32> {
         if let StepLosses::Gan(g) = self.losses { Some(g.g_loss) } else { None }
     }
+    /// Kept for compatibility: `losses.d_real`.
     #[wasm_bindgen(getter)]
     pub fn d_real(&self) -> Option<f32> {
         if let StepLosses::Gan(g) = self.losses { Some(g.d_real) } else { None }
     }
+    /// Kept for compatibility: `losses.d_fake`.
     #[wasm_bindgen(getter)]
     pub fn d_fake(&self) -> Option<f32> {
         if let StepLosses::Gan(g) = self.losses { Some(g.d_fake) } else { None }
@@ -162,7 +205,7 @@ pub struct Digits {
 
 /// One split (`"train"` or `"test"`) of `www/data/mnist.safetensors` or `www/data/mnist-test.safetensors`.
 #[wasm_bindgen]
-pub fn load_digits(bytes: &[u8], split: &str) -> Result<Digits, JsError> {
+pub fn load_digits(bytes: &[u8], split: &str) -> Result<Digits, JsValue> {
     let data = mnist::unpack_split(bytes, split).map_err(js_err)?;
     let mut images = Vec::with_capacity(data.len() * mnist::IMAGE_PIXELS);
     for i in 0..data.len() {
@@ -174,7 +217,7 @@ pub fn load_digits(bytes: &[u8], split: &str) -> Result<Digits, JsError> {
 /// A drawing (`width` × `height` ink values in [0, 1]) made to look like an MNIST digit: the ink
 /// scaled to fit 20 × 20 and centred by its centre of mass in 28 × 28. Throws on an empty drawing.
 #[wasm_bindgen]
-pub fn center_digit(pixels: &[f32], width: usize, height: usize) -> Result<Vec<f32>, JsError> {
+pub fn center_digit(pixels: &[f32], width: usize, height: usize) -> Result<Vec<f32>, JsValue> {
     explore::center_like_mnist(pixels, width, height).map_err(js_err)
 }
 
@@ -187,17 +230,17 @@ pub struct Pca {
 #[wasm_bindgen]
 impl Pca {
     /// Fits points [n, dim] (n ≥ 2, dim ≥ 2).
-    pub fn fit(points: &[f32], dim: usize) -> Result<Pca, JsError> {
+    pub fn fit(points: &[f32], dim: usize) -> Result<Pca, JsValue> {
         Ok(Pca { pca: explore::Pca::fit(points, dim).map_err(js_err)? })
     }
 
     /// Points [n, dim] → map positions [n, 2].
-    pub fn project(&self, points: &[f32]) -> Result<Vec<f32>, JsError> {
+    pub fn project(&self, points: &[f32]) -> Result<Vec<f32>, JsValue> {
         self.pca.project(points).map_err(js_err)
     }
 
     /// Map positions [n, 2] → latent points [n, dim] on the mapped plane.
-    pub fn unproject(&self, xy: &[f32]) -> Result<Vec<f32>, JsError> {
+    pub fn unproject(&self, xy: &[f32]) -> Result<Vec<f32>, JsValue> {
         self.pca.unproject(xy).map_err(js_err)
     }
 
@@ -208,16 +251,51 @@ impl Pca {
     }
 }
 
+/// `Model.capabilities`.
+#[derive(Serialize)]
+struct Capabilities {
+    kind: &'static str,
+    family: &'static str,
+    encoder: bool,
+    conditional: bool,
+    latent: usize,
+    hidden: usize,
+    losses: &'static [&'static str],
+}
+
+impl Capabilities {
+    fn of(cfg: &ModelConfig) -> Capabilities {
+        let gan = cfg.kind.is_gan();
+        Capabilities {
+            kind: cfg.kind.name(),
+            family: if gan { "gan" } else { "vae" },
+            encoder: !gan,
+            conditional: cfg.kind.is_conditional(),
+            latent: cfg.latent,
+            hidden: cfg.hidden,
+            losses: if gan { &["d_loss", "g_loss", "d_real", "d_fake"] } else { &["loss", "bce", "kl"] },
+        }
+    }
+}
+
+/// `Model.gpu_traffic`.
+#[derive(Serialize)]
+struct GpuTraffic {
+    submissions: u64,
+    uploaded: u64,
+    read_back: u64,
+}
+
 impl Model {
     fn wrap(lab: Lab) -> Model {
         Model { inner: Rc::new(RefCell::new(Inner { lab, queue: VecDeque::new() })) }
     }
 
-    fn lab(&self) -> Result<std::cell::Ref<'_, Lab>, JsError> {
+    fn lab(&self) -> Result<std::cell::Ref<'_, Lab>, JsValue> {
         Ok(std::cell::Ref::map(self.inner.try_borrow().map_err(|_| busy())?, |i| &i.lab))
     }
 
-    fn lab_mut(&self) -> Result<std::cell::RefMut<'_, Lab>, JsError> {
+    fn lab_mut(&self) -> Result<std::cell::RefMut<'_, Lab>, JsValue> {
         Ok(std::cell::RefMut::map(self.inner.try_borrow_mut().map_err(|_| busy())?, |i| &mut i.lab))
     }
 
@@ -231,13 +309,13 @@ impl Model {
 impl Model {
     /// A fresh VAE with PyTorch's initialisation drawn from `seed`.
     #[wasm_bindgen(constructor)]
-    pub fn new(latent: usize, hidden: usize, seed: u32) -> Result<Model, JsError> {
+    pub fn new(latent: usize, hidden: usize, seed: u32) -> Result<Model, JsValue> {
         Ok(Model::wrap(Lab::fresh(ModelConfig::vae(latent, hidden), seed as u64).map_err(js_err)?))
     }
 
     /// A fresh model of `kind` (`vae`, `cvae`, `gan`, `cgan`), at the tutorial sizes unless
     /// `latent` / `hidden` are given.
-    pub fn create(kind: &str, seed: u32, latent: Option<usize>, hidden: Option<usize>) -> Result<Model, JsError> {
+    pub fn create(kind: &str, seed: u32, latent: Option<usize>, hidden: Option<usize>) -> Result<Model, JsValue> {
         let mut cfg = Kind::parse(kind).map_err(js_err)?.default_config();
         cfg.latent = latent.unwrap_or(cfg.latent);
         cfg.hidden = hidden.unwrap_or(cfg.hidden);
@@ -245,12 +323,12 @@ impl Model {
     }
 
     /// A model from safetensors bytes: a file we saved, or a PyTorch `state_dict`.
-    pub fn load(bytes: &[u8]) -> Result<Model, JsError> {
+    pub fn load(bytes: &[u8]) -> Result<Model, JsValue> {
         Ok(Model::wrap(Lab::from_safetensors(bytes).map_err(js_err)?))
     }
 
     /// The weights and metadata as safetensors bytes.
-    pub fn save(&self) -> Result<Vec<u8>, JsError> {
+    pub fn save(&self) -> Result<Vec<u8>, JsValue> {
         self.lab()?.save().map_err(js_err)
     }
 
@@ -275,7 +353,22 @@ impl Model {
         self.peek(|lab| lab.config().hidden)
     }
 
-    /// The header metadata, as a JSON object of strings.
+    /// What this model can do, so the page need not guess from its kind's name: `{kind, family:
+    /// "vae" | "gan", encoder, conditional, latent, hidden, losses}`, where `encoder` says whether
+    /// `encode` and `reconstruct` work, `conditional` whether the calls take digit labels, and
+    /// `losses` names the parts a training step reports (`TrainStats.losses`' keys).
+    #[wasm_bindgen(getter)]
+    pub fn capabilities(&self) -> JsValue {
+        self.inner.try_borrow().map(|i| to_js(&Capabilities::of(&i.lab.config()))).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The header metadata as a plain object of strings (`kind`, `latent`, `epochs`, …).
+    #[wasm_bindgen(getter)]
+    pub fn meta(&self) -> JsValue {
+        self.inner.try_borrow().map(|i| to_js(&i.lab.metadata())).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Kept for compatibility: the header metadata as a JSON string (`meta` is the object).
     #[wasm_bindgen(getter)]
     pub fn metadata(&self) -> String {
         self.peek(|lab| serde_json::to_string(&lab.metadata()).unwrap_or_else(|_| "{}".into()))
@@ -289,37 +382,37 @@ impl Model {
 
     /// n latent vectors, flattened [n, latent] → n images, flattened [n, 784], in [0, 1].
     /// Conditional models also take `labels`, one digit (0–9) per vector.
-    pub fn sample(&self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Vec<f32>, JsError> {
+    pub fn sample(&self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Vec<f32>, JsValue> {
         self.lab()?.sample(z, labels.as_deref()).map_err(js_err)
     }
 
     /// `steps` images from `z_a` to `z_b`, ends included and equal to `sample(z_a)`, `sample(z_b)`.
     /// Conditional models also take the digit `label`.
-    pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize, label: Option<u8>) -> Result<Vec<f32>, JsError> {
+    pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize, label: Option<u8>) -> Result<Vec<f32>, JsValue> {
         self.lab()?.interpolate(z_a, z_b, steps, label).map_err(js_err)
     }
 
     /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances (VAE kinds; a
     /// cVAE also takes the images' digit `labels`). A GAN has no encoder and throws.
-    pub fn encode(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Encoding, JsError> {
+    pub fn encode(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Encoding, JsValue> {
         let (mu, logvar) = self.lab()?.encode(images, labels.as_deref()).map_err(js_err)?;
         Ok(Encoding { mu, logvar })
     }
 
     /// Images [n, 784] in [0, 1] (and their digit `labels` for a cVAE) → their reconstructions
     /// from the posterior means and each image's loss (BCE + KL). VAE kinds only.
-    pub fn reconstruct(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Reconstruction, JsError> {
+    pub fn reconstruct(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Reconstruction, JsValue> {
         let (images, losses) = self.lab()?.reconstruct(images, labels.as_deref()).map_err(js_err)?;
         Ok(Reconstruction { images, losses })
     }
 
     /// Hands over the training set once: images as bytes [n, 784] (0–255), labels [n].
-    pub fn set_dataset(&mut self, images: Vec<u8>, labels: Vec<u8>) -> Result<(), JsError> {
+    pub fn set_dataset(&mut self, images: Vec<u8>, labels: Vec<u8>) -> Result<(), JsValue> {
         self.lab_mut()?.set_dataset(Dataset::new(images, labels).map_err(js_err)?).map_err(js_err)
     }
 
     /// Hands over the train split of the page's MNIST file (`www/data/mnist.safetensors`).
-    pub fn set_dataset_safetensors(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+    pub fn set_dataset_safetensors(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
         let data = mnist::unpack(bytes).map_err(js_err)?;
         self.lab_mut()?.set_dataset(data.train).map_err(js_err)
     }
@@ -330,7 +423,7 @@ impl Model {
     }
 
     #[wasm_bindgen(setter)]
-    pub fn set_batch_size(&mut self, n: usize) -> Result<(), JsError> {
+    pub fn set_batch_size(&mut self, n: usize) -> Result<(), JsValue> {
         self.lab_mut()?.trainer_mut().set_batch_size(n).map_err(js_err)
     }
 
@@ -340,7 +433,7 @@ impl Model {
     }
 
     #[wasm_bindgen(setter)]
-    pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), JsError> {
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), JsValue> {
         self.lab_mut()?.trainer_mut().set_learning_rate(lr).map_err(js_err)
     }
 
@@ -353,14 +446,14 @@ impl Model {
     /// One step on the next shuffled minibatch, on the CPU: an Adam step of the VAE, or one
     /// discriminator and one generator step of the GAN. If a loss or gradient is not finite it
     /// throws and leaves the weights untouched. (On WebGPU, use `submit_step` and `next_stats`.)
-    pub fn train_step(&mut self) -> Result<TrainStats, JsError> {
+    pub fn train_step(&mut self) -> Result<TrainStats, JsValue> {
         let s = self.lab_mut()?.train_step().map_err(js_err)?;
         Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch })
     }
 
     /// Moves training (and `sample_async`) to WebGPU: the weights, Adam's state and the dataset go
     /// up to the device once. The CPU keeps the weights as last read back, every 50 steps.
-    pub fn use_webgpu(&mut self, gpu: &WebGpu) -> Result<(), JsError> {
+    pub fn use_webgpu(&mut self, gpu: &WebGpu) -> Result<(), JsValue> {
         self.lab_mut()?.use_gpu(gpu.gpu.clone()).map_err(js_err)
     }
 
@@ -372,7 +465,7 @@ impl Model {
 
     /// Queues the next training step. On WebGPU it is submitted to the GPU's queue and this returns
     /// at once; on the CPU it runs now. `next_stats` hands out the results in order.
-    pub fn submit_step(&mut self) -> Result<(), JsError> {
+    pub fn submit_step(&mut self) -> Result<(), JsValue> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
         let step = inner.lab.submit_step().map_err(js_err)?;
         inner.queue.push_back(step);
@@ -388,7 +481,7 @@ impl Model {
     /// A promise of the oldest queued step's `TrainStats`. It rejects with the step's error: a
     /// diverging step (the weights are left as before it, and so by every step queued behind it),
     /// or a lost WebGPU device (then `fall_back_to_cpu`).
-    pub fn next_stats(&mut self) -> Result<Promise, JsError> {
+    pub fn next_stats(&mut self) -> Result<Promise, JsValue> {
         let step = self.inner.try_borrow_mut().map_err(|_| busy())?.queue.pop_front();
         let step = step.ok_or_else(|| JsError::new("no training step is queued: call submit_step first"))?;
         let inner = self.inner.clone();
@@ -410,7 +503,7 @@ impl Model {
     /// Reads the GPU's weights back, so that `save`, `sample` and the other CPU calls see every
     /// step trained. Every queued step must have been handed out by `next_stats` first. Resolves
     /// at once on the CPU.
-    pub fn sync(&mut self) -> Result<Promise, JsError> {
+    pub fn sync(&mut self) -> Result<Promise, JsValue> {
         let pending = self.lab_mut()?.begin_sync().map_err(js_err)?;
         let inner = self.inner.clone();
         Ok(future_to_promise(async move {
@@ -425,15 +518,24 @@ impl Model {
 
     /// After the WebGPU device is lost: training continues on the CPU from the last weights read
     /// back. Queued steps are dropped.
-    pub fn fall_back_to_cpu(&mut self) -> Result<Fallback, JsError> {
+    pub fn fall_back_to_cpu(&mut self) -> Result<Fallback, JsValue> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
         inner.queue.clear();
         let f = inner.lab.fall_back_to_cpu().map_err(js_err)?;
         Ok(Fallback { resumed_at: f.resumed_at as f64, lost_steps: f.lost_steps as f64 })
     }
 
-    /// The WebGPU queue's traffic since `use_webgpu`, as JSON `{submissions, uploaded, read_back}`
+    /// The WebGPU queue's traffic since `use_webgpu`, `{submissions, uploaded, read_back}`
     /// (bytes), or `undefined` on the CPU: for the benchmark.
+    #[wasm_bindgen(getter)]
+    pub fn gpu_traffic(&self) -> JsValue {
+        match self.peek(|lab| lab.gpu_io()) {
+            Some(io) => to_js(&GpuTraffic { submissions: io.submissions, uploaded: io.uploaded, read_back: io.read_back }),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    /// Kept for compatibility: `gpu_traffic` as a JSON string.
     #[wasm_bindgen(getter)]
     pub fn gpu_io(&self) -> Option<String> {
         self.peek(|lab| lab.gpu_io())
@@ -441,13 +543,13 @@ impl Model {
     }
 
     /// Destroys the WebGPU device training runs on, as a driver reset would: for tests of the fallback.
-    pub fn lose_device(&self) -> Result<(), JsError> {
+    pub fn lose_device(&self) -> Result<(), JsValue> {
         self.lab()?.lose_gpu_device().map_err(js_err)
     }
 
     /// A promise of `sample(z, labels)`: decoded on WebGPU when training runs there (with the GPU's
     /// current weights), else on the CPU.
-    pub fn sample_async(&mut self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Promise, JsError> {
+    pub fn sample_async(&mut self, z: &[f32], labels: Option<Vec<u8>>) -> Result<Promise, JsValue> {
         let mut lab = self.lab_mut()?;
         match lab.sample_on_gpu(z, labels.as_deref()).map_err(js_err)? {
             Some(pending) => Ok(future_to_promise(async move {
@@ -471,12 +573,12 @@ pub struct Classifier {
 
 #[wasm_bindgen]
 impl Classifier {
-    pub fn load(bytes: &[u8]) -> Result<Classifier, JsError> {
+    pub fn load(bytes: &[u8]) -> Result<Classifier, JsValue> {
         Ok(Classifier { model: ClassifierModel::load(bytes, &Device::Cpu).map_err(js_err)? })
     }
 
     /// Images, flattened [n, 784] in [0, 1] → the digit (0–9) each is read as.
-    pub fn classify(&self, images: &[f32]) -> Result<Vec<u8>, JsError> {
+    pub fn classify(&self, images: &[f32]) -> Result<Vec<u8>, JsValue> {
         self.model.classify(images, &Device::Cpu).map_err(js_err)
     }
 }

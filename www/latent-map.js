@@ -1,13 +1,10 @@
-// The latent map's numbers, shared by the page (www/explore.js) and the embed (www/embed.js):
+// The latent map's numbers, for the map and manifold views (www/views/) and www/assets.js's cache:
 // the MNIST test digits encoded by a VAE (posterior means), the plane they are shown on (the
 // latent itself for latent 2, else the two principal axes of the means), the map's window, and
 // the conversions between map positions and latent vectors. Drawing is in www/draw.js.
 
 export const PIXELS = 784;
 const ENCODE_CHUNK = 1000; // digits per encode call; the page yields between calls so it stays responsive
-
-/** Whether `model` has an encoder (VAE kinds); a GAN has none, so it has no map. */
-export const hasEncoder = (model) => model.kind === 'vae' || model.kind === 'cvae';
 
 /** Resolves on the next turn of the event loop. */
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -23,13 +20,13 @@ const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
  *   box  the square window {cx, cy, half} that holds all but the outermost 0.5% on each side.
  */
 export async function buildMap(model, digits, Pca) {
-  const latent = model.latent;
+  const { latent, conditional } = model.capabilities;
   const n = digits.labels.length;
   const mu = new Float32Array(n * latent);
   for (let start = 0; start < n; start += ENCODE_CHUNK) {
     const end = Math.min(n, start + ENCODE_CHUNK);
     const images = digits.images.subarray(start * PIXELS, end * PIXELS);
-    const enc = model.encode(images, model.conditional ? digits.labels.subarray(start, end) : undefined);
+    const enc = model.encode(images, conditional ? digits.labels.subarray(start, end) : undefined);
     mu.set(enc.mu, start * latent);
     enc.free();
     await nextTurn();

@@ -24,17 +24,15 @@
 //      {coverage: number[10], step}             the classifier's digit histogram of COVERAGE_SAMPLES
 //                                               fixed samples, every SAMPLE_EVERY steps
 //      {done: true, weights: Uint8Array, steps, reason: 'finished' | 'stopped' | 'error'}
-//      {error: string}                          a step failed; the weights before it are kept
+//      {error: string, name}                    a step failed; the weights before it are kept
+//                                               (name: the wasm error's, e.g. 'DivergedError')
 //      {fatal: string}                          the wasm module trapped; this worker is unusable
-import init, { Classifier, Model, WebGpu } from '../pkg/latent_lab.js';
+import { URLS, classifier, fetchBytes, wasm } from './assets.js';
 import { histogram } from './coverage.js';
 import { normals } from './random.js';
 
-const DATA_URL = new URL('./data/mnist.safetensors', import.meta.url);
-const CLASSIFIER_URL = new URL('./weights/classifier.safetensors', import.meta.url);
 const SAMPLE_EVERY = 25;
 const COVERAGE_SAMPLES = 200;
-const STAT_FIELDS = ['loss', 'bce', 'kl', 'd_loss', 'g_loss', 'd_real', 'd_fake'];
 // Steps queued ahead on WebGPU: the next step runs while the last one's losses come back.
 const QUEUE_DEPTH = 2;
 
@@ -46,7 +44,7 @@ let training = null; // the model being trained, for 'lose-device'
 async function chooseBackend(model, choice) {
   if (choice === 'cpu') return { backend: 'cpu', reason: 'the CPU was chosen' };
   try {
-    const gpu = await WebGpu.request();
+    const gpu = await (await wasm()).WebGpu.request();
     model.use_webgpu(gpu);
     let adapter = gpu.adapter;
     gpu.free();
@@ -61,24 +59,16 @@ async function chooseBackend(model, choice) {
   }
 }
 
-const isDeviceLoss = (e) => /device was lost/.test(e?.message ?? '');
-
-async function fetchBytes(url, what) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${what}: ${res.status} ${res.statusText} for ${url}`);
-  return new Uint8Array(await res.arrayBuffer());
-}
+// The wasm module names the errors to act on (src/wasm.rs), so no message is parsed here.
+const isDeviceLoss = (e) => e?.name === 'DeviceLostError';
 
 async function prepare() {
   if (!ready) {
     ready = (async () => {
-      await init();
+      const { Model } = await wasm();
       postMessage({ status: 'downloading MNIST (60,000 training digits)…' });
-      const [data, classifierBytes] = await Promise.all([
-        fetchBytes(DATA_URL, 'MNIST data'),
-        fetchBytes(CLASSIFIER_URL, 'the digit classifier'),
-      ]);
-      return { data, classifier: Classifier.load(classifierBytes) };
+      const [data, digitClassifier] = await Promise.all([fetchBytes(URLS.mnist, 'the MNIST training digits'), classifier()]);
+      return { Model, data, classifier: digitClassifier };
     })();
     ready.catch(() => (ready = null)); // a failed download may be retried
   }
@@ -96,11 +86,12 @@ const yieldToEvents = () =>
 
 async function train(msg) {
   stopRequested = false;
-  const { data, classifier } = await prepare();
+  const { Model, data, classifier } = await prepare();
   const model = msg.weights ? Model.load(msg.weights) : Model.create(msg.kind, msg.seed, msg.latent, msg.hidden);
+  const caps = model.capabilities;
   // Fixed latent vectors for the coverage histogram (conditional models: every digit in turn).
-  const coverageZ = normals(COVERAGE_SAMPLES * model.latent, 8);
-  const coverageLabels = model.conditional ? Uint8Array.from({ length: COVERAGE_SAMPLES }, (_, i) => i % 10) : undefined;
+  const coverageZ = normals(COVERAGE_SAMPLES * caps.latent, 8);
+  const coverageLabels = caps.conditional ? Uint8Array.from({ length: COVERAGE_SAMPLES }, (_, i) => i % 10) : undefined;
   try {
     model.set_dataset_safetensors(data);
     model.batch_size = msg.batchSize;
@@ -124,13 +115,12 @@ async function train(msg) {
           submitted++;
         }
         const s = await model.next_stats();
-        const stats = { step: s.step, epoch: s.epoch, totalSteps };
-        for (const f of STAT_FIELDS) if (s[f] !== undefined) stats[f] = s[f];
+        const stats = { step: s.step, epoch: s.epoch, totalSteps, ...s.losses };
         s.free();
         steps = stats.step;
         postMessage(stats);
         // The views decode on the GPU too, so a lost device can surface here as well.
-        if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, msg, steps, classifier, coverageZ, coverageLabels);
+        if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, caps, msg, steps, classifier, coverageZ, coverageLabels);
       } catch (e) {
         if (e instanceof WebAssembly.RuntimeError) throw e; // the module itself died: fatal below
         if (model.backend === 'webgpu' && isDeviceLoss(e)) {
@@ -144,7 +134,7 @@ async function train(msg) {
           f.free();
           continue;
         }
-        postMessage({ error: e.message });
+        postMessage({ error: e.message, name: e.name });
         reason = 'error';
         break;
       }
@@ -160,14 +150,14 @@ async function train(msg) {
 }
 
 /** The fixed grid, the manifold, reconstructions and the coverage bar, redrawn as training runs. */
-async function postViews(model, msg, step, classifier, coverageZ, coverageLabels) {
+async function postViews(model, caps, msg, step, classifier, coverageZ, coverageLabels) {
   const samples = await model.sample_async(msg.gridZ, msg.gridLabels ?? undefined);
   postMessage({ samples, step }, [samples.buffer]);
   if (msg.manifoldZ) {
     const manifold = await model.sample_async(msg.manifoldZ, msg.manifoldLabels ?? undefined);
     postMessage({ manifold, step }, [manifold.buffer]);
   }
-  if (msg.reconImages && (model.kind === 'vae' || model.kind === 'cvae')) {
+  if (msg.reconImages && caps.encoder) {
     // The encoder runs on the CPU, with the weights last read back from the GPU there.
     const r = model.reconstruct(msg.reconImages, msg.reconLabels ?? undefined);
     const recon = r.images;
@@ -207,13 +197,13 @@ onmessage = (e) => {
     try {
       training?.lose_device();
     } catch (e) {
-      postMessage({ error: e.message });
+      postMessage({ error: e.message, name: e.name });
     }
   } else if (msg.cmd === 'start') {
     train(msg).catch((err) => {
       const message = err?.message ?? String(err);
       if (err instanceof WebAssembly.RuntimeError) postMessage({ fatal: message });
-      else postMessage({ error: message });
+      else postMessage({ error: message, name: err?.name });
       postMessage({ done: true, weights: null, steps: 0, reason: 'error' });
     });
   }

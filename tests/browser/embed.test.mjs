@@ -2,7 +2,7 @@
 // under a strict Content-Security-Policy, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { canvasStats, launch, openPage } from './harness.mjs';
+import { canvasStats, checkManifoldCorners, launch, openPage, sliderCollisions } from './harness.mjs';
 
 // What a careful blog would send: no inline script or style, no eval; only the wasm is allowed
 // to compile ('wasm-unsafe-eval').
@@ -121,54 +121,9 @@ test('the grid view has n×n cells, and its corners are sample() at (-R, +R) and
   const { page, problems } = await openWith(EXAMPLE);
   const sel = VIEWS[1];
   await settled(page, sel);
-  const r = await page.evaluate(async (s) => {
-    const el = document.querySelector(s);
-    const canvas = el.shadowRoot.querySelector('canvas[data-cells]');
-    const cells = Number(canvas.dataset.cells);
-    const n = Math.round(Math.sqrt(cells));
-    const cell = Number(canvas.dataset.cellSize);
-    const gap = Number(canvas.dataset.gap);
-    const R = Number(el.getAttribute('range') ?? 2.5);
-    // The same module URL as the embed's import, so this is the page's one wasm instance.
-    const { default: init, Model } = await import('/pkg/latent_lab.js');
-    await init();
-    const { drawGrid } = await import('/www/draw.js');
-    const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer());
-    const m = Model.load(bytes);
-    const ctx = canvas.getContext('2d');
-    const cellPixels = (row, col) => ctx.getImageData(col * (cell + gap), row * (cell + gap), cell, cell).data;
-    const rendered = (x, y) => {
-      const scratch = document.createElement('canvas');
-      drawGrid(scratch, m.sample(new Float32Array([x, y])), 1, cell, gap);
-      return scratch.getContext('2d').getImageData(0, 0, cell, cell).data;
-    };
-    const maxDiff = (a, b) => a.reduce((acc, v, i) => Math.max(acc, Math.abs(v - b[i])), 0);
-    const lit = (a) => a.filter((v, i) => i % 4 === 0 && v > 128).length;
-    const topLeft = cellPixels(0, 0);
-    const bottomRight = cellPixels(n - 1, n - 1);
-    return {
-      cells, n, cell, canvasWidth: canvas.width,
-      topLeft: maxDiff(topLeft, rendered(-R, R)),
-      bottomRight: maxDiff(bottomRight, rendered(R, -R)),
-      topRight: maxDiff(cellPixels(0, n - 1), rendered(R, R)),
-      bottomLeft: maxDiff(cellPixels(n - 1, 0), rendered(-R, -R)),
-      // The other conventions (y down, or x and y swapped) must look different, or the
-      // corner checks above could not fail.
-      topLeftIfYDown: maxDiff(topLeft, rendered(-R, -R)),
-      topRightIfSwapped: maxDiff(cellPixels(0, n - 1), rendered(R, -R)),
-      litTopLeft: lit(topLeft),
-      litBottomRight: lit(bottomRight),
-    };
-  }, sel);
-  assert.equal(r.cells, 12 * 12, 'n="12" gives 144 cells');
-  assert.equal(r.canvasWidth, r.n * r.cell + (r.n - 1) * 2);
-  assert.ok(r.litTopLeft > 10 && r.litBottomRight > 10, `corner cells blank: ${JSON.stringify(r)}`);
-  // Equal up to one grey level: the batch and the single decode may round differently.
-  for (const k of ['topLeft', 'bottomRight', 'topRight', 'bottomLeft']) {
-    assert.ok(r[k] <= 1, `${k} cell differs from sample() at its corner by ${r[k]} grey levels`);
-  }
-  assert.ok(r.topLeftIfYDown > 64, `the y-down corner looks the same: ${r.topLeftIfYDown}`);
-  assert.ok(r.topRightIfSwapped > 64, `the swapped corner looks the same: ${r.topRightIfSwapped}`);
+  const R = Number(await page.getAttribute(sel, 'range') ?? 2.5);
+  const r = await checkManifoldCorners(page, 'canvas[data-cells]', { host: sel, R });
+  assert.equal(r.n, 12, 'n="12" gives 12 × 12 cells');
 
   // Without n the grid is 20 × 20.
   await page.evaluate(() => {
@@ -260,6 +215,10 @@ test('on a phone-sized screen it fits its container, honours width, and the pad 
   assert.ok(layout.scrollWidth <= 375, `the page scrolls sideways: ${layout.scrollWidth}px`);
   for (const w of layout.widths) assert.equal(Math.round(w), layout.column);
   for (const r of layout.canvases) assert.ok(r <= 375, `a canvas overflows the screen: right edge ${r}`);
+  // Each slider's name and value stay readable beside its track.
+  const sliders = await sliderCollisions(page, '.sliders', VIEWS[0]);
+  assert.equal(sliders.count, 2);
+  assert.deepEqual(sliders.problems, []);
 
   // width="240": the element's frame is 240 px wide (set through the CSSOM, so no CSP report).
   const framed = await page.evaluate(() => {

@@ -1,7 +1,7 @@
 // The explorer panels (www/explore.js) and the URL fragment (www/fragment.js), in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage, readyPage, canvasStats, readDigit, classify } from './harness.mjs';
+import { launch, openPage, readyPage, canvasStats, checkManifoldCorners, readDigit, classify } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -85,44 +85,9 @@ test('the manifold grid has N×N cells whose corners equal sample() at (±R, ±R
   await page.fill('#manifold-n', '7');
   await page.locator('#manifold-n').dispatchEvent('change');
   await page.waitForSelector('#manifold[data-cells="49"]');
-  const r = await page.evaluate(async () => {
-    const canvas = document.querySelector('#manifold');
-    const n = Math.round(Math.sqrt(Number(canvas.dataset.cells)));
-    const cell = Number(canvas.dataset.cellSize);
-    const gap = Number(canvas.dataset.gap);
-    const R = Number(document.querySelector('#manifold-range').value);
-    const { Model } = await import('/pkg/latent_lab.js');
-    const { drawGrid } = await import('/www/draw.js');
-    const m = Model.load(new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer()));
-    const ctx = canvas.getContext('2d');
-    const cellPixels = (row, col) => ctx.getImageData(col * (cell + gap), row * (cell + gap), cell, cell).data;
-    const rendered = (x, y) => {
-      const scratch = document.createElement('canvas');
-      drawGrid(scratch, m.sample(new Float32Array([x, y])), 1, cell, gap);
-      return scratch.getContext('2d').getImageData(0, 0, cell, cell).data;
-    };
-    const maxDiff = (a, b) => a.reduce((acc, v, i) => Math.max(acc, Math.abs(v - b[i])), 0);
-    const lit = (a) => a.filter((v, i) => i % 4 === 0 && v > 128).length;
-    const out = {
-      n, R, width: canvas.width, cell, gap,
-      topLeft: maxDiff(cellPixels(0, 0), rendered(-R, R)),
-      topRight: maxDiff(cellPixels(0, n - 1), rendered(R, R)),
-      bottomLeft: maxDiff(cellPixels(n - 1, 0), rendered(-R, -R)),
-      bottomRight: maxDiff(cellPixels(n - 1, n - 1), rendered(R, -R)),
-      topLeftIfYDown: maxDiff(cellPixels(0, 0), rendered(-R, -R)),
-      litCorners: [lit(cellPixels(0, 0)), lit(cellPixels(n - 1, n - 1))],
-    };
-    m.free();
-    return out;
-  });
+  assert.equal(await page.inputValue('#manifold-range'), '2.5');
+  const r = await checkManifoldCorners(page, '#manifold', { R: 2.5 });
   assert.equal(r.n, 7);
-  assert.equal(r.width, 7 * r.cell + 6 * r.gap);
-  assert.equal(r.R, 2.5);
-  for (const k of ['topLeft', 'topRight', 'bottomLeft', 'bottomRight']) {
-    assert.ok(r[k] <= 1, `${k} cell differs from sample() at its corner by ${r[k]} grey levels`);
-  }
-  assert.ok(r.topLeftIfYDown > 64, `the y-down corner looks the same (${r.topLeftIfYDown}): the check could not fail`);
-  assert.ok(r.litCorners.every((v) => v > 10), `blank corner cells: ${r.litCorners}`);
   assert.match(await page.textContent('#manifold-caption'), /^7 × 7 digits: z1 runs from -2.5 to 2.5 left to right, z2 from -2.5 to 2.5 bottom to top\.$/);
   assert.deepEqual(problems, []);
   await page.close();

@@ -1,5 +1,6 @@
 // Shared setup for the browser tests: the real page served on 127.0.0.1, in Debian's headless
 // Chromium driven by playwright-core.
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
 import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_WEBGPU_ARGS } from '../../scripts/chromium.mjs';
@@ -88,4 +89,88 @@ export async function classify(page, images) {
     c.free();
     return out;
   }, images);
+}
+
+/**
+ * Where the latent sliders' labels collide: for each slider (a label holding the name, the range
+ * input and the value), its three parts must sit side by side inside the label, the value's text
+ * unclipped, and no two labels may overlap. With `host`, the sliders inside that element's shadow
+ * root. Returns a list of problems (empty when every name and value is readable) and the count.
+ */
+export function sliderCollisions(page, selector, host = null) {
+  return page.evaluate(([sel, hostSel]) => {
+    const root = hostSel ? document.querySelector(hostSel).shadowRoot : document;
+    const labels = [...root.querySelectorAll(`${sel} label`)];
+    const box = (el) => el.getBoundingClientRect();
+    const problems = [];
+    const EPS = 0.5;
+    labels.forEach((label, i) => {
+      const [name, input, value] = [label.firstElementChild, label.querySelector('input'), label.querySelector('output')];
+      const [l, n, r, v] = [box(label), box(name), box(input), box(value)];
+      if (n.right > r.left + EPS) problems.push(`slider ${i + 1}: name overlaps its track`);
+      if (r.right > v.left + EPS) problems.push(`slider ${i + 1}: track overlaps its value`);
+      if (n.left < l.left - EPS || v.right > l.right + EPS) problems.push(`slider ${i + 1}: name or value outside its label`);
+      if (value.scrollWidth > Math.ceil(v.width) + 1 || v.width < 1) problems.push(`slider ${i + 1}: value "${value.textContent}" clipped`);
+      labels.slice(i + 1).forEach((other, k) => {
+        const o = box(other);
+        if (l.left < o.right - EPS && o.left < l.right - EPS && l.top < o.bottom - EPS && o.top < l.bottom - EPS) {
+          problems.push(`sliders ${i + 1} and ${i + k + 2} overlap`);
+        }
+      });
+    });
+    const container = root.querySelector(sel);
+    if (container.scrollWidth > container.clientWidth + 1) problems.push(`the sliders scroll sideways: ${container.scrollWidth} > ${container.clientWidth}`);
+    return { count: labels.length, problems };
+  }, [selector, host]);
+}
+
+/**
+ * Checks a drawn manifold (www/views/manifold.js: n × n cells of data-cell-size pixels, data-gap
+ * apart, over [-R, R]² of vae-z2's latent plane) against sample(): each corner cell equals the
+ * digit decoded at its corner (x right, y up), up to one grey level, and the y-down and swapped
+ * conventions look different, so the check could fail. With `host`, the canvas is inside that
+ * element's shadow root. Returns {n, cell, gap, width}.
+ */
+export async function checkManifoldCorners(page, selector, { host = null, R }) {
+  const r = await page.evaluate(async ([sel, hostSel, range]) => {
+    const canvas = (hostSel ? document.querySelector(hostSel).shadowRoot : document).querySelector(sel);
+    const n = Math.round(Math.sqrt(Number(canvas.dataset.cells)));
+    const cell = Number(canvas.dataset.cellSize);
+    const gap = Number(canvas.dataset.gap);
+    // The same module URL as the page's import, so this is the page's one wasm instance.
+    const { default: init, Model } = await import('/pkg/latent_lab.js');
+    await init();
+    const { drawGrid } = await import('/www/draw.js');
+    const m = Model.load(new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer()));
+    const ctx = canvas.getContext('2d');
+    const cellPixels = (row, col) => ctx.getImageData(col * (cell + gap), row * (cell + gap), cell, cell).data;
+    const rendered = (x, y) => {
+      const scratch = document.createElement('canvas');
+      drawGrid(scratch, m.sample(new Float32Array([x, y])), 1, cell, gap);
+      return scratch.getContext('2d').getImageData(0, 0, cell, cell).data;
+    };
+    const maxDiff = (a, b) => a.reduce((acc, v, i) => Math.max(acc, Math.abs(v - b[i])), 0);
+    const lit = (a) => a.filter((v, i) => i % 4 === 0 && v > 128).length;
+    const out = {
+      n, cell, gap, width: canvas.width,
+      topLeft: maxDiff(cellPixels(0, 0), rendered(-range, range)),
+      topRight: maxDiff(cellPixels(0, n - 1), rendered(range, range)),
+      bottomLeft: maxDiff(cellPixels(n - 1, 0), rendered(-range, -range)),
+      bottomRight: maxDiff(cellPixels(n - 1, n - 1), rendered(range, -range)),
+      topLeftIfYDown: maxDiff(cellPixels(0, 0), rendered(-range, -range)),
+      topRightIfSwapped: maxDiff(cellPixels(0, n - 1), rendered(range, -range)),
+      litCorners: [lit(cellPixels(0, 0)), lit(cellPixels(n - 1, n - 1))],
+    };
+    m.free();
+    return out;
+  }, [selector, host, R]);
+  assert.equal(r.width, r.n * r.cell + (r.n - 1) * r.gap);
+  assert.ok(r.litCorners.every((v) => v > 10), `blank corner cells: ${r.litCorners}`);
+  // Equal up to one grey level: the batch and the single decode may round differently.
+  for (const k of ['topLeft', 'topRight', 'bottomLeft', 'bottomRight']) {
+    assert.ok(r[k] <= 1, `${k} cell differs from sample() at its corner by ${r[k]} grey levels`);
+  }
+  assert.ok(r.topLeftIfYDown > 64, `the y-down corner looks the same (${r.topLeftIfYDown}): the check could not fail`);
+  assert.ok(r.topRightIfSwapped > 64, `the swapped corner looks the same (${r.topRightIfSwapped}): the check could not fail`);
+  return r;
 }

@@ -1,7 +1,7 @@
 // The page as a reader uses it, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, readyPage, canvasStats } from './harness.mjs';
+import { launch, readyPage, canvasStats, sliderCollisions } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -31,6 +31,19 @@ test('moving a slider redraws the digit', async () => {
   assert.notEqual(after.hash, before.hash, 'the digit did not change when the sliders moved');
   assert.ok(after.lit > 0, 'slider view went blank');
   assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("each latent slider's name and value stay readable at 1280 px and on a phone", async () => {
+  const { page } = await readyPage(env);
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.locator('#slider-0').fill('-2.88'); // the widest value text
+    await page.locator('#slider-19').fill('-2.88');
+    const r = await sliderCollisions(page, '#sliders');
+    assert.equal(r.count, 20);
+    assert.deepEqual(r.problems, [], `at ${width} px`);
+  }
   await page.close();
 });
 
@@ -92,19 +105,30 @@ test("interpolation's end frames equal sample(zA) and sample(zB)", async () => {
   await page.close();
 });
 
-test('50 train_steps on real MNIST lower the loss in the browser', async () => {
+test('50 train_steps on real MNIST lower the loss in the browser, each step reporting its losses as one object', async () => {
   const { page } = await readyPage(env);
-  const losses = await page.evaluate(async () => {
+  const { losses, step1 } = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
     const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
     const m = new Model(20, 400, 3);
     m.set_dataset_safetensors(data);
     m.batch_size = 128;
     const out = [];
-    for (let i = 0; i < 50; i++) out.push(m.train_step().loss);
+    let step1 = null;
+    for (let i = 0; i < 50; i++) {
+      const s = m.train_step();
+      // The getters kept for compatibility give what the object gives.
+      if (i === 0) step1 = { losses: s.losses, compat: { loss: s.loss, bce: s.bce, kl: s.kl }, gan: s.d_loss };
+      out.push(s.losses.loss);
+      s.free();
+    }
     m.free();
-    return out;
+    return { losses: out, step1 };
   });
+  assert.deepEqual(Object.keys(step1.losses), ['loss', 'bce', 'kl']);
+  assert.deepEqual(step1.losses, step1.compat);
+  assert.equal(step1.gan, undefined);
+  assert.ok(Math.abs(step1.losses.loss - step1.losses.bce - step1.losses.kl) < 1e-2 * step1.losses.loss, JSON.stringify(step1.losses));
   assert.equal(losses.length, 50);
   assert.ok(losses.every(Number.isFinite), 'a loss was not finite');
   const mean = (xs) => xs.reduce((s, v) => s + v, 0) / xs.length;
@@ -119,7 +143,7 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     const { Model } = await import('/pkg/latent_lab.js');
     const bytes = new Uint8Array(await (await fetch('/www/weights/vae-z2.safetensors')).arrayBuffer());
     const m = Model.load(bytes);
-    const caught = (f) => { try { f(); return null; } catch (e) { return { isError: e instanceof Error, message: e.message }; } };
+    const caught = (f) => { try { f(); return null; } catch (e) { return { isError: e instanceof Error, name: e.name, message: e.message }; } };
     const out = {
       nan: caught(() => m.sample(new Float32Array([0, NaN]))),
       length: caught(() => m.sample(new Float32Array(3))),
@@ -132,6 +156,18 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     };
     out.afterwards = Array.from(m.sample(new Float32Array([0.5, -0.5]))).reduce((s, v) => s + v, 0);
     m.free();
+    // A learning rate of 1 on noise diverges within a few steps: a DivergedError, the weights kept.
+    const d = Model.create('vae', 1, 2, 16);
+    d.set_dataset(Uint8Array.from({ length: 256 * 784 }, (_, i) => (i * 2654435761) >>> 24), new Uint8Array(256));
+    d.batch_size = 64;
+    d.learning_rate = 1;
+    const z = new Float32Array([0.3, -0.7]);
+    for (let i = 0; i < 50 && !out.diverged; i++) {
+      const before = d.sample(z);
+      out.diverged = caught(() => d.train_step().free());
+      if (out.diverged) out.divergedKept = d.sample(z).every((v, k) => v === before[k]);
+    }
+    d.free();
     return out;
   });
   const expect = {
@@ -141,9 +177,34 @@ test('bad input throws an Error that names the problem, and the module keeps wor
   for (const [k, re] of Object.entries(expect)) {
     assert.ok(r[k], `${k}: no error thrown`);
     assert.ok(r[k].isError, `${k}: thrown value is not an Error`);
+    assert.equal(r[k].name, 'Error', `${k}: a plain Error`);
     assert.match(r[k].message, re, `${k}: message "${r[k].message}"`);
   }
+  assert.ok(r.diverged?.isError, 'a learning rate of 1 did not diverge in 50 steps');
+  assert.equal(r.diverged.name, 'DivergedError', `diverged: ${JSON.stringify(r.diverged)}`);
+  assert.match(r.diverged.message, /training diverged: .*the weights were not changed/);
+  assert.ok(r.divergedKept, 'the refused step changed the weights');
   assert.ok(r.afterwards > 10, 'the model stopped sampling after the errors');
+});
+
+test('a model states what it can do, for every kind', async () => {
+  const { page } = await readyPage(env);
+  const caps = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/latent_lab.js');
+    return Object.fromEntries(['vae', 'cvae', 'gan', 'cgan'].map((kind) => {
+      const m = Model.create(kind, 1, 2, 8);
+      const c = m.capabilities;
+      m.free();
+      return [kind, c];
+    }));
+  });
+  const vae = { family: 'vae', encoder: true, losses: ['loss', 'bce', 'kl'] };
+  const gan = { family: 'gan', encoder: false, losses: ['d_loss', 'g_loss', 'd_real', 'd_fake'] };
+  assert.deepEqual(caps.vae, { kind: 'vae', ...vae, conditional: false, latent: 2, hidden: 8 });
+  assert.deepEqual(caps.cvae, { kind: 'cvae', ...vae, conditional: true, latent: 2, hidden: 8 });
+  assert.deepEqual(caps.gan, { kind: 'gan', ...gan, conditional: false, latent: 2, hidden: 8 });
+  assert.deepEqual(caps.cgan, { kind: 'cgan', ...gan, conditional: true, latent: 2, hidden: 8 });
+  await page.close();
 });
 
 test('loading a corrupt weights file shows a readable error and the page still samples', async () => {
@@ -262,11 +323,13 @@ test('Save weights downloads a safetensors file that loads back with the same sa
     const z = Float32Array.from({ length: 40 }, (_, i) => Math.cos(i));
     const sb = b.sample(z);
     const same = a.sample(z).every((v, i) => v === sb[i]);
-    const meta = JSON.parse(b.metadata);
+    const meta = b.meta;
+    const compat = JSON.parse(b.metadata); // the JSON string kept for compatibility
     a.free(); b.free();
-    return { same, meta };
+    return { same, meta, compat };
   }, bytes.toString('base64'));
   assert.ok(r.same, 'the saved weights sample differently from the ones shown');
+  assert.deepEqual(r.meta, r.compat);
   assert.equal(r.meta.latent, '20');
   assert.equal(r.meta.kind, 'vae');
   await page.close();

@@ -1,0 +1,96 @@
+// Everything the page, the <latent-lab> element and the training worker download, each once per
+// page (or worker): the wasm module, the one list of shipped models, their weights, the digit
+// classifier, the MNIST files, and each model's latent map. Every cache holds a promise, so
+// callers that ask at the same time share one download, and it forgets a failure, so a later call
+// may try again. No DOM here: the worker imports it too.
+import { buildMap } from './latent-map.js';
+
+const here = (path) => new URL(path, import.meta.url);
+
+/** The shipped models, in the order the page's Model list shows them. */
+export const MODELS = [
+  { key: 'vae-z20', name: 'VAE, latent 20' },
+  { key: 'vae-z2', name: 'VAE, latent 2' },
+  { key: 'cvae-z2', name: 'Conditional VAE, latent 2' },
+  { key: 'gan-z64', name: 'GAN, z 64' },
+  { key: 'cgan-z64', name: 'Conditional GAN, z 64' },
+];
+export const MODEL_KEYS = MODELS.map((m) => m.key);
+
+export const URLS = {
+  model: (key) => here(`./weights/${key}.safetensors`),
+  classifier: here('./weights/classifier.safetensors'),
+  mnist: here('./data/mnist.safetensors'),
+  mnistTest: here('./data/mnist-test.safetensors'),
+  worker: here('./worker.js'),
+};
+
+export async function fetchBytes(url, what) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not download ${what} (HTTP ${res.status} ${res.statusText} for ${url})`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** `make()`'s promise, made on the first call and kept unless it fails. */
+function once(make) {
+  let promise = null;
+  return () => {
+    if (!promise) {
+      const p = make();
+      promise = p;
+      p.catch(() => { if (promise === p) promise = null; });
+    }
+    return promise;
+  };
+}
+
+/** `make(key)`'s promise per key (in `store`: a Map, or a WeakMap for object keys), kept unless it fails. */
+function perKey(make, store = new Map()) {
+  return (key) => {
+    let p = store.get(key);
+    if (!p) {
+      p = make(key);
+      store.set(key, p);
+      p.catch(() => { if (store.get(key) === p) store.delete(key); });
+    }
+    return p;
+  };
+}
+
+/**
+ * The wasm module's exports, initialised once. The import is dynamic so that a missing or blocked
+ * pkg/ becomes an error its caller shows (inside an element, on the page) instead of a module
+ * that fails to load.
+ */
+export const wasm = once(async () => {
+  const module = await import('../pkg/latent_lab.js');
+  await module.default();
+  return module;
+});
+
+/** The shared Model of the shipped model `key`; sampling is synchronous, so sharing it is safe. */
+export const shippedModel = perKey(async (key) => {
+  if (!MODEL_KEYS.includes(key)) throw new Error(`unknown model "${key}"; the models are ${MODEL_KEYS.join(', ')}`);
+  const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.model(key), `the ${key} weights`)]);
+  return Model.load(bytes);
+});
+
+export const classifier = once(async () => {
+  const [{ Classifier }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.classifier, 'the digit classifier')]);
+  return Classifier.load(bytes);
+});
+
+/** The 10,000 MNIST test digits, {images, labels} (7.8 MB, so only when a view needs them). */
+export const testDigits = once(async () => {
+  const [{ load_digits: loadDigits }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.mnistTest, 'the MNIST test digits')]);
+  const digits = loadDigits(bytes, 'test');
+  const set = { images: digits.images, labels: digits.labels }; // the getters copy: read each once
+  digits.free();
+  return set;
+});
+
+/** A model's latent map (www/latent-map.js's buildMap), once per Model object (a retrained model is a new one). */
+export const latentMap = perKey(async (model) => {
+  const [{ Pca }, set] = await Promise.all([wasm(), testDigits()]);
+  return buildMap(model, set, Pca);
+}, new WeakMap());

@@ -1,0 +1,102 @@
+// Training in a module Web Worker (www/worker.js and its protocol) with its loss curves, step line
+// and a grid of fixed latent vectors that sharpens as it learns. The page's Train panel and
+// <latent-lab view="train"> mount it; each host adds what it does with the result.
+import { URLS } from '../assets.js';
+import { drawCurve, drawGrid } from '../draw.js';
+import { frameScheduler } from '../dom.js';
+import { normals } from '../random.js';
+
+const GRID = 16; // fixed samples in the training grid, 4 × 4
+// How each loss part a model reports (its capabilities.losses) is plotted; parts not here are not.
+const CURVES = {
+  loss: ['#f0a04b', 'loss'],
+  bce: ['#5fb0e8', 'reconstruction'],
+  kl: ['#8fd17a', 'KL'],
+  d_loss: ['#f0a04b', 'discriminator'],
+  g_loss: ['#5fb0e8', 'generator'],
+};
+
+/** The training grid's latent vectors (seed 7), and a conditional model's labels: every digit in turn. */
+export function trainingGrid(caps) {
+  return {
+    gridZ: normals(GRID * caps.latent, 7),
+    gridLabels: caps.conditional ? Uint8Array.from({ length: GRID }, (_, i) => i % 10) : null,
+  };
+}
+
+export function drawTrainingGrid(canvas, images, cell) {
+  drawGrid(canvas, images, 4, cell);
+}
+
+/** The status line of one step's message ({step, totalSteps, epoch} and the loss parts). */
+export function stepLine(msg) {
+  const head = `step ${msg.step}/${msg.totalSteps} · epoch ${msg.epoch.toFixed(2)}`;
+  if (msg.loss !== undefined) {
+    return `${head} · loss ${msg.loss.toFixed(2)} (BCE ${msg.bce.toFixed(2)} + KL ${msg.kl.toFixed(2)})`;
+  }
+  return `${head} · D loss ${msg.d_loss.toFixed(3)}, G loss ${msg.g_loss.toFixed(3)} · D(real) ${msg.d_real.toFixed(2)}, D(generated) ${msg.d_fake.toFixed(2)}`;
+}
+
+/**
+ * Binds a run's views: the loss curves on `curve`, the fixed grid on `samples` (`cell` pixels a
+ * digit), each step's line and the worker's status in `status`. Every message goes on to
+ * `onMessage(msg)` after that; `onFailure(message)` is told when the worker itself fails (the next
+ * start makes a new one). Returns {start(model, settings, extras), stop(), loseDevice(), end()}.
+ */
+export function mountTraining({ curve, samples, cell, status, guard, onMessage, onFailure }) {
+  let worker = null;
+  let series = [];
+  const drawLosses = frameScheduler(guard(() => drawCurve(curve, series)));
+  const discard = () => {
+    worker?.terminate();
+    worker = null;
+  };
+
+  const dispatch = guard((msg) => {
+    if (msg.fatal) discard(); // the worker's wasm trapped: this worker is unusable
+    if (msg.status) status.textContent = msg.status;
+    else if (msg.samples) drawTrainingGrid(samples, msg.samples, cell);
+    else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
+      for (const s of series) s.values.push(msg[s.field]);
+      status.textContent = stepLine(msg);
+      drawLosses();
+    }
+    return onMessage(msg);
+  });
+
+  return {
+    /**
+     * Trains a copy of `model` (or, with settings.fresh, new weights of its kind): settings are the
+     * worker's {epochs, batchSize, learningRate, backend?}; `extras` more views to decode as it runs.
+     */
+    start(model, { fresh = false, ...settings }, extras = {}) {
+      const caps = model.capabilities;
+      const weights = fresh ? null : model.save();
+      const msg = {
+        cmd: 'start', weights, kind: caps.kind, latent: caps.latent, hidden: caps.hidden, seed: 1,
+        ...settings, ...trainingGrid(caps), ...extras,
+      };
+      if (!worker) {
+        // A module worker from this file's origin: allowed by worker-src, or by script-src 'self'.
+        worker = new Worker(URLS.worker, { type: 'module' });
+        worker.onmessage = (e) => dispatch(e.data);
+        worker.onerror = (e) => {
+          e.preventDefault();
+          discard();
+          onFailure(e.message ?? '');
+        };
+      }
+      series = caps.losses.filter((field) => CURVES[field]).map((field) => {
+        const [color, label] = CURVES[field];
+        return { field, values: [], color, label };
+      });
+      worker.postMessage(msg, weights ? [weights.buffer] : []);
+      return msg;
+    },
+    stop: () => worker?.postMessage({ cmd: 'stop' }),
+    /** Destroys the worker's WebGPU device (?debug), to watch the CPU take over. */
+    loseDevice: () => worker?.postMessage({ cmd: 'lose-device' }),
+    /** Ends the worker (the host is going away). */
+    end: discard,
+  };
+}
