@@ -9,11 +9,18 @@
 //! The tensor operations are those of candle-nn's `AdamW` with no weight decay, in the same order,
 //! so the results are the same to the bit.
 
-use crate::train::OptimizerState;
 use anyhow::{anyhow, ensure, Result};
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use candle_nn::VarMap;
 use std::collections::HashMap;
+
+/// Adam's state by parameter name, as it moves between backends: the steps committed (t) and
+/// each parameter's first and second moments.
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerState {
+    pub t: u64,
+    pub moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
+}
 
 pub struct Adam {
     params: Vec<Param>,

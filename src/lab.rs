@@ -2,11 +2,13 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata};
-use crate::gpu::backend::{GpuBackend, PendingStep, PendingSync, StepReadback, Synced};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy, DEFAULT_SYNC_INTERVAL};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
-use crate::train::{evaluate, CpuBackend, LossParts, StepStats, Trainer, TrainerMark};
+use crate::train::{
+    evaluate, CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend, Trainer,
+    TrainerMark,
+};
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
 use anyhow::{anyhow, bail, ensure, Result};
 use std::collections::VecDeque;
@@ -25,8 +27,8 @@ pub struct Lab {
     /// How many of the trainer's epochs `meta["epochs"]` already counts.
     folded_epochs: f64,
     device: Device,
-    /// Seeds the GAN's dropout masks on whichever backend trains.
-    dropout_seed: u64,
+    /// Every how many steps the GPU copies its weights out.
+    sync_interval: u64,
     /// Training on WebGPU, when chosen; the CPU backend in `trainer` then holds the weights and
     /// Adam's state as last read back from the GPU, ready to take over.
     gpu: Option<GpuTraining>,
@@ -40,7 +42,7 @@ struct GpuTraining {
     synced_at: TrainerMark,
     /// Steps committed on the GPU since that copy.
     unsynced: u64,
-    last_synced: Option<Synced>,
+    last_synced: Option<Snapshot>,
 }
 
 /// What falling back from a lost GPU did.
@@ -56,12 +58,11 @@ impl Lab {
     fn from_params(cfg: ModelConfig, params: VarMap, meta: Metadata, seed: u64) -> Result<Self> {
         let device = Device::Cpu;
         let net = Net::new(cfg, &params, &device)?;
-        // The dropout stream is seeded apart from the trainer's shuffling and noise.
-        let dropout_seed = seed ^ 0x6472_6f70;
-        let backend = CpuBackend::new(cfg, &params, device.clone(), dropout_seed)?;
-        let mut trainer = Trainer::new(Box::new(backend), cfg.latent, seed);
+        let backend = CpuBackend::new(cfg, &params, device.clone())?;
+        let mut trainer = Trainer::new(Box::new(backend), cfg, seed);
         trainer.set_learning_rate(cfg.kind.default_adam().0)?;
-        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device, dropout_seed, gpu: None })
+        let sync_interval = DEFAULT_SYNC_INTERVAL;
+        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device, sync_interval, gpu: None })
     }
 
     /// A new model with PyTorch's initialisation drawn from `seed`.
@@ -192,7 +193,7 @@ impl Lab {
 
     pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
         if let Some(g) = &mut self.gpu {
-            g.backend.upload_dataset(&data)?;
+            g.backend.set_dataset(&data)?;
         }
         self.trainer.set_dataset(data)
     }
@@ -217,13 +218,23 @@ impl Lab {
     pub fn use_gpu(&mut self, gpu: Gpu) -> Result<()> {
         ensure!(self.gpu.is_none(), "this model already trains on WebGPU");
         let state = self.trainer.backend().optimizer_state()?;
-        let mut backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state), self.dropout_seed)?;
+        let mut backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state))?;
+        backend.set_sync_interval(self.sync_interval);
         if let Some(data) = self.trainer.data() {
-            backend.upload_dataset(data)?;
+            backend.set_dataset(data)?;
         }
         let synced_at = self.trainer.mark();
         self.gpu = Some(GpuTraining { backend, in_flight: VecDeque::new(), synced_at, unsynced: 0, last_synced: None });
         Ok(())
+    }
+
+    /// Every how many steps training on WebGPU copies the weights out (what a lost device can
+    /// cost, and what each copy costs in traffic); 0: only when asked (`begin_sync`).
+    pub fn set_sync_interval(&mut self, steps: u64) {
+        self.sync_interval = steps;
+        if let Some(g) = &mut self.gpu {
+            g.backend.set_sync_interval(steps);
+        }
     }
 
     /// Queues the next training step: on WebGPU without waiting for it; on the CPU it runs now.
@@ -237,7 +248,7 @@ impl Lab {
         Ok(SubmittedStep::Gpu(pending))
     }
 
-    /// A queued step's result. Every `SYNC_EVERY` steps it carries the GPU's weights, which the CPU
+    /// A queued step's result. Every sync interval's steps it carries the GPU's weights, which the CPU
     /// side takes over here (what sampling on the CPU, saving, and a fallback use).
     pub fn finish_step(&mut self, readback: StepOutcome) -> Result<StepStats> {
         let r = match readback {
@@ -248,9 +259,9 @@ impl Lab {
         let mark = g.in_flight.pop_front().ok_or_else(|| anyhow!("no WebGPU step is in flight"))?;
         let (steps, examples) = (mark.steps, mark.examples_seen());
         let result = g.backend.finish(r);
-        if let Some(synced) = g.backend.synced.take() {
-            let state = synced.apply(&g.backend.layout, &self.params)?;
-            self.trainer.backend_mut().set_optimizer_state(&state)?;
+        if let Some(synced) = g.backend.take_snapshot() {
+            apply_snapshot(&synced, &self.params)?;
+            self.trainer.backend_mut().set_optimizer_state(&synced.optimizer)?;
             g.synced_at = mark;
             g.unsynced = 0;
             g.last_synced = Some(synced);
@@ -266,7 +277,7 @@ impl Lab {
     pub fn step_lost(&mut self) {
         if let Some(g) = &mut self.gpu {
             g.in_flight.pop_front();
-            g.backend.forget_step();
+            g.backend.forget_oldest();
         }
     }
 
@@ -276,7 +287,7 @@ impl Lab {
     }
 
     /// The weights as the GPU last copied them out.
-    pub fn synced_weights(&self) -> Option<&Synced> {
+    pub fn synced_weights(&self) -> Option<&Snapshot> {
         self.gpu.as_ref().and_then(|g| g.last_synced.as_ref())
     }
 
@@ -285,14 +296,14 @@ impl Lab {
     pub fn begin_sync(&mut self) -> Result<Option<PendingSync>> {
         let Some(g) = &mut self.gpu else { return Ok(None) };
         ensure!(g.in_flight.is_empty(), "{} WebGPU steps are still queued; finish them first", g.in_flight.len());
-        Ok(Some(g.backend.sync_now()))
+        Ok(Some(PendingSync(g.backend.snapshot_now()?)))
     }
 
-    pub fn finish_sync(&mut self, synced: Synced) -> Result<()> {
+    pub fn finish_sync(&mut self, synced: Snapshot) -> Result<()> {
         let position = self.trainer.mark();
         let g = self.gpu.as_mut().ok_or_else(|| anyhow!("this model does not train on WebGPU"))?;
-        let state = synced.apply(&g.backend.layout, &self.params)?;
-        self.trainer.backend_mut().set_optimizer_state(&state)?;
+        apply_snapshot(&synced, &self.params)?;
+        self.trainer.backend_mut().set_optimizer_state(&synced.optimizer)?;
         g.synced_at = position;
         g.unsynced = 0;
         g.last_synced = Some(synced);
@@ -310,8 +321,8 @@ impl Lab {
     }
 
     /// The GPU queue's traffic so far, when training there.
-    pub fn gpu_io(&self) -> Option<crate::gpu::backend::GpuIo> {
-        self.gpu.as_ref().map(|g| g.backend.io)
+    pub fn gpu_io(&self) -> Option<GpuIo> {
+        self.gpu.as_ref().map(|g| g.backend.io())
     }
 
     /// Destroys the GPU device (tests of the fallback).
@@ -322,7 +333,7 @@ impl Lab {
     }
 
     /// Decodes on the GPU when training there (`None`: decode with `sample`). Same checks as `sample`.
-    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingSync>> {
+    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingCopy>> {
         if self.gpu.is_none() {
             return Ok(None);
         }
@@ -348,6 +359,25 @@ impl Lab {
         }
         checkpoint::save(&self.cfg, &self.params, &self.metadata())
     }
+}
+
+/// A copy of the GPU's weights in flight (`begin_sync`).
+pub struct PendingSync(PendingSnapshot);
+
+impl PendingSync {
+    pub async fn read_synced(self) -> Result<Snapshot> {
+        self.0 .0.await
+    }
+}
+
+/// Writes a snapshot's weights into `params`.
+fn apply_snapshot(snapshot: &Snapshot, params: &VarMap) -> Result<()> {
+    let data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+    for (name, values) in &snapshot.params {
+        let var = data.get(name).ok_or_else(|| anyhow!("the model has no parameter {name}"))?;
+        var.set(&Tensor::from_slice(values, var.shape(), &Device::Cpu)?)?;
+    }
+    Ok(())
 }
 
 /// A submitted step: queued on the GPU, or already run on the CPU.

@@ -4,8 +4,9 @@
 //! noise stream, batch size and learning rate, step counting); a [`TrainBackend`] owns the
 //! parameters' optimiser state and does one step of forward, backward and Adam.
 
+pub use crate::adam::OptimizerState;
 use crate::adam::Adam;
-use crate::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, Discriminator, DropoutMasks, Gan};
+use crate::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, Discriminator, Gan, GanDraws};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{one_hot, ModelConfig, Net};
 use crate::vae::Vae;
@@ -14,7 +15,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// A VAE step's loss per example, and its two parts.
@@ -51,12 +55,15 @@ impl StepLosses {
     }
 }
 
-/// One minibatch: which examples, and the noise [len(indices), latent]: the VAE's
-/// reparameterisation ε, or the GAN generator's input z.
+/// One minibatch and every random number its step uses, drawn by the trainer, so every backend
+/// consumes the same numbers by construction.
 pub struct Batch<'a> {
     pub data: &'a Dataset,
     pub indices: &'a [usize],
+    /// [len(indices), latent]: the VAE's reparameterisation ε, or the GAN generator's input z.
     pub noise: &'a [f32],
+    /// GAN kinds: the discriminator's dropout and a cGAN's mismatched labels; `None` for VAEs.
+    pub gan: Option<&'a GanDraws>,
 }
 
 impl Batch<'_> {
@@ -65,29 +72,82 @@ impl Batch<'_> {
     }
 }
 
-/// The training seam. A backend that returns an error must leave the weights as they were.
+/// What a backend reads back for one step; only the backend that submitted it can interpret it.
+pub struct StepReadback(pub Box<dyn Any>);
+
+/// A submitted step; `read` waits for its readback without blocking the queue (natively it waits
+/// on the device; in the browser it yields to the event loop).
+pub struct PendingStep(pub Pin<Box<dyn Future<Output = Result<StepReadback>>>>);
+
+impl PendingStep {
+    pub fn ready(r: StepReadback) -> Self {
+        PendingStep(Box::pin(std::future::ready(Ok(r))))
+    }
+    pub async fn read(self) -> Result<StepReadback> {
+        self.0.await
+    }
+}
+
+/// A backend's weights (by PyTorch name, flat f32) and Adam's state, copied out at one step.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub params: HashMap<String, Vec<f32>>,
+    pub optimizer: OptimizerState,
+}
+
+/// A snapshot being copied out.
+pub struct PendingSnapshot(pub Pin<Box<dyn Future<Output = Result<Snapshot>>>>);
+
+/// The training seam. A step that fails (or is refused) must leave the weights as they were.
 pub trait TrainBackend {
     fn name(&self) -> &'static str;
     /// Sees the training set once, before any batch of it (the GPU backend uploads it).
     fn set_dataset(&mut self, _data: &Dataset) -> Result<()> {
         Ok(())
     }
-    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses>;
+    /// Starts one step on `batch`: the CPU runs it before returning, a GPU queues it and returns
+    /// at once. Steps finish in the order they were submitted.
+    fn submit(&mut self, batch: &Batch, learning_rate: f64) -> Result<PendingStep>;
+    /// Takes the readback of the oldest submitted step: its losses, or why it was refused
+    /// (a `Diverged` error; then the weights are as before it).
+    fn finish(&mut self, readback: StepReadback) -> Result<StepLosses>;
+    /// The oldest submitted step's readback failed (a lost device): it is no longer in flight.
+    fn forget_oldest(&mut self) {}
+    /// Every how many committed steps the backend copies its weights out (GPU; default 50).
+    fn set_sync_interval(&mut self, _steps: u64) {}
+    /// The copy of the weights made by the most recently finished step, if it made one
+    /// (a GPU makes one every sync interval); taken, so the next call gives None until the next copy.
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        None
+    }
+    /// Copies the weights out now; every submitted step must have been finished first.
+    fn snapshot_now(&mut self) -> Result<PendingSnapshot>;
     /// Adam's state, to carry training over to another backend.
-    fn optimizer_state(&self) -> Result<OptimizerState> {
-        bail!("the {} backend cannot hand over Adam's state", self.name())
-    }
-    fn set_optimizer_state(&mut self, _state: &OptimizerState) -> Result<()> {
-        bail!("the {} backend cannot take over Adam's state", self.name())
-    }
+    fn optimizer_state(&self) -> Result<OptimizerState>;
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
+    /// For callers that know the concrete backend (the GPU's adapter, traffic counters, sampling).
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-/// Adam's state by parameter name, as it moves between backends: the steps committed (t) and
-/// each parameter's first and second moments.
-#[derive(Clone, Debug, Default)]
-pub struct OptimizerState {
-    pub t: u64,
-    pub moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
+/// Waits for a future: natively on the device; in the browser only a future that is already
+/// resolved (a CPU step's) can be taken without returning to the event loop.
+fn resolve<T>(future: Pin<Box<dyn Future<Output = Result<T>>>>) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(future)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut future = future;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => {
+                bail!("in the browser this backend's steps are asynchronous: submit them and await their readback")
+            }
+        }
+    }
 }
 
 /// Gathers the batch's images as one [n, 784] tensor in [0, 1].
@@ -132,6 +192,8 @@ pub(crate) fn diverged(what: &str, value: impl std::fmt::Display) -> anyhow::Err
 /// candle on the CPU (wasm SIMD in the browser): autograd for the backward pass, then Adam.
 pub struct CpuBackend {
     cfg: ModelConfig,
+    /// The parameters trained in place (shared with the caller's map), for snapshots.
+    params: VarMap,
     model: CpuModel,
     device: Device,
     /// With `record_gradients`, the last step's gradients by parameter name (the parity tests').
@@ -141,14 +203,12 @@ pub struct CpuBackend {
 
 enum CpuModel {
     Vae { vae: Vae, opt: Adam },
-    /// `dropout_rng` draws the discriminator's dropout masks.
-    Gan { gan: Gan, opt_g: Adam, opt_d: Adam, dropout_rng: StdRng },
+    Gan { gan: Gan, opt_g: Adam, opt_d: Adam },
 }
 
 impl CpuBackend {
-    /// Trains the model over `params` in place, with Adam's β1 for the kind; `seed` seeds the
-    /// GAN discriminator's dropout masks.
-    pub fn new(cfg: ModelConfig, params: &VarMap, device: Device, seed: u64) -> Result<Self> {
+    /// Trains the model over `params` in place, with Adam's β1 for the kind.
+    pub fn new(cfg: ModelConfig, params: &VarMap, device: Device) -> Result<Self> {
         let (_, beta1) = cfg.kind.default_adam();
         let model = match Net::new(cfg, params, &device)? {
             Net::Vae(vae) => CpuModel::Vae { vae, opt: Adam::new(Adam::vars_under(params, "")?, beta1, 0.999)? },
@@ -156,10 +216,9 @@ impl CpuBackend {
                 gan,
                 opt_g: Adam::new(Adam::vars_under(params, "generator.")?, beta1, 0.999)?,
                 opt_d: Adam::new(Adam::vars_under(params, "discriminator.")?, beta1, 0.999)?,
-                dropout_rng: StdRng::seed_from_u64(seed),
             },
         };
-        Ok(Self { cfg, model, device, record_gradients: false, last_gradients: HashMap::new() })
+        Ok(Self { cfg, params: params.clone(), model, device, record_gradients: false, last_gradients: HashMap::new() })
     }
 
     fn optimizers(&self) -> Vec<&Adam> {
@@ -189,6 +248,38 @@ impl TrainBackend for CpuBackend {
         "cpu"
     }
 
+    /// Runs the step now; its readback is the step's result, refusal included.
+    fn submit(&mut self, batch: &Batch, learning_rate: f64) -> Result<PendingStep> {
+        let result: Result<StepLosses> = self.run_step(batch, learning_rate);
+        Ok(PendingStep::ready(StepReadback(Box::new(result))))
+    }
+
+    fn finish(&mut self, readback: StepReadback) -> Result<StepLosses> {
+        match readback.0.downcast::<Result<StepLosses>>() {
+            Ok(result) => *result,
+            Err(_) => bail!("the CPU backend was handed another backend's readback"),
+        }
+    }
+
+    fn snapshot_now(&mut self) -> Result<PendingSnapshot> {
+        let data = self.params.data().lock().map_err(|_| anyhow::anyhow!("parameter map is poisoned"))?;
+        let params = data
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        drop(data);
+        let snapshot = Snapshot { params, optimizer: self.optimizer_state()? };
+        Ok(PendingSnapshot(Box::pin(std::future::ready(Ok(snapshot)))))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
     fn optimizer_state(&self) -> Result<OptimizerState> {
         let mut state = OptimizerState::default();
         for opt in self.optimizers() {
@@ -208,9 +299,10 @@ impl TrainBackend for CpuBackend {
             }
         }
     }
+}
 
-
-    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
+impl CpuBackend {
+    fn run_step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
         let n = batch.indices.len();
         let x = batch_images(batch.data, batch.indices, &self.device)?;
         let labels = batch.labels();
@@ -239,21 +331,24 @@ impl TrainBackend for CpuBackend {
                 opt.step(&grads, learning_rate)?;
                 Ok(StepLosses::Vae(parts))
             }
-            CpuModel::Gan { gan, opt_g, opt_d, dropout_rng } => {
+            CpuModel::Gan { gan, opt_g, opt_d } => {
                 let y = y.as_ref();
                 let h = self.cfg.hidden;
+                let Some(draws) = batch.gan else { bail!("a GAN step needs its dropout draws (Batch::gan)") };
                 let [real_drop, fake_drop, g_drop] =
-                    [(); 3].map(|_| DropoutMasks::draw(dropout_rng, n, h, &self.device));
+                    [&draws.real, &draws.fake, &draws.generator].map(|keep| keep.masks(n, h, &self.device));
                 let fake = gan.generator.forward(&noise, y)?;
                 // Discriminator half: real against a detached fake, so only D's weights get gradients.
                 let real_logits = gan.discriminator.forward(&x, y, Some(&real_drop?))?;
                 let fake_logits = gan.discriminator.forward(&fake.detach(), y, Some(&fake_drop?))?;
                 let d_loss = if self.cfg.kind.is_conditional() {
                     // Each real digit shown once more with a label it is not (shifted by 1 to 9).
-                    let wrong: Vec<u8> =
-                        labels.iter().map(|&l| (l + dropout_rng.random_range(1..10u8)) % 10).collect();
-                    let wrong = one_hot(&wrong, &self.device)?;
-                    let drop = DropoutMasks::draw(dropout_rng, n, h, &self.device)?;
+                    let Some(mismatched) = &draws.mismatched else {
+                        bail!("a conditional GAN step needs its mismatched labels (GanDraws::mismatched)")
+                    };
+                    ensure!(mismatched.labels.len() == n, "{} mismatched labels for {n} rows", mismatched.labels.len());
+                    let wrong = one_hot(&mismatched.labels, &self.device)?;
+                    let drop = mismatched.keep.masks(n, h, &self.device)?;
                     let mismatched_logits = gan.discriminator.forward(&x, Some(&wrong), Some(&drop))?;
                     conditional_discriminator_loss(&real_logits, &fake_logits, &mismatched_logits)?
                 } else {
@@ -316,9 +411,11 @@ pub struct StepStats {
 
 pub struct Trainer {
     backend: Box<dyn TrainBackend>,
-    latent: usize,
+    cfg: ModelConfig,
     data: Option<Dataset>,
     rng: StdRng,
+    /// The GAN's dropout and mismatched labels, a stream apart from shuffling and noise.
+    dropout_rng: StdRng,
     /// The current epoch's shuffle; shared with `TrainerMark`s until the next shuffle.
     order: Arc<Vec<usize>>,
     cursor: usize,
@@ -331,12 +428,15 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(backend: Box<dyn TrainBackend>, latent: usize, seed: u64) -> Self {
+    /// A trainer of a `cfg` model whose shuffles and noise come from `seed` (and the GAN's
+    /// dropout from a stream derived from it).
+    pub fn new(backend: Box<dyn TrainBackend>, cfg: ModelConfig, seed: u64) -> Self {
         Self {
             backend,
-            latent,
+            cfg,
             data: None,
             rng: StdRng::seed_from_u64(seed),
+            dropout_rng: StdRng::seed_from_u64(seed ^ 0x6472_6f70),
             order: Arc::new(Vec::new()),
             cursor: 0,
             batch_size: 128,
@@ -404,7 +504,17 @@ impl Trainer {
     /// One step on the next shuffled minibatch; a new shuffle starts each epoch.
     pub fn step(&mut self) -> Result<StepStats> {
         let mut backend = std::mem::replace(&mut self.backend, Box::new(NoBackend));
-        let result = self.with_next_batch(|batch, lr| backend.step(batch, lr));
+        let result = self.with_next_batch(|batch, lr| {
+            let pending = backend.submit(batch, lr)?;
+            let readback = resolve(pending.0);
+            match readback {
+                Ok(r) => backend.finish(r),
+                Err(e) => {
+                    backend.forget_oldest();
+                    Err(e)
+                }
+            }
+        });
         self.backend = backend;
         let (losses, step, epoch) = result?;
         Ok(StepStats { losses, step, epoch })
@@ -425,9 +535,16 @@ impl Trainer {
         let end = (self.cursor + self.batch_size).min(self.order.len());
         let indices = &self.order[self.cursor..end];
         let noise: Vec<f32> =
-            (0..indices.len() * self.latent).map(|_| self.rng.sample(StandardNormal)).collect();
-        let batch = Batch { data, indices, noise: &noise };
+            (0..indices.len() * self.cfg.latent).map(|_| self.rng.sample(StandardNormal)).collect();
+        // Drawn on a copy, kept only if the step is taken, so a refused submission draws again alike.
+        let mut dropout_rng = self.dropout_rng.clone();
+        let gan = self.cfg.kind.is_gan().then(|| {
+            let labels: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
+            GanDraws::draw(&mut dropout_rng, &self.cfg, &labels)
+        });
+        let batch = Batch { data, indices, noise: &noise, gan: gan.as_ref() };
         let out = take(&batch, self.learning_rate)?;
+        self.dropout_rng = dropout_rng;
         self.cursor = end;
         self.steps += 1;
         self.examples_seen += indices.len() as u64;
@@ -454,6 +571,7 @@ impl Trainer {
             cursor: self.cursor,
             order: self.order.clone(),
             rng: self.rng.clone(),
+            dropout_rng: self.dropout_rng.clone(),
         }
     }
 
@@ -469,6 +587,7 @@ impl Trainer {
         self.cursor = mark.cursor;
         self.order = mark.order.clone();
         self.rng = mark.rng.clone();
+        self.dropout_rng = mark.dropout_rng.clone();
     }
 }
 
@@ -480,6 +599,7 @@ pub struct TrainerMark {
     cursor: usize,
     order: Arc<Vec<usize>>,
     rng: StdRng,
+    dropout_rng: StdRng,
 }
 
 impl TrainerMark {
@@ -495,8 +615,26 @@ impl TrainBackend for NoBackend {
     fn name(&self) -> &'static str {
         "none"
     }
-    fn step(&mut self, _: &Batch, _: f64) -> Result<StepLosses> {
+    fn submit(&mut self, _: &Batch, _: f64) -> Result<PendingStep> {
         bail!("no training backend")
+    }
+    fn finish(&mut self, _: StepReadback) -> Result<StepLosses> {
+        bail!("no training backend")
+    }
+    fn snapshot_now(&mut self) -> Result<PendingSnapshot> {
+        bail!("no training backend")
+    }
+    fn optimizer_state(&self) -> Result<OptimizerState> {
+        bail!("no training backend")
+    }
+    fn set_optimizer_state(&mut self, _: &OptimizerState) -> Result<()> {
+        bail!("no training backend")
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }
 
