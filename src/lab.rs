@@ -2,8 +2,7 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata};
-use crate::gpu::backend::{GpuBackend, GpuIo, PendingImages};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy};
 use crate::input::{count_images, count_rows};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
@@ -202,6 +201,11 @@ impl Lab {
         self.trainer.use_device(Box::new(backend))
     }
 
+    /// Every how many steps the GPU's weights are copied back (what a lost device can cost; 50).
+    pub fn set_sync_interval(&mut self, steps: u64) -> Result<()> {
+        self.trainer.set_sync_interval(steps)
+    }
+
     /// Queues the next training step: on WebGPU without waiting for it; on the CPU it runs now.
     /// Either way `finish_step` takes its readback.
     pub fn submit_step(&mut self) -> Result<PendingStep> {
@@ -243,7 +247,7 @@ impl Lab {
 
     /// The GPU queue's traffic so far, when training there.
     pub fn gpu_io(&self) -> Option<GpuIo> {
-        self.gpu_backend().map(|g| g.io)
+        self.gpu_backend().map(|g| g.io())
     }
 
     /// Destroys the GPU device (the page's "Simulate a lost GPU", and tests of the fallback).
@@ -254,7 +258,7 @@ impl Lab {
     }
 
     /// Decodes on the GPU when training there (`None`: decode with `sample`). Same checks as `sample`.
-    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingImages>> {
+    pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingCopy>> {
         if self.gpu_backend().is_none() {
             return Ok(None);
         }

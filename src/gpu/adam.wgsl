@@ -5,17 +5,7 @@
 //   m′ = β1·m + (1 − β1)·g        v′ = β2·v + (1 − β2)·g²
 //   θ′ = θ − lr · (m′·scale_m) / (√(v′·scale_v) + ε)
 // The operations are those of candle-nn's AdamW (no weight decay) in the same order, in f32;
-// the host computes the step's scales in f64 as candle does.
-
-struct Adam {
-  off: u32, count: u32, _a: u32, _b: u32,
-  beta1: f32, one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32,
-  eps: f32, _c: u32, _d: u32, _e: u32,
-}
-
-struct Step {
-  lr: f32, scale_m: f32, scale_v: f32, _a: u32,
-}
+// the host computes the step's scales in f64 as candle does. Adam, Step: params.rs.
 
 @group(0) @binding(0) var<uniform> a: Adam;
 @group(0) @binding(1) var<uniform> st: Step;
@@ -54,7 +44,7 @@ fn propose(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn commit(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = gid.x + gid.y * nwg.x * 256u;
-  if (j >= cm.count || c_stats[6] != 1.0) { return; }
+  if (j >= cm.count || c_stats[STAT_OK] != 1.0) { return; }
   let i = cm.off + j;
   c_theta[i] = c_next_theta[i];
   c_m[i] = c_next_m[i];

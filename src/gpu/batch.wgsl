@@ -5,12 +5,7 @@
 //               The VAE reads x as is (scale 1, shift 0); the GAN's discriminator reads 2x − 1.
 //               The label is the digit's own, or (cGAN's mismatched rows) wrong[r].
 // latent_input: Z[r, :latent] = ε[r]  (the GAN's z), Z[r, latent + j] = one-hot label
-// No backward: these inputs take no gradient.
-
-struct Gather {
-  rows: u32, row0: u32, width: u32, label_mode: u32,   // label_mode: 0 none, 1 the digit's own, 2 wrong[r]
-  scale: f32, shift: f32, _a: u32, _b: u32,
-}
+// No backward: these inputs take no gradient. Gather and Latent are declared in params.rs.
 
 @group(0) @binding(0) var<uniform> g: Gather;
 @group(0) @binding(1) var<storage, read> images: array<u32>;  // the dataset's bytes, four to a word
@@ -19,10 +14,8 @@ struct Gather {
 @group(0) @binding(4) var<storage, read> wrong: array<u32>;   // cGAN: a wrong label per row
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 
-const PIXELS: u32 = 784u;
-
 fn label_of(r: u32) -> u32 {
-  if (g.label_mode == 2u) { return wrong[r]; }
+  if (g.label_mode == LABEL_WRONG) { return wrong[r]; }
   return labels[idx[r]];
 }
 
@@ -41,10 +34,6 @@ fn gather(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
     v = select(0.0, 1.0, c - PIXELS == label_of(r));
   }
   x[(g.row0 + r) * g.width + c] = v;
-}
-
-struct Latent {
-  rows: u32, latent: u32, width: u32, _a: u32,
 }
 
 @group(0) @binding(0) var<uniform> l: Latent;

@@ -7,19 +7,13 @@
 //   L_D = mean softplus(−l_real) + w·(mean softplus(l_fake) [+ mean softplus(l_mismatched)])
 //   with w = 1 (gan) or ½ (cgan);  dl_real = (sigmoid(l) − 1)/n,  dl_fake = w·sigmoid(l)/n
 // generator loss (non-saturating): L_G = mean softplus(−l),  dl = (sigmoid(l) − 1)/n
-// softplus(l) = max(l, 0) + log(1 + e^−|l|), the stable form.
-
-struct Fake {
-  rows: u32, width: u32, row0: u32, _a: u32,
-}
+// softplus(l) = max(l, 0) + log(1 + e^−|l|), the stable form. Fake, GanLoss: params.rs.
 
 @group(0) @binding(0) var<uniform> f: Fake;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read> idx: array<u32>;
 @group(0) @binding(4) var<storage, read_write> xd: array<f32>;
-
-const PIXELS: u32 = 784u;
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
@@ -51,11 +45,7 @@ fn fake_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
   dx[i] = dx[i] * 2.0 * s * (1.0 - s);
 }
 
-struct Loss {
-  n: u32, conditional: u32, _a: u32, _b: u32,
-}
-
-@group(0) @binding(0) var<uniform> ls: Loss;
+@group(0) @binding(0) var<uniform> ls: GanLoss;
 @group(0) @binding(1) var<storage, read> l: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dl: array<f32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
@@ -75,7 +65,7 @@ fn workgroup_sum(t: u32, v: vec4f) -> vec4f {
   return total;
 }
 
-// One workgroup. stats[0] = L_D, stats[2] = mean D(real), stats[3] = mean D(fake).
+// One workgroup (n is a batch's rows). Writes L_D, mean D(real), mean D(fake) to their stats slots.
 @compute @workgroup_size(256)
 fn discriminator_loss(@builtin(local_invocation_id) lid: vec3u) {
   let t = lid.x;
@@ -97,13 +87,13 @@ fn discriminator_loss(@builtin(local_invocation_id) lid: vec3u) {
   }
   let s = workgroup_sum(t, acc);
   if (t == 0u) {
-    stats[0] = s.x * inv_n + w * s.y * inv_n;
-    stats[2] = s.z * inv_n;
-    stats[3] = s.w * inv_n;
+    stats[STAT_D_LOSS] = s.x * inv_n + w * s.y * inv_n;
+    stats[STAT_D_REAL] = s.z * inv_n;
+    stats[STAT_D_FAKE] = s.w * inv_n;
   }
 }
 
-// One workgroup. stats[1] = L_G.
+// One workgroup. Writes L_G to its stats slot.
 @compute @workgroup_size(256)
 fn generator_loss(@builtin(local_invocation_id) lid: vec3u) {
   let t = lid.x;
@@ -116,5 +106,5 @@ fn generator_loss(@builtin(local_invocation_id) lid: vec3u) {
     dl[r] = (sigmoid(lg) - 1.0) * inv_n;
   }
   let s = workgroup_sum(t, acc);
-  if (t == 0u) { stats[1] = s.x * inv_n; }
+  if (t == 0u) { stats[STAT_G_LOSS] = s.x * inv_n; }
 }

@@ -8,16 +8,11 @@
 //              dW = dZᵀ · X                      [out, n]·[n, in]   (+= when accumulating)
 //              db = Σ_rows dZ                    (bias_grad)
 // A strided view (offset, row stride, column stride) lets one kernel read A or B transposed.
-// Activations: 0 none, 1 ReLU, 2 LeakyReLU(0.2), 3 sigmoid (sampling only: training takes the
+// The uniform structs (Matmul, Elementwise, BiasGrad), the activation codes (ACT_*) and flags
+// (FLAG_*) come from the prelude that src/gpu/params.rs generates.
+// Activations: none, ReLU, LeakyReLU(0.2), sigmoid (sampling only: training takes the
 // loss on logits). act′ is read from the output: for ReLU and LeakyReLU the output is positive
 // exactly where the input was (dropout's zeros have zero gradient anyway).
-
-struct Matmul {
-  m: u32, n: u32, k: u32, flags: u32,   // flags: bits 0–1 activation, 4 bias, 5 dropout mask, 6 accumulate into C
-  a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
-  b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
-  bias_off: u32, mask_off: u32, keep: f32, _pad: u32,
-}
 
 @group(0) @binding(0) var<uniform> p: Matmul;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -26,12 +21,10 @@ struct Matmul {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read> mask: array<u32>;
 
-const LEAK: f32 = 0.2;
-
 fn activate(x: f32, act: u32) -> f32 {
-  if (act == 1u) { return max(x, 0.0); }
-  if (act == 2u) { return max(x, LEAK * x); }
-  if (act == 3u) { return 1.0 / (1.0 + exp(-x)); }
+  if (act == ACT_RELU) { return max(x, 0.0); }
+  if (act == ACT_LEAKY) { return max(x, LEAK * x); }
+  if (act == ACT_SIGMOID) { return 1.0 / (1.0 + exp(-x)); }
   return x;
 }
 
@@ -93,19 +86,14 @@ fn matmul(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
 fn store(r: u32, col: u32, sum: f32) {
   if (r >= p.m || col >= p.n) { return; }
   var v = sum;
-  if ((p.flags & 16u) != 0u) { v += bias[p.bias_off + col]; }
-  v = activate(v, p.flags & 3u);
-  if ((p.flags & 32u) != 0u) {
+  if ((p.flags & FLAG_BIAS) != 0u) { v += bias[p.bias_off + col]; }
+  v = activate(v, p.flags & ACT_BITS);
+  if ((p.flags & FLAG_MASK) != 0u) {
     v = select(0.0, v * p.keep, mask_bit(p.mask_off + r * p.n + col));
   }
   let ci = p.c_off + r * p.c_rs + col;
-  if ((p.flags & 64u) != 0u) { v += c[ci]; }
+  if ((p.flags & FLAG_ACCUMULATE) != 0u) { v += c[ci]; }
   c[ci] = v;
-}
-
-struct Elementwise {
-  count: u32, cols: u32, flags: u32, mask_off: u32,   // flags as Matmul's
-  keep: f32, _a: u32, _b: u32, _c: u32,
 }
 
 @group(0) @binding(0) var<uniform> e: Elementwise;
@@ -119,19 +107,14 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= e.count) { return; }
   var g = dy[i];
-  if ((e.flags & 32u) != 0u) {
+  if ((e.flags & FLAG_MASK) != 0u) {
     let mi = e.mask_off + i;
     g = select(0.0, g * e.keep, ((dmask[mi / 32u] >> (mi % 32u)) & 1u) == 1u);
   }
-  let act = e.flags & 3u;
-  if (act == 1u && y[i] <= 0.0) { g = 0.0; }
-  if (act == 2u && y[i] <= 0.0) { g = g * LEAK; }
+  let act = e.flags & ACT_BITS;
+  if (act == ACT_RELU && y[i] <= 0.0) { g = 0.0; }
+  if (act == ACT_LEAKY && y[i] <= 0.0) { g = g * LEAK; }
   dy[i] = g;
-}
-
-struct BiasGrad {
-  rows: u32, cols: u32, src_off: u32, src_rs: u32,
-  dst_off: u32, accumulate: u32, _a: u32, _b: u32,
 }
 
 @group(0) @binding(0) var<uniform> bg: BiasGrad;

@@ -1,45 +1,59 @@
 // Sums into the step's stats, and the step's verdict.
 //
-// sum:         stats[slot] = scale · Σ_i src[off + i]      (a loss: its per-element terms)
-//              stats[slot] = Σ_i src[off + i]²             (square = 1: a gradient's squared norm)
+// sum, in two passes so a long sum (a GAN's million gradient entries) spreads over many workgroups:
+//   sum_partials: partials[w] = Σ_{i in chunk w} src[off + i]     (chunk w: SUM_CHUNK elements from
+//                               w·SUM_CHUNK; of squares src² with `square`: a gradient's squared norm)
+//   sum_final:    stats[slot] = scale · Σ_w partials[w]           (one workgroup)
+//   Each element goes to a fixed thread and each tree to a fixed order, so sums repeat exactly.
 // check_step:  ok = the losses and gradient norms are finite and no earlier step was refused.
 //              A refused step halts every later one until the host clears `control`, so a step
 //              queued behind a failure cannot move the weights either (the CPU backend's rule: a
 //              step that fails leaves the weights as they were).
-// stats: 0 loss (VAE) / L_D, 1 BCE / L_G, 2 KL / D(real), 3 D(fake), 4 |g|² (VAE or D), 5 |g|² (G),
-//        6 ok (1 or 0), 7 steps committed so far (this one included).
-// control: 0 halted, 1 steps committed.
+// The stats slots (STAT_*), control words (CONTROL_*) and the uniforms come from params.rs.
 
-struct Sum {
-  count: u32, off: u32, slot: u32, square: u32,
-  scale: f32, _a: u32, _b: u32, _c: u32,
-}
-
-@group(0) @binding(0) var<uniform> s: Sum;
+@group(0) @binding(0) var<uniform> sp: SumPartials;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
 var<workgroup> part: array<f32, 256>;
 
-@compute @workgroup_size(256)
-fn sum(@builtin(local_invocation_id) lid: vec3u) {
-  let t = lid.x;
-  var acc = 0.0;
-  for (var i = t; i < s.count; i += 256u) {
-    let v = src[s.off + i];
-    acc += select(v, v * v, s.square != 0u);
-  }
-  part[t] = acc;
+// Tree sum over the workgroup's 256 values; thread 0 gets the total.
+fn tree_sum(t: u32) {
   workgroupBarrier();
   for (var w = 128u; w > 0u; w >>= 1u) {
     if (t < w) { part[t] += part[t + w]; }
     workgroupBarrier();
   }
-  if (t == 0u) { stats[s.slot] = part[0] * s.scale; }
 }
 
-struct Check {
-  gan: u32, _a: u32, _b: u32, _c: u32,
+@compute @workgroup_size(256)
+fn sum_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = lid.x;
+  let w = wid.x + wid.y * nwg.x;
+  let start = w * SUM_CHUNK;
+  let end = min(start + SUM_CHUNK, sp.count);
+  var acc = 0.0;
+  for (var i = start + t; i < end; i += 256u) {
+    let v = src[sp.off + i];
+    acc += select(v, v * v, sp.square != 0u);
+  }
+  part[t] = acc;
+  tree_sum(t);
+  if (t == 0u && start < sp.count) { partials[w] = part[0]; }
+}
+
+@group(0) @binding(0) var<uniform> sf: SumFinal;
+@group(0) @binding(1) var<storage, read> f_partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+
+@compute @workgroup_size(256)
+fn sum_final(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  var acc = 0.0;
+  for (var i = t; i < sf.count; i += 256u) { acc += f_partials[i]; }
+  part[t] = acc;
+  tree_sum(t);
+  if (t == 0u) { stats[sf.slot] = part[0] * sf.scale; }
 }
 
 @group(0) @binding(0) var<uniform> c: Check;
@@ -51,10 +65,10 @@ fn finite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000
 
 @compute @workgroup_size(1)
 fn check_step() {
-  if (c.gan == 0u) { c_stats[0] = c_stats[1] + c_stats[2]; }
-  var ok = finite(c_stats[0]) && finite(c_stats[4]) && control[0] == 0u;
-  if (c.gan != 0u) { ok = ok && finite(c_stats[1]) && finite(c_stats[5]); }
-  if (ok) { control[1] += 1u; } else { control[0] = 1u; }
-  c_stats[6] = select(0.0, 1.0, ok);
-  c_stats[7] = f32(control[1]);
+  if (c.gan == 0u) { c_stats[STAT_LOSS] = c_stats[STAT_BCE] + c_stats[STAT_KL]; }
+  var ok = finite(c_stats[STAT_LOSS]) && finite(c_stats[STAT_GRAD_SQ]) && control[CONTROL_HALTED] == 0u;
+  if (c.gan != 0u) { ok = ok && finite(c_stats[STAT_G_LOSS]) && finite(c_stats[STAT_G_GRAD_SQ]); }
+  if (ok) { control[CONTROL_COMMITTED] += 1u; } else { control[CONTROL_HALTED] = 1u; }
+  c_stats[STAT_OK] = select(0.0, 1.0, ok);
+  c_stats[STAT_COMMITTED] = f32(control[CONTROL_COMMITTED]);
 }

@@ -6,12 +6,7 @@
 //   backward:     dμ += μ / n,   d log σ² += ½ (σ² − 1) / n
 // BCE on logits:  max(l, 0) − x·l + log(1 + e^−|l|), summed over pixels, averaged over the batch
 //   backward:     dl = (sigmoid(l) − x) / n
-// The per-element loss terms go to `terms`; reduce.wgsl sums them.
-
-struct Vae {
-  rows: u32, latent: u32, width: u32, x_width: u32,   // width: Z's row length (latent + label); x_width: X's
-  inv_n: f32, _a: u32, _b: u32, _c: u32,
-}
+// The per-element loss terms go to `terms`; reduce.wgsl sums them. Vae is declared in params.rs.
 
 @group(0) @binding(0) var<uniform> v: Vae;
 @group(0) @binding(1) var<storage, read> mu: array<f32>;
@@ -66,8 +61,6 @@ fn kl_reparameterise_backward(@builtin(global_invocation_id) gid: vec3u) {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> logits: array<f32>;   // becomes dL/dlogits
 @group(0) @binding(3) var<storage, read_write> bce_terms: array<f32>;
-
-const PIXELS: u32 = 784u;
 
 @compute @workgroup_size(256)
 fn bce(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
