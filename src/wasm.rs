@@ -437,6 +437,18 @@ impl Model {
         self.lab_mut()?.trainer_mut().set_learning_rate(lr).map_err(js_err)
     }
 
+    /// Every how many steps the WebGPU device's weights are copied back to the CPU (50): what a
+    /// lost device can cost, against the bytes each copy reads back.
+    #[wasm_bindgen(getter)]
+    pub fn sync_interval(&self) -> u32 {
+        self.peek(|lab| lab.trainer().sync_interval() as u32)
+    }
+
+    #[wasm_bindgen(setter)]
+    pub fn set_sync_interval(&mut self, steps: u32) -> Result<(), JsValue> {
+        self.lab_mut()?.set_sync_interval(steps as u64).map_err(js_err)
+    }
+
     /// Steps in one pass over the dataset at the current batch size (0 with no dataset).
     #[wasm_bindgen(getter)]
     pub fn steps_per_epoch(&self) -> usize {

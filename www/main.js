@@ -231,6 +231,8 @@ function startTraining() {
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
     backend: $('train-backend').value,
+    // ?sync=N copies the WebGPU weights back every N steps instead of 50 (what a lost device costs).
+    syncInterval: Number(new URLSearchParams(location.search).get('sync')) || undefined,
   }, state.explorer?.trainingExtras(m)); // the explorer's manifold and reconstructions, if shown, redraw as it trains
 }
 

@@ -97,6 +97,7 @@ async function train(msg) {
     model.batch_size = msg.batchSize;
     model.learning_rate = msg.learningRate;
     const totalSteps = Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
+    if (msg.syncInterval) model.sync_interval = msg.syncInterval;
     const where = await chooseBackend(model, msg.backend ?? 'auto');
     postMessage(where);
     postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${totalSteps} steps` });

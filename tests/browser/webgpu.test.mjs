@@ -57,9 +57,9 @@ describe('with WebGPU (SwiftShader)', () => {
   before(async () => { env = await launch({ webgpu: true }); });
   after(async () => { await env?.close(); });
 
-  test('the page trains a fresh VAE on WebGPU: 52 steps, the loss falls, the model is kept', { timeout: 1_200_000 }, async (t) => {
+  test('the page trains a fresh VAE on WebGPU: 14 steps, the loss falls, the model is kept', { timeout: 1_200_000 }, async (t) => {
     const { page, problems } = await trainingPage(env);
-    await setUpTraining(page, { backend: 'webgpu', epochs: 0.11, batch: 128 });
+    await setUpTraining(page, { backend: 'webgpu', epochs: 0.03, batch: 128 });
     const t0 = Date.now();
     await page.click('#train-start');
     const done = await waitForDone(page, 1_080_000);
@@ -67,7 +67,7 @@ describe('with WebGPU (SwiftShader)', () => {
     const msgs = await messages(page);
     const steps = stepsOf(msgs);
     const firstStepAt = steps[0]?.at;
-    t.diagnostic(`52 WebGPU steps (batch 128) on SwiftShader: ${seconds(elapsed)} from Train to done, ` +
+    t.diagnostic(`14 WebGPU steps (batch 128) on SwiftShader: ${seconds(elapsed)} from Train to done, ` +
       `${((steps.at(-1).at - firstStepAt) / Math.max(1, steps.length - 1)).toFixed(0)} ms/step after the first`);
 
     assert.deepEqual(msgs.filter((m) => m.error || m.fatal), [], 'the worker reported an error');
@@ -78,10 +78,10 @@ describe('with WebGPU (SwiftShader)', () => {
     assert.match(await page.textContent('#train-device'), /^Training on WebGPU \(adapter: .+\)\.$/);
 
     assert.equal(done.reason, 'finished');
-    assert.equal(done.steps, 52, '0.11 epochs of 469 batches of 128');
+    assert.equal(done.steps, 14, 'round(0.03 × 469 batches of 128)');
     assert.ok(done.weights > 1_000_000, `saved weights: ${done.weights} bytes`);
-    assert.deepEqual(steps.map((s) => s.step), Array.from({ length: 52 }, (_, i) => i + 1));
-    assert.ok(steps.every((s) => s.totalSteps === 52 && [s.loss, s.bce, s.kl].every(Number.isFinite)),
+    assert.deepEqual(steps.map((s) => s.step), Array.from({ length: 14 }, (_, i) => i + 1));
+    assert.ok(steps.every((s) => s.totalSteps === 14 && [s.loss, s.bce, s.kl].every(Number.isFinite)),
       `a step's losses were not finite: ${JSON.stringify(steps.find((s) => ![s.loss, s.bce, s.kl].every(Number.isFinite)))}`);
     for (const s of steps) assert.ok(Math.abs(s.loss - (s.bce + s.kl)) < 1e-3 * s.loss, `step ${s.step}: loss ≠ BCE + KL`);
     const first = mean(steps.slice(0, 5).map((s) => s.loss));
@@ -89,7 +89,7 @@ describe('with WebGPU (SwiftShader)', () => {
     t.diagnostic(`loss per digit: first 5 steps ${first.toFixed(1)}, last 5 steps ${last.toFixed(1)}`);
     assert.ok(last < 0.6 * first, `loss fell only from ${first.toFixed(1)} to ${last.toFixed(1)}`);
 
-    assert.match(await page.textContent('#train-status'), /^step 52\/52 · .* · done; the page now uses these weights/);
+    assert.match(await page.textContent('#train-status'), /^step 14\/14 · .* · done; the page now uses these weights/);
     assert.equal(await page.$eval('#train-progress', (p) => p.value), 1);
     assert.match(await page.textContent('#model-select'), /trained here/);
     assert.equal(await page.isVisible('#errors'), false, `error shown: ${await page.textContent('#errors')}`);
@@ -116,7 +116,9 @@ describe('with WebGPU (SwiftShader)', () => {
         return out;
       };
       const make = (kind, onGpu) => {
-        const m = Model.create(kind, 3);
+        // Small networks: SwiftShader emulates the GPU slowly; tests/gpu.rs checks the shipped
+        // sizes' one-step parity natively.
+        const m = Model.create(kind, 3, undefined, 64);
         m.set_dataset(images, labels);
         m.batch_size = 64;
         if (onGpu) m.use_webgpu(gpu);
@@ -209,18 +211,18 @@ describe('with WebGPU (SwiftShader)', () => {
   });
 
   test('a lost GPU device mid-run: the page carries on on the CPU from the last read-back and finishes', { timeout: 1_200_000 }, async (t) => {
-    const { page, problems } = await trainingPage(env, '?debug');
+    const { page, problems } = await trainingPage(env, '?debug&sync=5');
     assert.equal(await page.isVisible('#train-lose-device'), true, 'the debug button is not shown with ?debug');
-    // 0.07 epochs of 938 batches of 64: 66 steps; the GPU reads the weights back every 50.
-    await setUpTraining(page, { backend: 'webgpu', epochs: 0.07, batch: 64 });
+    // 0.02 epochs of 938 batches of 64: 19 steps; with ?sync=5 the GPU's weights come back every 5.
+    await setUpTraining(page, { backend: 'webgpu', epochs: 0.02, batch: 64 });
     const t0 = Date.now();
     await page.click('#train-start');
-    await page.waitForFunction(() => window.__training.some((m) => m.step >= 55), null, { timeout: 900_000, polling: 100 });
+    await page.waitForFunction(() => window.__training.some((m) => m.step >= 7), null, { timeout: 600_000, polling: 100 });
     await page.click('#train-lose-device');
     const lostAfter = Math.max(...stepsOf(await messages(page)).map((s) => s.step));
-    assert.ok(lostAfter < 66, `the run had ended (step ${lostAfter}) before the device could be lost`);
+    assert.ok(lostAfter < 19, `the run had ended (step ${lostAfter}) before the device could be lost`);
     const done = await waitForDone(page, 240_000);
-    t.diagnostic(`66 steps with the device lost after step ${lostAfter}: ${seconds(Date.now() - t0)} from Train to done`);
+    t.diagnostic(`19 steps with the device lost after step ${lostAfter}: ${seconds(Date.now() - t0)} from Train to done`);
     const msgs = await messages(page);
 
     // The loss is no error: the worker says where training went instead.
@@ -233,10 +235,13 @@ describe('with WebGPU (SwiftShader)', () => {
     const resumedAt = Number(fallback[2]);
     const lostSteps = Number(fallback[3]);
     t.diagnostic(`resumed at step ${resumedAt}, repeating ${lostSteps} steps; device loss: ${fallback[1]}`);
-    assert.equal(resumedAt, 50, 'the last read-back before step ~55 is at step 50');
+    // Every read-back at or before the last step reported when the button was pressed was taken;
+    // steps still queued then may have brought one more.
+    assert.equal(resumedAt % 5, 0, `resumed at step ${resumedAt}, not a read-back (every 5 steps)`);
+    assert.ok(resumedAt >= lostAfter - (lostAfter % 5), `resumed at ${resumedAt}, before the read-back at or before step ${lostAfter}`);
     // Lost: the steps reported after the read-back when the button was pressed, and those queued
     // or run before the worker took the message.
-    assert.ok(resumedAt + lostSteps >= lostAfter && resumedAt + lostSteps <= 66,
+    assert.ok(resumedAt + lostSteps >= lostAfter && resumedAt + lostSteps <= 19,
       `lost ${lostSteps} steps after ${resumedAt}; the button was pressed after step ${lostAfter}`);
 
     // Steps: 1… on WebGPU, then again from resumedAt + 1 on the CPU up to the end.
@@ -245,7 +250,7 @@ describe('with WebGPU (SwiftShader)', () => {
     const onGpu = steps.filter((s) => msgs.indexOf(s) < fallIndex);
     const onCpu = steps.filter((s) => msgs.indexOf(s) > fallIndex);
     assert.deepEqual(onGpu.map((s) => s.step), Array.from({ length: onGpu.length }, (_, i) => i + 1));
-    assert.deepEqual(onCpu.map((s) => s.step), Array.from({ length: 66 - resumedAt }, (_, i) => resumedAt + 1 + i));
+    assert.deepEqual(onCpu.map((s) => s.step), Array.from({ length: 19 - resumedAt }, (_, i) => resumedAt + 1 + i));
     assert.ok(steps.every((s) => Number.isFinite(s.loss)), 'a loss was not finite');
     // The first repeated step starts from the weights read back, on the same minibatch and noise:
     // its loss on the CPU is the one the GPU reported.
@@ -257,11 +262,13 @@ describe('with WebGPU (SwiftShader)', () => {
     assert.ok(mean(onCpu.slice(-5).map((s) => s.loss)) < 0.6 * mean(onGpu.slice(0, 5).map((s) => s.loss)), 'the loss did not fall');
 
     assert.equal(done.reason, 'finished');
-    assert.equal(done.steps, 66);
+    assert.equal(done.steps, 19);
     assert.ok(done.weights > 1_000_000, `saved weights: ${done.weights} bytes`);
     assert.equal(await page.getAttribute('#train-device', 'data-backend'), 'cpu');
-    assert.match(await page.textContent('#train-device'), /^Training on the CPU: the WebGPU device was lost \(.*\); training continues on the CPU from step 50/);
-    assert.match(await page.textContent('#train-status'), /^step 66\/66 · .* · done; the page now uses these weights/);
+    const deviceLine = await page.textContent('#train-device');
+    assert.match(deviceLine, /^Training on the CPU: the WebGPU device was lost \(.*\); training continues on the CPU from step \d+,/);
+    assert.ok(deviceLine.includes(`from step ${resumedAt},`), `the page says: ${deviceLine}`);
+    assert.match(await page.textContent('#train-status'), /^step 19\/19 · .* · done; the page now uses these weights/);
     assert.match(await page.textContent('#model-select'), /trained here/);
     assert.equal(await page.isVisible('#errors'), false, `error shown: ${await page.textContent('#errors')}`);
     assert.deepEqual(problems, []);
