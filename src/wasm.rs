@@ -59,7 +59,16 @@ pub struct Model {
 struct Inner {
     lab: Lab,
     /// Steps submitted and not yet handed out by `next_stats`, oldest first.
-    queue: VecDeque<PendingStep>,
+    queue: VecDeque<Queued>,
+}
+
+/// A submitted step as `next_stats` will hand it out.
+enum Queued {
+    /// On its way (on WebGPU), or done (on the CPU, where a step runs as it is submitted).
+    Step(PendingStep),
+    /// A CPU step that failed as it ran (it diverged): `next_stats` rejects with its error in its
+    /// turn, after the steps queued before it, so results always come out in order.
+    Failed(anyhow::Error),
 }
 
 fn busy() -> JsError {
@@ -479,8 +488,12 @@ impl Model {
     /// at once; on the CPU it runs now. `next_stats` hands out the results in order.
     pub fn submit_step(&mut self) -> Result<(), JsValue> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        let step = inner.lab.submit_step().map_err(js_err)?;
-        inner.queue.push_back(step);
+        let queued = match inner.lab.submit_step() {
+            Ok(step) => Queued::Step(step),
+            Err(e) if inner.lab.backend_name() == "cpu" => Queued::Failed(e),
+            Err(e) => return Err(js_err(e)),
+        };
+        inner.queue.push_back(queued);
         Ok(())
     }
 
@@ -497,6 +510,10 @@ impl Model {
         let step = self.inner.try_borrow_mut().map_err(|_| busy())?.queue.pop_front();
         let step = step.ok_or_else(|| JsError::new("no training step is queued: call submit_step first"))?;
         let inner = self.inner.clone();
+        let step = match step {
+            Queued::Step(step) => step,
+            Queued::Failed(e) => return Ok(Promise::reject(&js_err(e))),
+        };
         Ok(future_to_promise(async move {
             let outcome = step.read().await;
             let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;

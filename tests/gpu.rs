@@ -8,6 +8,8 @@
 //! at odd sizes in tests/gpu_kernels.rs.
 mod common;
 
+use common::gpu;
+
 use latent_lab::gan::GanDraws;
 use latent_lab::adam::AdamConfig;
 use latent_lab::gpu::{DeviceLost, Gpu, GpuBackend};
@@ -20,20 +22,9 @@ use candle_nn::VarMap;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 const SEED: u64 = 7;
 
-/// The machine's Vulkan device (lavapipe here), once per test binary: a Vulkan instance per test
-/// would cost seconds each.
-fn gpu() -> Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        pollster::block_on(Gpu::request())
-            .unwrap_or_else(|e| panic!("no Vulkan device ({e:#}); scripts/setup.sh installs Mesa's lavapipe"))
-    })
-    .clone()
-}
 
 /// A fresh GPU device of our own, for the test that destroys it.
 fn own_gpu() -> Gpu {

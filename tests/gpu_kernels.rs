@@ -4,11 +4,11 @@
 //! the same `Recorder` methods the step graphs use (`latent_lab::gpu::testing`).
 mod common;
 
+use common::gpu;
+
 use candle_core::{Device, Tensor, Var};
 use latent_lab::gpu::testing::{self, params, rows, AdamBuffers, Kernel, Layer, View};
-use latent_lab::gpu::Gpu;
 use latent_lab::model::one_hot;
-use std::sync::OnceLock;
 
 const DEV: Device = Device::Cpu;
 /// Odd sizes: rows, output columns, inner dimension.
@@ -17,14 +17,6 @@ const N: usize = 45;
 const K: usize = 29;
 const KEEP: f32 = 1.0 / 0.7;
 
-fn gpu() -> Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        pollster::block_on(Gpu::request())
-            .unwrap_or_else(|e| panic!("no Vulkan device ({e:#}); scripts/setup.sh installs Mesa's lavapipe"))
-    })
-    .clone()
-}
 
 fn bytes(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)

@@ -128,3 +128,14 @@ pub fn random_state_dict(
 pub fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
+
+/// The machine's Vulkan device (Mesa's lavapipe here), once per test binary: a Vulkan instance per
+/// test would cost seconds each.
+pub fn gpu() -> latent_lab::gpu::Gpu {
+    static GPU: OnceLock<latent_lab::gpu::Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        pollster::block_on(latent_lab::gpu::Gpu::request())
+            .unwrap_or_else(|e| panic!("no Vulkan device ({e:#}); scripts/setup.sh installs Mesa's lavapipe"))
+    })
+    .clone()
+}
