@@ -5,17 +5,20 @@
 //! 2. `config` (the kinds, their sizes and layers, how a label joins an input)
 //! 3. the generative networks `vae` and `gan`; `adam` (the optimiser, its settings and state)
 //! 4. `model` (initialisation, one type over every generative kind), `checkpoint` (safetensors)
-//! 5. `classifier` (the digit classifier, the quality yardstick); `train` (the training loop,
-//!    every random number of a step, the backend seam, the CPU backend)
-//! 6. `gpu` (the WebGPU backend behind that seam: WGSL kernels through wgpu)
-//! 7. `lab` (the checked plain-Rust API over a model and its trainer)
-//! 8. `metrics` (sample quality), `explore` (the latent map's projection, drawn digits)
-//! 9. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
+//! 5. `classifier` (the digit classifier, the quality yardstick); `backend` (the training seam: a
+//!    step's batch and losses, the `TrainBackend` trait)
+//! 6. the backends behind that seam: `cpu` (candle's autograd), `gpu` (WebGPU: WGSL kernels through wgpu)
+//! 7. `train` (the trainer: the loop, every random number of a step, device copies and fallback)
+//! 8. `lab` (the checked plain-Rust API over a model and its trainer)
+//! 9. `metrics` (sample quality), `explore` (the latent map's projection, drawn digits)
+//! 10. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
 
 pub mod adam;
+pub mod backend;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod cpu;
 pub mod explore;
 pub mod gan;
 pub mod gpu;

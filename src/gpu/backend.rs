@@ -21,7 +21,7 @@ use super::Gpu;
 use crate::adam::OptimizerState;
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::config::ModelConfig;
-use crate::train::{
+use crate::backend::{
     Batch, GanLosses, LossParts, PendingSnapshot, PendingStep, Snapshot, StepLosses, StepReadback, TrainBackend,
 };
 use anyhow::{anyhow, bail, ensure, Result};
@@ -30,7 +30,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 /// The trainer's default: steps between copies of the weights out of the GPU.
-pub use crate::train::DEFAULT_SYNC_INTERVAL;
+pub use crate::backend::DEFAULT_SYNC_INTERVAL;
 
 /// Queue submissions made, and bytes written to and copied out of the GPU, since the backend began.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -352,7 +352,7 @@ impl TrainBackend for GpuBackend {
             } else {
                 ("an earlier step", "refused".to_string())
             };
-            return Err(crate::train::diverged(what, value));
+            return Err(crate::backend::diverged(what, value));
         }
         Ok(if gan {
             StepLosses::Gan(GanLosses {

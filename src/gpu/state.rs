@@ -8,7 +8,7 @@ use super::Gpu;
 use crate::adam::OptimizerState;
 use crate::adam::AdamConfig;
 use crate::config::ModelConfig;
-use crate::train::Snapshot;
+use crate::backend::Snapshot;
 use anyhow::{ensure, Result};
 
 pub(crate) struct TrainState {
