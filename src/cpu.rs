@@ -80,15 +80,20 @@ impl CpuBackend {
 
     /// Takes over another backend's weights and Adam's state.
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        {
-            let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-            for (name, var) in vars.iter() {
-                let values = snapshot.params.get(name).ok_or_else(|| anyhow!("the snapshot has no {name}"))?;
-                ensure!(values.len() == var.elem_count(), "the snapshot's {name} has {} values", values.len());
-                var.set(&Tensor::from_slice(values, var.shape(), &self.device)?)?;
-            }
+        // Everything checked and built first, so a bad snapshot changes nothing.
+        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        let mut next = Vec::with_capacity(vars.len());
+        for (name, var) in vars.iter() {
+            let values = snapshot.params.get(name).ok_or_else(|| anyhow!("the snapshot has no {name}"))?;
+            ensure!(values.len() == var.elem_count(), "the snapshot's {name} has {} values", values.len());
+            next.push((var.clone(), Tensor::from_slice(values, var.shape(), &self.device)?));
         }
-        self.set_optimizer_state(&snapshot.optimizer)
+        drop(vars);
+        self.set_optimizer_state(&snapshot.optimizer)?;
+        for (var, value) in next {
+            var.set(&value)?;
+        }
+        Ok(())
     }
 
     /// The weights and Adam's state now.

@@ -218,11 +218,6 @@ impl Lab {
         self.trainer.finish(readback)
     }
 
-    /// A queued step whose readback failed (the device was lost): it leaves the queue unfinished.
-    pub fn step_lost(&mut self) {
-        self.trainer.forget_oldest();
-    }
-
     /// Steps queued on the GPU and not yet finished.
     pub fn steps_in_flight(&self) -> usize {
         self.trainer.steps_in_flight()

@@ -10,8 +10,9 @@
 //! 6. the backends behind that seam: `cpu` (candle's autograd), `gpu` (WebGPU: WGSL kernels through wgpu)
 //! 7. `train` (the trainer: the loop, every random number of a step, device copies and fallback)
 //! 8. `lab` (the checked plain-Rust API over a model and its trainer)
-//! 9. `metrics` (sample quality), `explore` (the latent map's projection, drawn digits)
-//! 10. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
+//! 9. `metrics` (sample quality)
+//! 10. `explore` (the latent map's projection, drawn digits)
+//! 11. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
 
 pub mod adam;
 pub mod backend;

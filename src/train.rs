@@ -67,6 +67,17 @@ pub struct Trainer {
     earlier_epochs: f64,
     /// The trainer's place after each submitted step not yet finished, oldest first.
     in_flight: VecDeque<TrainerMark>,
+    /// Counts the moves between backends; a step is finished only by the backend it went to.
+    generation: u64,
+    /// The trainer's place when the copy of the weights that `begin_sync` asked for was made.
+    sync_mark: Option<TrainerMark>,
+}
+
+/// What the trainer's pending step resolves to: the backend's readback, or the error that lost it,
+/// with the generation of the backend it was submitted to.
+struct Submitted {
+    generation: u64,
+    readback: Result<StepReadback>,
 }
 
 /// Training on a device: the backend, and what a fallback needs.
@@ -99,6 +110,8 @@ impl Trainer {
             examples_seen: 0,
             earlier_epochs: 0.0,
             in_flight: VecDeque::new(),
+            generation: 0,
+            sync_mark: None,
         }
     }
 
@@ -117,6 +130,7 @@ impl Trainer {
         }
         backend.set_sync_interval(self.sync_interval);
         self.device = Some(DeviceTraining { backend, synced_at: self.mark(), unsynced: 0 });
+        self.generation += 1;
         Ok(())
     }
 
@@ -135,10 +149,6 @@ impl Trainer {
     /// The CPU backend: training's fallback, and the weights as last copied out of a device.
     pub fn cpu(&self) -> &CpuBackend {
         &self.cpu
-    }
-
-    pub fn cpu_mut(&mut self) -> &mut CpuBackend {
-        &mut self.cpu
     }
 
     pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
@@ -241,18 +251,43 @@ impl Trainer {
             GanDraws::draw(&mut self.dropout_rng, &self.cfg, &labels)
         });
         let batch = Batch { data, indices, noise: &noise, gan: gan.as_ref() };
-        let pending = backend.submit(&batch, self.learning_rate)?;
+        let submitted = backend.submit(&batch, self.learning_rate)?;
         self.examples_seen += indices.len() as u64;
         self.cursor = end;
         self.steps += 1;
         self.in_flight.push_back(self.mark());
-        Ok(pending)
+        // Tagged with the backend it went to, and resolving to its readback or the error that lost
+        // it, so `finish` alone keeps the queue of marks in step.
+        let generation = self.generation;
+        Ok(PendingStep(Box::pin(async move {
+            let readback = submitted.read().await;
+            Ok(StepReadback(Box::new(Submitted { generation, readback })))
+        })))
     }
 
     /// The oldest submitted step's readback → its stats. When the step also copied a device's
     /// weights out, the CPU backend takes them over here (what sampling, saving and a fallback use).
+    /// A readback that failed (a lost device) takes the step out of the queue and gives its error;
+    /// one from a backend training has left since is refused and changes nothing.
     pub fn finish(&mut self, readback: StepReadback) -> Result<StepStats> {
+        let Ok(submitted) = readback.0.downcast::<Submitted>() else {
+            bail!("a readback that this trainer's submit did not hand out");
+        };
+        ensure!(
+            submitted.generation == self.generation,
+            "a step submitted before training moved to {}; it was dropped",
+            self.backend_name()
+        );
         let mark = self.in_flight.pop_front().ok_or_else(|| anyhow!("no training step is in flight"))?;
+        let readback = match submitted.readback {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(d) = &mut self.device {
+                    d.backend.forget_oldest();
+                }
+                return Err(e);
+            }
+        };
         let result = match &mut self.device {
             None => self.cpu.finish(readback),
             Some(d) => {
@@ -271,7 +306,7 @@ impl Trainer {
         Ok(StepStats { losses, step: mark.steps, epoch: self.epochs_at(mark.examples_seen) })
     }
 
-    /// The oldest submitted step's readback failed (the device was lost): it leaves the queue.
+    /// The oldest submitted step will not be finished (its readback was lost): it leaves the queue.
     pub fn forget_oldest(&mut self) {
         if self.in_flight.pop_front().is_some() {
             if let Some(d) = &mut self.device {
@@ -290,8 +325,7 @@ impl Trainer {
             self.backend_name()
         );
         let pending = self.submit()?;
-        let readback = resolve(pending);
-        match readback {
+        match resolve(pending) {
             Ok(r) => self.finish(r),
             Err(e) => {
                 self.forget_oldest();
@@ -305,15 +339,22 @@ impl Trainer {
     pub fn begin_sync(&mut self) -> Result<Option<PendingSnapshot>> {
         let Some(d) = &mut self.device else { return Ok(None) };
         ensure!(self.in_flight.is_empty(), "{} steps are still queued; finish them first", self.in_flight.len());
-        Ok(Some(d.backend.snapshot_now()?))
+        let pending = d.backend.snapshot_now()?;
+        // The copy holds the weights as they are now: steps submitted while it comes back are not in it.
+        self.sync_mark = Some(self.mark());
+        Ok(Some(pending))
     }
 
     pub fn finish_sync(&mut self, snapshot: Snapshot) -> Result<()> {
-        let mark = self.mark();
+        let mark = self.sync_mark.take().ok_or_else(|| anyhow!("no copy of the weights was asked for (begin_sync)"))?;
         let d = self.device.as_mut().ok_or_else(|| anyhow!("this model does not train on a device"))?;
+        if mark.steps < d.synced_at.steps {
+            return Ok(()); // a step's own copy, made later, has come back already
+        }
         self.cpu.restore(&snapshot)?;
+        // Steps finished since the copy was asked for are not in it; those still queued count apart.
+        d.unsynced = (self.steps - mark.steps).saturating_sub(self.in_flight.len() as u64);
         d.synced_at = mark;
-        d.unsynced = 0;
         Ok(())
     }
 
@@ -323,9 +364,11 @@ impl Trainer {
     pub fn fall_back_to_cpu(&mut self) -> Result<Fallback> {
         let d = self.device.take().ok_or_else(|| anyhow!("this model does not train on a device"))?;
         self.in_flight.clear();
+        self.sync_mark = None;
+        self.generation += 1;
         let steps_now = self.steps;
         self.rewind(&d.synced_at);
-        Ok(Fallback { resumed_at: d.synced_at.steps, lost_steps: steps_now - d.synced_at.steps })
+        Ok(Fallback { resumed_at: d.synced_at.steps, lost_steps: steps_now.saturating_sub(d.synced_at.steps) })
     }
 
     pub fn data(&self) -> Option<&Dataset> {
@@ -399,8 +442,3 @@ pub struct TrainerMark {
     dropout_rng: StdRng,
 }
 
-impl TrainerMark {
-    pub fn examples_seen(&self) -> u64 {
-        self.examples_seen
-    }
-}

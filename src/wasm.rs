@@ -473,7 +473,7 @@ impl Model {
     }
 
     /// Moves training (and `sample_async`) to WebGPU: the weights, Adam's state and the dataset go
-    /// up to the device once. The CPU keeps the weights as last read back, every 50 steps.
+    /// up to the device once. The CPU keeps the weights as last read back, every `sync_interval` steps (50).
     pub fn use_webgpu(&mut self, gpu: &WebGpu) -> Result<(), JsValue> {
         self.lab_mut()?.use_gpu(gpu.gpu.clone()).map_err(js_err)
     }
@@ -488,6 +488,11 @@ impl Model {
     /// at once; on the CPU it runs now. `next_stats` hands out the results in order.
     pub fn submit_step(&mut self) -> Result<(), JsValue> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        // Behind a refused CPU step nothing more trains until the queue has been handed out.
+        if inner.queue.iter().any(|q| matches!(q, Queued::Failed(_))) {
+            inner.queue.push_back(Queued::Failed(anyhow::anyhow!("an earlier queued step was refused; this one did not run")));
+            return Ok(());
+        }
         let queued = match inner.lab.submit_step() {
             Ok(step) => Queued::Step(step),
             Err(e) if inner.lab.backend_name() == "cpu" => Queued::Failed(e),
@@ -515,15 +520,10 @@ impl Model {
             Queued::Failed(e) => return Ok(Promise::reject(&js_err(e))),
         };
         Ok(future_to_promise(async move {
-            let outcome = step.read().await;
+            // A lost readback comes back as the step's error from finish_step, which keeps the
+            // trainer's queue in step.
+            let outcome = step.read().await.map_err(|e| rejected(js_err(e)))?;
             let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    inner.lab.step_lost();
-                    return Err(rejected(js_err(e)));
-                }
-            };
             let s = inner.lab.finish_step(outcome).map_err(|e| rejected(js_err(e)))?;
             Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch }.into())
         }))
@@ -549,8 +549,8 @@ impl Model {
     /// back. Queued steps are dropped.
     pub fn fall_back_to_cpu(&mut self) -> Result<Fallback, JsValue> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        inner.queue.clear();
         let f = inner.lab.fall_back_to_cpu().map_err(js_err)?;
+        inner.queue.clear();
         Ok(Fallback { resumed_at: f.resumed_at as f64, lost_steps: f.lost_steps as f64 })
     }
 

@@ -34,7 +34,8 @@ enum Backend {
     Auto,
 }
 
-/// Steps kept queued on a GPU, so it never waits for the host to read a step back.
+/// Steps kept queued on a GPU: in the browser the next one runs while the last one's losses come
+/// back; natively the readback waits for the queue, so this mainly keeps the two paths alike.
 const QUEUED_STEPS: usize = 2;
 
 enum What {
@@ -164,9 +165,9 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
             while let Some(pending) = queued.pop_front() {
                 let s = lab.finish_step(pollster::block_on(pending.read())?)?;
                 let values = match s.losses {
-                StepLosses::Vae(p) => [p.loss, p.bce, p.kl, 0.0],
-                StepLosses::Gan(g) => [g.d_loss, g.g_loss, g.d_real, g.d_fake],
-            };
+                    StepLosses::Vae(p) => [p.loss, p.bce, p.kl, 0.0],
+                    StepLosses::Gan(g) => [g.d_loss, g.g_loss, g.d_real, g.d_fake],
+                };
                 sums.iter_mut().zip(values).for_each(|(sum, v)| *sum += v as f64);
                 bar.set_message(format!("{epoch}/{} loss {:.3}", a.epochs, s.losses.headline()));
                 bar.inc(1);

@@ -45,7 +45,6 @@ struct GpuDataset {
     images: wgpu::Buffer,
     labels: wgpu::Buffer,
     len: usize,
-    fingerprint: Vec<u8>,
 }
 
 /// What a submitted step reads back: its stats and, at a sync step, the weights copy.
@@ -222,14 +221,6 @@ fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize
     })
 }
 
-/// Cheap identity for a dataset: its size and a spread of its bytes.
-fn fingerprint(data: &Dataset) -> Vec<u8> {
-    let step = (data.images.len() / 64).max(1);
-    let mut print: Vec<u8> = data.images.iter().step_by(step).copied().collect();
-    print.extend(data.labels.iter().step_by((data.labels.len() / 64).max(1)).copied());
-    print
-}
-
 impl TrainBackend for GpuBackend {
     fn name(&self) -> &'static str {
         "webgpu"
@@ -242,7 +233,7 @@ impl TrainBackend for GpuBackend {
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         let images = self.gpu.storage_init("dataset images", &data.images);
         let labels = self.gpu.storage_init("dataset labels", bytemuck::cast_slice(&labels));
-        self.data = Some(GpuDataset { images, labels, len: data.len(), fingerprint: fingerprint(data) });
+        self.data = Some(GpuDataset { images, labels, len: data.len() });
         self.plans.clear(); // their bind groups name the old dataset
         self.gpu.check()
     }
@@ -255,10 +246,8 @@ impl TrainBackend for GpuBackend {
         let Some(d) = &self.data else {
             bail!("no dataset on the GPU: hand one over with set_dataset before train_step");
         };
-        ensure!(
-            d.len == batch.data.len() && d.fingerprint == fingerprint(batch.data),
-            "the batch comes from another dataset than the one on the GPU"
-        );
+        // The trainer hands every dataset to its backend before the first batch of it.
+        ensure!(d.len == batch.data.len(), "the batch comes from another dataset than the one on the GPU");
         let n = batch.indices.len();
         ensure!(n > 0, "an empty batch");
         ensure!(batch.noise.len() == n * self.cfg.latent, "{} noise values for {n} rows", batch.noise.len());
@@ -298,15 +287,16 @@ impl TrainBackend for GpuBackend {
         self.state.write_step(&self.gpu, learning_rate, t);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         plan.recorded.encode(&mut encoder);
+        // The stats, and at a sync step the weights behind them, in one buffer: one mapping per
+        // step, so steps' readbacks resolve in the order they were queued.
         let stats_bytes = (stats::LEN * 4) as u64;
-        let stats_copy = self.gpu.readback("step stats", stats_bytes);
-        encoder.copy_buffer_to_buffer(&self.state.stats, 0, &stats_copy, 0, stats_bytes);
-        let mut readback = stats_bytes;
-        let weights_copy = sync.then(|| {
-            let buf = self.state.copy_out(&self.gpu, &mut encoder, self.layout.total);
-            readback += buf.size();
-            buf
-        });
+        let copy = if sync {
+            self.state.copy_out(&self.gpu, &mut encoder, self.layout.total, stats_bytes)
+        } else {
+            self.gpu.readback("step stats", stats_bytes)
+        };
+        encoder.copy_buffer_to_buffer(&self.state.stats, 0, &copy, 0, stats_bytes);
+        let readback = copy.size();
         self.gpu.queue.submit([encoder.finish()]);
         self.gpu.check()?;
         self.in_flight += 1;
@@ -315,13 +305,10 @@ impl TrainBackend for GpuBackend {
         self.io.read_back += readback;
         let (gpu, total) = (self.gpu.clone(), self.layout.total);
         Ok(PendingStep(Box::pin(async move {
-            let v = to_f32(&read_buffer(&gpu, &stats_copy).await?);
+            let v = to_f32(&read_buffer(&gpu, &copy).await?);
             let mut stats = [0f32; stats::LEN];
             stats.copy_from_slice(&v[..stats::LEN]);
-            let synced = match &weights_copy {
-                Some(buf) => Some(Synced::parse(&to_f32(&read_buffer(&gpu, buf).await?), total)?),
-                None => None,
-            };
+            let synced = if sync { Some(Synced::parse(&v[stats::LEN..], total)?) } else { None };
             Ok(StepReadback(Box::new(GpuReadback { stats, synced })))
         })))
     }
@@ -384,7 +371,7 @@ impl TrainBackend for GpuBackend {
         self.gpu.check()?;
         ensure!(self.in_flight == 0, "{} WebGPU steps are still queued; finish them first", self.in_flight);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        let buf = self.state.copy_out(&self.gpu, &mut encoder, self.layout.total);
+        let buf = self.state.copy_out(&self.gpu, &mut encoder, self.layout.total, 0);
         self.gpu.queue.submit([encoder.finish()]);
         self.io.submissions += 1;
         self.io.read_back += buf.size();
@@ -402,7 +389,7 @@ impl TrainBackend for GpuBackend {
         {
             ensure!(self.in_flight == 0, "{} WebGPU steps are still queued; finish them first", self.in_flight);
             let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            let buf = self.state.copy_out(&self.gpu, &mut encoder, self.layout.total);
+            let buf = self.state.copy_out(&self.gpu, &mut encoder, self.layout.total, 0);
             self.gpu.queue.submit([encoder.finish()]);
             let synced = Synced::parse(&to_f32(&pollster::block_on(read_buffer(&self.gpu, &buf))?), self.layout.total)?;
             Ok(synced.snapshot(&self.layout).optimizer)

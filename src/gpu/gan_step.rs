@@ -1,4 +1,4 @@
-//! One GAN (or cGAN) training step as a graph of kernels, hand-derived from src/train.rs's GAN step:
+//! One GAN (or cGAN) training step as a graph of kernels, hand-derived from src/cpu.rs's GAN step:
 //!
 //!   generator:     z (+ label) → fc1 → LeakyReLU → fc2 → LeakyReLU → fc3 → logits (images = sigmoid)
 //!   discriminator: rows real | generated | (cGAN) real with a wrong label, each 2x − 1 (+ label)

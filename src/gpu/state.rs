@@ -95,14 +95,16 @@ impl TrainState {
     }
 
     /// Records a copy of θ, m, v and the control words (in that order) into a new readback buffer.
-    pub fn copy_out(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, total: usize) -> wgpu::Buffer {
+    /// `lead` bytes are left free at the start of the buffer, for what the caller reads back with
+    /// the copy (a step's stats), so one mapping brings both.
+    pub fn copy_out(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, total: usize, lead: u64) -> wgpu::Buffer {
         let bytes = total as u64 * 4;
         let control_bytes = (control::LEN * 4) as u64;
-        let buf = gpu.readback("weights copy", 3 * bytes + control_bytes);
+        let buf = gpu.readback("weights copy", lead + 3 * bytes + control_bytes);
         for (i, src) in [&self.theta, &self.m, &self.v].into_iter().enumerate() {
-            encoder.copy_buffer_to_buffer(src, 0, &buf, i as u64 * bytes, bytes);
+            encoder.copy_buffer_to_buffer(src, 0, &buf, lead + i as u64 * bytes, bytes);
         }
-        encoder.copy_buffer_to_buffer(&self.control, 0, &buf, 3 * bytes, control_bytes);
+        encoder.copy_buffer_to_buffer(&self.control, 0, &buf, lead + 3 * bytes, control_bytes);
         buf
     }
 }
