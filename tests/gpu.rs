@@ -377,18 +377,17 @@ fn a_lost_device_falls_back_to_the_cpu() {
     // The CPU side holds the weights the GPU copied out at the sync.
     let synced = lab.trainer().cpu().snapshot().unwrap();
     assert_eq!(synced.optimizer.t, sync_every);
-    // One more step is queued when the device goes.
-    let stale = lab.submit_step().unwrap();
+    // Two more steps are queued when the device goes: the first one's readback says so.
+    let (first, second) = (lab.submit_step().unwrap(), lab.submit_step().unwrap());
     gpu.lose_device();
-    let e = lab.submit_step().map(|_| ()).unwrap_err();
+    let e = lab.finish_step(pollster::block_on(first.read()).unwrap()).unwrap_err();
     assert!(e.chain().any(|c| c.is::<DeviceLost>()), "not a DeviceLost error: {e:#}");
     assert!(format!("{e:#}").contains("device was lost"), "{e:#}");
     let report = lab.fall_back_to_cpu().unwrap();
     assert_eq!(report.resumed_at, sync_every);
-    assert_eq!(report.lost_steps, 3);
-    // The queued step's readback, arriving after the fallback, is refused and changes nothing.
-    let late = pollster::block_on(stale.read()).unwrap();
-    let e = lab.finish_step(late).unwrap_err();
+    assert_eq!(report.lost_steps, 4, "the two steps after the sync, and the two queued");
+    // The other queued step's readback, arriving after the fallback, is refused and changes nothing.
+    let e = lab.finish_step(pollster::block_on(second.read()).unwrap()).unwrap_err();
     assert!(format!("{e:#}").contains("submitted before training moved to cpu"), "{e:#}");
     assert_eq!(lab.backend_name(), "cpu");
     assert_eq!(lab.trainer().steps(), sync_every);
