@@ -11,7 +11,7 @@ use crate::mnist::{batch_images, Dataset};
 use crate::model::{one_hot, ModelConfig, Net};
 use crate::vae::Vae;
 use anyhow::{anyhow, bail, ensure, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{backprop::GradStore, DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -21,6 +21,22 @@ use std::collections::HashMap;
 /// The one-hot labels of the batch for a conditional model, `None` for an unconditional one.
 fn batch_one_hot(cfg: &ModelConfig, labels: &[u8], device: &Device) -> Result<Option<Tensor>> {
     cfg.kind.is_conditional().then(|| one_hot(labels, device)).transpose()
+}
+
+/// `loss`'s value and its gradients, refused (so nothing changes) when either is not finite: a
+/// finite loss can still have an overflowing gradient, and stepping on it would poison every
+/// weight. `whose` names the network in the error ("the discriminator's loss"); `None` for a VAE.
+fn checked_backward(loss: &Tensor, opt: &Adam, whose: Option<&str>) -> Result<(f32, GradStore)> {
+    let name = |part: &str| whose.map_or_else(|| format!("the {part}"), |w| format!("the {w}'s {part}"));
+    let value = loss.to_scalar::<f32>()?;
+    if !value.is_finite() {
+        return Err(diverged(&name("loss"), value));
+    }
+    let grads = loss.backward()?;
+    if !opt.grad_sq_norm(&grads)?.is_finite() {
+        return Err(diverged(&name("gradient"), "not finite"));
+    }
+    Ok((value, grads))
 }
 
 /// candle on the CPU (wasm SIMD in the browser): autograd for the backward pass, then Adam. Its
@@ -78,6 +94,14 @@ impl CpuBackend {
         }
     }
 
+    #[cfg(feature = "test-hooks")]
+    fn optimizers_mut(&mut self) -> Vec<&mut Adam> {
+        match &mut self.model {
+            CpuModel::Vae { opt, .. } => vec![opt],
+            CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
+        }
+    }
+
     /// Takes over another backend's weights and Adam's state.
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
         // Everything checked and built first, so a bad snapshot changes nothing.
@@ -121,10 +145,7 @@ impl CpuBackend {
     #[cfg(feature = "test-hooks")]
     pub fn apply_gradients(&mut self, grads: &HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {
         let device = self.device.clone();
-        let mut opts: Vec<&mut Adam> = match &mut self.model {
-            CpuModel::Vae { opt, .. } => vec![opt],
-            CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
-        };
+        let mut opts = self.optimizers_mut();
         let updates = opts.iter().map(|o| o.propose_named(grads, learning_rate, &device)).collect::<Result<Vec<_>>>()?;
         for (opt, update) in opts.iter_mut().zip(updates) {
             opt.commit(update)?;
@@ -144,24 +165,15 @@ impl CpuBackend {
         let losses = match &mut self.model {
             CpuModel::Vae { vae, opt } => {
                 let loss = vae.loss(&x, y.as_ref(), &noise)?;
-                let parts = LossParts {
-                    loss: loss.total.to_scalar::<f32>()?,
-                    bce: loss.bce.to_scalar::<f32>()?,
-                    kl: loss.kl.to_scalar::<f32>()?,
-                };
-                if !parts.loss.is_finite() {
-                    return Err(diverged("the loss", parts.loss));
-                }
-                let grads = loss.total.backward()?;
+                let (total, grads) = checked_backward(&loss.total, opt, None)?;
                 #[cfg(feature = "test-hooks")]
                 recorded.push(opt.named_grads(&grads)?);
-                // A finite loss can still have an overflowing gradient; stepping on it would poison
-                // every weight.
-                if !opt.grad_sq_norm(&grads)?.is_finite() {
-                    return Err(diverged("the gradient", "not finite"));
-                }
                 opt.step(&grads, learning_rate)?;
-                StepLosses::Vae(parts)
+                StepLosses::Vae(LossParts {
+                    loss: total,
+                    bce: loss.bce.to_scalar::<f32>()?,
+                    kl: loss.kl.to_scalar::<f32>()?,
+                })
             }
             CpuModel::Gan { gan, opt_g, opt_d } => {
                 let draws = batch.gan.ok_or_else(|| anyhow!("a GAN step needs its dropout draws in the batch"))?;
@@ -182,32 +194,18 @@ impl CpuBackend {
                     None if !self.cfg.kind.is_conditional() => discriminator_loss(&real_logits, &fake_logits)?,
                     _ => bail!("a cGAN step needs mismatched labels in its draws, and only a cGAN step takes them"),
                 };
-                let d_loss_value = d_loss.to_scalar::<f32>()?;
-                if !d_loss_value.is_finite() {
-                    return Err(diverged("the discriminator's loss", d_loss_value));
-                }
-                let d_grads = d_loss.backward()?;
+                let (d_loss_value, d_grads) = checked_backward(&d_loss, opt_d, Some("discriminator"))?;
                 #[cfg(feature = "test-hooks")]
                 recorded.push(opt_d.named_grads(&d_grads)?);
-                if !opt_d.grad_sq_norm(&d_grads)?.is_finite() {
-                    return Err(diverged("the discriminator's gradient", "not finite"));
-                }
                 let d_update = opt_d.propose(&d_grads, learning_rate)?;
                 // Generator half, judged by the discriminator as its update leaves it. Built from
                 // plain tensors, that discriminator takes no gradient of its own.
                 let vb = VarBuilder::from_tensors(opt_d.proposed_params(&d_update), DType::F32, &self.device);
                 let next_d = Discriminator::new(self.cfg, vb.pp("discriminator"))?;
                 let g_loss = generator_loss(&next_d.forward(&fake, y, Some(&masks(&draws.generator)?))?)?;
-                let g_loss_value = g_loss.to_scalar::<f32>()?;
-                if !g_loss_value.is_finite() {
-                    return Err(diverged("the generator's loss", g_loss_value));
-                }
-                let g_grads = g_loss.backward()?;
+                let (g_loss_value, g_grads) = checked_backward(&g_loss, opt_g, Some("generator"))?;
                 #[cfg(feature = "test-hooks")]
                 recorded.push(opt_g.named_grads(&g_grads)?);
-                if !opt_g.grad_sq_norm(&g_grads)?.is_finite() {
-                    return Err(diverged("the generator's gradient", "not finite"));
-                }
                 let g_update = opt_g.propose(&g_grads, learning_rate)?;
                 opt_d.commit(d_update)?;
                 opt_g.commit(g_update)?;

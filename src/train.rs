@@ -246,11 +246,9 @@ impl Trainer {
         let indices = &self.order[self.cursor..end];
         let noise: Vec<f32> =
             (0..indices.len() * self.cfg.latent).map(|_| self.rng.sample(StandardNormal)).collect();
-        let gan = self.cfg.kind.is_gan().then(|| {
-            let labels: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
-            GanDraws::draw(&mut self.dropout_rng, &self.cfg, &labels)
-        });
-        let batch = Batch { data, indices, noise: &noise, gan: gan.as_ref() };
+        let mut batch = Batch { data, indices, noise: &noise, gan: None };
+        let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels()));
+        batch.gan = gan.as_ref();
         let submitted = backend.submit(&batch, self.learning_rate)?;
         self.examples_seen += indices.len() as u64;
         self.cursor = end;

@@ -75,10 +75,6 @@ fn busy() -> JsError {
     JsError::new("the model is busy with another call")
 }
 
-fn rejected(e: impl Into<JsValue>) -> JsValue {
-    e.into()
-}
-
 /// A WebGPU device, to train and sample on: `await WebGpu.request()`.
 #[wasm_bindgen]
 pub struct WebGpu {
@@ -368,13 +364,13 @@ impl Model {
     /// `losses` names the parts a training step reports (`TrainStats.losses`' keys).
     #[wasm_bindgen(getter)]
     pub fn capabilities(&self) -> JsValue {
-        self.inner.try_borrow().map(|i| to_js(&Capabilities::of(&i.lab.config()))).unwrap_or(JsValue::UNDEFINED)
+        self.peek(|lab| to_js(&Capabilities::of(&lab.config())))
     }
 
     /// The header metadata as a plain object of strings (`kind`, `latent`, `epochs`, …).
     #[wasm_bindgen(getter)]
     pub fn meta(&self) -> JsValue {
-        self.inner.try_borrow().map(|i| to_js(&i.lab.metadata())).unwrap_or(JsValue::UNDEFINED)
+        self.peek(|lab| to_js(&lab.metadata()))
     }
 
     /// Kept for compatibility: the header metadata as a JSON string (`meta` is the object).
@@ -522,9 +518,9 @@ impl Model {
         Ok(future_to_promise(async move {
             // A lost readback comes back as the step's error from finish_step, which keeps the
             // trainer's queue in step.
-            let outcome = step.read().await.map_err(|e| rejected(js_err(e)))?;
-            let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
-            let s = inner.lab.finish_step(outcome).map_err(|e| rejected(js_err(e)))?;
+            let outcome = step.read().await.map_err(|e| js_err(e))?;
+            let mut inner = inner.try_borrow_mut().map_err(|_| JsValue::from(busy()))?;
+            let s = inner.lab.finish_step(outcome).map_err(|e| js_err(e))?;
             Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch }.into())
         }))
     }
@@ -537,9 +533,9 @@ impl Model {
         let inner = self.inner.clone();
         Ok(future_to_promise(async move {
             if let Some(p) = pending {
-                let synced = p.read().await.map_err(|e| rejected(js_err(e)))?;
-                let mut inner = inner.try_borrow_mut().map_err(|_| rejected(busy()))?;
-                inner.lab.finish_sync(synced).map_err(|e| rejected(js_err(e)))?;
+                let synced = p.read().await.map_err(|e| js_err(e))?;
+                let mut inner = inner.try_borrow_mut().map_err(|_| JsValue::from(busy()))?;
+                inner.lab.finish_sync(synced).map_err(|e| js_err(e))?;
             }
             Ok(JsValue::UNDEFINED)
         }))
@@ -582,7 +578,7 @@ impl Model {
         let mut lab = self.lab_mut()?;
         match lab.sample_on_gpu(z, labels.as_deref()).map_err(js_err)? {
             Some(pending) => Ok(future_to_promise(async move {
-                let images = pending.read().await.map_err(|e| rejected(js_err(e)))?;
+                let images = pending.read().await.map_err(|e| js_err(e))?;
                 Ok(Float32Array::from(&images[..]).into())
             })),
             None => {
