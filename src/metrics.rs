@@ -173,12 +173,20 @@ pub fn class_histogram(predictions: &[u8]) -> [usize; CLASSES] {
     h
 }
 
-/// The classifier's feature statistics of real digits: the reference the samples are compared to.
-pub fn reference_features(classifier: &Classifier, data: &Dataset, device: &Device) -> Result<Gaussian> {
+/// Real digits as the classifier sees them: the statistics of its features (the reference that
+/// samples are compared to) and the share it reads correctly, from one pass over `data`.
+pub struct RealDigits {
+    pub features: Gaussian,
+    pub accuracy: f64,
+}
+
+pub fn measure_real(classifier: &Classifier, data: &Dataset, device: &Device) -> Result<RealDigits> {
+    ensure!(data.len() >= 2, "measuring real digits needs at least 2 of them");
     let indices: Vec<usize> = (0..data.len()).collect();
     let images = batch_images(data, &indices, device)?.flatten_all()?.to_vec1::<f32>()?;
-    let (features, _) = features_and_predictions(classifier, &images, device)?;
-    Gaussian::fit(&features, FEATURES)
+    let (features, predictions) = features_and_predictions(classifier, &images, device)?;
+    let right = predictions.iter().zip(&data.labels).filter(|(p, y)| p == y).count();
+    Ok(RealDigits { features: Gaussian::fit(&features, FEATURES)?, accuracy: right as f64 / data.len() as f64 })
 }
 
 /// What `eval` reports for one generative model.

@@ -1,8 +1,8 @@
 //! Looking at the latent space: the map's projection, drawn digits made MNIST-like, reconstructions.
 
-mod common;
+use crate::common;
 
-use common::{expect_err, Rng};
+use crate::common::{expect_err, Rng};
 use latent_lab::explore::{center_like_mnist, Pca};
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, IMAGE_PIXELS};

@@ -6,9 +6,9 @@
 //! gradient), sampling, and Adam. The many-step curves, the refusal and the lost device run small
 //! (hidden 32 to 64, batches of 16 to 32) with a short sync interval; single kernels are checked
 //! at odd sizes in tests/gpu_kernels.rs.
-mod common;
+use crate::common;
 
-use common::gpu;
+use crate::common::gpu;
 
 use latent_lab::gan::GanDraws;
 use latent_lab::adam::AdamConfig;

@@ -2,9 +2,9 @@
 //! odd sizes (not multiples of the 32-wide tiles or the 256-wide workgroups), in the style of
 //! llm.c's kernel tests. Each runs in milliseconds on lavapipe. The kernels are driven through
 //! the same `Recorder` methods the step graphs use (`latent_lab::gpu::testing`).
-mod common;
+use crate::common;
 
-use common::gpu;
+use crate::common::gpu;
 
 use candle_core::{Device, Tensor, Var};
 use latent_lab::gpu::testing::{self, params, rows, AdamBuffers, Kernel, Layer, View};
@@ -579,6 +579,29 @@ fn propose_and_commit_against_src_adam() {
 }
 
 // ----- the kernels as a whole -----
+
+/// A uniform's Rust struct and its WGSL struct come from one field list, at the same offsets.
+#[test]
+fn a_uniform_declares_the_same_fields_in_both_languages() {
+    assert_eq!(params::Fake::WGSL, "struct Fake { rows: u32, width: u32, row0: u32, _pad: u32, }\n");
+    assert_eq!(std::mem::size_of::<params::Matmul>(), 64);
+    let m = params::Matmul { k: 29, keep: 1.5, ..Default::default() };
+    let words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&m));
+    assert_eq!((words[2], f32::from_bits(words[14])), (29, 1.5));
+}
+
+/// The prelude prepended to every shader declares each shared constant once.
+#[test]
+fn the_prelude_declares_each_constant_once() {
+    let p = params::wgsl_prelude();
+    assert!(p.contains("const STAT_OK: u32 = 6u;"));
+    assert!(p.contains("const LEAK: f32 = 0.2;"));
+    let names: Vec<&str> = p.lines().filter_map(|l| l.strip_prefix("const ")).map(|l| l.split(':').next().unwrap_or("")).collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(names.len(), unique.len());
+}
 
 /// Every `@compute` entry point in src/gpu/*.wgsl is a kernel the crate compiles, and has a test
 /// here named after it.

@@ -1,11 +1,11 @@
 //! The GAN and the class-conditional kinds: shapes, losses against closed forms, files, the
 //! checked API, training steps, and the optimiser against candle-nn's.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use common::{bits, expect_err, random_state_dict, read_metadata, write_safetensors, Rng};
+use crate::common::{bits, expect_err, random_state_dict, read_metadata, write_safetensors, Rng};
 use latent_lab::adam::{Adam, AdamConfig};
 use latent_lab::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, softplus};
 use latent_lab::lab::Lab;

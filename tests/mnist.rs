@@ -1,8 +1,8 @@
 //! The IDX parser and dataset files, against the real MNIST files and corrupted copies of them.
 
-mod common;
+use crate::common;
 
-use common::{expect_err, idx, mnist};
+use crate::common::{expect_err, idx, mnist};
 use latent_lab::mnist::{dataset_from_idx, default_dir, load_dir, pack, parse_idx, unpack, Dataset, IMAGE_PIXELS};
 
 fn raw(name: &str) -> Vec<u8> {

@@ -1,10 +1,9 @@
 //! The model: parameter names and shapes, initialisation, the loss terms against closed forms,
 //! sampling and interpolation.
 
-mod common;
 
 use candle_core::{Device, Tensor};
-use common::{bits, read_metadata, read_tensors, Rng};
+use crate::common::{bits, read_metadata, read_tensors, Rng};
 use latent_lab::lab::Lab;
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::vae::{bce_with_logits, kl_to_unit_gaussian};

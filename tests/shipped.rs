@@ -1,6 +1,6 @@
 //! The weights the page ships (www/weights/), evaluated on the 10,000 MNIST test images.
 
-mod common;
+use crate::common;
 
 use latent_lab::lab::Lab;
 use latent_lab::train::LossParts;

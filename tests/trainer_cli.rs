@@ -2,9 +2,9 @@
 //! slice of real MNIST written out as IDX files: on the CPU, and with `--backend webgpu` on the
 //! machine's Vulkan device (Mesa's lavapipe here), where it trains through the same seam.
 
-mod common;
+use crate::common;
 
-use common::{idx, read_metadata};
+use crate::common::{idx, read_metadata};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

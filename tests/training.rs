@@ -1,9 +1,9 @@
 //! Training on real MNIST: the loss falls, steps repeat exactly from a seed, and a learning rate
 //! that blows up is caught before it touches the weights.
 
-mod common;
+use crate::common;
 
-use common::{bits, expect_err};
+use crate::common::{bits, expect_err};
 use latent_lab::lab::Lab;
 use latent_lab::train::{LossParts, StepLosses, StepStats};
 use latent_lab::model::ModelConfig;

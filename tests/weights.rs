@@ -1,9 +1,9 @@
 //! Weights files: exact round trips, PyTorch `state_dict` files without metadata, and every kind
 //! of bad input the Lab API must turn into an error (and survive).
 
-mod common;
+use crate::common;
 
-use common::{bits, expect_err, read_metadata, read_tensors, write_safetensors, Rng};
+use crate::common::{bits, expect_err, read_metadata, read_tensors, write_safetensors, Rng};
 use latent_lab::lab::Lab;
 use latent_lab::model::ModelConfig;
 use std::collections::HashMap;

@@ -34,3 +34,18 @@ export function frameScheduler(fn) {
     });
   };
 }
+
+/**
+ * Runs `start` once, when `element` first comes within `margin` of the viewport, so that work
+ * and downloads for what the reader has not scrolled to wait until they do. Returns a function
+ * that cancels it.
+ */
+export function whenNear(element, start, margin = '200px') {
+  const observer = new IntersectionObserver((entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    observer.disconnect();
+    start();
+  }, { rootMargin: margin });
+  observer.observe(element);
+  return () => observer.disconnect();
+}

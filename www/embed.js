@@ -62,7 +62,7 @@
 // exception while drawing) are shown as text inside the element that hit them, in a
 // role="alert" paragraph; other elements on the page carry on.
 import { latentMap, shippedModel, wasm } from './assets.js';
-import { clamp, h } from './dom.js';
+import { clamp, h, whenNear } from './dom.js';
 import { styleSheet } from './embed-style.js';
 import { axisNames } from './latent-map.js';
 import { normals } from './random.js';
@@ -310,13 +310,7 @@ class LatentLabElement extends HTMLElement {
 
   /** Runs `start` once, when the element first comes within 200 px of the viewport. */
   #whenVisible(start) {
-    const observer = new IntersectionObserver((entries) => {
-      if (!entries.some((e) => e.isIntersecting)) return;
-      observer.disconnect();
-      start();
-    }, { rootMargin: '200px' });
-    observer.observe(this);
-    this.#cleanups.push(() => observer.disconnect());
+    this.#cleanups.push(whenNear(this, start));
   }
 
   /** For the views that need an encoder: false, and a caption saying so, for a model without one. */

@@ -7,6 +7,7 @@
 // that needs them comes into view (or is used), never at page start, and encoded once per model
 // object (a model trained here is a new object, so its map is rebuilt).
 import { latentMap, testDigits } from './assets.js';
+import { whenNear } from './dom.js';
 import { drawGrid } from './draw.js';
 import { axisNames } from './latent-map.js';
 import { mountDrawPad } from './views/draw-pad.js';
@@ -182,14 +183,7 @@ export function setupExplorer(page) {
   }
 
   // Each panel starts its work when it first comes near the viewport.
-  const observer = new IntersectionObserver((entries) => {
-    for (const entry of entries) {
-      if (!entry.isIntersecting) continue;
-      activate(entry.target.dataset.view);
-      observer.unobserve(entry.target);
-    }
-  }, { rootMargin: '100px' });
-  for (const name of ['map', 'manifold', 'draw', 'recon']) observer.observe($(`${name}-panel`));
+  for (const name of ['map', 'manifold', 'draw', 'recon']) whenNear($(`${name}-panel`), () => activate(name), '100px');
 
   $('manifold-n').addEventListener('change', guard(renderManifold));
   $('manifold-range').addEventListener('change', guard(renderManifold));

@@ -4,6 +4,7 @@
 // as the <latent-lab> element, and the reader's place in the URL fragment (www/fragment.js).
 import { MODELS, MODEL_KEYS, shippedModel, wasm } from './assets.js';
 import { setupCompare } from './compare.js';
+import { whenNear } from './dom.js';
 import { GRID_GAP, drawGrid, drawHistogram } from './draw.js';
 import { setupExplorer } from './explore.js';
 import { formatFragment, parseFragment } from './fragment.js';
@@ -359,7 +360,7 @@ async function main() {
   $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');
   $('train-lose-device').addEventListener('click', () => training.loseDevice());
 
-  // The first model draws as soon as it arrives; the classifier and the comparison follow.
+  // The first model draws as soon as it arrives.
   await selectModel(restore.model ?? MODEL_KEYS[0]);
   if (restore.z?.length === latent()) {
     state.sliders.set(restore.z);
@@ -379,8 +380,13 @@ async function main() {
     state.view = restore.view;
     $(`${restore.view}-panel`).scrollIntoView({ block: 'start' });
   }
-  await setupCompare({ ensureModel, guard });
-  document.body.dataset.compareReady = 'true';
+  // The comparison downloads a second model and the classifier and classifies 1,000 samples:
+  // only once the reader can see it (at once on a tall screen; on a laptop's, just below the
+  // fold, when they scroll), so that nothing competes with the first digits and sliders.
+  whenNear($('compare-panel'), guard(async () => {
+    await setupCompare({ ensureModel, guard });
+    document.body.dataset.compareReady = 'true';
+  }), '0px');
 }
 
 main().catch((e) => {

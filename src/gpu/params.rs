@@ -273,29 +273,3 @@ pub fn wgsl_prelude() -> String {
     out.push_str(&format!("const LEAK: f32 = {LEAK:?};\n"));
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_uniform_declares_the_same_fields_in_both_languages() {
-        assert_eq!(Fake::WGSL, "struct Fake { rows: u32, width: u32, row0: u32, _pad: u32, }\n");
-        assert_eq!(std::mem::size_of::<Matmul>(), 64);
-        let m = Matmul { k: 29, keep: 1.5, ..Default::default() };
-        let words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&m));
-        assert_eq!((words[2], f32::from_bits(words[14])), (29, 1.5));
-    }
-
-    #[test]
-    fn the_prelude_declares_each_constant_once() {
-        let p = wgsl_prelude();
-        assert!(p.contains("const STAT_OK: u32 = 6u;"));
-        assert!(p.contains("const LEAK: f32 = 0.2;"));
-        let names: Vec<&str> = p.lines().filter_map(|l| l.strip_prefix("const ")).map(|l| l.split(':').next().unwrap_or("")).collect();
-        let mut unique = names.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(names.len(), unique.len());
-    }
-}

@@ -1,7 +1,7 @@
 // The GAN and the conditional models in the page, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, readyPage, canvasStats, readDigit, classify } from './harness.mjs';
+import { launch, openPage, readyPage, canvasStats, readDigit, classify } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -60,9 +60,18 @@ test('the digit picker makes conditional models draw the digit picked (the class
   await page.close();
 });
 
-test('VAE beside GAN: both sample grids and their mode-coverage bars are drawn', async () => {
-  const { page, problems } = await readyPage(env);
+test('VAE beside GAN: drawn once scrolled to (nothing of it downloaded before), both grids and their mode-coverage bars', async () => {
+  const requests = [];
+  const { page, problems } = await openPage(env, '', (p) => p.on('request', (r) => requests.push(new URL(r.url()).pathname)));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  // The first digits come alone: the comparison's GAN and classifier wait until it is scrolled to.
+  await page.waitForTimeout(300);
+  const early = requests.filter((r) => /(gan-z64|classifier)\.safetensors$/.test(r));
+  assert.deepEqual(early, [], 'the comparison downloaded before it was scrolled to');
+  assert.equal(await page.getAttribute('body', 'data-compare-ready'), null);
+  await page.locator('#compare-panel').scrollIntoViewIfNeeded();
   await page.waitForSelector('body[data-compare-ready="true"]', { timeout: 60_000 });
+  assert.ok(requests.some((r) => r.endsWith('gan-z64.safetensors')) && requests.some((r) => r.endsWith('classifier.safetensors')));
   for (const pair of ['plain', 'conditional']) {
     await page.selectOption('#compare-pair', pair);
     await page.waitForFunction(
