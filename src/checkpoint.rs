@@ -1,15 +1,20 @@
-//! Weights files: safetensors with PyTorch's `state_dict` names, f32, and metadata in the header.
+//! Weights files: safetensors with PyTorch's `state_dict` names, and metadata in the header.
 //!
 //! A file written by `safetensors.torch.save_file(model.state_dict(), …)` loads unchanged (kind and
-//! sizes are read off the tensor names and shapes when the metadata is missing), and what we write
-//! loads in PyTorch. The same format carries every model kind and the digit classifier.
+//! sizes are read off the tensor names and shapes when the metadata is missing), in f32 or in the
+//! precisions PyTorch users save (`model.half()`: F16, `.bfloat16()`: BF16, `.double()`: F64),
+//! converted to f32; what we write (f32, or f16 on request) loads in PyTorch. The same format
+//! carries every model kind and the digit classifier. A malformed file is refused with an error
+//! that names what is wrong, under the limits the safetensors reference library sets: a header of
+//! at most 100 MB, of valid JSON; every tensor's bytes inside the file, none overlapping another,
+//! and their number what its dtype and shape need.
 
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
 use crate::config::{Kind, ModelConfig};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use safetensors::{tensor::TensorView, Dtype, SafeTensorError, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 
 /// What the header records beside the tensors: `kind`, `latent`, `hidden`, `dataset`, `epochs`,
@@ -22,17 +27,88 @@ pub struct Checkpoint {
     pub meta: Metadata,
 }
 
-/// Parses the container and its metadata; the error says the file is not safetensors.
+/// The precision tensors are written in: f32, or f16 (half the bytes; the models' weights are far
+/// inside its range, and their samples change by well under a grey level).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoredDtype {
+    #[default]
+    F32,
+    F16,
+}
+
+impl StoredDtype {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "f32" | "F32" | "float32" => Ok(Self::F32),
+            "f16" | "F16" | "float16" | "half" => Ok(Self::F16),
+            _ => bail!("unknown weights precision `{name}`; use f32 or f16"),
+        }
+    }
+}
+
+/// Parses the container and its metadata; the error says the file is not safetensors, and why.
 pub fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, Metadata)> {
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| anyhow!("weights file is not valid safetensors: {e}"))?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("weights file is not valid safetensors: {e}"))?;
+    let invalid = |e: SafeTensorError| anyhow!("weights file is not valid safetensors: {}", explain(&e, bytes));
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let meta: Metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
     Ok((st, meta))
 }
 
-/// Reads and checks a generative model's weights file: every tensor present, f32, finite, and of
-/// the shape the kind and sizes need.
+/// The reference library's refusal in words a reader can act on, naming the tensor where it can.
+fn explain(e: &SafeTensorError, bytes: &[u8]) -> String {
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+    match e {
+        SafeTensorError::HeaderTooSmall => format!("it is {} bytes long, too short for the 8-byte header length", bytes.len()),
+        SafeTensorError::HeaderTooLarge => format!(
+            "its header would be {} bytes, over the format's limit of 100,000,000",
+            header_len.unwrap_or_default()
+        ),
+        SafeTensorError::InvalidHeaderLength => format!(
+            "its header length ({} bytes) runs past the end of the {}-byte file",
+            header_len.unwrap_or_default(),
+            bytes.len()
+        ),
+        SafeTensorError::InvalidHeader(e) => format!("its header is not UTF-8 text ({e})"),
+        SafeTensorError::InvalidHeaderDeserialization(e) => format!("its header is not a valid safetensors header ({e})"),
+        SafeTensorError::InvalidOffset(name) => format!(
+            "tensor `{name}`'s data offsets overlap another tensor's, leave a gap before it, or run past the end of the file"
+        ),
+        SafeTensorError::TensorInvalidInfo => match size_mismatch(bytes) {
+            Some(detail) => detail,
+            None => "a tensor's byte length disagrees with its dtype and shape".into(),
+        },
+        SafeTensorError::ValidationOverflow => "a tensor's shape is too large to address".into(),
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "its tensors' data does not end where the file does (the file is cut short, or has bytes after the last tensor)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Which tensor's byte length disagrees with its dtype and shape, read off the header's JSON.
+fn size_mismatch(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8usize.checked_add(n)?)?).ok()?;
+    for (name, info) in header.as_object()?.iter().filter(|(k, _)| *k != "__metadata__") {
+        let dtype: Dtype = serde_json::from_value(info.get("dtype")?.clone()).ok()?;
+        let shape: Vec<usize> = serde_json::from_value(info.get("shape")?.clone()).ok()?;
+        let offsets: Vec<usize> = serde_json::from_value(info.get("data_offsets")?.clone()).ok()?;
+        let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+        let need = elements.checked_mul(dtype.bitsize())?.div_ceil(8);
+        let have = offsets.get(1)?.checked_sub(*offsets.first()?);
+        if have != Some(need) {
+            return Some(format!(
+                "tensor `{name}` is {dtype:?} of shape {shape:?}, which needs {need} bytes, but its offsets span {}",
+                have.map_or("a negative length".to_string(), |h| format!("{h}"))
+            ));
+        }
+    }
+    None
+}
+
+/// Reads and checks a generative model's weights file: every tensor present, of a float dtype
+/// (converted to f32), finite, and of the shape the kind and sizes need.
 pub fn load(bytes: &[u8], device: &Device) -> Result<Checkpoint> {
     let (st, mut meta) = read(bytes)?;
     let cfg = infer_config(&st, &meta)?;
@@ -98,21 +174,20 @@ fn infer_config(st: &SafeTensors, meta: &Metadata) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
-/// Every named tensor, checked to be f32, of the expected shape and finite, as variables.
+/// Every named tensor, checked to be of the expected shape and finite, converted to f32 where it
+/// is stored as F16, BF16 or F64, as variables.
 pub fn load_params(st: &SafeTensors, shapes: &[(String, Vec<usize>)], device: &Device) -> Result<VarMap> {
     let params = VarMap::new();
     {
         let mut data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
         for (name, shape) in shapes {
             let view = st.tensor(name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?;
-            ensure!(view.dtype() == Dtype::F32, "weight `{name}` is {:?}; expected F32", view.dtype());
             ensure!(
                 view.shape() == shape.as_slice(),
                 "weight `{name}` has shape {:?}; expected {shape:?}",
                 view.shape()
             );
-            let values: Vec<f32> =
-                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let values = to_f32(&view, name)?;
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 bail!("weight `{name}` holds a non-finite value ({}) at element {i}", values[i]);
             }
@@ -122,27 +197,60 @@ pub fn load_params(st: &SafeTensors, shapes: &[(String, Vec<usize>)], device: &D
     Ok(params)
 }
 
-/// Writes a generative model's parameters and metadata as safetensors bytes.
-pub fn save(cfg: &ModelConfig, params: &VarMap, meta: &Metadata) -> Result<Vec<u8>> {
+/// A tensor's values as f32. An F64 value beyond f32's range is refused by name, rather than
+/// turned into an infinity that the finiteness check would blame on the file.
+fn to_f32(view: &TensorView, name: &str) -> Result<Vec<f32>> {
+    let d = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => d.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::F64 => {
+            let wide: Vec<f64> =
+                d.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect();
+            if let Some(i) = wide.iter().position(|v| v.is_finite() && v.abs() > f32::MAX as f64) {
+                bail!("weight `{name}` holds {:e} at element {i}, beyond the range of f32", wide[i]);
+            }
+            wide.into_iter().map(|v| v as f32).collect()
+        }
+        other => bail!("weight `{name}` is {other:?}; expected F32, F16, BF16 or F64"),
+    })
+}
+
+/// Writes a generative model's parameters and metadata as safetensors bytes, in `dtype`.
+pub fn save(cfg: &ModelConfig, params: &VarMap, meta: &Metadata, dtype: StoredDtype) -> Result<Vec<u8>> {
     let mut meta = meta.clone();
     meta.insert("kind".into(), cfg.kind.name().into());
     meta.insert("latent".into(), cfg.latent.to_string());
     meta.insert("hidden".into(), cfg.hidden.to_string());
-    save_params(&cfg.param_shapes(), params, &meta)
+    save_params(&cfg.param_shapes(), params, &meta, dtype)
 }
 
-/// Writes the named parameters (sorted by name) and metadata as safetensors bytes.
-pub fn save_params(shapes: &[(String, Vec<usize>)], params: &VarMap, meta: &Metadata) -> Result<Vec<u8>> {
+/// Writes the named parameters (sorted by name) and metadata as safetensors bytes, in `dtype`.
+pub fn save_params(shapes: &[(String, Vec<usize>)], params: &VarMap, meta: &Metadata, dtype: StoredDtype) -> Result<Vec<u8>> {
     let data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
     let mut tensors: Vec<(&str, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape) in shapes {
         let var = data.get(name).with_context(|| format!("model has no parameter `{name}`"))?;
         let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        tensors.push((name, shape.clone(), values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        let bytes = match dtype {
+            StoredDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            StoredDtype::F16 => {
+                if let Some(i) = values.iter().position(|v| v.abs() > half::f16::MAX.to_f32()) {
+                    bail!("weight `{name}` holds {} at element {i}, beyond the range of f16; save it as f32", values[i]);
+                }
+                values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()
+            }
+        };
+        tensors.push((name, shape.clone(), bytes));
     }
+    let stored = match dtype {
+        StoredDtype::F32 => Dtype::F32,
+        StoredDtype::F16 => Dtype::F16,
+    };
     let views = tensors
         .iter()
-        .map(|(n, s, d)| Ok((*n, TensorView::new(Dtype::F32, s.clone(), d)?)))
+        .map(|(n, s, d)| Ok((*n, TensorView::new(stored, s.clone(), d)?)))
         .collect::<Result<Vec<_>>>()?;
     let meta: HashMap<String, String> = meta.clone().into_iter().collect();
     sorted_header(safetensors::serialize(views, Some(meta))?)

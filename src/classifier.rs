@@ -8,7 +8,7 @@
 //! Trained with cross-entropy and Adam by `train classifier`; shipped as `www/weights/classifier.safetensors`.
 
 use crate::adam::{Adam, AdamConfig};
-use crate::checkpoint::{self, Metadata};
+use crate::checkpoint::{self, Metadata, StoredDtype};
 use crate::input::count_images;
 use crate::mnist::{Dataset, CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::model::init_uniform;
@@ -124,7 +124,7 @@ impl ClassifierModel {
     }
 
     pub fn save(&self) -> Result<Vec<u8>> {
-        checkpoint::save_params(&param_shapes(), &self.params, &self.meta)
+        checkpoint::save_params(&param_shapes(), &self.params, &self.meta, StoredDtype::F32)
     }
 
     /// Images, flattened [n, 784] in [0, 1] → the digit each one is read as.

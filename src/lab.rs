@@ -1,12 +1,12 @@
 //! The plain-Rust API that the browser binding (`wasm.rs`) and native code both use: a model of any
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
-use crate::checkpoint::{self, Metadata};
+use crate::checkpoint::{self, Metadata, StoredDtype};
 use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy};
 use crate::input::{count_images, count_rows};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
-pub use crate::train::Fallback;
+pub use crate::train::{Fallback, Recovery};
 use crate::train::{
     evaluate, CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
     Trainer,
@@ -240,6 +240,17 @@ impl Lab {
         self.trainer.fall_back_to_cpu()
     }
 
+    /// After a diverged step: [`Trainer::recover`] (back to the last good weights, at half the
+    /// learning rate), and onto the GPU again if training was there.
+    pub fn recover(&mut self) -> Result<Recovery> {
+        let gpu = self.gpu_backend().map(|g| g.gpu().clone());
+        let recovery = self.trainer.recover()?;
+        if let Some(gpu) = gpu {
+            self.use_gpu(gpu)?;
+        }
+        Ok(recovery)
+    }
+
     /// The GPU queue's traffic so far, when training there.
     pub fn gpu_io(&self) -> Option<GpuIo> {
         self.gpu_backend().map(|g| g.io())
@@ -273,9 +284,14 @@ impl Lab {
     }
 
     pub fn save(&self) -> Result<Vec<u8>> {
+        self.save_as(StoredDtype::F32)
+    }
+
+    /// The weights as safetensors bytes in `dtype` (f16: half the size, for shipping).
+    pub fn save_as(&self, dtype: StoredDtype) -> Result<Vec<u8>> {
         let pending = self.trainer.unsynced_steps();
         ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
-        checkpoint::save(&self.cfg, &self.params, &self.metadata())
+        checkpoint::save(&self.cfg, &self.params, &self.metadata(), dtype)
     }
 }
 

@@ -38,6 +38,20 @@ pub struct Fallback {
     pub lost_steps: u64,
 }
 
+/// What rolling back after a diverged step did (`Trainer::recover`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    /// The step training continues from: the last copy of the weights kept (every sync interval).
+    pub resumed_at: u64,
+    /// The learning rate from now on: half the one that diverged.
+    pub learning_rate: f64,
+    /// Rollbacks left before a divergence stops training.
+    pub retries_left: u32,
+}
+
+/// Rollbacks a run may make before a divergence stops it (the learning rate ends at 1/16).
+pub const DEFAULT_MAX_RECOVERIES: u32 = 4;
+
 /// The dropout stream is seeded apart from the shuffling and noise stream ("drop").
 const DROPOUT_STREAM: u64 = 0x6472_6f70;
 
@@ -71,6 +85,11 @@ pub struct Trainer {
     generation: u64,
     /// The trainer's place when the copy of the weights that `begin_sync` asked for was made.
     sync_mark: Option<TrainerMark>,
+    /// On the CPU: the weights, Adam's state and the trainer's place every sync interval, to roll
+    /// back to after a divergence (on a device, its copies out serve).
+    last_good: Option<(TrainerMark, Snapshot)>,
+    max_recoveries: u32,
+    recoveries: u32,
 }
 
 /// What the trainer's pending step resolves to: the backend's readback, or the error that lost it,
@@ -112,6 +131,9 @@ impl Trainer {
             in_flight: VecDeque::new(),
             generation: 0,
             sync_mark: None,
+            last_good: None,
+            max_recoveries: DEFAULT_MAX_RECOVERIES,
+            recoveries: 0,
         }
     }
 
@@ -131,6 +153,7 @@ impl Trainer {
         backend.set_sync_interval(self.sync_interval);
         self.device = Some(DeviceTraining { backend, synced_at: self.mark(), unsynced: 0 });
         self.generation += 1;
+        self.last_good = None; // the device's copies out serve from here
         Ok(())
     }
 
@@ -201,6 +224,43 @@ impl Trainer {
         self.steps
     }
 
+    /// How many times a diverged run may roll back (0: a divergence stops training at once).
+    pub fn max_recoveries(&self) -> u32 {
+        self.max_recoveries
+    }
+
+    pub fn set_max_recoveries(&mut self, n: u32) -> Result<()> {
+        ensure!(n <= 20, "{n} rollbacks is more than 20 (the learning rate would end below a millionth of itself)");
+        self.max_recoveries = n;
+        Ok(())
+    }
+
+    /// After a diverged step (a [`Diverged`] error, which committed nothing): goes back to the
+    /// last good copy of the weights and Adam's state and to the trainer's place then (the
+    /// minibatches after it come again), halves the learning rate and carries on, at most
+    /// `max_recoveries` times a run. On a device, training moves to the CPU from the device's last
+    /// copy out; the caller hands the device back (`Lab::recover` does).
+    pub fn recover(&mut self) -> Result<Recovery> {
+        ensure!(self.max_recoveries > 0, "rolling back after a divergence is off for this model");
+        ensure!(
+            self.recoveries < self.max_recoveries,
+            "it diverged again after {} rollbacks, each at half the learning rate before; training stops here",
+            self.recoveries
+        );
+        let resumed_at = if self.device.is_some() {
+            self.fall_back_to_cpu()?.resumed_at
+        } else {
+            let (mark, snapshot) = self.last_good.clone().ok_or_else(|| anyhow!("no copy of the weights to roll back to"))?;
+            self.cpu.restore(&snapshot)?;
+            self.in_flight.clear();
+            self.rewind(&mark);
+            mark.steps
+        };
+        self.learning_rate /= 2.0;
+        self.recoveries += 1;
+        Ok(Recovery { resumed_at, learning_rate: self.learning_rate, retries_left: self.max_recoveries - self.recoveries })
+    }
+
     /// Epochs trained so far by this trainer (fractional).
     pub fn epochs(&self) -> f64 {
         self.epochs_at(self.examples_seen)
@@ -229,6 +289,12 @@ impl Trainer {
     /// Draws the next minibatch (a new shuffle each epoch) and its random numbers, and submits it
     /// to the device, or runs it on the CPU. It counts once submitted; `finish` takes its readback.
     pub fn submit(&mut self) -> Result<PendingStep> {
+        // On the CPU, a copy to roll back to at the start and every sync interval (a device's own
+        // copies out serve there). Refused steps commit nothing, so every copy is of finite weights.
+        let due = self.last_good.as_ref().is_none_or(|(m, _)| m.steps != self.steps && self.steps % self.sync_interval == 0);
+        if self.device.is_none() && self.max_recoveries > 0 && self.data.is_some() && due {
+            self.last_good = Some((self.mark(), self.cpu.snapshot()?));
+        }
         let device = self.device.as_mut().map(|d| d.backend.as_mut());
         let backend: &mut dyn TrainBackend = match device {
             Some(b) => b,
@@ -363,6 +429,7 @@ impl Trainer {
         let d = self.device.take().ok_or_else(|| anyhow!("this model does not train on a device"))?;
         self.in_flight.clear();
         self.sync_mark = None;
+        self.last_good = None; // the CPU takes its own copy before its first step
         self.generation += 1;
         let steps_now = self.steps;
         self.rewind(&d.synced_at);

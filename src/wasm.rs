@@ -7,6 +7,7 @@
 //! vectors and pixels as `Float32Array`, bytes as `Uint8Array`; structured values (capabilities,
 //! metadata, GPU traffic, a step's losses) as plain objects, through serde-wasm-bindgen.
 
+use crate::checkpoint::StoredDtype;
 use crate::classifier::ClassifierModel;
 use crate::explore;
 use crate::gpu::{DeviceLost, Gpu};
@@ -95,6 +96,14 @@ impl WebGpu {
     pub fn adapter(&self) -> String {
         self.gpu.adapter.clone()
     }
+}
+
+/// What `recover` did, as a plain object.
+#[derive(Serialize)]
+struct RecoveryJs {
+    resumed_at: u64,
+    learning_rate: f64,
+    retries_left: u32,
 }
 
 /// What `fall_back_to_cpu` did: training continues from step `resumed_at` (the last weights read
@@ -332,9 +341,10 @@ impl Model {
         Ok(Model::wrap(Lab::from_safetensors(bytes).map_err(js_err)?))
     }
 
-    /// The weights and metadata as safetensors bytes.
-    pub fn save(&self) -> Result<Vec<u8>, JsValue> {
-        self.lab()?.save().map_err(js_err)
+    /// The weights and metadata as safetensors bytes: f32, or `save("f16")` for half the size.
+    pub fn save(&self, dtype: Option<String>) -> Result<Vec<u8>, JsValue> {
+        let dtype = dtype.as_deref().map(StoredDtype::parse).transpose().map_err(js_err)?.unwrap_or_default();
+        self.lab()?.save_as(dtype).map_err(js_err)
     }
 
     #[wasm_bindgen(getter)]
@@ -548,6 +558,28 @@ impl Model {
         let f = inner.lab.fall_back_to_cpu().map_err(js_err)?;
         inner.queue.clear();
         Ok(Fallback { resumed_at: f.resumed_at as f64, lost_steps: f.lost_steps as f64 })
+    }
+
+    /// After a step rejected with a `DivergedError`: back to the last good weights (copied every
+    /// `sync_interval` steps), at half the learning rate, on the same backend. Resolves to
+    /// `{resumed_at, learning_rate, retries_left}`; training goes on from step `resumed_at`.
+    /// Throws once `max_recoveries` rollbacks are spent. Queued steps are dropped.
+    pub fn recover(&mut self) -> Result<JsValue, JsValue> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        let r = inner.lab.recover().map_err(js_err)?;
+        inner.queue.clear();
+        Ok(to_js(&RecoveryJs { resumed_at: r.resumed_at, learning_rate: r.learning_rate, retries_left: r.retries_left }))
+    }
+
+    /// How many rollbacks `recover` may make in this model's run (4; 0 turns it off).
+    #[wasm_bindgen(getter)]
+    pub fn max_recoveries(&self) -> u32 {
+        self.peek(|lab| lab.trainer().max_recoveries())
+    }
+
+    #[wasm_bindgen(setter)]
+    pub fn set_max_recoveries(&mut self, n: u32) -> Result<(), JsValue> {
+        self.lab_mut()?.trainer_mut().set_max_recoveries(n).map_err(js_err)
     }
 
     /// The WebGPU queue's traffic since `use_webgpu`, `{submissions, uploaded, read_back}`

@@ -5,6 +5,7 @@
 mod common;
 
 mod explore;
+mod fuzz;
 mod gpu;
 mod gpu_kernels;
 mod kinds;

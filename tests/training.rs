@@ -1,5 +1,5 @@
 //! Training on real MNIST: the loss falls, steps repeat exactly from a seed, and a learning rate
-//! that blows up is caught before it touches the weights.
+//! that blows up is caught before it touches the weights, and rolled back from.
 
 use crate::common;
 
@@ -126,6 +126,72 @@ fn huge_learning_rate_diverges_without_touching_the_weights() {
             expect_err::<()>(Err(e), &["diverged"]);
         }
     }
+}
+
+/// A step that diverges is not the end: `recover` goes back to the last good copy (taken every
+/// sync interval), to the same place in the shuffle, at half the learning rate, a few times a run.
+#[test]
+fn a_diverged_run_rolls_back_to_the_last_good_weights_at_half_the_rate() {
+    let mut lab = Lab::fresh(CFG, 5).unwrap();
+    lab.set_dataset(common::mnist().train.take(8192)).unwrap();
+    lab.trainer_mut().set_batch_size(128).unwrap();
+    lab.trainer_mut().set_learning_rate(1.0).unwrap();
+    lab.trainer_mut().set_sync_interval(10).unwrap();
+    assert_eq!(lab.trainer().max_recoveries(), 4, "on by default");
+    // The weights file and each step's loss, as training went the first time.
+    let mut saved = std::collections::HashMap::new();
+    let mut losses = Vec::new();
+    let diverged_after = loop {
+        let steps = lab.trainer().steps();
+        assert!(steps < 300, "300 steps at learning rate 1.0 did not diverge");
+        if steps % 10 == 0 {
+            saved.insert(steps, lab.save().unwrap());
+        }
+        match lab.train_step() {
+            Ok(s) => losses.push(vae_parts(&s).loss),
+            Err(e) => {
+                expect_err::<()>(Err(e), &["diverged"]);
+                break steps;
+            }
+        }
+    };
+    let r = lab.recover().unwrap();
+    println!("diverged at step {}; rolled back to {}: {r:?}", diverged_after + 1, r.resumed_at);
+    assert_eq!(r.resumed_at, diverged_after - diverged_after % 10, "the last copy, taken every 10 steps");
+    assert_eq!((r.learning_rate, r.retries_left), (0.5, 3));
+    assert_eq!(lab.trainer().steps(), r.resumed_at);
+    assert_eq!(lab.trainer().learning_rate(), 0.5);
+    assert!(lab.save().unwrap() == saved[&r.resumed_at], "the weights (and the count in the file) are the copy's");
+    // The step after the copy comes again: the same weights, minibatch and noise give its loss.
+    let again = lab.train_step().unwrap();
+    assert_eq!(again.step, r.resumed_at + 1);
+    assert_eq!(vae_parts(&again).loss, losses[r.resumed_at as usize], "step {} repeated", again.step);
+
+    // Each further divergence halves the rate again, until the rollbacks are spent.
+    let mut rate = 0.5;
+    let mut left = 3;
+    for _ in 0..100 {
+        if lab.train_step().is_ok() {
+            continue;
+        }
+        if left == 0 {
+            expect_err(lab.recover(), &["after 4 rollbacks", "training stops here"]);
+            break;
+        }
+        let r = lab.recover().unwrap();
+        rate /= 2.0;
+        left -= 1;
+        assert_eq!((r.learning_rate, r.retries_left), (rate, left));
+    }
+    println!("after the first rollback: learning rate {rate}, {left} rollbacks left, step {}", lab.trainer().steps());
+    assert!(lab.trainer().steps() > r.resumed_at, "training went on after the rollback");
+
+    // Off, a divergence is final.
+    let mut lab = Lab::fresh(CFG, 5).unwrap();
+    lab.set_dataset(common::mnist().train.take(1024)).unwrap();
+    lab.trainer_mut().set_max_recoveries(0).unwrap();
+    expect_err(lab.recover(), &["rolling back after a divergence is off"]);
+    expect_err(lab.trainer_mut().set_max_recoveries(21), &["more than 20"]);
 }
 
 #[test]

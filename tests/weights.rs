@@ -4,7 +4,9 @@
 use crate::common;
 
 use crate::common::{bits, expect_err, read_metadata, read_tensors, write_safetensors, Rng};
+use latent_lab::checkpoint::StoredDtype;
 use latent_lab::lab::Lab;
+use safetensors::{tensor::TensorView, Dtype};
 use latent_lab::model::ModelConfig;
 use std::collections::HashMap;
 
@@ -218,23 +220,145 @@ fn bad_weights_files_are_rejected() {
     let bytes = write_safetensors(&replace(&sd, "fc4.weight", vec![784, 400], w), None);
     expect_err(Lab::from_safetensors(&bytes), &["`fc4.weight`", "non-finite", "element 7"]);
 
-    // A half-precision tensor (what `model.half().state_dict()` would save).
-    use safetensors::tensor::TensorView;
-    let f16 = vec![0u8; 400 * 2];
-    let mut bytes_sd: Vec<(String, Vec<usize>, Vec<u8>)> =
-        sd.iter().map(|(n, s, v)| (n.clone(), s.clone(), common::f32_bytes(v))).collect();
-    let views: Vec<(&str, TensorView)> = bytes_sd
-        .iter_mut()
-        .map(|(n, s, d)| {
-            if n == "fc1.bias" {
-                (n.as_str(), TensorView::new(safetensors::Dtype::F16, s.clone(), &f16).unwrap())
-            } else {
-                (n.as_str(), TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
-            }
+    // A dtype no PyTorch model is saved in.
+    let bytes = write_typed(&sd, |n| if n == "fc1.bias" { Dtype::I32 } else { Dtype::F32 });
+    expect_err(Lab::from_safetensors(&bytes), &["`fc1.bias`", "I32", "expected F32, F16, BF16 or F64"]);
+}
+
+/// Named tensors as safetensors bytes, each in the dtype `dtype_of(name)` says (converted from f32).
+fn write_typed(sd: &[(String, Vec<usize>, Vec<f32>)], dtype_of: impl Fn(&str) -> Dtype) -> Vec<u8> {
+    let encoded: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = sd
+        .iter()
+        .map(|(n, s, v)| {
+            let dtype = dtype_of(n);
+            let bytes: Vec<u8> = match dtype {
+                Dtype::F16 => v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
+                Dtype::BF16 => v.iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect(),
+                Dtype::F64 => v.iter().flat_map(|&x| f64::from(x).to_le_bytes()).collect(),
+                Dtype::I32 => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
+                _ => common::f32_bytes(v),
+            };
+            (n.clone(), s.clone(), dtype, bytes)
         })
         .collect();
+    let views: Vec<(&str, TensorView)> =
+        encoded.iter().map(|(n, s, t, d)| (n.as_str(), TensorView::new(*t, s.clone(), d).unwrap())).collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// The largest difference between two images' pixels.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// What PyTorch users save besides f32 (`model.half()`, `.bfloat16()`, `.double()`) loads,
+/// converted to f32, and decodes as the f32 original does; `save_as(F16)` writes half the bytes
+/// and loads back the same way.
+#[test]
+fn f16_bf16_and_f64_files_load_and_decode_like_the_f32_original() {
+    let shipped = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/weights/vae-z20.safetensors")).unwrap();
+    let original = Lab::from_safetensors(&shipped).unwrap();
+    let sd: Vec<(String, Vec<usize>, Vec<f32>)> =
+        read_tensors(&shipped).into_iter().map(|(n, (s, v))| (n, s, v)).collect();
+    let z = Rng::new(3).vec(20 * 16, -2.0, 2.0);
+    let want = original.sample(&z, None).unwrap();
+    // Rounding the weights moves the decoded pixels by about the format's precision: f16 keeps
+    // 11 significant bits, bf16 8.
+    for (dtype, bar) in [(Dtype::F16, 1e-3), (Dtype::BF16, 1e-2), (Dtype::F64, 1e-6)] {
+        let lab = Lab::from_safetensors(&write_typed(&sd, |_| dtype)).unwrap_or_else(|e| panic!("{dtype:?}: {e:#}"));
+        assert_eq!(lab.config(), original.config(), "{dtype:?}");
+        let d = max_diff(&lab.sample(&z, None).unwrap(), &want);
+        println!("{dtype:?} weights decode within {d:.2e} of the f32 original");
+        assert!(d < bar, "{dtype:?} weights decode {d} away from the f32 original (bar {bar})");
+    }
+    // A file of mixed precisions, as a partly converted state_dict would be.
+    let mixed = write_typed(&sd, |n| if n.ends_with("bias") { Dtype::F64 } else { Dtype::F16 });
+    assert!(max_diff(&Lab::from_safetensors(&mixed).unwrap().sample(&z, None).unwrap(), &want) < 1e-3);
+
+    let half = original.save_as(StoredDtype::F16).unwrap();
+    assert!(half.len() < shipped.len() / 2 + 4096, "f16 file {} bytes, f32 {}", half.len(), shipped.len());
+    let st = safetensors::SafeTensors::deserialize(&half).unwrap();
+    assert!(st.tensors().iter().all(|(_, t)| t.dtype() == Dtype::F16));
+    let reloaded = Lab::from_safetensors(&half).unwrap();
+    assert_eq!(read_metadata(&half), read_metadata(&original.save().unwrap()), "the f16 file keeps the metadata");
+    assert!(max_diff(&reloaded.sample(&z, None).unwrap(), &want) < 1e-3);
+    // Saving again as f16 loses nothing more.
+    assert!(reloaded.save_as(StoredDtype::F16).unwrap() == half);
+
+    // F64 values f32 cannot hold are refused by name, not turned into infinities.
+    let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = sd
+        .iter()
+        .map(|(n, s, v)| {
+            let mut wide: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+            if n == "fc3.bias" {
+                wide[5] = 1e300;
+            }
+            (n.clone(), s.clone(), wide.iter().flat_map(|x| x.to_le_bytes()).collect())
+        })
+        .collect();
+    let views: Vec<(&str, TensorView)> =
+        encoded.iter().map(|(n, s, d)| (n.as_str(), TensorView::new(Dtype::F64, s.clone(), d).unwrap())).collect();
     let bytes = safetensors::serialize(views, None).unwrap();
-    expect_err(Lab::from_safetensors(&bytes), &["`fc1.bias`", "F16", "expected F32"]);
+    expect_err(Lab::from_safetensors(&bytes), &["`fc3.bias`", "1e300", "element 5", "beyond the range of f32"]);
+}
+
+/// A safetensors file with its JSON header rewritten by `edit` (the data left as it was) and the
+/// header length set to match.
+fn with_header(file: &[u8], edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Vec<u8> {
+    let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&file[8..8 + n]).unwrap();
+    edit(header.as_object_mut().unwrap());
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    out.extend_from_slice(&file[8 + n..]);
+    out
+}
+
+/// The limits the safetensors reference library sets, each refused with an error that says which.
+#[test]
+fn malformed_containers_are_refused_by_name() {
+    let good = write_safetensors(&random_sd(&CFG, 6), None);
+    assert!(Lab::from_safetensors(&good).is_ok());
+    let refused = |bytes: &[u8], needles: &[&str]| {
+        let msg = expect_err(Lab::from_safetensors(bytes), needles);
+        assert!(msg.contains("not valid safetensors"), "{msg}");
+    };
+    // Shorter than the header length itself.
+    refused(&good[..5], &["5 bytes long", "too short for the 8-byte header length"]);
+    // A header length over the format's 100 MB cap.
+    let mut bad = good.clone();
+    bad[..8].copy_from_slice(&200_000_000u64.to_le_bytes());
+    refused(&bad, &["200000000 bytes", "limit of 100,000,000"]);
+    // A header length past the end of the file.
+    let mut bad = good.clone();
+    bad[..8].copy_from_slice(&(good.len() as u64).to_le_bytes());
+    refused(&bad, &["runs past the end", &format!("{}-byte file", good.len())]);
+    // A header that is not JSON.
+    let mut bad = good.clone();
+    bad[8] = b'#';
+    refused(&bad, &["header is not a valid safetensors header"]);
+    // A tensor whose data overlaps the one before it.
+    let bad = with_header(&good, |h| {
+        let o = h["fc21.bias"]["data_offsets"].as_array().unwrap().clone();
+        let (s, e) = (o[0].as_u64().unwrap(), o[1].as_u64().unwrap());
+        h["fc21.bias"]["data_offsets"] = serde_json::json!([s - 4, e - 4]);
+    });
+    refused(&bad, &["data offsets overlap", "tensor `"]);
+    // A shape that disagrees with the bytes its offsets span; and a dtype that does.
+    let bad = with_header(&good, |h| h["fc3.bias"]["shape"] = serde_json::json!([401]));
+    refused(&bad, &["tensor `fc3.bias`", "[401]", "needs 1604 bytes", "offsets span 1600"]);
+    let bad = with_header(&good, |h| h["fc4.bias"]["dtype"] = serde_json::json!("F64"));
+    refused(&bad, &["tensor `fc4.bias`", "F64", "needs 6272 bytes", "offsets span 3136"]);
+    // An unknown dtype.
+    let bad = with_header(&good, |h| h["fc4.bias"]["dtype"] = serde_json::json!("F12"));
+    refused(&bad, &["header is not a valid safetensors header", "F12"]);
+    // Bytes after the last tensor, and a file cut short inside the data.
+    let mut bad = good.clone();
+    bad.extend([0u8; 8]);
+    refused(&bad, &["does not end where the file does"]);
+    refused(&good[..good.len() - 4], &["does not end where the file does"]);
 }
 
 #[test]

@@ -391,9 +391,10 @@ class LatentLabElement extends HTMLElement {
     const start = h('button', { type: 'button', textContent: 'Train' }, { 'aria-label': `Train: ${epochs} epoch${epochs === 1 ? '' : 's'} on MNIST, in this tab` });
     const stop = h('button', { type: 'button', textContent: 'Stop', disabled: true }, { 'aria-label': 'Stop training and keep the weights so far' });
     const status = h('p', { className: 'caption', textContent: 'Press Train to train this model here, in a background worker.' }, { 'aria-live': 'polite' });
+    const note = h('p', { className: 'caption', hidden: true }, { 'aria-live': 'polite' });
     body.append(
       h('div', { className: 'pictures' }, {}, [samples]),
-      h('div', { className: 'controls' }, {}, [h('div', { className: 'buttons' }, {}, [start, stop]), curve, status]),
+      h('div', { className: 'controls' }, {}, [h('div', { className: 'buttons' }, {}, [start, stop]), curve, status, note]),
     );
 
     let trained = null; // this element's own Model after a run (the shared one is never changed)
@@ -406,7 +407,7 @@ class LatentLabElement extends HTMLElement {
       this.toggleAttribute('data-training', on);
     };
     const training = mountTraining({
-      curve, samples, cell: CELL, status, guard,
+      curve, samples, cell: CELL, status, note, guard,
       onMessage: async (msg) => {
         if (!live()) return;
         if (msg.error) status.textContent = `Training stopped: ${msg.error}`;

@@ -334,6 +334,7 @@ async function main() {
     samples: $('train-samples'),
     cell: 48,
     status: $('train-status'),
+    note: $('train-note'),
     guard,
     onMessage: onWorkerMessage,
     onFailure: (message) => {

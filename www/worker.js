@@ -12,6 +12,9 @@
 //      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
 // out: {status: string}                         what is happening now
 //      {backend: 'webgpu' | 'cpu', reason}      where training runs and why; again after a fallback
+//      {recovered: {divergedAt, resumedAt, learningRate, retriesLeft, why}}   a step diverged: training
+//                                               went back to the last good weights (every sync
+//                                               interval) at half the learning rate
 //      {step, epoch, totalSteps, loss, bce, kl} after every VAE step
 //      {step, epoch, totalSteps, d_loss, g_loss, d_real, d_fake}   after every GAN step
 //      {samples: Float32Array, step}            the fixed grid decoded, every SAMPLE_EVERY steps
@@ -134,6 +137,22 @@ async function train(msg) {
           });
           f.free();
           continue;
+        }
+        if (e?.name === 'DivergedError' && model.max_recoveries > 0) {
+          // Back to the last good weights at half the learning rate, a few times a run.
+          try {
+            const r = model.recover();
+            const divergedAt = steps + 1;
+            submitted = steps = r.resumed_at;
+            postMessage({
+              recovered: { divergedAt, resumedAt: r.resumed_at, learningRate: r.learning_rate, retriesLeft: r.retries_left, why: e.message },
+            });
+            continue;
+          } catch (spent) {
+            postMessage({ error: `${e.message}; ${spent.message}`, name: e.name });
+            reason = 'error';
+            break;
+          }
         }
         postMessage({ error: e.message, name: e.name });
         reason = 'error';

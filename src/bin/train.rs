@@ -20,7 +20,7 @@ use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
 use latent_lab::model::{Kind, ModelConfig};
-use latent_lab::train::StepLosses;
+use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
@@ -157,13 +157,25 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
         let mut sums = [0f64; 4];
         let mut queued = VecDeque::new();
         for submitted in 0..steps {
-            queued.push_back(lab.submit_step()?);
+            match lab.submit_step() {
+                Ok(pending) => queued.push_back(pending),
+                Err(e) => {
+                    roll_back(&mut lab, e, &mut queued)?;
+                    continue;
+                }
+            }
             // Keep the queue full; the CPU's steps are done as they are submitted.
             if queued.len() < QUEUED_STEPS && submitted + 1 < steps {
                 continue;
             }
             while let Some(pending) = queued.pop_front() {
-                let s = lab.finish_step(pollster::block_on(pending.read())?)?;
+                let s = match pollster::block_on(pending.read()).and_then(|r| lab.finish_step(r)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        roll_back(&mut lab, e, &mut queued)?;
+                        break;
+                    }
+                };
                 let values = match s.losses {
                     StepLosses::Vae(p) => [p.loss, p.bce, p.kl, 0.0],
                     StepLosses::Gan(g) => [g.d_loss, g.g_loss, g.d_real, g.d_fake],
@@ -213,6 +225,24 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
         write(&out, &lab.save()?)?;
     }
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// A diverged step: back to the last good weights at half the learning rate (a few times a run),
+/// dropping the steps queued behind it; any other error ends the run.
+fn roll_back(lab: &mut Lab, e: anyhow::Error, queued: &mut VecDeque<PendingStep>) -> Result<()> {
+    if e.downcast_ref::<Diverged>().is_none() {
+        return Err(e);
+    }
+    let r = match lab.recover() {
+        Ok(r) => r,
+        Err(spent) => return Err(e.context(spent)),
+    };
+    queued.clear();
+    eprintln!(
+        "a step diverged ({e}); rolled back to step {}, learning rate now {} ({} more rollbacks allowed)",
+        r.resumed_at, r.learning_rate, r.retries_left
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 // The page as a reader uses it, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, readyPage, canvasStats, sliderCollisions } from './harness.mjs';
+import { launch, openPage, readyPage, canvasStats, sliderCollisions } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -309,6 +309,72 @@ test("a saved file is plain safetensors in PyTorch's layout: an independent deco
   await page.close();
 });
 
+test("PyTorch's F16 and BF16 files load and decode near the f32 original; save('f16') writes half the bytes", async () => {
+  const { page } = await readyPage(env);
+  const r = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/latent_lab.js');
+    const file = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
+    const view = new DataView(file.buffer);
+    const n = Number(view.getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + n)));
+    // The same state_dict in 16-bit floats, as model.half() / model.bfloat16() save it.
+    const bf16 = (x) => {
+      const bits = new Uint32Array(new Float32Array([x]).buffer)[0];
+      return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16; // round to nearest, ties to even
+    };
+    const convert = (dtype) => {
+      const out = {};
+      const parts = [];
+      let at = 0;
+      for (const [name, t] of Object.entries(header)) {
+        if (name === '__metadata__') continue;
+        const [a, b] = t.data_offsets;
+        const values = new Float32Array(file.slice(8 + n + a, 8 + n + b).buffer);
+        const half = dtype === 'F16' ? new Uint16Array(new Float16Array(values).buffer) : Uint16Array.from(values, bf16);
+        out[name] = { dtype, shape: t.shape, data_offsets: [at, at + half.byteLength] };
+        parts.push(new Uint8Array(half.buffer));
+        at += half.byteLength;
+      }
+      let json = new TextEncoder().encode(JSON.stringify(out));
+      const padded = new Uint8Array(Math.ceil(json.length / 8) * 8).fill(32);
+      padded.set(json);
+      json = padded;
+      const bytes = new Uint8Array(8 + json.length + at);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+      bytes.set(json, 8);
+      let o = 8 + json.length;
+      for (const p of parts) { bytes.set(p, o); o += p.length; }
+      return bytes;
+    };
+    const original = Model.load(file);
+    const z = Float32Array.from({ length: 20 * 16 }, (_, i) => Math.sin(3 * i) * 1.5);
+    const want = original.sample(z);
+    const maxDiff = (m) => m.sample(z).reduce((d, v, i) => Math.max(d, Math.abs(v - want[i])), 0);
+    const out = { f32Bytes: file.length };
+    for (const dtype of ['F16', 'BF16']) {
+      const m = Model.load(convert(dtype));
+      out[dtype] = { diff: maxDiff(m), kind: m.kind, latent: m.latent };
+      m.free();
+    }
+    const saved = original.save('f16');
+    const back = Model.load(saved);
+    out.saved = { bytes: saved.length, diff: maxDiff(back), dtype: JSON.parse(new TextDecoder().decode(saved.subarray(8, 8 + Number(new DataView(saved.buffer, saved.byteOffset).getBigUint64(0, true)))))['fc4.weight'].dtype };
+    try { original.save('f8'); } catch (e) { out.badDtype = e.message; }
+    back.free();
+    original.free();
+    return out;
+  });
+  for (const dtype of ['F16', 'BF16']) assert.deepEqual([r[dtype].kind, r[dtype].latent], ['vae', 20], dtype);
+  // f16 keeps 11 significant bits, bf16 8: the decoded pixels move by about that much.
+  assert.ok(r.F16.diff < 1e-3, `F16 weights decode ${r.F16.diff} from the f32 original`);
+  assert.ok(r.BF16.diff < 1e-2, `BF16 weights decode ${r.BF16.diff} from the f32 original`);
+  assert.equal(r.saved.dtype, 'F16');
+  assert.ok(r.saved.bytes < r.f32Bytes / 2 + 4096, `save('f16'): ${r.saved.bytes} bytes, the f32 file ${r.f32Bytes}`);
+  assert.ok(r.saved.diff < 1e-3, `the f16 file decodes ${r.saved.diff} from the f32 original`);
+  assert.match(r.badDtype, /unknown weights precision `f8`; use f32 or f16/);
+  await page.close();
+});
+
 test('Save weights downloads a safetensors file that loads back with the same samples', async () => {
   const { page } = await readyPage(env);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
@@ -335,20 +401,77 @@ test('Save weights downloads a safetensors file that loads back with the same sa
   await page.close();
 });
 
-test('training that diverges says so and keeps the model the reader had', async () => {
-  const { page, problems } = await readyPage(env);
+test('a diverging run rolls back to the last good weights at half the learning rate and says so; once the rollbacks are spent it stops and keeps the model the reader had', async () => {
+  // The worker's messages, recorded before main.js makes its worker.
+  const record = () => {
+    const Native = window.Worker;
+    window.__training = [];
+    window.Worker = class extends Native {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (e) => {
+          const d = e.data;
+          if (d?.recovered || d?.done || (d?.step !== undefined && d?.totalSteps !== undefined)) window.__training.push({ ...d, weights: undefined });
+        });
+      }
+    };
+  };
+  const { page, problems } = await openPage(env, '?sync=10', (p) => p.addInitScript(record));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   const before = await canvasStats(page, '#samples');
-  await page.fill('#train-lr', '1');
-  await page.fill('#train-epochs', '1');
-  await page.click('#train-start');
-  await page.waitForSelector('#errors:not([hidden])', { timeout: 120_000 });
-  assert.match(await page.textContent('#errors'), /Training stopped: training diverged: .*the weights were not changed/);
-  await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+  /** A run of 0.15 epochs (70 steps) at learning rate 1 from `from`; its recorded messages. */
+  const run = async (from) => {
+    await page.evaluate(() => { window.__training.length = 0; });
+    await page.selectOption('#train-from', from);
+    await page.fill('#train-lr', '1');
+    await page.fill('#train-epochs', '0.15');
+    await page.click('#train-start');
+    await page.waitForFunction(() => window.__training.some((m) => m.done), null, { timeout: 120_000 });
+    await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+    return page.evaluate(() => window.__training);
+  };
+  /** Each rollback halves the rate, to the last good copy (every 10 steps), and the steps go on from there. */
+  const checkRollbacks = (msgs) => {
+    const rollbacks = msgs.filter((m) => m.recovered).map((m) => m.recovered);
+    assert.deepEqual(rollbacks.map((r) => [r.learningRate, r.retriesLeft]), [[0.5, 3], [0.25, 2], [0.125, 1], [0.0625, 0]]);
+    msgs.forEach((m, i) => {
+      const r = m.recovered;
+      if (!r) return;
+      assert.equal(r.resumedAt % 10, 0, `rolled back to step ${r.resumedAt}, not a copy (every 10 steps with ?sync=10)`);
+      assert.ok(r.resumedAt < r.divergedAt, JSON.stringify(r));
+      assert.match(r.why, /^training diverged: /);
+      const next = msgs[i + 1];
+      if (next?.step !== undefined && !next.done) assert.equal(next.step, r.resumedAt + 1, `after rolling back to ${r.resumedAt}`);
+    });
+  };
+  const note = /^Step \d+ diverged \(training diverged: .*\): rolled back to step \d+, the last good weights, and training goes on at half the learning rate \(0\.0625\); no more rollbacks left\.$/;
+
+  // Fresh weights at learning rate 1 diverge again at each half of it: the run stops, and the
+  // model shown is the one the reader had.
+  const spent = await run('fresh');
+  checkRollbacks(spent);
+  assert.equal(spent.at(-1).reason, 'error');
+  await page.waitForSelector('#errors:not([hidden])');
+  assert.match(await page.textContent('#errors'),
+    /Training stopped: training diverged: .*the weights were not changed; it diverged again after 4 rollbacks, each at half the learning rate before; training stops here/);
+  assert.match(await page.textContent('#train-note'), note);
   assert.match(await page.textContent('#train-status'), /stopped by an error; the weights up to step \d+ are in the Model list/);
   assert.match(await page.textContent('#model-select'), /trained until the error/);
   assert.equal(await page.$eval('#model-select', (s) => s.value), 'vae-z20', 'the page switched away from the model shown');
-  const after = await canvasStats(page, '#samples');
-  assert.equal(after.hash, before.hash, 'the samples shown changed');
+  assert.equal((await canvasStats(page, '#samples')).hash, before.hash, 'the samples shown changed');
+
+  // The trained VAE at learning rate 1 diverges at once; rolled back and at a sixteenth of the
+  // rate, it trains to the end, and the page takes the weights.
+  const recovered = await run('current');
+  checkRollbacks(recovered);
+  const done = recovered.at(-1);
+  assert.equal(done.reason, 'finished');
+  assert.equal(done.steps, 70);
+  const steps = recovered.filter((m) => m.step !== undefined && !m.done);
+  assert.equal(steps.at(-1).step, 70);
+  assert.ok(steps.every((m) => Number.isFinite(m.loss)));
+  assert.match(await page.textContent('#train-note'), note);
+  assert.match(await page.textContent('#train-status'), /^step 70\/70 · .* · done; the page now uses these weights/);
   assert.deepEqual(problems, []);
   await page.close();
 });

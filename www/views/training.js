@@ -37,13 +37,21 @@ export function stepLine(msg) {
   return `${head} · D loss ${msg.d_loss.toFixed(3)}, G loss ${msg.g_loss.toFixed(3)} · D(real) ${msg.d_real.toFixed(2)}, D(generated) ${msg.d_fake.toFixed(2)}`;
 }
 
+/** What a rollback after a diverged step did ({recovered} from the worker), in a sentence. */
+export function recoveryLine({ divergedAt, resumedAt, learningRate, retriesLeft, why }) {
+  const left = retriesLeft === 0 ? 'no more rollbacks left' : `${retriesLeft} more rollback${retriesLeft === 1 ? '' : 's'} allowed`;
+  return `Step ${divergedAt} diverged (${why}): rolled back to step ${resumedAt}, the last good weights, ` +
+    `and training goes on at half the learning rate (${learningRate.toPrecision(3)}); ${left}.`;
+}
+
 /**
  * Binds a run's views: the loss curves on `curve`, the fixed grid on `samples` (`cell` pixels a
- * digit), each step's line and the worker's status in `status`. Every message goes on to
- * `onMessage(msg)` after that; `onFailure(message)` is told when the worker itself fails (the next
- * start makes a new one). Returns {start(model, settings, extras), stop(), loseDevice(), end()}.
+ * digit), each step's line and the worker's status in `status`, and in `note` (when given) what a
+ * rollback after a divergence did. Every message goes on to `onMessage(msg)` after that;
+ * `onFailure(message)` is told when the worker itself fails (the next start makes a new one).
+ * Returns {start(model, settings, extras), stop(), loseDevice(), end()}.
  */
-export function mountTraining({ curve, samples, cell, status, guard, onMessage, onFailure }) {
+export function mountTraining({ curve, samples, cell, status, note = null, guard, onMessage, onFailure }) {
   let worker = null;
   let series = [];
   const drawLosses = frameScheduler(guard(() => drawCurve(curve, series)));
@@ -56,8 +64,15 @@ export function mountTraining({ curve, samples, cell, status, guard, onMessage, 
     if (msg.fatal) discard(); // the worker's wasm trapped: this worker is unusable
     if (msg.status) status.textContent = msg.status;
     else if (msg.samples) drawTrainingGrid(samples, msg.samples, cell);
-    else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
-      for (const s of series) s.values.push(msg[s.field]);
+    else if (msg.recovered && note) {
+      note.textContent = recoveryLine(msg.recovered);
+      note.hidden = false;
+    } else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
+      // By step: after a rollback (or a fallback to the CPU) the steps come again, and so do their points.
+      for (const s of series) {
+        s.values.length = Math.min(s.values.length, msg.step - 1);
+        s.values.push(msg[s.field]);
+      }
       status.textContent = stepLine(msg);
       drawLosses();
     }
@@ -85,6 +100,10 @@ export function mountTraining({ curve, samples, cell, status, guard, onMessage, 
           discard();
           onFailure(e.message ?? '');
         };
+      }
+      if (note) {
+        note.textContent = '';
+        note.hidden = true;
       }
       series = caps.losses.filter((field) => CURVES[field]).map((field) => {
         const [color, label] = CURVES[field];
