@@ -49,7 +49,7 @@ test('the dist folder holds the page, modules, wasm, weights and data, and nothi
     assert.ok(stat?.isFile() && stat.size > 0, `dist has no ${f}`);
   }
   const top = (await fs.readdir(site)).sort();
-  assert.deepEqual(top, ['index.html', 'pkg', 'www']);
+  assert.deepEqual(top, ['index.html', 'package.json', 'pkg', 'www']);
   const wasm = await fs.readFile(path.join(site, 'pkg/latent_lab_bg.wasm'));
   assert.deepEqual([...wasm.subarray(0, 4)], [0, 0x61, 0x73, 0x6d], 'not a wasm module');
 });
@@ -87,5 +87,77 @@ test('a plain static host serves the page and the embed from the dist folder', a
     assert.deepEqual(problems, [], `${page_}: console errors; the host's 404s: ${missing.join('; ')}`);
     assert.deepEqual(outside, [], `${page_}: requests outside the dist host`);
     await page.close();
+  }
+});
+
+test('npm pack makes a package that, installed into an empty folder, samples in Node and serves the element from a plain page', async () => {
+  const run = promisify(execFile);
+  const app = path.join(dir, 'app');
+  await fs.mkdir(app);
+  const { stdout: packed } = await run('npm', ['pack', path.join(dir, 'site'), '--pack-destination', dir, '--silent'], { cwd: dir, maxBuffer: 1 << 24 });
+  const tarball = path.join(dir, packed.trim().split('\n').at(-1));
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: app, maxBuffer: 1 << 24 });
+  const installed = path.join(app, 'node_modules/latent-lab');
+  const manifest = JSON.parse(await fs.readFile(path.join(installed, 'package.json'), 'utf8'));
+  assert.equal(manifest.types, './pkg/latent_lab.d.ts');
+  assert.match(await fs.readFile(path.join(installed, manifest.types), 'utf8'), /export class Model/);
+
+  // In Node: the package's module, its wasm handed over as bytes (Node's fetch reads no files).
+  const script = `
+    import { readFile } from 'node:fs/promises';
+    import init, { Model } from 'latent-lab';
+    await init({ module_or_path: await readFile(new URL(import.meta.resolve('latent-lab/pkg/latent_lab_bg.wasm'))) });
+    const m = Model.load(await readFile(new URL(import.meta.resolve('latent-lab/www/weights/vae-z20.safetensors'))));
+    const px = m.sample(Float32Array.from({ length: m.latent }, (_, i) => Math.sin(i + 1)));
+    console.log(JSON.stringify({ kind: m.kind, px: Array.from(px) }));
+  `;
+  await fs.writeFile(path.join(app, 'sample.mjs'), script);
+  const { stdout } = await run(process.execPath, ['sample.mjs'], { cwd: app });
+  const r = JSON.parse(stdout);
+  assert.equal(r.kind, 'vae');
+  assert.equal(r.px.length, 784);
+  // The same digit as the browser decodes from the dist folder.
+  const page0 = await browser.newPage();
+  await page0.goto(url + 'index.html');
+  const inBrowser = await page0.evaluate(async () => {
+    const { default: init, Model } = await import('/pkg/latent_lab.js');
+    await init();
+    const m = Model.load(new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer()));
+    return Array.from(m.sample(Float32Array.from({ length: m.latent }, (_, i) => Math.sin(i + 1))));
+  });
+  await page0.close();
+  const diff = r.px.reduce((d, v, i) => Math.max(d, Math.abs(v - inBrowser[i])), 0);
+  assert.ok(diff < 1e-6, `Node's digit differs from the browser's by ${diff}`);
+  assert.ok(r.px.filter((v) => v > 0.5).length > 20, 'the digit is blank');
+
+  // A plain page in that folder: one script tag for the element, served by a static host.
+  await fs.writeFile(path.join(app, 'index.html'), `<!doctype html><meta charset="utf-8"><title>post</title><link rel="icon" href="data:,">
+    <script type="module" src="node_modules/latent-lab/www/embed.js"></script>
+    <latent-lab view="sliders" model="vae-z2"></latent-lab>`);
+  const appHost = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1'], { cwd: app });
+  try {
+    const appUrl = await new Promise((resolve, reject) => {
+      appHost.once('error', reject);
+      appHost.stdout.on('data', (chunk) => {
+        const m = /port (\d+)/.exec(String(chunk));
+        if (m) resolve(`http://127.0.0.1:${m[1]}/`);
+      });
+    });
+    const page = await browser.newPage();
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(appUrl);
+    await page.waitForFunction(() => {
+      const c = document.querySelector('latent-lab')?.shadowRoot?.querySelector('canvas');
+      if (!c || !c.width) return false;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 128) return true;
+      return false;
+    }, null, { timeout: 60_000 });
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    appHost.kill();
   }
 });
