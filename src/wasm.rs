@@ -561,7 +561,7 @@ impl Model {
     }
 
     /// After a step rejected with a `DivergedError`: back to the last good weights (copied every
-    /// `sync_interval` steps), at half the learning rate, on the same backend. Resolves to
+    /// `sync_interval` steps), at half the learning rate, on the same backend. Returns
     /// `{resumed_at, learning_rate, retries_left}`; training goes on from step `resumed_at`.
     /// Throws once `max_recoveries` rollbacks are spent. Queued steps are dropped.
     pub fn recover(&mut self) -> Result<JsValue, JsValue> {

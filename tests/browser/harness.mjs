@@ -174,3 +174,20 @@ export async function checkManifoldCorners(page, selector, { host = null, R }) {
   assert.ok(r.topRightIfSwapped > 64, `the swapped corner looks the same (${r.topRightIfSwapped}): the check could not fail`);
   return r;
 }
+
+// Records every training-worker message the page gets (bulky views left out, weights as their
+// length), in window.__training, before main.js makes its worker. For page.addInitScript.
+export function recordWorkerMessages() {
+  const Native = window.Worker;
+  window.__training = [];
+  window.Worker = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        const d = e.data;
+        if (!d || d.samples || d.manifold || d.recon || d.coverage) return;
+        window.__training.push({ ...d, weights: d.weights ? d.weights.length : d.weights, at: performance.now() });
+      });
+    }
+  };
+}

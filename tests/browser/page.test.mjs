@@ -1,7 +1,7 @@
 // The page as a reader uses it, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage, readyPage, canvasStats, sliderCollisions } from './harness.mjs';
+import { launch, openPage, readyPage, canvasStats, sliderCollisions, recordWorkerMessages } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -402,21 +402,7 @@ test('Save weights downloads a safetensors file that loads back with the same sa
 });
 
 test('a diverging run rolls back to the last good weights at half the learning rate and says so; once the rollbacks are spent it stops and keeps the model the reader had', async () => {
-  // The worker's messages, recorded before main.js makes its worker.
-  const record = () => {
-    const Native = window.Worker;
-    window.__training = [];
-    window.Worker = class extends Native {
-      constructor(...args) {
-        super(...args);
-        this.addEventListener('message', (e) => {
-          const d = e.data;
-          if (d?.recovered || d?.done || (d?.step !== undefined && d?.totalSteps !== undefined)) window.__training.push({ ...d, weights: undefined });
-        });
-      }
-    };
-  };
-  const { page, problems } = await openPage(env, '?sync=10', (p) => p.addInitScript(record));
+  const { page, problems } = await openPage(env, '?sync=10', (p) => p.addInitScript(recordWorkerMessages));
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   const before = await canvasStats(page, '#samples');
   /** A run of 0.15 epochs (70 steps) at learning rate 1 from `from`; its recorded messages. */

@@ -4,24 +4,7 @@
 // timeouts are generous; each test reports how long its training took.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage } from './harness.mjs';
-
-// Records every training-worker message the page gets (bulky views left out, weights as their
-// length), in window.__training, before main.js makes its worker.
-function recordWorkerMessages() {
-  const Native = window.Worker;
-  window.__training = [];
-  window.Worker = class extends Native {
-    constructor(...args) {
-      super(...args);
-      this.addEventListener('message', (e) => {
-        const d = e.data;
-        if (!d || d.samples || d.manifold || d.recon || d.coverage) return;
-        window.__training.push({ ...d, weights: d.weights ? d.weights.length : d.weights, at: performance.now() });
-      });
-    }
-  };
-}
+import { launch, openPage, recordWorkerMessages } from './harness.mjs';
 
 /** The main page (at `path`), ready, with its worker's messages recorded. */
 async function trainingPage(env, path = '') {
