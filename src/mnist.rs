@@ -97,6 +97,17 @@ pub fn parse_idx(bytes: &[u8]) -> Result<(Vec<usize>, &[u8])> {
     Ok((dims, body))
 }
 
+/// An IDX file of unsigned bytes with dimensions `dims`, as [`parse_idx`] reads it.
+pub fn write_idx(dims: &[usize], body: &[u8]) -> Result<Vec<u8>> {
+    ensure!((1..=4).contains(&dims.len()), "an IDX file has 1 to 4 dimensions, not {}", dims.len());
+    let mut out = vec![0u8, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        out.extend(u32::try_from(d).context("an IDX dimension is above 2³²")?.to_be_bytes());
+    }
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
 /// Builds a dataset from an IDX image file and an IDX label file.
 pub fn dataset_from_idx(images: &[u8], labels: &[u8]) -> Result<Dataset> {
     let (idims, ipx) = parse_idx(images).context("images file")?;

@@ -46,15 +46,6 @@ fn load_idx(bytes: &[u8]) -> Result<()> {
     mnist::dataset_from_idx(&rest[..at], &rest[at..]).map(|_| ())
 }
 
-fn idx(dims: &[usize], body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8, 0, 0x08, dims.len() as u8];
-    for &d in dims {
-        out.extend((d as u32).to_be_bytes());
-    }
-    out.extend_from_slice(body);
-    out
-}
-
 fn digits(n: usize, rng: &mut StdRng) -> Dataset {
     let images = (0..n * IMAGE_PIXELS).map(|_| rng.random::<u8>()).collect();
     let labels = (0..n).map(|i| (i % 10) as u8).collect();
@@ -78,8 +69,8 @@ fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
         "mnist" => vec![mnist::pack(&Mnist { train: digits(3, &mut rng), test: digits(2, &mut rng) })?],
         "idx" => {
             let d = digits(2, &mut rng);
-            let images = idx(&[2, 28, 28], &d.images);
-            let labels = idx(&[2], &d.labels);
+            let images = mnist::write_idx(&[2, 28, 28], &d.images)?;
+            let labels = mnist::write_idx(&[2], &d.labels)?;
             let mut pair = (images.len() as u64).to_le_bytes().to_vec();
             pair.extend(images);
             pair.extend(labels);

@@ -18,19 +18,27 @@ let browser;
 let url;
 const hostLog = [];
 
-before(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'latent-lab-dist-'));
-  await promisify(execFile)(path.join(ROOT, 'scripts/dist.sh'), [path.join(dir, 'site')], { cwd: ROOT, maxBuffer: 1 << 24 });
-  host = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1'], { cwd: path.join(dir, 'site') });
-  url = await new Promise((resolve, reject) => {
+/**
+ * Python's http.server on `folder` (a host that knows nothing of this project): the process and
+ * its URL; its request log goes into `log`, so a 404 can be named in a failure message.
+ */
+async function pythonHost(folder, log = []) {
+  const host = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1'], { cwd: folder });
+  const url = await new Promise((resolve, reject) => {
     host.once('error', reject);
-    // The host's request log: kept so a 404 can be named in a failure message.
-    host.stderr.on('data', (chunk) => hostLog.push(String(chunk)));
+    host.stderr.on('data', (chunk) => log.push(String(chunk)));
     host.stdout.on('data', (chunk) => {
       const m = /port (\d+)/.exec(String(chunk));
       if (m) resolve(`http://127.0.0.1:${m[1]}/`);
     });
   });
+  return { host, url };
+}
+
+before(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'latent-lab-dist-'));
+  await promisify(execFile)(path.join(ROOT, 'scripts/dist.sh'), [path.join(dir, 'site')], { cwd: ROOT, maxBuffer: 1 << 24 });
+  ({ host, url } = await pythonHost(path.join(dir, 'site'), hostLog));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
@@ -134,15 +142,8 @@ test('npm pack makes a package that, installed into an empty folder, samples in 
   await fs.writeFile(path.join(app, 'index.html'), `<!doctype html><meta charset="utf-8"><title>post</title><link rel="icon" href="data:,">
     <script type="module" src="node_modules/latent-lab/www/embed.js"></script>
     <latent-lab view="sliders" model="vae-z2"></latent-lab>`);
-  const appHost = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1'], { cwd: app });
+  const { host: appHost, url: appUrl } = await pythonHost(app);
   try {
-    const appUrl = await new Promise((resolve, reject) => {
-      appHost.once('error', reject);
-      appHost.stdout.on('data', (chunk) => {
-        const m = /port (\d+)/.exec(String(chunk));
-        if (m) resolve(`http://127.0.0.1:${m[1]}/`);
-      });
-    });
     const page = await browser.newPage();
     const problems = [];
     page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });

@@ -34,12 +34,7 @@ pub fn expect_err<T>(r: anyhow::Result<T>, needles: &[&str]) -> String {
 
 /// An IDX file of unsigned bytes with the given dimensions.
 pub fn idx(dims: &[usize], body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8, 0, 0x08, dims.len() as u8];
-    for &d in dims {
-        out.extend((d as u32).to_be_bytes());
-    }
-    out.extend_from_slice(body);
-    out
+    latent_lab::mnist::write_idx(dims, body).unwrap()
 }
 
 /// A small deterministic generator (xorshift64*), so tests need no extra crates.
