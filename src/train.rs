@@ -9,7 +9,7 @@ pub use crate::backend::{
 };
 pub use crate::cpu::{evaluate, CpuBackend};
 pub use crate::mnist::batch_images;
-use crate::adam::AdamConfig;
+use crate::config::{Recipe, TrainSettings};
 use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
@@ -109,7 +109,7 @@ struct DeviceTraining {
 }
 
 impl Trainer {
-    /// Trains with `cpu`, Adam's learning rate for the kind and batch 128; `seed` seeds the
+    /// Trains with `cpu` at the default recipe's batch size and learning rate; `seed` seeds the
     /// shuffles, the noise and (apart) the dropout draws.
     pub fn new(cpu: CpuBackend, seed: u64) -> Self {
         let cfg = cpu.config();
@@ -123,8 +123,8 @@ impl Trainer {
             dropout_rng: StdRng::seed_from_u64(seed ^ DROPOUT_STREAM),
             order: Arc::new(Vec::new()),
             cursor: 0,
-            batch_size: 128,
-            learning_rate: AdamConfig::for_kind(cfg.kind).lr,
+            batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
+            learning_rate: Recipe::DEFAULT.settings(cfg.kind).learning_rate,
             steps: 0,
             examples_seen: 0,
             earlier_epochs: 0.0,
@@ -196,6 +196,17 @@ impl Trainer {
 
     pub fn sync_interval(&self) -> u64 {
         self.sync_interval
+    }
+
+    /// The recipe the batch size and learning rate are, if they are one.
+    pub fn recipe(&self) -> Option<Recipe> {
+        Recipe::of(self.cfg.kind, TrainSettings { batch_size: self.batch_size, learning_rate: self.learning_rate })
+    }
+
+    /// Sets the batch size and learning rate to `recipe`'s for this kind.
+    pub fn set_recipe(&mut self, recipe: Recipe) {
+        let s = recipe.settings(self.cfg.kind);
+        (self.batch_size, self.learning_rate) = (s.batch_size, s.learning_rate);
     }
 
     pub fn set_batch_size(&mut self, n: usize) -> Result<()> {

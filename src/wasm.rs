@@ -13,6 +13,7 @@ use crate::explore;
 use crate::gpu::{DeviceLost, Gpu};
 use crate::lab::Lab;
 use crate::mnist::{self, Dataset};
+use crate::config::Recipe;
 use crate::model::{Kind, ModelConfig};
 use crate::train::{Diverged, PendingStep, StepLosses};
 use candle_core::Device;
@@ -450,6 +451,21 @@ impl Model {
     #[wasm_bindgen(setter)]
     pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), JsValue> {
         self.lab_mut()?.trainer_mut().set_learning_rate(lr).map_err(js_err)
+    }
+
+    /// `"fast"` (the default), `"tutorial"`, or `"custom"` once the batch size or learning rate is
+    /// set by hand: the recipe those two settings are.
+    #[wasm_bindgen(getter)]
+    pub fn recipe(&self) -> String {
+        self.peek(|lab| lab.trainer().recipe().map_or("custom", Recipe::name).to_string())
+    }
+
+    /// Sets the batch size and learning rate to a recipe's for this kind: `"fast"` or `"tutorial"`.
+    #[wasm_bindgen(setter)]
+    pub fn set_recipe(&mut self, name: &str) -> Result<(), JsValue> {
+        let recipe = Recipe::parse(name).map_err(js_err)?;
+        self.lab_mut()?.trainer_mut().set_recipe(recipe);
+        Ok(())
     }
 
     /// Every how many steps the WebGPU device's weights are copied back to the CPU (50): what a

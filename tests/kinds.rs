@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use crate::common::{bits, expect_err, random_state_dict, read_metadata, write_safetensors, Rng};
 use latent_lab::adam::{Adam, AdamConfig};
+use latent_lab::config::Recipe;
 use latent_lab::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, softplus};
 use latent_lab::lab::Lab;
 use latent_lab::mnist::Dataset;
@@ -186,6 +187,7 @@ fn gan_losses(s: &StepStats) -> latent_lab::train::GanLosses {
 fn gan_steps_train_both_networks_and_report_verdicts() {
     for kind in [Kind::Gan, Kind::Cgan] {
         let mut lab = Lab::fresh(cfg(kind), 2).unwrap();
+        lab.trainer_mut().set_recipe(Recipe::Tutorial);
         assert_eq!(lab.trainer().learning_rate(), 2e-4, "{kind:?}: the tutorials' Adam rate");
         lab.set_dataset(common::mnist().train.take(2048)).unwrap();
         lab.trainer_mut().set_batch_size(64).unwrap();

@@ -15,6 +15,7 @@ mod model;
 mod quality;
 mod shipped;
 mod trainer_cli;
+mod time_to_digits;
 mod training;
 mod weights;
 

@@ -4,6 +4,7 @@
 use crate::common;
 
 use crate::common::{bits, expect_err};
+use latent_lab::config::{Kind, Recipe, TrainSettings};
 use latent_lab::lab::Lab;
 use latent_lab::train::{LossParts, StepLosses, StepStats};
 use latent_lab::model::ModelConfig;
@@ -23,11 +24,32 @@ fn mean(v: &[LossParts]) -> f64 {
 }
 
 #[test]
+fn fresh_models_train_with_the_fast_recipe_and_the_tutorials_is_there_by_name() {
+    for kind in Kind::ALL {
+        let mut lab = Lab::fresh(kind.default_config(), 1).unwrap();
+        let t = lab.trainer_mut();
+        assert_eq!(t.recipe(), Some(Recipe::Fast), "{kind:?}");
+        assert_eq!((t.batch_size(), t.learning_rate()), (32, 2e-3), "{kind:?}");
+        t.set_recipe(Recipe::Tutorial);
+        let want = if kind.is_gan() { 2e-4 } else { 1e-3 };
+        assert_eq!((t.batch_size(), t.learning_rate(), t.recipe()), (128, want, Some(Recipe::Tutorial)), "{kind:?}");
+        // A rate set by hand is no recipe, until one is chosen again.
+        t.set_learning_rate(5e-4).unwrap();
+        assert_eq!(t.recipe(), None);
+        t.set_recipe(Recipe::Fast);
+        assert_eq!(Recipe::of(kind, TrainSettings { batch_size: t.batch_size(), learning_rate: t.learning_rate() }), Some(Recipe::Fast));
+    }
+    assert_eq!(Recipe::parse("tutorial").unwrap(), Recipe::Tutorial);
+    expect_err(Recipe::parse("slow"), &["unknown recipe `slow`; the recipes are fast and tutorial"]);
+}
+
+#[test]
 fn three_hundred_steps_lower_the_loss() {
     let data = &common::mnist().train;
     let mut lab = Lab::fresh(CFG, 1).unwrap();
     lab.set_dataset(data.clone()).unwrap();
-    assert_eq!(lab.trainer().batch_size(), 128);
+    lab.trainer_mut().set_recipe(Recipe::Tutorial);
+    assert_eq!((lab.trainer().batch_size(), lab.trainer().learning_rate()), (128, 1e-3));
     assert_eq!(lab.trainer().steps_per_epoch(), 469);
     let before = lab.save().unwrap();
     let mut losses = Vec::new();

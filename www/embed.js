@@ -392,9 +392,10 @@ class LatentLabElement extends HTMLElement {
     const stop = h('button', { type: 'button', textContent: 'Stop', disabled: true }, { 'aria-label': 'Stop training and keep the weights so far' });
     const status = h('p', { className: 'caption', textContent: 'Press Train to train this model here, in a background worker.' }, { 'aria-live': 'polite' });
     const note = h('p', { className: 'caption', hidden: true }, { 'aria-live': 'polite' });
+    const verdict = h('p', { className: 'caption verdict', hidden: true }, { 'aria-live': 'polite' });
     body.append(
       h('div', { className: 'pictures' }, {}, [samples]),
-      h('div', { className: 'controls' }, {}, [h('div', { className: 'buttons' }, {}, [start, stop]), curve, status, note]),
+      h('div', { className: 'controls' }, {}, [h('div', { className: 'buttons' }, {}, [start, stop]), curve, status, note, verdict]),
     );
 
     let trained = null; // this element's own Model after a run (the shared one is never changed)
@@ -407,7 +408,7 @@ class LatentLabElement extends HTMLElement {
       this.toggleAttribute('data-training', on);
     };
     const training = mountTraining({
-      curve, samples, cell: CELL, status, note, guard,
+      curve, samples, cell: CELL, status, note, verdict, guard,
       onMessage: async (msg) => {
         if (!live()) return;
         if (msg.error) status.textContent = `Training stopped: ${msg.error}`;

@@ -106,8 +106,7 @@ async function selectModel(key) {
   state.zA = state.sampleZ.slice(0, l);
   state.zB = state.sampleZ.slice(l, 2 * l);
   $('digit-picker').hidden = !caps.conditional;
-  // Each family trains at its tutorial's rate (VAE 1e-3, GAN 2e-4).
-  $('train-lr').value = m.learning_rate;
+  showRecipe(m);
   buildSliders(m);
   redrawAll();
   const meta = m.meta;
@@ -215,6 +214,20 @@ function drawStrip() {
 }
 
 // ---- training (www/views/training.js) --------------------------------------------------------
+
+/** The Train panel's recipe, batch and rate as the model has them (a fresh model: the fast recipe). */
+function showRecipe(m) {
+  $('train-recipe').value = m.recipe;
+  $('train-batch').value = m.batch_size;
+  $('train-lr').value = m.learning_rate;
+}
+
+/** A recipe chosen: its batch and rate for this kind, from the crate (src/config.rs). */
+function chooseRecipe() {
+  const m = model();
+  m.recipe = $('train-recipe').value; // the page's copy only; the worker trains its own
+  showRecipe(m);
+}
 
 let training = null; // the Train panel's view, made in main()
 
@@ -335,6 +348,7 @@ async function main() {
     cell: 48,
     status: $('train-status'),
     note: $('train-note'),
+    verdict: $('train-verdict'),
     guard,
     onMessage: onWorkerMessage,
     onFailure: (message) => {
@@ -356,6 +370,9 @@ async function main() {
   $('weights-file').addEventListener('change', guard(loadWeightsFile));
   $('save').addEventListener('click', guard(saveWeights));
   $('train-start').addEventListener('click', guard(startTraining));
+  $('train-recipe').addEventListener('change', guard(chooseRecipe));
+  // A batch or rate typed in is no recipe of the crate's.
+  for (const id of ['train-batch', 'train-lr']) $(id).addEventListener('input', () => ($('train-recipe').value = 'custom'));
   $('train-stop').addEventListener('click', () => training.stop());
   // ?debug shows a button that destroys the training GPU device, to watch the CPU take over.
   $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');

@@ -15,8 +15,9 @@
 //      {recovered: {divergedAt, resumedAt, learningRate, retriesLeft, why}}   a step diverged: training
 //                                               went back to the last good weights (every sync
 //                                               interval) at half the learning rate
-//      {step, epoch, totalSteps, loss, bce, kl} after every VAE step
-//      {step, epoch, totalSteps, d_loss, g_loss, d_real, d_fake}   after every GAN step
+//      {step, epoch, totalSteps, seconds, loss, bce, kl} after every VAE step (seconds: since
+//                                               training began, the dataset in place)
+//      {step, epoch, totalSteps, seconds, d_loss, g_loss, d_real, d_fake}   after every GAN step
 //      {samples: Float32Array, step}            the fixed grid decoded, every SAMPLE_EVERY steps
 //      {manifold: Float32Array, step}          sample(manifoldZ, manifoldLabels), every SAMPLE_EVERY
 //                                               steps, when the start message had manifoldZ
@@ -105,6 +106,7 @@ async function train(msg) {
     postMessage(where);
     postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${totalSteps} steps` });
     training = model;
+    const began = performance.now();
     let reason = 'finished';
     let submitted = 0; // steps handed to the backend (the trainer's count)
     let steps = 0; // steps whose results came back
@@ -119,7 +121,7 @@ async function train(msg) {
           submitted++;
         }
         const s = await model.next_stats();
-        const stats = { step: s.step, epoch: s.epoch, totalSteps, ...s.losses };
+        const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: (performance.now() - began) / 1000, ...s.losses };
         s.free();
         steps = stats.step;
         postMessage(stats);

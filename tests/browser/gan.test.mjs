@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, openPage, readyPage, canvasStats, readDigit, classify } from './harness.mjs';
+import { coverageVerdict } from '../../www/coverage.js';
 
 let env;
 before(async () => { env = await launch(); });
@@ -15,8 +16,14 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
     const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
     const run = (kind, steps) => {
       const m = Model.create(kind, 3);
+      const fresh = { recipe: m.recipe, batch: m.batch_size, lr: m.learning_rate };
+      m.recipe = 'tutorial';
       m.set_dataset_safetensors(data);
-      const out = { kind: m.kind, lr: m.learning_rate, steps: [] };
+      const out = { kind: m.kind, fresh, recipe: m.recipe, lr: m.learning_rate, batch: m.batch_size, steps: [] };
+      m.learning_rate = 3e-4;
+      out.custom = m.recipe;
+      m.learning_rate = out.lr;
+      try { m.recipe = 'slow'; } catch (e) { out.refused = e.message; }
       for (let i = 0; i < steps; i++) {
         const s = m.train_step();
         out.steps.push({ d_loss: s.d_loss, g_loss: s.g_loss, d_real: s.d_real, d_fake: s.d_fake, loss: s.loss, step: s.step });
@@ -28,7 +35,10 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
     return [run('gan', 50), run('cgan', 10)];
   });
   for (const run of r) {
-    assert.equal(run.lr, 2e-4, `${run.kind}: the tutorials' learning rate`);
+    assert.deepEqual(run.fresh, { recipe: 'fast', batch: 32, lr: 2e-3 }, `${run.kind}: a fresh model's recipe`);
+    assert.deepEqual([run.recipe, run.lr, run.batch], ['tutorial', 2e-4, 128], `${run.kind}: the tutorials' recipe`);
+    assert.equal(run.custom, 'custom');
+    assert.equal(run.refused, 'unknown recipe `slow`; the recipes are fast and tutorial');
     run.steps.forEach((s, i) => {
       assert.equal(s.step, i + 1);
       assert.ok(Number.isFinite(s.d_loss) && Number.isFinite(s.g_loss), `${run.kind} step ${i}: ${JSON.stringify(s)}`);
@@ -99,7 +109,14 @@ test('training the GAN in the tab plots both losses, redraws the grid and the co
   const { page, problems } = await readyPage(env);
   await page.selectOption('#model-select', 'gan-z64');
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('GAN'));
-  assert.equal(await page.inputValue('#train-lr'), '0.0002');
+  // The fast recipe is the default; the tutorials' is one choice away, and a typed rate is neither.
+  assert.deepEqual([await page.inputValue('#train-recipe'), await page.inputValue('#train-batch'), await page.inputValue('#train-lr')], ['fast', '32', '0.002']);
+  await page.selectOption('#train-recipe', 'tutorial');
+  assert.deepEqual([await page.inputValue('#train-batch'), await page.inputValue('#train-lr')], ['128', '0.0002']);
+  await page.fill('#train-lr', '0.0003');
+  assert.equal(await page.inputValue('#train-recipe'), 'custom');
+  await page.selectOption('#train-recipe', 'fast');
+  assert.deepEqual([await page.inputValue('#train-batch'), await page.inputValue('#train-lr')], ['32', '0.002']);
   await page.selectOption('#train-from', 'fresh');
   await page.fill('#train-epochs', '1');
   await page.click('#train-start');
@@ -111,6 +128,9 @@ test('training the GAN in the tab plots both losses, redraws the grid and the co
   assert.ok(grid.lit > 0, 'the training grid is blank');
   const bars = await canvasStats(page, '#train-coverage');
   assert.ok(bars.lit > 20, 'the coverage bar is not drawn');
+  // Elapsed time on the step line, and the classifier's verdict on the GAN's coverage.
+  assert.match(await page.textContent('#train-status'), /^step \d+\/1875 · \d+ s · epoch/);
+  assert.match(await page.textContent('#train-verdict'), /^The classifier reads the samples: (covers \d+ of 10 digits|collapsing onto \ds \(\d+% of the samples\)) \(step \d+\)\.$/);
   await page.click('#train-stop');
   await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
   assert.match(await page.textContent('#model-select'), /GAN, z 64 · trained here/);
@@ -154,4 +174,12 @@ test('calls a kind cannot do throw clear errors', async () => {
   assert.match(r.classifierFromGan, /holds a `gan` model, not the digit classifier/);
   assert.match(r.modelFromClassifier, /holds the digit classifier/);
   assert.ok(r.ok > 10, 'the cGAN stopped sampling after the errors');
+});
+
+test("the coverage verdict names a collapse, else counts the digits covered", () => {
+  assert.equal(coverageVerdict(new Array(10).fill(20)), 'covers 10 of 10 digits');
+  // 3 of 200 is under a fifth of an even share: that digit is not covered.
+  assert.equal(coverageVerdict([3, 23, 22, 22, 22, 22, 22, 22, 22, 20]), 'covers 9 of 10 digits');
+  assert.equal(coverageVerdict([10, 10, 10, 82, 10, 10, 10, 10, 10, 38]), 'collapsing onto 3s (41% of the samples)');
+  assert.equal(coverageVerdict(new Array(10).fill(0)), 'no samples yet');
 });

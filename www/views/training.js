@@ -2,6 +2,7 @@
 // and a grid of fixed latent vectors that sharpens as it learns. The page's Train panel and
 // <latent-lab view="train"> mount it; each host adds what it does with the result.
 import { URLS } from '../assets.js';
+import { coverageVerdict } from '../coverage.js';
 import { drawCurve, drawGrid } from '../draw.js';
 import { frameScheduler } from '../dom.js';
 import { normals } from '../random.js';
@@ -28,9 +29,9 @@ export function drawTrainingGrid(canvas, images, cell) {
   drawGrid(canvas, images, 4, cell);
 }
 
-/** The status line of one step's message ({step, totalSteps, epoch} and the loss parts). */
+/** The status line of one step's message ({step, totalSteps, epoch, seconds} and the loss parts). */
 export function stepLine(msg) {
-  const head = `step ${msg.step}/${msg.totalSteps} · epoch ${msg.epoch.toFixed(2)}`;
+  const head = `step ${msg.step}/${msg.totalSteps} · ${Math.round(msg.seconds)} s · epoch ${msg.epoch.toFixed(2)}`;
   if (msg.loss !== undefined) {
     return `${head} · loss ${msg.loss.toFixed(2)} (BCE ${msg.bce.toFixed(2)} + KL ${msg.kl.toFixed(2)})`;
   }
@@ -47,13 +48,15 @@ export function recoveryLine({ divergedAt, resumedAt, learningRate, retriesLeft,
 /**
  * Binds a run's views: the loss curves on `curve`, the fixed grid on `samples` (`cell` pixels a
  * digit), each step's line and the worker's status in `status`, and in `note` (when given) what a
- * rollback after a divergence did. Every message goes on to `onMessage(msg)` after that;
+ * rollback after a divergence did, and in `verdict` (when given) the classifier's one-line verdict on
+ * a GAN's coverage of the digits. Every message goes on to `onMessage(msg)` after that;
  * `onFailure(message)` is told when the worker itself fails (the next start makes a new one).
  * Returns {start(model, settings, extras), stop(), loseDevice(), end()}.
  */
-export function mountTraining({ curve, samples, cell, status, note = null, guard, onMessage, onFailure }) {
+export function mountTraining({ curve, samples, cell, status, note = null, verdict = null, guard, onMessage, onFailure }) {
   let worker = null;
   let series = [];
+  let judged = false; // whether this run's model is a GAN, whose coverage gets a verdict
   const drawLosses = frameScheduler(guard(() => drawCurve(curve, series)));
   const discard = () => {
     worker?.terminate();
@@ -64,6 +67,10 @@ export function mountTraining({ curve, samples, cell, status, note = null, guard
     if (msg.fatal) discard(); // the worker's wasm trapped: this worker is unusable
     if (msg.status) status.textContent = msg.status;
     else if (msg.samples) drawTrainingGrid(samples, msg.samples, cell);
+    else if (msg.coverage && verdict && judged) {
+      verdict.textContent = `The classifier reads the samples: ${coverageVerdict(msg.coverage)} (step ${msg.step}).`;
+      verdict.hidden = false;
+    }
     else if (msg.recovered && note) {
       note.textContent = recoveryLine(msg.recovered);
       note.hidden = false;
@@ -101,10 +108,12 @@ export function mountTraining({ curve, samples, cell, status, note = null, guard
           onFailure(e.message ?? '');
         };
       }
-      if (note) {
-        note.textContent = '';
-        note.hidden = true;
+      for (const line of [note, verdict]) {
+        if (!line) continue;
+        line.textContent = '';
+        line.hidden = true;
       }
+      judged = caps.family === 'gan';
       series = caps.losses.filter((field) => CURVES[field]).map((field) => {
         const [color, label] = CURVES[field];
         return { field, values: [], color, label };

@@ -1,0 +1,107 @@
+// Time to digits in the tab: trains a fresh model in headless Chromium on the page's engine (the
+// wasm module on one CPU thread, as the page's Worker trains) and measures its samples as it goes.
+//
+//   node bench/time-to-digits.mjs [--kind gan] [--seconds 60] [--every 5] [--seed 1] [--batch N]
+//                                 [--lr X] [--recipe NAME] [--samples 5000]
+//
+// The page trains through the wasm API with the kind's defaults (or the options given); every
+// --every seconds of training (the clock stops meanwhile) it saves the weights. The native
+// `time-to-digits score` command then measures each saved file with the shipped classifier, as
+// `eval` does, and prints the curve: seconds, steps, epochs, class entropy / ln 10, Fréchet
+// distance and (conditional kinds) the share read as the digit asked for.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
+import { fail, parseOptions } from './common.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--recipe NAME] [--samples N]';
+
+/**
+ * Runs in the page: trains a fresh model for `seconds` of training time and returns its weights
+ * (base64) every `every` seconds, with the seconds and steps at each.
+ */
+export async function trainInPage({ kind, seconds, every, seed, batch, lr, recipe }) {
+  const lab = await import('/pkg/latent_lab.js');
+  await lab.default();
+  const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
+  const model = lab.Model.create(kind, seed);
+  if (recipe) model.recipe = recipe;
+  if (batch) model.batch_size = batch;
+  if (lr) model.learning_rate = lr;
+  model.set_dataset_safetensors(data);
+  const base64 = (bytes) => {
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  };
+  const saved = [];
+  let trained = 0;
+  let steps = 0;
+  let next = every;
+  while (true) {
+    if (trained >= next || trained >= seconds) {
+      saved.push({ seconds: trained, steps, weights: base64(model.save()) });
+      next += every;
+      if (trained >= seconds) break;
+    }
+    const t0 = performance.now();
+    model.train_step().free();
+    trained += (performance.now() - t0) / 1000;
+    steps++;
+  }
+  const setting = { batch: model.batch_size, lr: model.learning_rate, recipe: model.recipe };
+  model.free();
+  return { saved, setting };
+}
+
+async function main() {
+  const { values, o } = parseOptions({
+    usage: USAGE,
+    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', recipe: '', samples: '5000' },
+    wholeNumbers: ['seed', 'batch', 'samples'],
+    zeroAllowed: ['batch'],
+  });
+  o.kind = values.kind;
+  o.recipe = values.recipe;
+  for (const k of ['seconds', 'every', 'lr']) {
+    o[k] = Number(values[k]);
+    if (!(o[k] >= 0) || (k !== 'lr' && o[k] === 0)) fail(`--${k} ${values[k]}: expected a positive number`);
+  }
+  const { chromium } = await import('playwright-core');
+  const { startServer } = await import('../scripts/serve.mjs');
+  const server = await startServer({ port: 0 });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'time-to-digits-'));
+  try {
+    const page = await browser.newPage();
+    // Any document of the server's origin will do; a plain one keeps the page's own work out of the timing.
+    await page.goto(`${server.url}/README.md`);
+    const { saved, setting } = await page.evaluate(trainInPage, o);
+    console.log(`${o.kind} in headless Chromium, one CPU thread: batch ${setting.batch}, lr ${setting.lr}` +
+      `${setting.recipe ? `, recipe ${setting.recipe}` : ''}, seed ${o.seed}`);
+    const points = [];
+    for (const [i, s] of saved.entries()) {
+      const file = path.join(dir, `${i}.safetensors`);
+      await fs.writeFile(file, Buffer.from(s.weights, 'base64'));
+      points.push(`${s.seconds.toFixed(2)}:${s.steps}:${file}`);
+    }
+    const scored = spawnSync('cargo', ['run', '--quiet', '--release', '--bin', 'time-to-digits', '--', 'score', ...points, '--samples', String(o.samples)],
+      { cwd: ROOT, stdio: 'inherit', env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' } });
+    if (scored.status !== 0) fail('time-to-digits score failed');
+  } finally {
+    await browser.close();
+    await server.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    console.error(`time-to-digits: ${e.message}`);
+    process.exit(1);
+  });
+}
