@@ -17,6 +17,7 @@ fn safetensors_round_trip_is_bit_exact() {
     // A model that has been trained a little, so the weights are not just the seeded init.
     let mut lab = Lab::fresh(CFG, 21).unwrap();
     lab.set_dataset(common::mnist().train.take(512)).unwrap();
+    lab.trainer_mut().set_batch_size(128).unwrap();
     for _ in 0..3 {
         lab.train_step().unwrap();
     }
@@ -54,6 +55,7 @@ fn safetensors_round_trip_is_bit_exact() {
 fn recorded_test_loss_is_saved_until_more_training() {
     let mut lab = Lab::fresh(CFG, 6).unwrap();
     lab.set_dataset(common::mnist().train.take(512)).unwrap();
+    lab.trainer_mut().set_batch_size(128).unwrap();
     for _ in 0..3 {
         lab.train_step().unwrap();
     }
