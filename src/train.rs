@@ -9,7 +9,7 @@ pub use crate::backend::{
 };
 pub use crate::cpu::{evaluate, CpuBackend};
 pub use crate::mnist::batch_images;
-use crate::config::{Recipe, TrainSettings};
+use crate::config::{Decay, Recipe, TrainSettings};
 use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
@@ -75,6 +75,7 @@ pub struct Trainer {
     cursor: usize,
     batch_size: usize,
     learning_rate: f64,
+    decay: Decay,
     steps: u64,
     /// Examples drawn from the current dataset, and epochs finished on datasets handed over before it.
     examples_seen: u64,
@@ -125,6 +126,7 @@ impl Trainer {
             cursor: 0,
             batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
             learning_rate: Recipe::DEFAULT.settings(cfg.kind).learning_rate,
+            decay: Recipe::DEFAULT.settings(cfg.kind).decay,
             steps: 0,
             examples_seen: 0,
             earlier_epochs: 0.0,
@@ -198,15 +200,29 @@ impl Trainer {
         self.sync_interval
     }
 
-    /// The recipe the batch size and learning rate are, if they are one.
+    /// The recipe the batch size, learning rate and decay are, if they are one.
     pub fn recipe(&self) -> Option<Recipe> {
-        Recipe::of(self.cfg.kind, TrainSettings { batch_size: self.batch_size, learning_rate: self.learning_rate })
+        Recipe::of(self.cfg.kind, self.settings())
     }
 
-    /// Sets the batch size and learning rate to `recipe`'s for this kind.
+    /// The batch size, the learning rate (of the first epoch) and its decay.
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings { batch_size: self.batch_size, learning_rate: self.learning_rate, decay: self.decay }
+    }
+
+    /// The rate the next step trains at: the learning rate as the decay leaves it by now.
+    pub fn current_learning_rate(&self) -> f64 {
+        self.learning_rate * self.decay.factor(self.epochs())
+    }
+
+    pub fn set_decay(&mut self, decay: Decay) {
+        self.decay = decay;
+    }
+
+    /// Sets the batch size, learning rate and decay to `recipe`'s for this kind.
     pub fn set_recipe(&mut self, recipe: Recipe) {
         let s = recipe.settings(self.cfg.kind);
-        (self.batch_size, self.learning_rate) = (s.batch_size, s.learning_rate);
+        (self.batch_size, self.learning_rate, self.decay) = (s.batch_size, s.learning_rate, s.decay);
     }
 
     pub fn set_batch_size(&mut self, n: usize) -> Result<()> {
@@ -302,6 +318,7 @@ impl Trainer {
     pub fn submit(&mut self) -> Result<PendingStep> {
         // On the CPU, a copy to roll back to at the start and every sync interval (a device's own
         // copies out serve there). Refused steps commit nothing, so every copy is of finite weights.
+        let rate = self.current_learning_rate();
         let due = self.last_good.as_ref().is_none_or(|(m, _)| m.steps != self.steps && self.steps % self.sync_interval == 0);
         if self.device.is_none() && self.max_recoveries > 0 && self.data.is_some() && due {
             self.last_good = Some((self.mark(), self.cpu.snapshot()?));
@@ -326,7 +343,7 @@ impl Trainer {
         let mut batch = Batch { data, indices, noise: &noise, gan: None };
         let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels()));
         batch.gan = gan.as_ref();
-        let submitted = backend.submit(&batch, self.learning_rate)?;
+        let submitted = backend.submit(&batch, rate)?;
         self.examples_seen += indices.len() as u64;
         self.cursor = end;
         self.steps += 1;

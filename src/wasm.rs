@@ -13,7 +13,7 @@ use crate::explore;
 use crate::gpu::{DeviceLost, Gpu};
 use crate::lab::Lab;
 use crate::mnist::{self, Dataset};
-use crate::config::Recipe;
+use crate::config::{Decay, Recipe};
 use crate::model::{Kind, ModelConfig};
 use crate::train::{Diverged, PendingStep, StepLosses};
 use candle_core::Device;
@@ -453,18 +453,32 @@ impl Model {
         self.lab_mut()?.trainer_mut().set_learning_rate(lr).map_err(js_err)
     }
 
-    /// `"fast"` (the default), `"tutorial"`, or `"custom"` once the batch size or learning rate is
-    /// set by hand: the recipe those two settings are.
+    /// `"fast"` (the default), `"tutorial"`, or `"custom"` once the batch size, learning rate or
+    /// decay is set by hand: the recipe those settings are.
     #[wasm_bindgen(getter)]
     pub fn recipe(&self) -> String {
         self.peek(|lab| lab.trainer().recipe().map_or("custom", Recipe::name).to_string())
     }
 
-    /// Sets the batch size and learning rate to a recipe's for this kind: `"fast"` or `"tutorial"`.
+    /// Sets the batch size, learning rate and decay to a recipe's for this kind: `"fast"` or `"tutorial"`.
     #[wasm_bindgen(setter)]
     pub fn set_recipe(&mut self, name: &str) -> Result<(), JsValue> {
         let recipe = Recipe::parse(name).map_err(js_err)?;
         self.lab_mut()?.trainer_mut().set_recipe(recipe);
+        Ok(())
+    }
+
+    /// How the learning rate falls over the epochs: `"inverse-epoch"` (the fast recipe's: the rate
+    /// ÷ (1 + epoch)) or `"none"`.
+    #[wasm_bindgen(getter)]
+    pub fn lr_decay(&self) -> String {
+        self.peek(|lab| lab.trainer().settings().decay.name().to_string())
+    }
+
+    #[wasm_bindgen(setter)]
+    pub fn set_lr_decay(&mut self, name: &str) -> Result<(), JsValue> {
+        let decay = Decay::parse(name).map_err(js_err)?;
+        self.lab_mut()?.trainer_mut().set_decay(decay);
         Ok(())
     }
 

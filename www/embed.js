@@ -437,7 +437,7 @@ class LatentLabElement extends HTMLElement {
       const m = current();
       running(true);
       status.textContent = 'Starting…';
-      training.start(m, { epochs, batchSize: m.batch_size, learningRate: m.learning_rate });
+      training.start(m, { epochs, batchSize: m.batch_size, learningRate: m.learning_rate, lrDecay: m.lr_decay });
     }));
     stop.addEventListener('click', guard(() => training.stop()));
     this.#cleanups.push(() => {

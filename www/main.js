@@ -244,6 +244,7 @@ function startTraining() {
     epochs,
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
+    lrDecay: m.lr_decay, // the recipe's; chooseRecipe sets it on the page's copy
     backend: $('train-backend').value,
     // ?sync=N copies the WebGPU weights back every N steps instead of 50 (what a lost device costs).
     syncInterval: Number(new URLSearchParams(location.search).get('sync')) || undefined,

@@ -1,7 +1,8 @@
 // Training runs here, off the page's thread, on its own instance of the wasm module.
 //
 // in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs, batchSize,
-//       learningRate, backend: 'auto' | 'webgpu' | 'cpu', gridZ: Float32Array, gridLabels: Uint8Array | null,
+//       learningRate, lrDecay: 'inverse-epoch' | 'none', backend: 'auto' | 'webgpu' | 'cpu',
+//       gridZ: Float32Array, gridLabels: Uint8Array | null,
 //       manifoldZ?: Float32Array, manifoldLabels?: Uint8Array | null,
 //       reconImages?: Float32Array, reconLabels?: Uint8Array | null}
 //                                               weights null = fresh `kind` model from (latent, hidden, seed);
@@ -100,6 +101,7 @@ async function train(msg) {
     model.set_dataset_safetensors(data);
     model.batch_size = msg.batchSize;
     model.learning_rate = msg.learningRate;
+    if (msg.lrDecay) model.lr_decay = msg.lrDecay;
     const totalSteps = Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
     if (msg.syncInterval) model.sync_interval = msg.syncInterval;
     const where = await chooseBackend(model, msg.backend ?? 'auto');

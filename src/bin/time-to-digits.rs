@@ -6,7 +6,7 @@
 //! Options: --seconds S (60) with --every S (5): a budget of training seconds (the clock stops
 //! while samples are measured); or --steps N with --every-steps N: a budget of steps (what the
 //! tests use, since seconds differ between machines). --recipe fast|tutorial (fast, the default),
-//! --batch N and --lr F (over the recipe's), --seed N (1),
+//! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's), --seed N (1),
 //! --latent N, --hidden N, --samples N (5000), --classifier PATH, --mnist DIR.
 //! `score SECONDS:STEPS:FILE…` measures weights files saved elsewhere (the browser mode,
 //! bench/time-to-digits.mjs) and prints the same table.
@@ -21,12 +21,12 @@ use latent_lab::classifier::ClassifierModel;
 use latent_lab::lab::Lab;
 use latent_lab::metrics::{measure_real, measure_samples, Gaussian};
 use latent_lab::mnist;
-use latent_lab::config::Recipe;
+use latent_lab::config::{Decay, Recipe};
 use latent_lab::model::{Kind, ModelConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--batch N] [--lr F] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
+const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
 
 enum Budget {
     Seconds { total: f64, every: f64 },
@@ -37,6 +37,7 @@ struct Args {
     cfg: Option<ModelConfig>,
     budget: Budget,
     recipe: Option<Recipe>,
+    decay: Option<Decay>,
     batch: Option<usize>,
     lr: Option<f64>,
     seed: u64,
@@ -54,6 +55,7 @@ fn parse_args() -> Result<Args> {
         cfg,
         budget: Budget::Seconds { total: 60.0, every: 5.0 },
         recipe: None,
+        decay: None,
         batch: None,
         lr: None,
         seed: 1,
@@ -83,6 +85,7 @@ fn parse_args() -> Result<Args> {
             "--steps" => steps = Some(value.parse::<u64>().with_context(bad)?),
             "--every-steps" => every_steps = Some(value.parse::<u64>().with_context(bad)?),
             "--recipe" => a.recipe = Some(Recipe::parse(&value)?),
+            "--decay" => a.decay = Some(Decay::parse(&value)?),
             "--batch" => a.batch = Some(value.parse().with_context(bad)?),
             "--lr" => a.lr = Some(value.parse().with_context(bad)?),
             "--seed" => a.seed = value.parse().with_context(bad)?,
@@ -175,6 +178,9 @@ fn main() -> Result<()> {
     }
     if let Some(lr) = a.lr {
         lab.trainer_mut().set_learning_rate(lr)?;
+    }
+    if let Some(decay) = a.decay {
+        lab.trainer_mut().set_decay(decay);
     }
     lab.set_dataset(data.train.clone())?;
     eprintln!(

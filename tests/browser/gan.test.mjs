@@ -16,14 +16,15 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
     const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
     const run = (kind, steps) => {
       const m = Model.create(kind, 3);
-      const fresh = { recipe: m.recipe, batch: m.batch_size, lr: m.learning_rate };
+      const fresh = { recipe: m.recipe, batch: m.batch_size, lr: m.learning_rate, decay: m.lr_decay };
       m.recipe = 'tutorial';
       m.set_dataset_safetensors(data);
-      const out = { kind: m.kind, fresh, recipe: m.recipe, lr: m.learning_rate, batch: m.batch_size, steps: [] };
+      const out = { kind: m.kind, fresh, recipe: m.recipe, lr: m.learning_rate, batch: m.batch_size, decay: m.lr_decay, steps: [] };
       m.learning_rate = 3e-4;
       out.custom = m.recipe;
       m.learning_rate = out.lr;
       try { m.recipe = 'slow'; } catch (e) { out.refused = e.message; }
+      try { m.lr_decay = 'cosine'; } catch (e) { out.refusedDecay = e.message; }
       for (let i = 0; i < steps; i++) {
         const s = m.train_step();
         out.steps.push({ d_loss: s.d_loss, g_loss: s.g_loss, d_real: s.d_real, d_fake: s.d_fake, loss: s.loss, step: s.step });
@@ -35,8 +36,9 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
     return [run('gan', 50), run('cgan', 10)];
   });
   for (const run of r) {
-    assert.deepEqual(run.fresh, { recipe: 'fast', batch: 32, lr: 2e-3 }, `${run.kind}: a fresh model's recipe`);
-    assert.deepEqual([run.recipe, run.lr, run.batch], ['tutorial', 2e-4, 128], `${run.kind}: the tutorials' recipe`);
+    assert.deepEqual(run.fresh, { recipe: 'fast', batch: 32, lr: 2e-3, decay: 'inverse-epoch' }, `${run.kind}: a fresh model's recipe`);
+    assert.deepEqual([run.recipe, run.lr, run.batch, run.decay], ['tutorial', 2e-4, 128, 'none'], `${run.kind}: the tutorials' recipe`);
+    assert.equal(run.refusedDecay, 'unknown learning-rate decay `cosine`; the decays are none and inverse-epoch');
     assert.equal(run.custom, 'custom');
     assert.equal(run.refused, 'unknown recipe `slow`; the recipes are fast and tutorial');
     run.steps.forEach((s, i) => {

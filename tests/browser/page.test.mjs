@@ -405,10 +405,11 @@ test('a diverging run rolls back to the last good weights at half the learning r
   const { page, problems } = await openPage(env, '?sync=10', (p) => p.addInitScript(recordWorkerMessages));
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   const before = await canvasStats(page, '#samples');
-  /** A run of 0.15 epochs (70 steps) at learning rate 1 from `from`; its recorded messages. */
+  /** A run of 0.15 epochs (70 steps at the tutorials' batch 128) at learning rate 1 from `from`; its recorded messages. */
   const run = async (from) => {
     await page.evaluate(() => { window.__training.length = 0; });
     await page.selectOption('#train-from', from);
+    await page.selectOption('#train-recipe', 'tutorial');
     await page.fill('#train-lr', '1');
     await page.fill('#train-epochs', '0.15');
     await page.click('#train-start');

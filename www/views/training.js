@@ -89,7 +89,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
   return {
     /**
      * Trains a copy of `model` (or, with settings.fresh, new weights of its kind): settings are the
-     * worker's {epochs, batchSize, learningRate, backend?}; `extras` more views to decode as it runs.
+     * worker's {epochs, batchSize, learningRate, lrDecay?, backend?}; `extras` more views to decode as it runs.
      */
     start(model, { fresh = false, ...settings }, extras = {}) {
       const caps = model.capabilities;
