@@ -34,10 +34,7 @@ impl Kind {
     }
 
     pub fn parse(s: &str) -> Result<Kind> {
-        match Kind::ALL.into_iter().find(|k| k.name() == s) {
-            Some(k) => Ok(k),
-            None => bail!("unknown model kind `{s}`; the kinds are vae, cvae, gan and cgan"),
-        }
+        by_name(&Kind::ALL, Kind::name, s, "model kind", "kinds")
     }
 
     pub fn is_gan(self) -> bool {
@@ -106,10 +103,7 @@ impl Decay {
     }
 
     pub fn parse(s: &str) -> Result<Decay> {
-        match Decay::ALL.into_iter().find(|d| d.name() == s) {
-            Some(d) => Ok(d),
-            None => bail!("unknown learning-rate decay `{s}`; the decays are none and inverse-epoch"),
-        }
+        by_name(&Decay::ALL, Decay::name, s, "learning-rate decay", "decays")
     }
 
     /// What the rate is multiplied by after `epochs` passes over the data (fractional).
@@ -133,10 +127,7 @@ impl Recipe {
     }
 
     pub fn parse(s: &str) -> Result<Recipe> {
-        match Recipe::ALL.into_iter().find(|r| r.name() == s) {
-            Some(r) => Ok(r),
-            None => bail!("unknown recipe `{s}`; the recipes are fast and tutorial"),
-        }
+        by_name(&Recipe::ALL, Recipe::name, s, "recipe", "recipes")
     }
 
     /// - tutorial: batch 128 at a constant rate; the VAEs at PyTorch's lr 1e-3, the GANs at DCGAN's 2e-4.
@@ -157,6 +148,20 @@ impl Recipe {
     pub fn of(kind: Kind, settings: TrainSettings) -> Option<Recipe> {
         Recipe::ALL.into_iter().find(|r| r.settings(kind) == settings)
     }
+}
+
+/// The one of `all` named `s`, or an error that lists the names: "unknown recipe `slow`; the
+/// recipes are fast and tutorial".
+fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str, what: &str, plural: &str) -> Result<T> {
+    if let Some(&t) = all.iter().find(|&&t| name(t) == s) {
+        return Ok(t);
+    }
+    let names: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+    let list = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    };
+    bail!("unknown {what} `{s}`; the {plural} are {list}")
 }
 
 /// A model's kind and sizes; everything about its shapes follows from these.

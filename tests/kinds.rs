@@ -45,7 +45,7 @@ fn gan_and_conditional_shapes_follow_the_tutorials() {
     assert_eq!(cvae["fc3.weight"], vec![400, 30]);
     assert_eq!(cvae["fc21.weight"], vec![20, 400]);
     assert_eq!(Kind::parse("cgan").unwrap(), Kind::Cgan);
-    expect_err(Kind::parse("wgan"), &["unknown model kind `wgan`"]);
+    expect_err(Kind::parse("wgan"), &["unknown model kind `wgan`; the kinds are vae, cvae, gan and cgan"]);
 }
 
 #[test]
