@@ -16,22 +16,23 @@ use candle_nn::VarMap;
 use std::collections::HashMap;
 
 /// Adam's hyper-parameters, defined once for every backend (the GPU's kernels take them from here).
+/// The learning rate is not one of them: it comes with each step, from the trainer's recipe
+/// (`config::Recipe`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
-    pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
 }
 
 impl AdamConfig {
-    /// PyTorch's defaults: lr 1e-3, β = (0.9, 0.999), ε = 1e-8.
-    pub const PYTORCH: AdamConfig = AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    /// PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8.
+    pub const PYTORCH: AdamConfig = AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
-    /// As the tutorials train each family: the VAEs with PyTorch's defaults, the GANs with lr 2e-4
-    /// and β1 0.5 (DCGAN's choice, which its successors kept).
+    /// As the tutorials train each family: the VAEs with PyTorch's defaults, the GANs with β1 0.5
+    /// (DCGAN's choice, which its successors kept).
     pub fn for_kind(kind: Kind) -> AdamConfig {
-        if kind.is_gan() { AdamConfig { lr: 2e-4, beta1: 0.5, ..Self::PYTORCH } } else { Self::PYTORCH }
+        if kind.is_gan() { AdamConfig { beta1: 0.5, ..Self::PYTORCH } } else { Self::PYTORCH }
     }
 }
 

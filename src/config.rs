@@ -150,6 +150,37 @@ impl Recipe {
     }
 }
 
+/// Training settings chosen on a command line over the default recipe (the trainer's and
+/// time-to-digits'): a recipe first, then each setting given on its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SettingsChoice {
+    pub recipe: Option<Recipe>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub decay: Option<Decay>,
+}
+
+impl SettingsChoice {
+    pub const USAGE: &str = "[--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch]";
+
+    /// Takes `flag value` when the flag is one of `USAGE`'s; `Ok(false)` for any other flag.
+    pub fn take(&mut self, flag: &str, value: &str) -> Result<bool> {
+        let bad = || anyhow::anyhow!("{flag}: cannot read `{value}`");
+        match flag {
+            "--recipe" => self.recipe = Some(Recipe::parse(value)?),
+            "--batch" => self.batch_size = Some(value.parse().map_err(|_| bad())?),
+            "--lr" => self.learning_rate = Some(value.parse().map_err(|_| bad())?),
+            "--decay" => self.decay = Some(Decay::parse(value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// The one of `all` named `s`, or an error that lists the names: "unknown recipe `slow`; the
 /// recipes are fast and tutorial".
 fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str, what: &str, plural: &str) -> Result<T> {

@@ -53,7 +53,11 @@ impl Lab {
     /// A model from safetensors bytes (ours, or a PyTorch `state_dict`).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let ck = checkpoint::load(bytes, &Device::Cpu)?;
-        Self::from_params(ck.cfg, ck.params, ck.meta, 0)
+        // The file's epochs (a PyTorch file records none) are where a decaying rate goes on from.
+        let epochs = ck.meta.get("epochs").and_then(|e| e.parse::<f64>().ok()).filter(|e| e.is_finite() && *e >= 0.0);
+        let mut lab = Self::from_params(ck.cfg, ck.params, ck.meta, 0)?;
+        lab.trainer.set_prior_epochs(epochs.unwrap_or(0.0))?;
+        Ok(lab)
     }
 
     pub fn config(&self) -> ModelConfig {

@@ -9,7 +9,7 @@ pub use crate::backend::{
 };
 pub use crate::cpu::{evaluate, CpuBackend};
 pub use crate::mnist::batch_images;
-use crate::config::{Decay, Recipe, TrainSettings};
+use crate::config::{Decay, Recipe, SettingsChoice, TrainSettings};
 use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
@@ -43,7 +43,7 @@ pub struct Fallback {
 pub struct Recovery {
     /// The step training continues from: the last copy of the weights kept (every sync interval).
     pub resumed_at: u64,
-    /// The learning rate from now on: half the one that diverged.
+    /// The rate the steps from here train at: half the one that diverged (as the decay leaves it).
     pub learning_rate: f64,
     /// Rollbacks left before a divergence stops training.
     pub retries_left: u32,
@@ -76,6 +76,8 @@ pub struct Trainer {
     batch_size: usize,
     learning_rate: f64,
     decay: Decay,
+    /// Epochs the weights had trained before this trainer took them, which the decay counts from.
+    prior_epochs: f64,
     steps: u64,
     /// Examples drawn from the current dataset, and epochs finished on datasets handed over before it.
     examples_seen: u64,
@@ -127,6 +129,7 @@ impl Trainer {
             batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
             learning_rate: Recipe::DEFAULT.settings(cfg.kind).learning_rate,
             decay: Recipe::DEFAULT.settings(cfg.kind).decay,
+            prior_epochs: 0.0,
             steps: 0,
             examples_seen: 0,
             earlier_epochs: 0.0,
@@ -210,13 +213,39 @@ impl Trainer {
         TrainSettings { batch_size: self.batch_size, learning_rate: self.learning_rate, decay: self.decay }
     }
 
-    /// The rate the next step trains at: the learning rate as the decay leaves it by now.
+    /// The rate the next step trains at: the learning rate as the decay leaves it by now,
+    /// counting the epochs the weights had before this trainer.
     pub fn current_learning_rate(&self) -> f64 {
-        self.learning_rate * self.decay.factor(self.epochs())
+        self.learning_rate * self.decay.factor(self.prior_epochs + self.epochs())
+    }
+
+    /// Epochs the weights had trained before (a loaded file's): the decay goes on from there, so
+    /// training a 20-epoch file further starts at the rate of its 21st epoch, not at the first's.
+    pub fn set_prior_epochs(&mut self, epochs: f64) -> Result<()> {
+        ensure!(epochs.is_finite() && epochs >= 0.0, "prior epochs {epochs} is not a count of epochs");
+        self.prior_epochs = epochs;
+        Ok(())
     }
 
     pub fn set_decay(&mut self, decay: Decay) {
         self.decay = decay;
+    }
+
+    /// A command line's choice: its recipe's settings, then each setting it gave on its own.
+    pub fn choose(&mut self, choice: &SettingsChoice) -> Result<()> {
+        if let Some(recipe) = choice.recipe {
+            self.set_recipe(recipe);
+        }
+        if let Some(n) = choice.batch_size {
+            self.set_batch_size(n)?;
+        }
+        if let Some(lr) = choice.learning_rate {
+            self.set_learning_rate(lr)?;
+        }
+        if let Some(decay) = choice.decay {
+            self.set_decay(decay);
+        }
+        Ok(())
     }
 
     /// Sets the batch size, learning rate and decay to `recipe`'s for this kind.
@@ -285,7 +314,8 @@ impl Trainer {
         };
         self.learning_rate /= 2.0;
         self.recoveries += 1;
-        Ok(Recovery { resumed_at, learning_rate: self.learning_rate, retries_left: self.max_recoveries - self.recoveries })
+        let learning_rate = self.current_learning_rate(); // the rate the steps from here train at
+        Ok(Recovery { resumed_at, learning_rate, retries_left: self.max_recoveries - self.recoveries })
     }
 
     /// Epochs trained so far by this trainer (fractional).

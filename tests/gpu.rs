@@ -11,7 +11,7 @@ use crate::common;
 use crate::common::gpu;
 
 use latent_lab::gan::GanDraws;
-use latent_lab::adam::AdamConfig;
+use latent_lab::config::{Decay, Recipe};
 use latent_lab::gpu::{DeviceLost, Gpu, GpuBackend};
 use latent_lab::lab::Lab;
 use latent_lab::mnist::Dataset;
@@ -142,7 +142,7 @@ fn one_step_parity(kind: Kind) {
         .expect("a minibatch clear of the activations' kinks");
     let draws = gan_draws(&cfg, &data, &indices);
     let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref() };
-    let lr = AdamConfig::for_kind(cfg.kind).lr;
+    let lr = Recipe::Tutorial.settings(cfg.kind).learning_rate;
     let c = step(&mut cpu, &batch, lr).unwrap();
     let g = step(&mut gpu, &batch, lr).unwrap();
     for (i, (a, b)) in headline_parts(&c).iter().zip(headline_parts(&g)).enumerate() {
@@ -236,7 +236,7 @@ fn curves_agree(kind: Kind) {
         t.set_batch_size(16).unwrap();
         t.set_sync_interval(10).unwrap();
         t.set_dataset(common::mnist().train.take(640)).unwrap();
-        assert_eq!(t.settings().decay, latent_lab::config::Decay::InverseEpoch);
+        assert_eq!(t.settings().decay, Decay::InverseEpoch);
         if on_gpu {
             t.use_device(Box::new(GpuBackend::new(gpu(), cfg, &p, None).unwrap())).unwrap();
         }

@@ -513,7 +513,7 @@ fn propose_and_commit_against_src_adam() {
     let v = rng.vec(total, 0.0, 1e-3);
     // The reference: src/adam.rs over one parameter, the range, carrying the same moments at t = 1.
     let var = Var::new(&theta[off..off + count], &DEV).unwrap();
-    let config = latent_lab::adam::AdamConfig { lr, beta1, beta2, eps: 1e-8 };
+    let config = latent_lab::adam::AdamConfig { beta1, beta2, eps: 1e-8 };
     let mut adam = latent_lab::adam::Adam::new(vec![("p".to_string(), var.clone())], &config).unwrap();
     let moments = [("p".to_string(), (m[off..off + count].to_vec(), v[off..off + count].to_vec()))].into();
     adam.set_state(&latent_lab::train::OptimizerState { t: t - 1, moments }).unwrap();

@@ -27,7 +27,7 @@ fn shipped(latent: usize) -> &'static Shipped {
     cache.entry(latent).or_insert_with(|| {
         let p = path(latent);
         let bytes = std::fs::read(&p).unwrap_or_else(|e| {
-            panic!("{}: {e} (train it: cargo run --release --bin train -- vae --latent {latent} --epochs 20)", p.display())
+            panic!("{}: {e} (train it: cargo run --release --bin train -- vae --latent {latent} --epochs 20 --recipe tutorial)", p.display())
         });
         let lab = Lab::from_safetensors(&bytes).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
         let test = lab.evaluate(&common::mnist().test).unwrap();
@@ -109,5 +109,24 @@ fn shipped_z2_decodes_a_grid_of_digits() {
         let ink: f32 = img.iter().sum::<f32>() / 784.0;
         assert!(img.iter().all(|p| (0.0..=1.0).contains(p)));
         assert!((0.03..0.5).contains(&ink), "grid image {k}: mean intensity {ink}");
+    }
+}
+
+/// Every shipped file records the command that makes it, with each training setting named (the
+/// defaults move: the fast recipe is the default now, and the older files were made with the
+/// tutorials'), and the settings it records as metadata agree with that command.
+#[test]
+fn every_shipped_file_records_a_command_that_names_its_settings() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/weights");
+    for file in ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64"] {
+        let meta = common::read_metadata(&std::fs::read(dir.join(format!("{file}.safetensors"))).unwrap());
+        let command = &meta["trainer"];
+        for flag in ["--batch ", "--lr ", "--decay ", "--seed ", "--epochs "] {
+            assert!(command.contains(flag), "{file}: `{command}` does not name {flag}");
+        }
+        let value = |flag: &str| command.split(flag).nth(1).unwrap().split(' ').next().unwrap().to_string();
+        assert_eq!(value("--batch "), meta["batch_size"], "{file}");
+        assert_eq!(value("--lr "), meta["learning_rate"], "{file}");
+        assert_eq!(value("--epochs "), meta["epochs"], "{file}");
     }
 }

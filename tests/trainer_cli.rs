@@ -67,6 +67,9 @@ fn the_trainer_trains_on_the_cpu_and_on_webgpu_alike() {
     let (cpu, cpu_meta, _) = train_small_vae("cpu");
     assert_learns("cpu", &cpu);
     assert!(!cpu_meta["trainer"].contains("--backend"), "{}", cpu_meta["trainer"]);
+    // The fast recipe's rate (2e-3, halved in the second epoch and a third in the third, on both
+    // backends), named in the command the file records.
+    assert!(cpu_meta["trainer"].ends_with("--epochs 3 --batch 64 --lr 0.002 --seed 1 --decay inverse-epoch"), "{}", cpu_meta["trainer"]);
 
     let (gpu, gpu_meta, stderr) = train_small_vae("webgpu");
     assert!(stderr.contains("training on WebGPU"), "no device announced: {stderr}");

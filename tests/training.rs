@@ -72,6 +72,10 @@ fn the_decaying_rate_halves_in_the_second_epoch() {
     assert_eq!(decayed, [2e-3, 2e-3, 1e-3, 1e-3]);
     assert_eq!(by_hand, decayed);
     assert_eq!(common::read_tensors(&a), common::read_tensors(&b), "the decay trains at the rate it reports");
+    // Trained further after loading, the weights go on at the rate of their third epoch.
+    let loaded = Lab::from_safetensors(&a).unwrap();
+    assert_eq!(loaded.metadata().get("epochs").map(String::as_str), Some("2"));
+    assert_eq!(loaded.trainer().current_learning_rate(), 2e-3 / 3.0);
 }
 
 #[test]

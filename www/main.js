@@ -215,18 +215,17 @@ function drawStrip() {
 
 // ---- training (www/views/training.js) --------------------------------------------------------
 
-/** The Train panel's recipe, batch and rate as the model has them (a fresh model: the fast recipe). */
+/**
+ * The Train panel's batch, rate and decay: the chosen recipe's for this model's kind (the crate's,
+ * src/config.rs), or, for "your own", as typed.
+ */
 function showRecipe(m) {
-  $('train-recipe').value = m.recipe;
+  const recipe = $('train-recipe').value;
+  if (recipe === 'custom') return;
+  m.recipe = recipe; // the page's copy only; the worker trains its own
   $('train-batch').value = m.batch_size;
   $('train-lr').value = m.learning_rate;
-}
-
-/** A recipe chosen: its batch and rate for this kind, from the crate (src/config.rs). */
-function chooseRecipe() {
-  const m = model();
-  m.recipe = $('train-recipe').value; // the page's copy only; the worker trains its own
-  showRecipe(m);
+  $('train-decay').value = m.lr_decay;
 }
 
 let training = null; // the Train panel's view, made in main()
@@ -244,7 +243,7 @@ function startTraining() {
     epochs,
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
-    lrDecay: m.lr_decay, // the recipe's; chooseRecipe sets it on the page's copy
+    lrDecay: $('train-decay').value,
     backend: $('train-backend').value,
     // ?sync=N copies the WebGPU weights back every N steps instead of 50 (what a lost device costs).
     syncInterval: Number(new URLSearchParams(location.search).get('sync')) || undefined,
@@ -371,9 +370,9 @@ async function main() {
   $('weights-file').addEventListener('change', guard(loadWeightsFile));
   $('save').addEventListener('click', guard(saveWeights));
   $('train-start').addEventListener('click', guard(startTraining));
-  $('train-recipe').addEventListener('change', guard(chooseRecipe));
-  // A batch or rate typed in is no recipe of the crate's.
-  for (const id of ['train-batch', 'train-lr']) $(id).addEventListener('input', () => ($('train-recipe').value = 'custom'));
+  $('train-recipe').addEventListener('change', guard(() => showRecipe(model())));
+  // A batch, rate or decay of the reader's own is no recipe of the crate's.
+  for (const id of ['train-batch', 'train-lr', 'train-decay']) $(id).addEventListener('input', () => ($('train-recipe').value = 'custom'));
   $('train-stop').addEventListener('click', () => training.stop());
   // ?debug shows a button that destroys the training GPU device, to watch the CPU take over.
   $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');

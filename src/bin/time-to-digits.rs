@@ -21,7 +21,7 @@ use latent_lab::classifier::ClassifierModel;
 use latent_lab::lab::Lab;
 use latent_lab::metrics::{measure_real, measure_samples, Gaussian};
 use latent_lab::mnist;
-use latent_lab::config::{Decay, Recipe};
+use latent_lab::config::{Recipe, SettingsChoice};
 use latent_lab::model::{Kind, ModelConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,11 +36,8 @@ enum Budget {
 struct Args {
     cfg: Option<ModelConfig>,
     budget: Budget,
-    recipe: Option<Recipe>,
-    decay: Option<Decay>,
-    batch: Option<usize>,
-    lr: Option<f64>,
-    seed: u64,
+    settings: SettingsChoice,
+    seed: Option<u64>,
     samples: usize,
     classifier: PathBuf,
     mnist: PathBuf,
@@ -54,11 +51,8 @@ fn parse_args() -> Result<Args> {
     let mut a = Args {
         cfg,
         budget: Budget::Seconds { total: 60.0, every: 5.0 },
-        recipe: None,
-        decay: None,
-        batch: None,
-        lr: None,
-        seed: 1,
+        settings: SettingsChoice::default(),
+        seed: None,
         samples: 5000,
         classifier: "www/weights/classifier.safetensors".into(),
         mnist: mnist::default_dir(),
@@ -79,16 +73,15 @@ fn parse_args() -> Result<Args> {
         }
         let value = it.next().with_context(|| format!("{arg} needs a value"))?;
         let bad = || format!("{arg}: cannot read `{value}`");
+        if a.settings.take(&arg, &value)? {
+            continue;
+        }
         match arg.as_str() {
             "--seconds" => seconds = Some(value.parse::<f64>().with_context(bad)?),
             "--every" => every = Some(value.parse::<f64>().with_context(bad)?),
             "--steps" => steps = Some(value.parse::<u64>().with_context(bad)?),
             "--every-steps" => every_steps = Some(value.parse::<u64>().with_context(bad)?),
-            "--recipe" => a.recipe = Some(Recipe::parse(&value)?),
-            "--decay" => a.decay = Some(Decay::parse(&value)?),
-            "--batch" => a.batch = Some(value.parse().with_context(bad)?),
-            "--lr" => a.lr = Some(value.parse().with_context(bad)?),
-            "--seed" => a.seed = value.parse().with_context(bad)?,
+            "--seed" => a.seed = Some(value.parse().with_context(bad)?),
             "--latent" => sizes(&mut a.cfg, &arg)?.latent = value.parse().with_context(bad)?,
             "--hidden" => sizes(&mut a.cfg, &arg)?.hidden = value.parse().with_context(bad)?,
             "--samples" => a.samples = value.parse().with_context(bad)?,
@@ -114,6 +107,9 @@ fn parse_args() -> Result<Args> {
     }
     if a.cfg.is_none() && a.score.is_empty() {
         bail!("score: no SECONDS:STEPS:FILE given\n{USAGE}");
+    }
+    if a.cfg.is_none() && (!a.settings.is_empty() || a.seed.is_some() || steps.is_some() || seconds.is_some()) {
+        bail!("score measures saved files: the training options (--recipe, --batch, --lr, --decay, --seed, a budget) do not apply");
     }
     Ok(a)
 }
@@ -169,29 +165,20 @@ fn main() -> Result<()> {
         }
         return Ok(());
     };
-    let mut lab = Lab::fresh(cfg, a.seed)?;
-    if let Some(recipe) = a.recipe {
-        lab.trainer_mut().set_recipe(recipe);
-    }
-    if let Some(b) = a.batch {
-        lab.trainer_mut().set_batch_size(b)?;
-    }
-    if let Some(lr) = a.lr {
-        lab.trainer_mut().set_learning_rate(lr)?;
-    }
-    if let Some(decay) = a.decay {
-        lab.trainer_mut().set_decay(decay);
-    }
+    let seed = a.seed.unwrap_or(1);
+    let mut lab = Lab::fresh(cfg, seed)?;
+    lab.trainer_mut().choose(&a.settings)?;
     lab.set_dataset(data.train.clone())?;
+    let s = lab.trainer().settings();
     eprintln!(
-        "{} latent {} hidden {}, recipe {}: batch {}, lr {}, seed {}, on the CPU",
+        "{} latent {} hidden {}, recipe {}: batch {}, lr {}, decay {}, seed {seed}, on the CPU",
         cfg.kind.name(),
         cfg.latent,
         cfg.hidden,
         lab.trainer().recipe().map_or("custom", Recipe::name),
-        lab.trainer().batch_size(),
-        lab.trainer().learning_rate(),
-        a.seed
+        s.batch_size,
+        s.learning_rate,
+        s.decay.name(),
     );
     Judge::header(cfg.kind);
     let mut trained = Duration::ZERO;

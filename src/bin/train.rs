@@ -21,13 +21,13 @@ use latent_lab::classifier::{self, ClassifierModel};
 use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
-use latent_lab::config::{Decay, Recipe};
+use latent_lab::config::SettingsChoice;
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--decay none|inverse-epoch] [--lr F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -49,10 +49,7 @@ enum What {
 struct Args {
     what: What,
     epochs: usize,
-    recipe: Option<Recipe>,
-    decay: Option<Decay>,
-    batch: Option<usize>,
-    lr: Option<f64>,
+    settings: SettingsChoice,
     seed: u64,
     out: Option<PathBuf>,
     mnist: PathBuf,
@@ -66,18 +63,17 @@ fn parse_args() -> Result<Args> {
         Some(kind) => What::Generative(Kind::parse(kind).context(USAGE)?.default_config()),
         None => bail!(USAGE),
     };
-    let mut a = Args { what, epochs: 10, recipe: None, decay: None, batch: None, lr: None, seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu };
+    let mut a = Args { what, epochs: 10, settings: SettingsChoice::default(), seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = || format!("{flag}: cannot read `{value}`");
+        if a.settings.take(&flag, &value)? {
+            continue;
+        }
         match flag.as_str() {
             "--latent" => sizes(&mut a.what, &flag)?.latent = value.parse().with_context(bad)?,
             "--hidden" => sizes(&mut a.what, &flag)?.hidden = value.parse().with_context(bad)?,
             "--epochs" => a.epochs = value.parse().with_context(bad)?,
-            "--recipe" => a.recipe = Some(Recipe::parse(&value)?),
-            "--decay" => a.decay = Some(Decay::parse(&value)?),
-            "--batch" => a.batch = Some(value.parse().with_context(bad)?),
-            "--lr" => a.lr = Some(value.parse().with_context(bad)?),
             "--seed" => a.seed = value.parse().with_context(bad)?,
             "--out" => a.out = Some(value.clone().into()),
             "--mnist" => a.mnist = value.clone().into(),
@@ -140,18 +136,7 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
             Err(e) => return Err(e.context("--backend webgpu")),
         }
     }
-    if let Some(recipe) = a.recipe {
-        lab.trainer_mut().set_recipe(recipe);
-    }
-    if let Some(batch) = a.batch {
-        lab.trainer_mut().set_batch_size(batch)?;
-    }
-    if let Some(decay) = a.decay {
-        lab.trainer_mut().set_decay(decay);
-    }
-    if let Some(lr) = a.lr {
-        lab.trainer_mut().set_learning_rate(lr)?;
-    }
+    lab.trainer_mut().choose(&a.settings)?;
     lab.set_dataset(data.train.clone())?;
     let steps = lab.trainer().steps_per_epoch();
     let (batch, lr, decay) = (lab.trainer().batch_size(), lab.trainer().learning_rate(), lab.trainer().settings().decay.name());
@@ -264,8 +249,8 @@ fn roll_back(lab: &mut Lab, e: anyhow::Error, queued: &mut VecDeque<PendingStep>
 fn train_classifier(a: &Args, data: &Mnist) -> Result<()> {
     let device = Device::Cpu;
     let mut model = ClassifierModel::fresh(a.seed, &device)?;
-    let batch = a.batch.unwrap_or(64);
-    if a.lr.is_some() || a.recipe.is_some() || a.decay.is_some() {
+    let batch = a.settings.batch_size.unwrap_or(64);
+    if a.settings.learning_rate.is_some() || a.settings.recipe.is_some() || a.settings.decay.is_some() {
         bail!("--lr, --recipe, --decay: the classifier trains at Adam's 1e-3");
     }
     eprintln!("classifier: {} epochs (batch {batch}, seed {})", a.epochs, a.seed);

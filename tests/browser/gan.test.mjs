@@ -111,14 +111,21 @@ test('training the GAN in the tab plots both losses, redraws the grid and the co
   const { page, problems } = await readyPage(env);
   await page.selectOption('#model-select', 'gan-z64');
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('GAN'));
-  // The fast recipe is the default; the tutorials' is one choice away, and a typed rate is neither.
-  assert.deepEqual([await page.inputValue('#train-recipe'), await page.inputValue('#train-batch'), await page.inputValue('#train-lr')], ['fast', '32', '0.002']);
+  // The fast recipe is the default; the tutorials' is one choice away (at the GAN's rate), and a
+  // typed rate is neither and stays as typed across a change of model.
+  const settings = () => Promise.all(['#train-recipe', '#train-batch', '#train-lr', '#train-decay'].map((s) => page.inputValue(s)));
+  assert.deepEqual(await settings(), ['fast', '32', '0.002', 'inverse-epoch']);
   await page.selectOption('#train-recipe', 'tutorial');
-  assert.deepEqual([await page.inputValue('#train-batch'), await page.inputValue('#train-lr')], ['128', '0.0002']);
+  assert.deepEqual(await settings(), ['tutorial', '128', '0.0002', 'none']);
   await page.fill('#train-lr', '0.0003');
   assert.equal(await page.inputValue('#train-recipe'), 'custom');
+  await page.selectOption('#model-select', 'cgan-z64');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Conditional GAN'));
+  assert.deepEqual(await settings(), ['custom', '128', '0.0003', 'none']);
+  await page.selectOption('#model-select', 'gan-z64');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('GAN'));
   await page.selectOption('#train-recipe', 'fast');
-  assert.deepEqual([await page.inputValue('#train-batch'), await page.inputValue('#train-lr')], ['32', '0.002']);
+  assert.deepEqual(await settings(), ['fast', '32', '0.002', 'inverse-epoch']);
   await page.selectOption('#train-from', 'fresh');
   await page.fill('#train-epochs', '1');
   await page.click('#train-start');

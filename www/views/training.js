@@ -49,7 +49,7 @@ export function recoveryLine({ divergedAt, resumedAt, learningRate, retriesLeft,
  * Binds a run's views: the loss curves on `curve`, the fixed grid on `samples` (`cell` pixels a
  * digit), each step's line and the worker's status in `status`, and in `note` (when given) what a
  * rollback after a divergence did, and in `verdict` (when given) the classifier's one-line verdict on
- * a GAN's coverage of the digits. Every message goes on to `onMessage(msg)` after that;
+ * an unconditional GAN's coverage of the digits. Every message goes on to `onMessage(msg)` after that;
  * `onFailure(message)` is told when the worker itself fails (the next start makes a new one).
  * Returns {start(model, settings, extras), stop(), loseDevice(), end()}.
  */
@@ -113,7 +113,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
         line.textContent = '';
         line.hidden = true;
       }
-      judged = caps.family === 'gan';
+      judged = caps.family === 'gan' && !caps.conditional; // a cGAN's samples are asked for each digit in turn
       series = caps.losses.filter((field) => CURVES[field]).map((field) => {
         const [color, label] = CURVES[field];
         return { field, values: [], color, label };
