@@ -7,7 +7,7 @@
 //!   generated equally often; a GAN that collapses onto a few digits scores lower.
 //! - For conditional models, the fraction of samples classified as the digit they were asked for.
 
-use crate::classifier::{features_and_predictions, Classifier, FEATURES};
+use crate::classifier::{features_and_predictions, Classifier, ClassifierModel, FEATURES};
 use crate::lab::Lab;
 use crate::mnist::{Dataset, CLASSES};
 use crate::mnist::batch_images;
@@ -187,6 +187,27 @@ pub fn measure_real(classifier: &Classifier, data: &Dataset, device: &Device) ->
     let (features, predictions) = features_and_predictions(classifier, &images, device)?;
     let right = predictions.iter().zip(&data.labels).filter(|(p, y)| p == y).count();
     Ok(RealDigits { features: Gaussian::fit(&features, FEATURES)?, accuracy: right as f64 / data.len() as f64 })
+}
+
+/// The yardstick `eval` and `time-to-digits` measure with: the classifier, and its reading of the
+/// real test digits that samples are compared to.
+pub struct Yardstick {
+    pub classifier: ClassifierModel,
+    pub test: RealDigits,
+}
+
+impl Yardstick {
+    /// The classifier from its safetensors bytes, and what it reads in `test`.
+    pub fn new(classifier_bytes: &[u8], test: &Dataset, device: &Device) -> Result<Self> {
+        let classifier = ClassifierModel::load(classifier_bytes, device)?;
+        let test = measure_real(&classifier.net, test, device)?;
+        Ok(Self { classifier, test })
+    }
+
+    /// `measure_samples` against the test digits.
+    pub fn measure(&self, lab: &Lab, n: usize, seed: u64, device: &Device) -> Result<SampleQuality> {
+        measure_samples(lab, &self.classifier.net, &self.test.features, n, seed, device)
+    }
 }
 
 /// What `eval` reports for one generative model.

@@ -13,9 +13,9 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use latent_lab::classifier::{ClassifierModel, FEATURES};
+use latent_lab::classifier::FEATURES;
 use latent_lab::lab::Lab;
-use latent_lab::metrics::{frechet_distance, measure_real, measure_samples};
+use latent_lab::metrics::{frechet_distance, measure_real, Yardstick};
 use latent_lab::mnist;
 use std::path::PathBuf;
 
@@ -45,11 +45,10 @@ fn main() -> Result<()> {
     }
     let device = Device::Cpu;
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let classifier = ClassifierModel::load(&read(&classifier_path)?, &device)
-        .with_context(|| format!("loading {}", classifier_path.display()))?;
     let data = mnist::load_dir(&mnist_dir)?;
-    let real = measure_real(&classifier.net, &data.test, &device)?;
-    let reference = real.features;
+    let yardstick = Yardstick::new(&read(&classifier_path)?, &data.test, &device)
+        .with_context(|| format!("loading {}", classifier_path.display()))?;
+    let (classifier, real) = (&yardstick.classifier, &yardstick.test);
     let train = measure_real(&classifier.net, &data.train.take(10_000), &device)?;
     println!(
         "Features: {} ({FEATURES} penultimate features; test accuracy {:.4} measured, {} recorded), reference: the {} MNIST test images; {} real training digits lie at Fréchet distance {:.2}; {samples} samples per model, seed {seed}.",
@@ -58,7 +57,7 @@ fn main() -> Result<()> {
         classifier.meta.get("test_accuracy").map_or("unrecorded", String::as_str),
         data.test.len(),
         data.train.len().min(10_000),
-        frechet_distance(&train.features, &reference),
+        frechet_distance(&train.features, &real.features),
     );
     println!();
     println!("| weights | kind | Fréchet distance | class entropy (ln 10 = 2.3026) | classified as the digit asked for |");
@@ -66,7 +65,7 @@ fn main() -> Result<()> {
     let mut histograms = Vec::new();
     for file in &files {
         let lab = Lab::from_safetensors(&read(file)?).with_context(|| format!("loading {}", file.display()))?;
-        let q = measure_samples(&lab, &classifier.net, &reference, samples, seed, &device)?;
+        let q = yardstick.measure(&lab, samples, seed, &device)?;
         histograms.push(format!("{}: {:?}", file.file_name().map_or("?".into(), |n| n.to_string_lossy()), q.histogram));
         println!(
             "| {} | {} | {:.2} | {:.4} | {} |",

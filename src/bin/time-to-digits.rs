@@ -17,9 +17,8 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use latent_lab::classifier::ClassifierModel;
 use latent_lab::lab::Lab;
-use latent_lab::metrics::{measure_real, measure_samples, Gaussian};
+use latent_lab::metrics::Yardstick;
 use latent_lab::mnist;
 use latent_lab::config::{Recipe, SettingsChoice};
 use latent_lab::model::{Kind, ModelConfig};
@@ -118,10 +117,9 @@ fn sizes<'a>(cfg: &'a mut Option<ModelConfig>, flag: &str) -> Result<&'a mut Mod
     cfg.as_mut().with_context(|| format!("{flag}: only when training a fresh model"))
 }
 
-/// The yardstick: the shipped classifier and its features of the MNIST test digits.
+/// The shipped classifier's measure of `samples` samples, printed as one row of the curve.
 struct Judge {
-    classifier: ClassifierModel,
-    reference: Gaussian,
+    yardstick: Yardstick,
     samples: usize,
     device: Device,
 }
@@ -134,7 +132,7 @@ impl Judge {
     }
 
     fn row(&self, lab: &Lab, seconds: f64, steps: u64, epochs: f64) -> Result<()> {
-        let q = measure_samples(lab, &self.classifier.net, &self.reference, self.samples, 0, &self.device)?;
+        let q = self.yardstick.measure(lab, self.samples, 0, &self.device)?;
         let accuracy = q.label_accuracy.map_or(String::new(), |a| format!(" | {:.1}%", a * 100.0));
         println!(
             "| {seconds:.1} | {steps} | {epochs:.2} | {:.3} | {:.1}{accuracy} |",
@@ -149,10 +147,9 @@ fn main() -> Result<()> {
     let a = parse_args()?;
     let device = Device::Cpu;
     let bytes = std::fs::read(&a.classifier).with_context(|| format!("reading {}", a.classifier.display()))?;
-    let classifier = ClassifierModel::load(&bytes, &device)?;
     let data = mnist::load_dir(&a.mnist)?;
-    let reference = measure_real(&classifier.net, &data.test, &device)?.features;
-    let judge = Judge { classifier, reference, samples: a.samples, device };
+    let yardstick = Yardstick::new(&bytes, &data.test, &device).with_context(|| format!("loading {}", a.classifier.display()))?;
+    let judge = Judge { yardstick, samples: a.samples, device };
     let Some(cfg) = a.cfg else {
         let mut kind = None;
         for (seconds, steps, file) in &a.score {
