@@ -2,7 +2,7 @@
 // wasm module on one CPU thread, as the page's Worker trains) and measures its samples as it goes.
 //
 //   node bench/time-to-digits.mjs [--kind gan] [--seconds 60] [--every 5] [--seed 1] [--batch N]
-//                                 [--lr X] [--recipe NAME] [--samples 5000]
+//                                 [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples 5000]
 //
 // The page trains through the wasm API with the kind's defaults (or the options given); every
 // --every seconds of training (the clock stops meanwhile) it saves the weights. The native
@@ -18,13 +18,13 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { fail, parseOptions } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--recipe NAME] [--samples N]';
+const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples N]';
 
 /**
  * Runs in the page: trains a fresh model for `seconds` of training time and returns its weights
  * (base64) every `every` seconds, with the seconds and steps at each.
  */
-export async function trainInPage({ kind, seconds, every, seed, batch, lr, recipe }) {
+export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
   const lab = await import('/pkg/latent_lab.js');
   await lab.default();
   const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
@@ -32,6 +32,7 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, recip
   if (recipe) model.recipe = recipe;
   if (batch) model.batch_size = batch;
   if (lr) model.learning_rate = lr;
+  if (decay) model.lr_decay = decay;
   model.set_dataset_safetensors(data);
   const base64 = (bytes) => {
     let s = '';
@@ -53,7 +54,7 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, recip
     trained += (performance.now() - t0) / 1000;
     steps++;
   }
-  const setting = { batch: model.batch_size, lr: model.learning_rate, recipe: model.recipe };
+  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, recipe: model.recipe };
   model.free();
   return { saved, setting };
 }
@@ -61,12 +62,13 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, recip
 async function main() {
   const { values, o } = parseOptions({
     usage: USAGE,
-    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', recipe: '', samples: '5000' },
+    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', recipe: '', samples: '5000' },
     wholeNumbers: ['seed', 'batch', 'samples'],
     zeroAllowed: ['batch'],
   });
   o.kind = values.kind;
   o.recipe = values.recipe;
+  o.decay = values.decay;
   for (const k of ['seconds', 'every', 'lr']) {
     o[k] = Number(values[k]);
     if (!(o[k] >= 0) || (k !== 'lr' && o[k] === 0)) fail(`--${k} ${values[k]}: expected a positive number`);
@@ -81,8 +83,8 @@ async function main() {
     // Any document of the server's origin will do; a plain one keeps the page's own work out of the timing.
     await page.goto(`${server.url}/README.md`);
     const { saved, setting } = await page.evaluate(trainInPage, o);
-    console.log(`${o.kind} in headless Chromium, one CPU thread: batch ${setting.batch}, lr ${setting.lr}` +
-      `${setting.recipe ? `, recipe ${setting.recipe}` : ''}, seed ${o.seed}`);
+    console.log(`${o.kind} in headless Chromium, one CPU thread: recipe ${setting.recipe}, batch ${setting.batch}, ` +
+      `lr ${setting.lr}, decay ${setting.decay}, seed ${o.seed}`);
     const points = [];
     for (const [i, s] of saved.entries()) {
       const file = path.join(dir, `${i}.safetensors`);
