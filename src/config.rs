@@ -258,6 +258,11 @@ pub fn one_hot(labels: &[u8], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, (labels.len(), CLASSES), device)?)
 }
 
+/// The one-hot labels of the batch for a conditional model, `None` for an unconditional one.
+pub fn batch_one_hot(cfg: &ModelConfig, labels: &[u8], device: &Device) -> Result<Option<Tensor>> {
+    cfg.kind.is_conditional().then(|| one_hot(labels, device)).transpose()
+}
+
 /// Joins a one-hot label to each row: [n, d] → [n, d + 10]; unconditional models pass `None`.
 pub fn with_label(x: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
     Ok(match y {

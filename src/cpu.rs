@@ -1,51 +1,24 @@
-//! The CPU training backend: candle's autograd (wasm SIMD in the browser) for the backward pass,
-//! then Adam; and a VAE's loss over a whole dataset.
+//! The CPU training backend: the engine (`engine/`) behind the training seam. Its parameters live
+//! in the engine's flat buffers; the model's own `VarMap` (what sampling, encoding and saving
+//! read) is brought up to date from them when read (`publish`), not after every step, since a copy
+//! of every weight would cost a tenth of a small step.
 
-use crate::adam::{Adam, AdamConfig};
-use crate::backend::{
-    diverged, Batch, GanLosses, LossParts, OptimizerState, PendingSnapshot, PendingStep, Snapshot, StepLosses,
-    StepReadback, TrainBackend,
-};
-use crate::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, Discriminator, DropoutKeep, Gan};
-use crate::mnist::{batch_images, Dataset};
-use crate::model::{one_hot, ModelConfig, Net};
-use crate::vae::Vae;
-use anyhow::{anyhow, bail, ensure, Result};
-use candle_core::{backprop::GradStore, DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::StandardNormal;
+use crate::adam::OptimizerState;
+use crate::backend::{Batch, PendingSnapshot, PendingStep, Snapshot, StepLosses, StepReadback, TrainBackend};
+use crate::engine::Engine;
+use crate::model::ModelConfig;
+use anyhow::{anyhow, bail, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::HashMap;
 
-/// The one-hot labels of the batch for a conditional model, `None` for an unconditional one.
-fn batch_one_hot(cfg: &ModelConfig, labels: &[u8], device: &Device) -> Result<Option<Tensor>> {
-    cfg.kind.is_conditional().then(|| one_hot(labels, device)).transpose()
-}
-
-/// `loss`'s value and its gradients, refused (so nothing changes) when either is not finite: a
-/// finite loss can still have an overflowing gradient, and stepping on it would poison every
-/// weight. `whose` names the network in the error ("the discriminator's loss"); `None` for a VAE.
-fn checked_backward(loss: &Tensor, opt: &Adam, whose: Option<&str>) -> Result<(f32, GradStore)> {
-    let name = |part: &str| whose.map_or_else(|| format!("the {part}"), |w| format!("the {w}'s {part}"));
-    let value = loss.to_scalar::<f32>()?;
-    if !value.is_finite() {
-        return Err(diverged(&name("loss"), value));
-    }
-    let grads = loss.backward()?;
-    if !opt.grad_sq_norm(&grads)?.is_finite() {
-        return Err(diverged(&name("gradient"), "not finite"));
-    }
-    Ok((value, grads))
-}
-
-/// candle on the CPU (wasm SIMD in the browser): autograd for the backward pass, then Adam. Its
-/// parameters are the model's own (the `VarMap` every other part of the crate reads), so a step here
-/// changes what the model samples, and a snapshot from another backend is written into them.
 pub struct CpuBackend {
-    cfg: ModelConfig,
+    engine: Engine,
     params: VarMap,
-    model: CpuModel,
+    /// Whether `params` lag behind the engine's parameters.
+    stale: Cell<bool>,
     device: Device,
     /// With `record_gradients`, the last step's gradients by parameter name (the parity tests').
     #[cfg(feature = "test-hooks")]
@@ -54,27 +27,17 @@ pub struct CpuBackend {
     pub last_gradients: HashMap<String, Vec<f32>>,
 }
 
-enum CpuModel {
-    Vae { vae: Vae, opt: Adam },
-    Gan { gan: Gan, opt_g: Adam, opt_d: Adam },
-}
-
 impl CpuBackend {
-    /// Trains the model over `params` in place, with Adam's settings for the kind.
+    /// Trains the model over `params`, starting from their values, with Adam's settings for the
+    /// kind; the params follow the training (`publish`).
     pub fn new(cfg: ModelConfig, params: &VarMap, device: Device) -> Result<Self> {
-        let adam = AdamConfig::for_kind(cfg.kind);
-        let model = match Net::new(cfg, params, &device)? {
-            Net::Vae(vae) => CpuModel::Vae { vae, opt: Adam::new(Adam::vars_under(params, "")?, &adam)? },
-            Net::Gan(gan) => CpuModel::Gan {
-                gan,
-                opt_g: Adam::new(Adam::vars_under(params, "generator.")?, &adam)?,
-                opt_d: Adam::new(Adam::vars_under(params, "discriminator.")?, &adam)?,
-            },
-        };
+        let values = var_values(params)?;
+        let layout = crate::layout::ParamLayout::new(&cfg);
+        let theta = layout.join("the model's parameters", |name| values.get(name).cloned())?;
         Ok(Self {
-            cfg,
+            engine: Engine::new(cfg, theta)?,
             params: params.clone(),
-            model,
+            stale: Cell::new(false),
             device,
             #[cfg(feature = "test-hooks")]
             record_gradients: false,
@@ -84,148 +47,74 @@ impl CpuBackend {
     }
 
     pub fn config(&self) -> ModelConfig {
-        self.cfg
+        self.engine.cfg
     }
 
-    fn optimizers(&self) -> Vec<&Adam> {
-        match &self.model {
-            CpuModel::Vae { opt, .. } => vec![opt],
-            CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
+    /// Writes the engine's parameters into the model's `VarMap` if they have moved since the last
+    /// time: call before reading the model (sampling, encoding, saving, moving to a GPU).
+    pub fn publish(&self) -> Result<()> {
+        if !self.stale.get() {
+            return Ok(());
         }
-    }
-
-    #[cfg(feature = "test-hooks")]
-    fn optimizers_mut(&mut self) -> Vec<&mut Adam> {
-        match &mut self.model {
-            CpuModel::Vae { opt, .. } => vec![opt],
-            CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
+        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        for (name, shape, off) in &self.engine.layout.entries {
+            let var = vars.get(name).ok_or_else(|| anyhow!("the model has no {name}"))?;
+            let n: usize = shape.iter().product();
+            var.set(&Tensor::from_slice(&self.engine.theta[*off..off + n], shape.as_slice(), &self.device)?)?;
         }
+        self.stale.set(false);
+        Ok(())
     }
 
     /// Takes over another backend's weights and Adam's state.
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
         // Everything checked and built first, so a bad snapshot changes nothing.
-        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        let mut next = Vec::with_capacity(vars.len());
-        for (name, var) in vars.iter() {
-            let values = snapshot.params.get(name).ok_or_else(|| anyhow!("the snapshot has no {name}"))?;
-            ensure!(values.len() == var.elem_count(), "the snapshot's {name} has {} values", values.len());
-            next.push((var.clone(), Tensor::from_slice(values, var.shape(), &self.device)?));
-        }
-        drop(vars);
-        self.set_optimizer_state(&snapshot.optimizer)?;
-        for (var, value) in next {
-            var.set(&value)?;
-        }
+        let layout = &self.engine.layout;
+        let theta = layout.join("the snapshot", |name| snapshot.params.get(name).cloned())?;
+        let (m, v) = self.moments_from(&snapshot.optimizer)?;
+        self.engine.theta = theta;
+        (self.engine.moments.m, self.engine.moments.v, self.engine.t) = (m, v, snapshot.optimizer.t);
+        self.stale.set(true);
         Ok(())
+    }
+
+    fn moments_from(&self, state: &OptimizerState) -> Result<(Vec<f32>, Vec<f32>)> {
+        let layout = &self.engine.layout;
+        let m = layout.join("Adam's state", |name| state.moments.get(name).map(|mv| mv.0.clone()))?;
+        let v = layout.join("Adam's state", |name| state.moments.get(name).map(|mv| mv.1.clone()))?;
+        Ok((m, v))
     }
 
     /// The weights and Adam's state now.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        let params = vars
-            .iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        drop(vars);
-        Ok(Snapshot { params, optimizer: self.optimizer_state()? })
+        Ok(Snapshot { params: self.engine.layout.split(&self.engine.theta), optimizer: self.optimizer_state()? })
     }
 
-    #[cfg(feature = "test-hooks")]
-    fn record(&mut self, grads: HashMap<String, Vec<f32>>, first: bool) {
-        if self.record_gradients {
-            if first {
-                self.last_gradients.clear();
-            }
-            self.last_gradients.extend(grads);
-        }
-    }
-
-    /// Adam alone on given gradients (by name): the parity tests' check of the optimiser.
+    /// Adam alone on given gradients (by name, every parameter's): the parity tests' check of the optimiser.
     #[cfg(feature = "test-hooks")]
     pub fn apply_gradients(&mut self, grads: &HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {
-        let device = self.device.clone();
-        let mut opts = self.optimizers_mut();
-        let updates = opts.iter().map(|o| o.propose_named(grads, learning_rate, &device)).collect::<Result<Vec<_>>>()?;
-        for (opt, update) in opts.iter_mut().zip(updates) {
-            opt.commit(update)?;
-        }
-        Ok(())
+        self.engine.grad = self.engine.layout.join("the gradients", |name| grads.get(name).cloned())?;
+        self.engine.apply_gradient(learning_rate);
+        self.stale.set(true);
+        self.publish()
     }
 
     /// One step, now: forward, backward and Adam, all or nothing.
     pub fn run_step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
-        let n = batch.indices.len();
-        let x = batch_images(batch.data, batch.indices, &self.device)?;
-        let labels = batch.labels();
-        let y = batch_one_hot(&self.cfg, &labels, &self.device)?;
-        let noise = Tensor::from_slice(batch.noise, (n, self.cfg.latent), &self.device)?;
+        let losses = self.engine.step(batch, learning_rate)?;
+        self.stale.set(true);
         #[cfg(feature = "test-hooks")]
-        let mut recorded = Vec::new();
-        let losses = match &mut self.model {
-            CpuModel::Vae { vae, opt } => {
-                let loss = vae.loss(&x, y.as_ref(), &noise)?;
-                let (total, grads) = checked_backward(&loss.total, opt, None)?;
-                #[cfg(feature = "test-hooks")]
-                recorded.push(opt.named_grads(&grads)?);
-                opt.step(&grads, learning_rate)?;
-                StepLosses::Vae(LossParts {
-                    loss: total,
-                    bce: loss.bce.to_scalar::<f32>()?,
-                    kl: loss.kl.to_scalar::<f32>()?,
-                })
-            }
-            CpuModel::Gan { gan, opt_g, opt_d } => {
-                let draws = batch.gan.ok_or_else(|| anyhow!("a GAN step needs its dropout draws in the batch"))?;
-                let y = y.as_ref();
-                let h = self.cfg.hidden;
-                let masks = |keep: &DropoutKeep| keep.masks(n, h, &self.device);
-                let fake = gan.generator.forward(&noise, y)?;
-                // Discriminator half: real against a detached fake, so only D's weights get gradients.
-                let real_logits = gan.discriminator.forward(&x, y, Some(&masks(&draws.real)?))?;
-                let fake_logits = gan.discriminator.forward(&fake.detach(), y, Some(&masks(&draws.fake)?))?;
-                let d_loss = match &draws.mismatched {
-                    // Each real digit shown once more with a label it is not.
-                    Some(m) if self.cfg.kind.is_conditional() => {
-                        let wrong = one_hot(&m.labels, &self.device)?;
-                        let mismatched_logits = gan.discriminator.forward(&x, Some(&wrong), Some(&masks(&m.keep)?))?;
-                        conditional_discriminator_loss(&real_logits, &fake_logits, &mismatched_logits)?
-                    }
-                    None if !self.cfg.kind.is_conditional() => discriminator_loss(&real_logits, &fake_logits)?,
-                    _ => bail!("a cGAN step needs mismatched labels in its draws, and only a cGAN step takes them"),
-                };
-                let (d_loss_value, d_grads) = checked_backward(&d_loss, opt_d, Some("discriminator"))?;
-                #[cfg(feature = "test-hooks")]
-                recorded.push(opt_d.named_grads(&d_grads)?);
-                let d_update = opt_d.propose(&d_grads, learning_rate)?;
-                // Generator half, judged by the discriminator as its update leaves it. Built from
-                // plain tensors, that discriminator takes no gradient of its own.
-                let vb = VarBuilder::from_tensors(opt_d.proposed_params(&d_update), DType::F32, &self.device);
-                let next_d = Discriminator::new(self.cfg, vb.pp("discriminator"))?;
-                let g_loss = generator_loss(&next_d.forward(&fake, y, Some(&masks(&draws.generator)?))?)?;
-                let (g_loss_value, g_grads) = checked_backward(&g_loss, opt_g, Some("generator"))?;
-                #[cfg(feature = "test-hooks")]
-                recorded.push(opt_g.named_grads(&g_grads)?);
-                let g_update = opt_g.propose(&g_grads, learning_rate)?;
-                opt_d.commit(d_update)?;
-                opt_g.commit(g_update)?;
-                let mean_verdict = |l: &Tensor| -> Result<f32> {
-                    Ok(candle_nn::ops::sigmoid(l)?.mean_all()?.to_scalar::<f32>()?)
-                };
-                StepLosses::Gan(GanLosses {
-                    d_loss: d_loss_value,
-                    g_loss: g_loss_value,
-                    d_real: mean_verdict(&real_logits)?,
-                    d_fake: mean_verdict(&fake_logits)?,
-                })
-            }
-        };
-        #[cfg(feature = "test-hooks")]
-        for (i, grads) in recorded.into_iter().enumerate() {
-            self.record(grads, i == 0);
+        if self.record_gradients {
+            self.last_gradients = self.engine.layout.split(&self.engine.grad);
         }
         Ok(losses)
     }
+}
+
+/// Every variable's values, flat, by name.
+fn var_values(params: &VarMap) -> Result<HashMap<String, Vec<f32>>> {
+    let vars = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+    vars.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?))).collect()
 }
 
 impl TrainBackend for CpuBackend {
@@ -253,23 +142,16 @@ impl TrainBackend for CpuBackend {
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {
-        let mut state = OptimizerState::default();
-        for opt in self.optimizers() {
-            let (t, moments) = opt.state()?;
-            state.t = t;
-            state.moments.extend(moments);
-        }
-        Ok(state)
+        let layout = &self.engine.layout;
+        let (m, v) = (layout.split(&self.engine.moments.m), layout.split(&self.engine.moments.v));
+        let moments = m.into_iter().map(|(name, m)| { let v = v[&name].clone(); (name, (m, v)) }).collect();
+        Ok(OptimizerState { t: self.engine.t, moments })
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        match &mut self.model {
-            CpuModel::Vae { opt, .. } => opt.set_state(state),
-            CpuModel::Gan { opt_g, opt_d, .. } => {
-                opt_d.set_state(state)?;
-                opt_g.set_state(state)
-            }
-        }
+        let (m, v) = self.moments_from(state)?;
+        (self.engine.moments.m, self.engine.moments.v, self.engine.t) = (m, v, state.t);
+        Ok(())
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -279,25 +161,4 @@ impl TrainBackend for CpuBackend {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-}
-
-/// A VAE's per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also
-/// samples z when it tests), in batches of 1,000.
-pub fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result<LossParts> {
-    ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut bce, mut kl) = (0f64, 0f64);
-    let indices: Vec<usize> = (0..data.len()).collect();
-    for chunk in indices.chunks(1000) {
-        let x = batch_images(data, chunk, device)?;
-        let noise: Vec<f32> = (0..chunk.len() * vae.cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
-        let eps = Tensor::from_vec(noise, (chunk.len(), vae.cfg.latent), device)?;
-        let labels: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
-        let y = batch_one_hot(&vae.cfg, &labels, device)?;
-        let loss = vae.loss(&x, y.as_ref(), &eps)?;
-        bce += loss.bce.to_scalar::<f32>()? as f64 * chunk.len() as f64;
-        kl += loss.kl.to_scalar::<f32>()? as f64 * chunk.len() as f64;
-    }
-    let n = data.len() as f64;
-    Ok(LossParts { loss: ((bce + kl) / n) as f32, bce: (bce / n) as f32, kl: (kl / n) as f32 })
 }

@@ -8,10 +8,14 @@ use crate::mnist::{Dataset, IMAGE_PIXELS};
 use crate::model::{init_params, one_hot, ModelConfig, Net};
 pub use crate::train::{Fallback, Recovery};
 use crate::train::{
-    evaluate, CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
+    CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
     Trainer,
 };
+use crate::config::batch_one_hot;
+use crate::mnist::batch_images;
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use anyhow::{anyhow, bail, ensure, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -62,6 +66,12 @@ impl Lab {
 
     pub fn config(&self) -> ModelConfig {
         self.cfg
+    }
+
+    /// The model over `params`, brought up to date with the trainer's weights first.
+    fn net(&self) -> Result<&Net> {
+        self.trainer.cpu().publish()?;
+        Ok(&self.net)
     }
 
     pub fn trainer(&self) -> &Trainer {
@@ -117,7 +127,7 @@ impl Lab {
         let n = count_rows(z, self.cfg.latent, "latent vectors", "the latent size")?;
         let y = self.labels_for(labels, n, "latent vectors")?;
         let z = Tensor::from_slice(z, (n, self.cfg.latent), &self.device)?;
-        Ok(self.net.generate(&z, y.as_ref())?.flatten_all()?.to_vec1()?)
+        Ok(self.net()?.generate(&z, y.as_ref())?.flatten_all()?.to_vec1()?)
     }
 
     /// `steps` images decoded along the straight line from z_a to z_b, both ends included:
@@ -141,7 +151,7 @@ impl Lab {
     /// The VAE, the checked images x [n, 784] and labels y, and the posterior (μ, log σ²) of each
     /// image: what `encode` and `reconstruct` share. `call` names the caller in the error a GAN gets.
     fn posterior(&self, images: &[f32], labels: Option<&[u8]>, call: &str) -> Result<Posterior<'_>> {
-        let Net::Vae(vae) = &self.net else {
+        let Net::Vae(vae) = self.net()? else {
             bail!("a `{}` model has no encoder; {call} works on vae and cvae models", self.cfg.kind.name());
         };
         let n = count_images(images)?;
@@ -201,6 +211,7 @@ impl Lab {
     pub fn use_gpu(&mut self, gpu: Gpu) -> Result<()> {
         ensure!(self.trainer.device().is_none(), "this model already trains on WebGPU");
         let state = self.trainer.cpu().optimizer_state()?;
+        self.trainer.cpu().publish()?;
         let backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state))?;
         self.trainer.use_device(Box::new(backend))
     }
@@ -281,7 +292,7 @@ impl Lab {
     /// A VAE's per-example loss over `data`, with fixed noise. (A GAN has no such loss; the
     /// `eval` command measures its samples instead.)
     pub fn evaluate(&self, data: &Dataset) -> Result<LossParts> {
-        let Net::Vae(vae) = &self.net else {
+        let Net::Vae(vae) = self.net()? else {
             bail!("a `{}` model has no test loss; measure its samples with the eval command", self.cfg.kind.name());
         };
         evaluate(vae, data, 0, &self.device)
@@ -295,6 +306,7 @@ impl Lab {
     pub fn save_as(&self, dtype: StoredDtype) -> Result<Vec<u8>> {
         let pending = self.trainer.unsynced_steps();
         ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
+        self.trainer.cpu().publish()?;
         checkpoint::save(&self.cfg, &self.params, &self.metadata(), dtype)
     }
 }
@@ -306,4 +318,25 @@ struct Posterior<'a> {
     y: Option<Tensor>,
     mu: Tensor,
     logvar: Tensor,
+}
+
+/// A VAE's per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also
+/// samples z when it tests), in batches of 1,000.
+fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result<LossParts> {
+    ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut bce, mut kl) = (0f64, 0f64);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    for chunk in indices.chunks(1000) {
+        let x = batch_images(data, chunk, device)?;
+        let noise: Vec<f32> = (0..chunk.len() * vae.cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
+        let eps = Tensor::from_vec(noise, (chunk.len(), vae.cfg.latent), device)?;
+        let labels: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
+        let y = batch_one_hot(&vae.cfg, &labels, device)?;
+        let loss = vae.loss(&x, y.as_ref(), &eps)?;
+        bce += loss.bce.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        kl += loss.kl.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+    }
+    let n = data.len() as f64;
+    Ok(LossParts { loss: ((bce + kl) / n) as f32, bce: (bce / n) as f32, kl: (kl / n) as f32 })
 }

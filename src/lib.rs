@@ -2,12 +2,14 @@
 //!
 //! Layers, innermost first; each module reads only modules of the layers beneath it:
 //! 1. `mnist` (the dataset and its files), `input` (checks on what comes in from outside)
-//! 2. `config` (the kinds, their sizes and layers, how a label joins an input)
+//! 2. `config` (the kinds, their sizes and layers, how a label joins an input), `layout` (where
+//!    each parameter sits in a backend's flat buffers)
 //! 3. the generative networks `vae` and `gan`; `adam` (the optimiser, its settings and state)
 //! 4. `model` (initialisation, one type over every generative kind), `checkpoint` (safetensors)
 //! 5. `classifier` (the digit classifier, the quality yardstick); `backend` (the training seam: a
 //!    step's batch and losses, the `TrainBackend` trait)
-//! 6. the backends behind that seam: `cpu` (candle's autograd), `gpu` (WebGPU: WGSL kernels through wgpu)
+//! 6. the backends behind that seam: `cpu` (the CPU engine, `engine`), `gpu` (WebGPU: WGSL kernels
+//!    through wgpu), `reference` (candle's autograd, what the tests hold the other two to)
 //! 7. `train` (the trainer: the loop, every random number of a step, device copies and fallback)
 //! 8. `lab` (the checked plain-Rust API over a model and its trainer)
 //! 9. `metrics` (sample quality)
@@ -20,14 +22,17 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod cpu;
+pub mod engine;
 pub mod explore;
 pub mod gan;
 pub mod gpu;
 pub mod input;
+pub mod layout;
 pub mod lab;
 pub mod metrics;
 pub mod mnist;
 pub mod model;
+pub mod reference;
 pub mod train;
 pub mod vae;
 

@@ -7,7 +7,7 @@ pub use crate::backend::{
     Batch, Diverged, DEFAULT_SYNC_INTERVAL, GanLosses, LossParts, OptimizerState, PendingSnapshot, PendingStep, Snapshot, StepLosses,
     StepReadback, TrainBackend,
 };
-pub use crate::cpu::{evaluate, CpuBackend};
+pub use crate::cpu::CpuBackend;
 pub use crate::mnist::batch_images;
 use crate::config::{Decay, Recipe, SettingsChoice, TrainSettings};
 use crate::gan::GanDraws;

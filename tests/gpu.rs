@@ -9,8 +9,8 @@
 use crate::common;
 
 use crate::common::gpu;
+use crate::common::parity;
 
-use latent_lab::gan::GanDraws;
 use latent_lab::config::{Decay, Recipe};
 use latent_lab::gpu::{DeviceLost, Gpu, GpuBackend};
 use latent_lab::lab::Lab;
@@ -54,73 +54,12 @@ fn snapshot(backend: &mut dyn TrainBackend) -> Snapshot {
     pollster::block_on(backend.snapshot_now().unwrap().0).unwrap()
 }
 
-/// The GAN draws for a batch, from a seeded stream (None for a VAE).
-fn gan_draws(cfg: &ModelConfig, data: &Dataset, indices: &[usize]) -> Option<GanDraws> {
-    let labels: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
-    cfg.kind.is_gan().then(|| GanDraws::draw(&mut StdRng::seed_from_u64(SEED), cfg, &labels))
-}
-
 fn data() -> Dataset {
     common::mnist().train.take(4096)
 }
 
-fn headline_parts(l: &StepLosses) -> Vec<f32> {
-    match l {
-        StepLosses::Vae(p) => vec![p.loss, p.bce, p.kl],
-        StepLosses::Gan(g) => vec![g.d_loss, g.g_loss, g.d_real, g.d_fake],
-    }
-}
-
-fn assert_close_rel(what: &str, a: f32, b: f32, rel: f32) {
-    let tol = rel * a.abs().max(b.abs()).max(1e-6);
-    assert!((a - b).abs() <= tol, "{what}: cpu {a} vs webgpu {b} (tolerance {tol})");
-}
-
 fn read(p: latent_lab::gpu::PendingCopy) -> Vec<f32> {
     pollster::block_on(p.read()).unwrap()
-}
-
-/// The smallest |pre-activation| of the ReLU / LeakyReLU units a step's forward pass goes through
-/// (the VAE's fc1 and fc3; the GAN's generator and its discriminator on real and generated rows,
-/// dropout included), computed on the CPU. At a kink the gradient jumps: a unit within rounding
-/// of 0 can take the other slope on the other backend, which is not a disagreement of the
-/// backends' arithmetic. The parity test picks a minibatch whose units all stay clear of it.
-fn kink_margin(cfg: &ModelConfig, data: &Dataset, indices: &[usize], noise: &[f32], draws: Option<&GanDraws>) -> f32 {
-    use candle_core::Tensor;
-    let p = params(cfg);
-    let vars = p.data().lock().unwrap();
-    let dev = Device::Cpu;
-    let w = |name: &str| vars[&format!("{name}.weight")].as_tensor().clone();
-    let b = |name: &str| vars[&format!("{name}.bias")].as_tensor().clone();
-    let pre = |x: &Tensor, name: &str| x.matmul(&w(name).t().unwrap()).unwrap().broadcast_add(&b(name)).unwrap();
-    let margin = |t: &Tensor| t.abs().unwrap().flatten_all().unwrap().min(0).unwrap().to_scalar::<f32>().unwrap();
-    let n = indices.len();
-    let labels: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
-    let y = latent_lab::model::one_hot(&labels, &dev).unwrap();
-    let with_y = |x: &Tensor| if cfg.kind.is_conditional() { Tensor::cat(&[x, &y], 1).unwrap() } else { x.clone() };
-    let x = latent_lab::train::batch_images(data, indices, &dev).unwrap();
-    let eps = Tensor::from_slice(noise, (n, cfg.latent), &dev).unwrap();
-    let leaky = |t: &Tensor| t.maximum(&(t * 0.2).unwrap()).unwrap();
-    if cfg.kind.is_gan() {
-        let g1 = pre(&with_y(&eps), "generator.fc1");
-        let g2 = pre(&leaky(&g1), "generator.fc2");
-        let fake = candle_nn::ops::sigmoid(&pre(&leaky(&g2), "generator.fc3")).unwrap();
-        let draws = draws.expect("a GAN batch has its draws");
-        let [real_drop, fake_drop] = [&draws.real, &draws.fake].map(|k| k.masks(n, cfg.hidden, &dev).unwrap());
-        let mut m = margin(&g1).min(margin(&g2));
-        for (img, drop) in [(&x, real_drop), (&fake, fake_drop)] {
-            let d1 = pre(&with_y(&img.affine(2.0, -1.0).unwrap()), "discriminator.fc1");
-            let d2 = pre(&(leaky(&d1) * &drop.h1).unwrap(), "discriminator.fc2");
-            m = m.min(margin(&d1)).min(margin(&d2));
-        }
-        m
-    } else {
-        let h1 = pre(&with_y(&x), "fc1");
-        let h = h1.relu().unwrap();
-        let (mu, logvar) = (pre(&h, "fc21"), pre(&h, "fc22"));
-        let z = (&mu + ((&logvar * 0.5).unwrap().exp().unwrap() * &eps).unwrap()).unwrap();
-        margin(&h1).min(margin(&pre(&with_y(&z), "fc3")))
-    }
 }
 
 /// One step from the same weights, minibatch and noise: losses within 1e-4 relative, and every
@@ -129,34 +68,17 @@ fn one_step_parity(kind: Kind) {
     let (cfg, mut cpu, mut gpu) = backends(kind);
     let data = data();
     gpu.set_dataset(&data).unwrap();
-    // The first of a few seeded minibatches whose units are all at least 1e-6 from a kink (the
-    // backends' pre-activations differ by about 1e-7).
-    let (indices, noise) = (0..60u64)
-        .map(|seed| {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let indices: Vec<usize> = (0..128).map(|_| rng.random_range(0..data.len())).collect();
-            let noise: Vec<f32> = (0..128 * cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
-            (indices, noise)
-        })
-        .find(|(i, z)| kink_margin(&cfg, &data, i, z, gan_draws(&cfg, &data, i).as_ref()) > 1e-6)
-        .expect("a minibatch clear of the activations' kinks");
-    let draws = gan_draws(&cfg, &data, &indices);
+    let (indices, noise) = parity::clear_minibatch(&cfg, &data, 128);
+    let draws = parity::gan_draws(&cfg, &data, &indices);
     let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref() };
     let lr = Recipe::Tutorial.settings(cfg.kind).learning_rate;
     let c = step(&mut cpu, &batch, lr).unwrap();
     let g = step(&mut gpu, &batch, lr).unwrap();
-    for (i, (a, b)) in headline_parts(&c).iter().zip(headline_parts(&g)).enumerate() {
-        assert_close_rel(&format!("{} loss part {i}", kind.name()), *a, b, 1e-4);
+    for (i, (a, b)) in parity::headline_parts(&c).iter().zip(parity::headline_parts(&g)).enumerate() {
+        parity::assert_close_rel(&format!("{} loss part {i}", kind.name()), *a, b, 1e-4);
     }
     let gpu_grads = pollster::block_on(gpu.read_gradients()).unwrap();
-    assert_eq!(cpu.last_gradients.len(), gpu_grads.len(), "every parameter has a gradient");
-    for (name, cg) in &cpu.last_gradients {
-        let gg = &gpu_grads[name];
-        let scale = cg.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = cg.iter().zip(gg).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(scale > 0.0, "{name}: the CPU gradient is all zeros");
-        assert!(worst <= 1e-3 * scale, "{} {name}: gradients differ by {worst}, largest |g| {scale}", kind.name());
-    }
+    parity::assert_gradients_close(kind, &cpu.last_gradients, &gpu_grads, "webgpu");
 }
 
 #[test]
@@ -262,7 +184,7 @@ fn curves_agree(kind: Kind) {
     let (cm, gm) = (means(&cpu), means(&gpu));
     eprintln!("{}: cpu {cm:?}\n{}: webgpu {gm:?}", kind.name(), kind.name());
     for (i, (a, b)) in cm.iter().zip(&gm).enumerate() {
-        assert_close_rel(&format!("{} steps {}..{}", kind.name(), i * 20 + 1, i * 20 + 20), *a, *b, 0.02);
+        parity::assert_close_rel(&format!("{} steps {}..{}", kind.name(), i * 20 + 1, i * 20 + 20), *a, *b, 0.02);
     }
     if !kind.is_gan() {
         assert!(gm[gm.len() - 1] < 0.8 * gm[0], "{}: the GPU's loss did not fall: {gm:?}", kind.name());

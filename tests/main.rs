@@ -4,6 +4,7 @@
 
 mod common;
 
+mod engine;
 mod explore;
 mod fuzz;
 mod gpu;

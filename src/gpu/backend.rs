@@ -11,7 +11,7 @@
 
 use super::device::{read_buffer, to_f32, PendingCopy};
 use super::gan_step;
-use super::layout::ParamLayout;
+use crate::layout::ParamLayout;
 use super::params::stats;
 use super::plan::{PlanCache, StepGraph, StepPlan};
 use super::sample::{self, SamplePlan};

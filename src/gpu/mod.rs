@@ -6,7 +6,6 @@
 //! - `params.rs`: what Rust and WGSL share (uniform structs, stats slots, activation codes),
 //!   defined once and prepended to every shader as a generated prelude;
 //! - `kernels.rs`: the kernels by name, compiled once per device and shared by its backends;
-//! - `layout.rs`: where each parameter sits in the flat buffers;
 //! - `recorder.rs`: one typed method per kernel, recording dispatches to replay;
 //! - `state.rs`: θ, gradients, Adam's moments and proposals on the device, and their copy out;
 //! - `vae_step.rs`, `gan_step.rs`: one training step per model family, as a graph of kernels;
@@ -19,7 +18,6 @@ mod backend;
 mod device;
 mod gan_step;
 mod kernels;
-mod layout;
 mod params;
 mod plan;
 mod recorder;
@@ -33,4 +31,4 @@ mod vae_step;
 pub use backend::{GpuBackend, GpuIo, DEFAULT_SYNC_INTERVAL};
 pub use device::{read_buffer, DeviceLost, Gpu, PendingCopy};
 pub use kernels::Kernels;
-pub use layout::ParamLayout;
+pub use crate::layout::ParamLayout;

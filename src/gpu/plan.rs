@@ -1,7 +1,7 @@
 //! A recorded training step at one batch size, with the buffers it uploads into, and the small
 //! cache of recordings a backend keeps (steps and samples alike: each holds its activations).
 
-use super::layout::ParamLayout;
+use crate::layout::ParamLayout;
 use super::recorder::Recorded;
 use super::state::TrainState;
 use super::Gpu;

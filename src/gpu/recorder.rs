@@ -3,7 +3,7 @@
 //! `params.rs`, so the step graphs read as the formulas they compute.
 
 use super::kernels::{Kernel, Kernels};
-use super::layout::Layer;
+use crate::layout::Layer;
 use super::params::{self, act, SUM_CHUNK};
 use super::Gpu;
 use crate::gan::DROPOUT;

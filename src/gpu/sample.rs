@@ -2,7 +2,7 @@
 //! (z (+ label) → fc3 → ReLU → fc4 → sigmoid) or the GAN's generator
 //! (z (+ label) → fc1 → LeakyReLU → fc2 → LeakyReLU → fc3 → sigmoid), recorded per batch size.
 
-use super::layout::ParamLayout;
+use crate::layout::ParamLayout;
 use super::params::act;
 use super::recorder::{rows, Recorded, Recorder};
 use super::Gpu;

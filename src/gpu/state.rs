@@ -1,7 +1,7 @@
 //! The model's training state on the GPU: θ, the gradients, Adam's moments, Adam's proposals, the
 //! step's stats and the control words; how Adam is recorded over it; and its copy out (a `Synced`).
 
-use super::layout::ParamLayout;
+use crate::layout::ParamLayout;
 use super::params::{self, control, stats};
 use super::recorder::{AdamBuffers, Recorder};
 use super::Gpu;

@@ -3,7 +3,7 @@
 //! as one submission, and read every buffer back.
 
 pub use super::kernels::Kernel;
-pub use super::layout::Layer;
+pub use crate::layout::Layer;
 pub use super::recorder::{rows, AdamBuffers, Recorder, View};
 
 /// The kernels' uniform structs and the constants shared with WGSL (src/gpu/params.rs).

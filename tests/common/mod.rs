@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod parity;
+
 use latent_lab::mnist::{self, Mnist};
 use safetensors::{tensor::TensorView, Dtype};
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
-//! Where each parameter sits in the flat buffers (θ, gradients, Adam's moments and proposals):
-//! one slot per parameter in name order (src/adam.rs's order), so a network's parameters (all
-//! names under "generator." or "discriminator.") are one contiguous range and Adam over them is
-//! one dispatch.
+//! Where each parameter sits in a backend's flat buffers (θ, gradients, Adam's moments and
+//! proposals), for the CPU engine (`engine/`) and the GPU (`gpu/`) alike: one slot per parameter
+//! in name order (src/adam.rs's order), so a network's parameters (all names under "generator."
+//! or "discriminator.") are one contiguous range and Adam over them is one pass.
 
 use crate::config::ModelConfig;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -29,7 +29,7 @@ impl ParamLayout {
         Self { entries, total }
     }
 
-    pub(crate) fn offset(&self, name: &str) -> Result<u32> {
+    pub fn offset(&self, name: &str) -> Result<u32> {
         match self.entries.iter().find(|e| e.0 == name) {
             Some(e) => Ok(e.2 as u32),
             None => bail!("no parameter {name}"),
@@ -37,7 +37,7 @@ impl ParamLayout {
     }
 
     /// The contiguous range of the parameters whose names start with `prefix` (offset, count).
-    pub(crate) fn range(&self, prefix: &str) -> (u32, u32) {
+    pub fn range(&self, prefix: &str) -> (u32, u32) {
         let inside: Vec<_> = self.entries.iter().filter(|e| e.0.starts_with(prefix)).collect();
         match (inside.first(), inside.last()) {
             (Some(first), Some(last)) => {
@@ -69,7 +69,7 @@ impl ParamLayout {
     }
 
     /// Linear layer `name`'s place in θ.
-    pub(crate) fn layer(&self, cfg: &ModelConfig, name: &str) -> Result<Layer> {
+    pub fn layer(&self, cfg: &ModelConfig, name: &str) -> Result<Layer> {
         let Some(&(_, fan_in, fan_out)) = cfg.layers().iter().find(|l| l.0 == name) else {
             bail!("no layer {name}");
         };

@@ -1,0 +1,288 @@
+//! One GAN (or cGAN) training step, hand-derived from src/gan.rs (the same graph as the GPU's
+//! `gpu/gan_step.rs`):
+//!
+//!   generator:     z (+ label) → fc1 → LeakyReLU → fc2 → LeakyReLU → fc3 → logits (images = sigmoid)
+//!   discriminator: rows real | generated | (cGAN) real with a wrong label, each 2x − 1 (+ label)
+//!                  → fc1 → LeakyReLU → dropout → fc2 → LeakyReLU → dropout → fc3 → logit
+//!   L_D over those rows, its backward into the discriminator's gradient, Adam's proposal for it;
+//!   then L_G on the generated rows judged by the discriminator *as proposed* (fresh dropout), its
+//!   backward through that discriminator into the generator, Adam's proposal for the generator.
+//! The caller commits both, so a refused step changes neither network.
+
+use super::layers::{act_backward, sigmoid, softplus, Linear};
+use super::matmul::Act;
+use super::{fill_inputs, Engine};
+use crate::backend::{diverged, Batch, GanLosses};
+use crate::gan::{DropoutKeep, DROPOUT};
+use crate::mnist::IMAGE_PIXELS;
+use anyhow::{anyhow, bail, ensure, Result};
+
+/// The layers, and every activation, mask and gradient for up to `rows` examples.
+pub struct GanStep {
+    g1: Linear,
+    g2: Linear,
+    g3: Linear,
+    d1: Linear,
+    d2: Linear,
+    d3: Linear,
+    rows: usize,
+    // generator
+    gin: Vec<f32>,
+    gh1: Vec<f32>,
+    gh2: Vec<f32>,
+    glogits: Vec<f32>,
+    // discriminator over its rows (real, generated, mismatched), and the generator pass
+    din: Vec<f32>,
+    dmask1: Vec<f32>,
+    dmask2: Vec<f32>,
+    dh1: Vec<f32>,
+    dh2: Vec<f32>,
+    dlogits: Vec<f32>,
+    emask1: Vec<f32>,
+    emask2: Vec<f32>,
+    eh1: Vec<f32>,
+    eh2: Vec<f32>,
+    elogits: Vec<f32>,
+    // gradients of the activations
+    d_dh1: Vec<f32>,
+    d_dh2: Vec<f32>,
+    d_dlogits: Vec<f32>,
+    d_eh1: Vec<f32>,
+    d_eh2: Vec<f32>,
+    d_elogits: Vec<f32>,
+    d_fake: Vec<f32>,
+    d_gh1: Vec<f32>,
+    d_gh2: Vec<f32>,
+}
+
+impl GanStep {
+    pub fn new(e: &Engine) -> Result<Self> {
+        let layer = |name: &str| Linear::of(&e.layout, &e.cfg, name);
+        let empty = Vec::new;
+        Ok(Self {
+            g1: layer("generator.fc1")?,
+            g2: layer("generator.fc2")?,
+            g3: layer("generator.fc3")?,
+            d1: layer("discriminator.fc1")?,
+            d2: layer("discriminator.fc2")?,
+            d3: layer("discriminator.fc3")?,
+            rows: 0,
+            gin: empty(),
+            gh1: empty(),
+            gh2: empty(),
+            glogits: empty(),
+            din: empty(),
+            dmask1: empty(),
+            dmask2: empty(),
+            dh1: empty(),
+            dh2: empty(),
+            dlogits: empty(),
+            emask1: empty(),
+            emask2: empty(),
+            eh1: empty(),
+            eh2: empty(),
+            elogits: empty(),
+            d_dh1: empty(),
+            d_dh2: empty(),
+            d_dlogits: empty(),
+            d_eh1: empty(),
+            d_eh2: empty(),
+            d_elogits: empty(),
+            d_fake: empty(),
+            d_gh1: empty(),
+            d_gh2: empty(),
+        })
+    }
+
+    fn reserve(&mut self, e: &Engine, n: usize) {
+        if n <= self.rows {
+            return;
+        }
+        let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        let rd = if c > 0 { 3 * n } else { 2 * n };
+        self.rows = n;
+        for (buf, len) in [
+            (&mut self.gin, n * (l + c)),
+            (&mut self.gh1, n * h),
+            (&mut self.gh2, n * 2 * h),
+            (&mut self.glogits, n * p),
+            (&mut self.din, rd * (p + c)),
+            (&mut self.dmask1, rd * 2 * h),
+            (&mut self.dmask2, rd * h),
+            (&mut self.dh1, rd * 2 * h),
+            (&mut self.dh2, rd * h),
+            (&mut self.dlogits, rd),
+            (&mut self.emask1, n * 2 * h),
+            (&mut self.emask2, n * h),
+            (&mut self.eh1, n * 2 * h),
+            (&mut self.eh2, n * h),
+            (&mut self.elogits, n),
+            (&mut self.d_dh1, rd * 2 * h),
+            (&mut self.d_dh2, rd * h),
+            (&mut self.d_dlogits, rd),
+            (&mut self.d_eh1, n * 2 * h),
+            (&mut self.d_eh2, n * h),
+            (&mut self.d_elogits, n),
+            (&mut self.d_fake, n * p),
+            (&mut self.d_gh1, n * h),
+            (&mut self.d_gh2, n * 2 * h),
+        ] {
+            buf.resize(len, 0.0);
+        }
+    }
+
+    pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<GanLosses> {
+        let n = batch.indices.len();
+        self.reserve(e, n);
+        let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        let conditional = c > 0;
+        let w = p + c; // the discriminator's input width
+        let rd = if conditional { 3 * n } else { 2 * n };
+        let draws = batch.gan.ok_or_else(|| anyhow!("a GAN step needs its dropout draws in the batch"))?;
+        // The masks, as inverted dropout's factors: the discriminator's rows in their order, then
+        // the generator pass's.
+        let mut passes = vec![&draws.real, &draws.fake];
+        match &draws.mismatched {
+            Some(m) if conditional => passes.push(&m.keep),
+            None if !conditional => {}
+            _ => bail!("a cGAN step needs mismatched labels in its draws, and only a cGAN step takes them"),
+        }
+        for (block, keep) in passes.into_iter().enumerate() {
+            expand_mask(keep, n, h, block, &mut self.dmask1, &mut self.dmask2)?;
+        }
+        expand_mask(&draws.generator, n, h, 0, &mut self.emask1, &mut self.emask2)?;
+
+        let th = &e.theta;
+        let wt = &mut e.wt;
+        // generator forward: [z, label] → images
+        let labels = batch.labels();
+        for i in 0..n {
+            let row = &mut self.gin[i * (l + c)..(i + 1) * (l + c)];
+            row[..l].copy_from_slice(&batch.noise[i * l..(i + 1) * l]);
+            if conditional {
+                one_hot_into(labels[i], &mut row[l..])?;
+            }
+        }
+        self.g1.forward(th, n, &self.gin, l + c, &mut self.gh1, Act::Leaky, None, wt);
+        self.g2.forward(th, n, &self.gh1, h, &mut self.gh2, Act::Leaky, None, wt);
+        self.g3.forward(th, n, &self.gh2, 2 * h, &mut self.glogits, Act::None, None, wt);
+        // the discriminator's rows: real digits, the generator's (2·sigmoid − 1), real digits with
+        // wrong labels, each with its label
+        fill_inputs(batch, None, (2.0, -1.0), &mut self.din[..n * w], p, c)?;
+        for i in 0..n {
+            let row = &mut self.din[(n + i) * w..(n + i + 1) * w];
+            for (d, &g) in row[..p].iter_mut().zip(&self.glogits[i * p..(i + 1) * p]) {
+                *d = 2.0 * sigmoid(g) - 1.0;
+            }
+            if conditional {
+                one_hot_into(labels[i], &mut row[p..])?;
+            }
+        }
+        if let Some(m) = &draws.mismatched {
+            ensure!(m.labels.len() == n, "{} mismatched labels for {n} rows", m.labels.len());
+            fill_inputs(batch, Some(&m.labels), (2.0, -1.0), &mut self.din[2 * n * w..3 * n * w], p, c)?;
+        }
+        // discriminator forward, loss and backward (the generator's images enter as constants)
+        self.d1.forward(th, rd, &self.din, w, &mut self.dh1, Act::Leaky, Some(&self.dmask1), wt);
+        self.d2.forward(th, rd, &self.dh1, 2 * h, &mut self.dh2, Act::Leaky, Some(&self.dmask2), wt);
+        self.d3.forward(th, rd, &self.dh2, h, &mut self.dlogits, Act::None, None, wt);
+        let d_loss = discriminator_loss_backward(&self.dlogits[..rd], &mut self.d_dlogits[..rd], n, conditional);
+        if !d_loss.is_finite() {
+            return Err(diverged("the discriminator's loss", d_loss));
+        }
+        let g = &mut e.grad;
+        self.d3.backward(th, rd, &self.dh2, h, &self.d_dlogits, Some(g), Some((&mut self.d_dh2, h, false)));
+        act_backward(&self.dh2[..rd * h], &mut self.d_dh2[..rd * h], Act::Leaky, Some(&self.dmask2[..rd * h]));
+        self.d2.backward(th, rd, &self.dh1, 2 * h, &self.d_dh2, Some(g), Some((&mut self.d_dh1, 2 * h, false)));
+        act_backward(&self.dh1[..rd * 2 * h], &mut self.d_dh1[..rd * 2 * h], Act::Leaky, Some(&self.dmask1[..rd * 2 * h]));
+        self.d1.backward(th, rd, &self.din, w, &self.d_dh1, Some(g), None);
+        let d_range = e.layout_range("discriminator.");
+        if !e.grad_sq_norm(d_range.clone()).is_finite() {
+            return Err(diverged("the discriminator's gradient", "not finite"));
+        }
+        e.propose(lr, d_range);
+
+        // generator half, judged by the discriminator as its proposal leaves it
+        let next = &e.moments.next_theta;
+        let th = &e.theta;
+        let wt = &mut e.wt;
+        let fake = &self.din[n * w..2 * n * w];
+        self.d1.forward(next, n, fake, w, &mut self.eh1, Act::Leaky, Some(&self.emask1), wt);
+        self.d2.forward(next, n, &self.eh1, 2 * h, &mut self.eh2, Act::Leaky, Some(&self.emask2), wt);
+        self.d3.forward(next, n, &self.eh2, h, &mut self.elogits, Act::None, None, wt);
+        // L_G = mean softplus(−l): dl = (sigmoid(l) − 1) / n
+        let mut g_loss = 0f64;
+        for (d, &l) in self.d_elogits[..n].iter_mut().zip(&self.elogits[..n]) {
+            g_loss += softplus(-l) as f64;
+            *d = (sigmoid(l) - 1.0) / n as f32;
+        }
+        let g_loss = (g_loss / n as f64) as f32;
+        if !g_loss.is_finite() {
+            return Err(diverged("the generator's loss", g_loss));
+        }
+        self.d3.backward(next, n, &self.eh2, h, &self.d_elogits, None, Some((&mut self.d_eh2, h, false)));
+        act_backward(&self.eh2[..n * h], &mut self.d_eh2[..n * h], Act::Leaky, Some(&self.emask2[..n * h]));
+        self.d2.backward(next, n, &self.eh1, 2 * h, &self.d_eh2, None, Some((&mut self.d_eh1, 2 * h, false)));
+        act_backward(&self.eh1[..n * 2 * h], &mut self.d_eh1[..n * 2 * h], Act::Leaky, Some(&self.emask1[..n * 2 * h]));
+        // only the pixel columns of dX: the label takes no gradient
+        self.d1.backward(next, n, fake, w, &self.d_eh1, None, Some((&mut self.d_fake, p, false)));
+        // the discriminator saw 2·sigmoid(logit) − 1: d logit = d input · 2·s(1 − s)
+        for (d, &gl) in self.d_fake[..n * p].iter_mut().zip(&self.glogits[..n * p]) {
+            let s = sigmoid(gl);
+            *d *= 2.0 * s * (1.0 - s);
+        }
+        let g = &mut e.grad;
+        self.g3.backward(th, n, &self.gh2, 2 * h, &self.d_fake, Some(g), Some((&mut self.d_gh2, 2 * h, false)));
+        act_backward(&self.gh2[..n * 2 * h], &mut self.d_gh2[..n * 2 * h], Act::Leaky, None);
+        self.g2.backward(th, n, &self.gh1, h, &self.d_gh2, Some(g), Some((&mut self.d_gh1, h, false)));
+        act_backward(&self.gh1[..n * h], &mut self.d_gh1[..n * h], Act::Leaky, None);
+        self.g1.backward(th, n, &self.gin, l + c, &self.d_gh1, Some(g), None);
+        let g_range = e.layout_range("generator.");
+        if !e.grad_sq_norm(g_range.clone()).is_finite() {
+            return Err(diverged("the generator's gradient", "not finite"));
+        }
+        e.propose(lr, g_range);
+        let mean_verdict = |logits: &[f32]| logits.iter().map(|&l| sigmoid(l) as f64).sum::<f64>() as f32 / n as f32;
+        Ok(GanLosses {
+            d_loss,
+            g_loss,
+            d_real: mean_verdict(&self.dlogits[..n]),
+            d_fake: mean_verdict(&self.dlogits[n..2 * n]),
+        })
+    }
+}
+
+/// L_D from the discriminator's logits over its rows (real, generated, and for a cGAN real digits
+/// with wrong labels, `n` each), and its gradient with respect to each logit:
+///   GAN:  mean softplus(−l_real) + mean softplus(l_fake)
+///   cGAN: mean softplus(−l_real) + ½ (mean softplus(l_fake) + mean softplus(l_mismatched))
+fn discriminator_loss_backward(logits: &[f32], d: &mut [f32], n: usize, conditional: bool) -> f32 {
+    let fake_weight = if conditional { 0.5 } else { 1.0 };
+    let mut loss = 0f64;
+    for (i, (dl, &l)) in d.iter_mut().zip(logits).enumerate() {
+        let (term, grad) = if i < n { (softplus(-l), sigmoid(l) - 1.0) } else { (softplus(l), sigmoid(l)) };
+        let weight = if i < n { 1.0 } else { fake_weight };
+        loss += (weight * term) as f64;
+        *dl = weight * grad / n as f32;
+    }
+    (loss / n as f64) as f32
+}
+
+/// One pass's keep flags as factors (0 or 1/(1 − p)) into block `block` (n rows each) of the
+/// layer-1 [.., 2h] and layer-2 [.., h] masks.
+fn expand_mask(keep: &DropoutKeep, n: usize, h: usize, block: usize, m1: &mut [f32], m2: &mut [f32]) -> Result<()> {
+    let factor = (1.0 / (1.0 - DROPOUT)) as f32;
+    for (flags, mask, width) in [(&keep.h1, m1, 2 * h), (&keep.h2, m2, h)] {
+        ensure!(flags.len() == n * width, "{} dropout flags for {n} rows of {width} units", flags.len());
+        let block = &mut mask[block * n * width..(block + 1) * n * width];
+        block.iter_mut().zip(flags).for_each(|(m, &k)| *m = if k { factor } else { 0.0 });
+    }
+    Ok(())
+}
+
+pub(super) fn one_hot_into(label: u8, out: &mut [f32]) -> Result<()> {
+    ensure!((label as usize) < out.len(), "label {label} is not a digit from 0 to 9");
+    out.fill(0.0);
+    out[label as usize] = 1.0;
+    Ok(())
+}

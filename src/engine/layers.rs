@@ -1,0 +1,129 @@
+//! A linear layer over the flat parameters, its forward beside its backward, and the pieces of a
+//! step between layers (activations' backward, the losses and their gradients), each over
+//! caller-owned buffers so a step allocates nothing.
+
+use super::matmul::{multiply, Act, Epilogue, Strided, B_ROWS_CONTIGUOUS, LEAK};
+use crate::config::ModelConfig;
+use crate::layout::ParamLayout;
+use anyhow::Result;
+
+/// A linear layer's place in the flat parameters: W [fan_out, fan_in] at `w`, b [fan_out] at `b`
+/// (PyTorch's `nn.Linear` layout).
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    pub w: usize,
+    pub b: usize,
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+impl Linear {
+    pub fn of(layout: &ParamLayout, cfg: &ModelConfig, name: &str) -> Result<Self> {
+        let l = layout.layer(cfg, name)?;
+        Ok(Self { w: l.weight as usize, b: l.bias as usize, fan_in: l.fan_in, fan_out: l.fan_out })
+    }
+
+    fn weight<'a>(&self, theta: &'a [f32]) -> &'a [f32] {
+        &theta[self.w..self.w + self.fan_in * self.fan_out]
+    }
+
+    /// y [n, out] = act(x [n, in] · Wᵀ + b) ⊙ mask, x's rows `x_rs` apart. `wt` is scratch for
+    /// Wᵀ where the product needs B's rows contiguous.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(&self, theta: &[f32], n: usize, x: &[f32], x_rs: usize, y: &mut [f32], act: Act, mask: Option<&[f32]>, wt: &mut Vec<f32>) {
+        let (fi, fo) = (self.fan_in, self.fan_out);
+        let w = self.weight(theta);
+        let b = if B_ROWS_CONTIGUOUS {
+            transpose(w, fo, fi, wt);
+            Strided::rows(wt, fo)
+        } else {
+            Strided::transposed(w, fi)
+        };
+        let bias = Some(&theta[self.b..self.b + fo]);
+        multiply(n, fo, fi, Strided::rows(x, x_rs), b, y, fo, Epilogue { accumulate: false, bias, act, mask });
+    }
+
+    /// From dy [n, out] (the gradient at this layer's output, before its activation): dW = dyᵀ·x
+    /// and db = Σ dy into `grad` (when the parameters take one), and dx = dy · W[:, ..cols]
+    /// (overwritten, or added to with `accumulate`) when the input needs one: `cols` can stop
+    /// short of fan_in, where the input's last columns are a label, which takes no gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self, theta: &[f32], n: usize, x: &[f32], x_rs: usize, dy: &[f32], grad: Option<&mut [f32]>,
+        dx: Option<(&mut [f32], usize, bool)>,
+    ) {
+        let (fi, fo) = (self.fan_in, self.fan_out);
+        if let Some(grad) = grad {
+            let dw = &mut grad[self.w..self.w + fi * fo];
+            multiply(fo, fi, n, Strided::transposed(dy, fo), Strided::rows(x, x_rs), dw, fi, Epilogue::default());
+            column_sums(&dy[..n * fo], fo, &mut grad[self.b..self.b + fo]);
+        }
+        if let Some((dx, cols, accumulate)) = dx {
+            let w = Strided::rows(self.weight(theta), fi);
+            multiply(n, cols, fo, Strided::rows(dy, fo), w, dx, cols, Epilogue { accumulate, ..Epilogue::default() });
+        }
+    }
+}
+
+/// out [cols, rows] = w [rows, cols]ᵀ, in 16 × 16 blocks so reads and writes both stay in cache.
+pub fn transpose(w: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    const B: usize = 16;
+    out.resize(rows * cols, 0.0);
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    out[c * rows + r] = w[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// sums [cols] = Σ over rows of m [.., cols]
+fn column_sums(m: &[f32], cols: usize, sums: &mut [f32]) {
+    sums.fill(0.0);
+    for row in m.chunks_exact(cols) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+}
+
+/// d ← d · act'(z) ⊙ mask, the activation's slope read from its output y = act(z) ⊙ mask: y > 0
+/// exactly where z > 0 (a dropped unit has y = 0 and mask 0, so its gradient is 0 either way).
+pub fn act_backward(y: &[f32], d: &mut [f32], act: Act, mask: Option<&[f32]>) {
+    match (act, mask) {
+        (Act::None, None) => {}
+        (Act::None, Some(m)) => d.iter_mut().zip(m).for_each(|(d, m)| *d *= m),
+        (Act::Relu, _) => d.iter_mut().zip(y).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 }),
+        (Act::Leaky, None) => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= if y > 0.0 { 1.0 } else { LEAK }),
+        (Act::Leaky, Some(m)) => {
+            d.iter_mut().zip(y).zip(m).for_each(|((d, &y), &m)| *d *= m * if y > 0.0 { 1.0 } else { LEAK })
+        }
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// softplus(l) = log(1 + eˡ) in its stable form max(l, 0) + log(1 + e^−|l|).
+pub fn softplus(l: f32) -> f32 {
+    l.max(0.0) + (-l.abs()).exp().ln_1p()
+}
+
+/// Σ over rows of BCE(sigmoid(logits), x) (x's rows `x_rs` apart, their first `p` columns the
+/// targets), and the logits overwritten by the gradient of that sum ÷ `n`: (sigmoid(l) − x) / n.
+pub fn bce_with_logits_backward(logits: &mut [f32], p: usize, x: &[f32], x_rs: usize, n: usize) -> f64 {
+    let scale = 1.0 / n as f32;
+    let mut sum = 0f64;
+    for (i, row) in logits.chunks_exact_mut(p).take(n).enumerate() {
+        let target = &x[i * x_rs..i * x_rs + p];
+        let mut row_sum = 0f32;
+        for (l, &t) in row.iter_mut().zip(target) {
+            row_sum += l.max(0.0) - t * *l + (-l.abs()).exp().ln_1p();
+            *l = (sigmoid(*l) - t) * scale;
+        }
+        sum += row_sum as f64;
+    }
+    sum
+}

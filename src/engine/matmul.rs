@@ -1,0 +1,366 @@
+//! The matrix products of a layer, C [m, n] (+)= A [m, k] · B [k, n], with the forward's bias,
+//! activation and dropout fused into the store (the epilogue).
+//!
+//! Every operand is f32 with its own strides (A is read at `a[i·a.rs + p·a.cs]`), so the three
+//! products a linear layer needs are one routine with its operands plain or transposed:
+//!   forward   Y  = X · Wᵀ   (A = X, B = Wᵀ; the blocked product takes W transposed into a copy)
+//!   backward  dX = dY · W   (A = dY, B = W)
+//!             dW = dYᵀ · X  (A = dYᵀ: rs 1, cs out; B = X)
+//!
+//! Two implementations: `blocked` (register tiles of 4 rows × 8 columns over four-lane vectors:
+//! wasm simd128 in the browser, plain arrays natively, where the tests check it against
+//! `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has them), which is
+//! what native training runs on. `multiply` picks the one for the target.
+
+/// An operand's place and strides: element (i, p) is `data[i·rs + p·cs]`.
+#[derive(Clone, Copy)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// A row-major matrix whose rows are `rs` apart.
+    pub fn rows(data: &'a [f32], rs: usize) -> Self {
+        Self { data, rs, cs: 1 }
+    }
+
+    /// The transpose of a row-major matrix whose rows are `rs` apart.
+    pub fn transposed(data: &'a [f32], rs: usize) -> Self {
+        Self { data, rs: 1, cs: rs }
+    }
+}
+
+/// What the store does with A·B.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Add C's current values (accumulate into it) instead of overwriting.
+    pub accumulate: bool,
+    /// b [n], added to every row.
+    pub bias: Option<&'a [f32]>,
+    pub act: Act,
+    /// [m, n] row-major (row stride n): multiplied in after the activation (inverted dropout).
+    pub mask: Option<&'a [f32]>,
+}
+
+/// An activation applied in the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Act {
+    #[default]
+    None,
+    Relu,
+    /// LeakyReLU(x) = max(x, 0.2·x)
+    Leaky,
+}
+
+pub const LEAK: f32 = 0.2;
+
+impl Act {
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::None => x,
+            Act::Relu => x.max(0.0),
+            Act::Leaky => x.max(LEAK * x),
+        }
+    }
+}
+
+/// The checks every implementation relies on: each index it will read or write is in bounds.
+fn check(m: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &[f32], c_rs: usize, e: &Epilogue) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(n <= c_rs && (m - 1) * c_rs + n <= c.len(), "C [{m}, {n}] does not fit {} values at row stride {c_rs}", c.len());
+    if k > 0 {
+        assert!((m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "A [{m}, {k}] does not fit {} values", a.data.len());
+        assert!((k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "B [{k}, {n}] does not fit {} values", b.data.len());
+    }
+    if let Some(bias) = e.bias {
+        assert!(bias.len() >= n, "bias of {} for {n} columns", bias.len());
+    }
+    if let Some(mask) = e.mask {
+        assert!(mask.len() >= m * n, "mask of {} for [{m}, {n}]", mask.len());
+    }
+}
+
+/// C [m, n] (row stride `c_rs`) ← epilogue(A·B). B's rows must be contiguous (cs 1) where
+/// [`B_ROWS_CONTIGUOUS`]; the forward transposes W for it there.
+#[allow(clippy::too_many_arguments)]
+pub fn multiply(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    #[cfg(target_arch = "wasm32")]
+    blocked(m, n, k, a, b, c, c_rs, e);
+    #[cfg(not(target_arch = "wasm32"))]
+    with_gemm_crate(m, n, k, a, b, c, c_rs, e);
+}
+
+/// Whether `multiply` needs B's rows contiguous (the blocked product does; the gemm crate takes
+/// any strides).
+pub const B_ROWS_CONTIGUOUS: bool = cfg!(target_arch = "wasm32");
+
+/// The product the plain way, one dot product per element in f64: the tests' reference.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    check(m, n, k, &a, &b, c, c_rs, &e);
+    for i in 0..m {
+        for j in 0..n {
+            let mut s: f64 = if e.accumulate { c[i * c_rs + j] as f64 } else { 0.0 };
+            s += e.bias.map_or(0.0, |b| b[j] as f64);
+            for p in 0..k {
+                s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+            }
+            c[i * c_rs + j] = finish(s as f32, i, j, n, &e);
+        }
+    }
+}
+
+#[inline(always)]
+fn finish(v: f32, i: usize, j: usize, n: usize, e: &Epilogue) -> f32 {
+    let v = e.act.apply(v);
+    e.mask.map_or(v, |m| v * m[i * n + j])
+}
+
+/// The `gemm` crate's product, then the epilogue in a pass over C (still in cache).
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+fn with_gemm_crate(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    check(m, n, k, &a, &b, c, c_rs, &e);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let mut read_dst = e.accumulate;
+    if let Some(bias) = e.bias {
+        for i in 0..m {
+            let row = &mut c[i * c_rs..i * c_rs + n];
+            if e.accumulate {
+                row.iter_mut().zip(bias).for_each(|(c, b)| *c += b);
+            } else {
+                row.copy_from_slice(&bias[..n]);
+            }
+        }
+        read_dst = true;
+    }
+    if k > 0 {
+        // SAFETY: `check` proved every index gemm reads (A, B) or writes (C) is inside its slice,
+        // and C does not alias A or B (it is borrowed mutably).
+        unsafe {
+            gemm::gemm(
+                m, n, k,
+                c.as_mut_ptr(), 1, c_rs as isize, read_dst,
+                a.data.as_ptr(), a.cs as isize, a.rs as isize,
+                b.data.as_ptr(), b.cs as isize, b.rs as isize,
+                1.0, 1.0, false, false, false,
+                gemm::Parallelism::None,
+            );
+        }
+    } else if !read_dst {
+        (0..m).for_each(|i| c[i * c_rs..i * c_rs + n].fill(0.0));
+    }
+    if e.act != Act::None || e.mask.is_some() {
+        for i in 0..m {
+            for j in 0..n {
+                let v = &mut c[i * c_rs + j];
+                *v = finish(*v, i, j, n, &e);
+            }
+        }
+    }
+}
+
+/// Four f32 lanes: wasm's v128 in the browser, a plain array elsewhere (what the native tests run).
+trait Lanes: Copy {
+    fn splat(x: f32) -> Self;
+    /// # Safety
+    /// `p..p + 4` must be readable.
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// `p..p + 4` must be writable.
+    unsafe fn store(self, p: *mut f32);
+    /// self + a·b
+    fn madd(self, a: Self, b: Self) -> Self;
+    fn add(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn max(self, o: Self) -> Self;
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+type V4 = [f32; 4];
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+impl Lanes for [f32; 4] {
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        [x; 4]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        std::ptr::read_unaligned(p as *const [f32; 4])
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        std::ptr::write_unaligned(p as *mut [f32; 4], self)
+    }
+    #[inline(always)]
+    fn madd(self, a: Self, b: Self) -> Self {
+        std::array::from_fn(|l| self[l] + a[l] * b[l])
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        std::array::from_fn(|l| self[l] + o[l])
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        std::array::from_fn(|l| self[l] * o[l])
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        std::array::from_fn(|l| self[l].max(o[l]))
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+type V4 = core::arch::wasm32::v128;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Lanes for core::arch::wasm32::v128 {
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        core::arch::wasm32::f32x4_splat(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        core::arch::wasm32::v128_load(p as *const v128)
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        core::arch::wasm32::v128_store(p as *mut v128, self)
+    }
+    #[inline(always)]
+    fn madd(self, a: Self, b: Self) -> Self {
+        core::arch::wasm32::f32x4_add(self, core::arch::wasm32::f32x4_mul(a, b))
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        core::arch::wasm32::f32x4_add(self, o)
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        core::arch::wasm32::f32x4_mul(self, o)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        // pmax: lanes of NaN are not produced from finite inputs, and a NaN step is refused anyway.
+        core::arch::wasm32::f32x4_pmax(self, o)
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use core::arch::wasm32::v128;
+
+/// Rows of C per register tile, and four-lane vectors across it (8 columns).
+const MR: usize = 4;
+const NV: usize = 2;
+const NR: usize = 4 * NV;
+
+/// The register-blocked product: column panels of 8 (B's panel stays in L1 while every row
+/// block of A streams past it), 4 rows at a time; tiles at the right edge narrow to one vector,
+/// then to scalars, and the bottom edge takes 1 to 3 rows.
+#[allow(clippy::too_many_arguments)]
+pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    check(m, n, k, &a, &b, c, c_rs, &e);
+    assert!(b.cs == 1 || k == 0, "the blocked product reads B's rows as vectors; its columns must be contiguous");
+    let mut j = 0;
+    while j < n {
+        let width = if n - j >= NR { NR } else if n - j >= 4 { 4 } else { n - j };
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(MR);
+            // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width).
+            unsafe {
+                match (width, rows) {
+                    (NR, 4) => tile::<4, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (NR, 3) => tile::<3, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (NR, 2) => tile::<2, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (NR, _) => tile::<1, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (4, 4) => tile::<4, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (4, 3) => tile::<3, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (4, 2) => tile::<2, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    (4, _) => tile::<1, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
+                    _ => scalar_tile(i, j, rows, width, n, k, &a, &b, c, c_rs, &e),
+                }
+            }
+            i += rows;
+        }
+        j += width;
+    }
+}
+
+/// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all of k.
+///
+/// # Safety
+/// The tile and the A rows and B columns it reads must be in bounds (`check`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize, const V: usize>(
+    i: usize, j: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize, e: &Epilogue,
+) {
+    let (ap, bp, cp) = (a.data.as_ptr(), b.data.as_ptr(), c.as_mut_ptr());
+    let mut acc = [[V4::splat(0.0); V]; R];
+    for p in 0..k {
+        let brow = bp.add(p * b.rs + j);
+        let bv: [V4; V] = std::array::from_fn(|v| V4::load(brow.add(4 * v)));
+        let acol = ap.add(i * a.rs + p * a.cs);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = V4::splat(*acol.add(r * a.rs));
+            for v in 0..V {
+                row[v] = row[v].madd(av, bv[v]);
+            }
+        }
+    }
+    let bias: Option<[V4; V]> = e.bias.map(|bias| std::array::from_fn(|v| V4::load(bias.as_ptr().add(j + 4 * v))));
+    let leak = V4::splat(LEAK);
+    let zero = V4::splat(0.0);
+    for (r, row) in acc.iter().enumerate() {
+        let crow = cp.add((i + r) * c_rs + j);
+        for v in 0..V {
+            let mut x = row[v];
+            if e.accumulate {
+                x = x.add(V4::load(crow.add(4 * v)));
+            }
+            if let Some(bias) = &bias {
+                x = x.add(bias[v]);
+            }
+            x = match e.act {
+                Act::None => x,
+                Act::Relu => x.max(zero),
+                Act::Leaky => x.max(x.mul(leak)),
+            };
+            if let Some(mask) = e.mask {
+                x = x.mul(V4::load(mask.as_ptr().add((i + r) * n + j + 4 * v)));
+            }
+            x.store(crow.add(4 * v));
+        }
+    }
+}
+
+/// A narrow tile (fewer than 4 columns left), one scalar at a time.
+#[allow(clippy::too_many_arguments)]
+fn scalar_tile(
+    i0: usize, j0: usize, rows: usize, cols: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
+    e: &Epilogue,
+) {
+    for i in i0..i0 + rows {
+        for j in j0..j0 + cols {
+            let mut s = 0f32;
+            for p in 0..k {
+                s += a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs];
+            }
+            if e.accumulate {
+                s += c[i * c_rs + j];
+            }
+            s += e.bias.map_or(0.0, |b| b[j]);
+            let s = e.act.apply(s);
+            c[i * c_rs + j] = e.mask.map_or(s, |m| s * m[i * n + j]);
+        }
+    }
+}

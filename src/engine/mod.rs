@@ -1,0 +1,136 @@
+//! The CPU engine: every model kind's training step hand-derived (each layer's forward beside its
+//! backward, as the GPU's graphs are), over flat buffers allocated once: parameters, gradients and
+//! Adam's moments in `layout.rs`'s order, activations sized to the largest batch seen. Bias and
+//! activation run in the matrix product's store, each loss with its gradient in one pass, Adam in
+//! one pass per network.
+//!
+//! - `matmul.rs`: the products (register-blocked simd128 tiles in the browser, the `gemm` crate natively);
+//! - `layers.rs`: a linear layer's forward and backward, activations, losses;
+//! - `adam.rs`: the fused Adam pass and its commit;
+//! - `vae_step.rs`, `gan_step.rs`: one step per model family.
+//!
+//! candle's autograd (`reference.rs`) is what the tests hold it to.
+
+pub mod adam;
+mod gan_step;
+pub mod layers;
+pub mod matmul;
+mod vae_step;
+
+use crate::adam::AdamConfig;
+use crate::backend::{Batch, StepLosses};
+use crate::config::ModelConfig;
+use crate::layout::ParamLayout;
+use crate::mnist::CLASSES;
+use adam::Moments;
+use anyhow::{ensure, Result};
+use gan_step::GanStep;
+use std::ops::Range;
+use vae_step::VaeStep;
+
+pub struct Engine {
+    pub cfg: ModelConfig,
+    pub layout: ParamLayout,
+    pub theta: Vec<f32>,
+    /// The last step's gradient (each entry written by that step).
+    pub grad: Vec<f32>,
+    pub moments: Moments,
+    /// Steps committed.
+    pub t: u64,
+    adam: AdamConfig,
+    /// Scratch for a layer's transposed weights.
+    wt: Vec<f32>,
+    step: Option<Family>,
+}
+
+enum Family {
+    Vae(VaeStep),
+    Gan(GanStep),
+}
+
+impl Engine {
+    /// An engine over `theta` (flat, in `ParamLayout::new(cfg)`'s order) with zero moments.
+    pub fn new(cfg: ModelConfig, theta: Vec<f32>) -> Result<Self> {
+        let layout = ParamLayout::new(&cfg);
+        ensure!(theta.len() == layout.total, "{} parameters for a model of {}", theta.len(), layout.total);
+        let total = layout.total;
+        let mut e = Self {
+            cfg,
+            layout,
+            theta,
+            grad: vec![0.0; total],
+            moments: Moments::zeros(total),
+            t: 0,
+            adam: AdamConfig::for_kind(cfg.kind),
+            wt: Vec::new(),
+            step: None,
+        };
+        e.step = Some(if cfg.kind.is_gan() { Family::Gan(GanStep::new(&e)?) } else { Family::Vae(VaeStep::new(&e)?) });
+        Ok(e)
+    }
+
+    /// One step: forward, backward and Adam, committed only if every check passed (a refused
+    /// step leaves the parameters and moments as they were).
+    pub fn step(&mut self, batch: &Batch, lr: f64) -> Result<StepLosses> {
+        ensure!(!batch.indices.is_empty(), "a training step needs at least one example");
+        ensure!(
+            batch.noise.len() == batch.indices.len() * self.cfg.latent,
+            "{} noise values for {} examples of latent size {}",
+            batch.noise.len(),
+            batch.indices.len(),
+            self.cfg.latent
+        );
+        let mut family = self.step.take().expect("the engine's step is always there between steps");
+        let result = match &mut family {
+            Family::Vae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
+            Family::Gan(s) => s.run(self, batch, lr).map(StepLosses::Gan),
+        };
+        self.step = Some(family);
+        let losses = result?;
+        self.commit();
+        Ok(losses)
+    }
+
+    /// Adam alone: proposes over every parameter from the gradient in `grad`, and commits.
+    pub fn apply_gradient(&mut self, lr: f64) {
+        self.propose(lr, 0..self.layout.total);
+        self.commit();
+    }
+
+    fn commit(&mut self) {
+        self.moments.commit(&mut self.theta);
+        self.t += 1;
+    }
+
+    /// Adam's proposal for step t + 1 over `range`.
+    fn propose(&mut self, lr: f64, range: Range<usize>) {
+        self.moments.propose(&self.adam, self.t + 1, lr, &self.theta, &self.grad, range);
+    }
+
+    fn layout_range(&self, prefix: &str) -> Range<usize> {
+        let (off, count) = self.layout.range(prefix);
+        off as usize..(off + count) as usize
+    }
+
+    /// Σ g² over `range`, in f64 so a sum of large finite squares cannot overflow.
+    fn grad_sq_norm(&self, range: Range<usize>) -> f64 {
+        self.grad[range].iter().map(|&g| (g as f64) * (g as f64)).sum()
+    }
+}
+
+/// The batch's images as rows [n, p + c] of pixel·scale + shift, each followed (c = 10) by the
+/// one-hot of its label, or of `labels` where given (a cGAN's mismatched rows).
+fn fill_inputs(batch: &Batch, labels: Option<&[u8]>, (scale, shift): (f32, f32), out: &mut [f32], p: usize, c: usize) -> Result<()> {
+    let data = batch.data;
+    for (r, (&i, row)) in batch.indices.iter().zip(out.chunks_exact_mut(p + c)).enumerate() {
+        ensure!(i < data.len(), "example {i} is outside the dataset of {}", data.len());
+        let pixels = &data.images[i * p..(i + 1) * p];
+        for (o, &v) in row[..p].iter_mut().zip(pixels) {
+            *o = (v as f32 / 255.0) * scale + shift;
+        }
+        if c == CLASSES {
+            gan_step::one_hot_into(labels.map_or(data.labels[i], |l| l[r]), &mut row[p..])?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! One VAE (or cVAE) training step, hand-derived from src/vae.rs (the same graph as the GPU's
+//! `gpu/vae_step.rs`):
+//!
+//!   x [n, 784 (+10)] → fc1 → ReLU → h1 → fc21 → μ, fc22 → log σ²
+//!   z = μ + exp(½ log σ²)·ε (+ label) → fc3 → ReLU → h3 → fc4 → logits
+//!   loss = BCE(logits, x) + KL(μ, log σ²), each summed per example and averaged over the batch
+//!
+//! then the backward pass in reverse order into the flat gradient, the step's check, and Adam.
+
+use super::layers::{act_backward, bce_with_logits_backward, Linear};
+use super::matmul::Act;
+use super::{fill_inputs, Engine};
+use crate::backend::{diverged, Batch, LossParts};
+use crate::mnist::IMAGE_PIXELS;
+use anyhow::Result;
+
+/// The layers, and every activation and its gradient for up to `rows` examples.
+pub struct VaeStep {
+    fc1: Linear,
+    fc21: Linear,
+    fc22: Linear,
+    fc3: Linear,
+    fc4: Linear,
+    rows: usize,
+    x: Vec<f32>,
+    h1: Vec<f32>,
+    mu: Vec<f32>,
+    logvar: Vec<f32>,
+    z: Vec<f32>,
+    h3: Vec<f32>,
+    logits: Vec<f32>,
+    dh3: Vec<f32>,
+    dz: Vec<f32>,
+    dmu: Vec<f32>,
+    dlogvar: Vec<f32>,
+    dh1: Vec<f32>,
+}
+
+impl VaeStep {
+    pub fn new(e: &Engine) -> Result<Self> {
+        let layer = |name: &str| Linear::of(&e.layout, &e.cfg, name);
+        let empty = Vec::new;
+        Ok(Self {
+            fc1: layer("fc1")?,
+            fc21: layer("fc21")?,
+            fc22: layer("fc22")?,
+            fc3: layer("fc3")?,
+            fc4: layer("fc4")?,
+            rows: 0,
+            x: empty(),
+            h1: empty(),
+            mu: empty(),
+            logvar: empty(),
+            z: empty(),
+            h3: empty(),
+            logits: empty(),
+            dh3: empty(),
+            dz: empty(),
+            dmu: empty(),
+            dlogvar: empty(),
+            dh1: empty(),
+        })
+    }
+
+    /// Room for `n` examples (buffers only ever grow, so steady training allocates nothing).
+    fn reserve(&mut self, e: &Engine, n: usize) {
+        if n <= self.rows {
+            return;
+        }
+        let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        self.rows = n;
+        for (buf, width) in [
+            (&mut self.x, p + c),
+            (&mut self.h1, h),
+            (&mut self.mu, l),
+            (&mut self.logvar, l),
+            (&mut self.z, l + c),
+            (&mut self.h3, h),
+            (&mut self.logits, p),
+            (&mut self.dh3, h),
+            (&mut self.dz, l),
+            (&mut self.dmu, l),
+            (&mut self.dlogvar, l),
+            (&mut self.dh1, h),
+        ] {
+            buf.resize(n * width, 0.0);
+        }
+    }
+
+    /// Forward, backward and Adam's proposal; the caller commits. A step whose loss or gradient
+    /// is not finite is refused before anything is proposed.
+    pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
+        let n = batch.indices.len();
+        self.reserve(e, n);
+        let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        let th = &e.theta;
+        let wt = &mut e.wt;
+        // forward
+        fill_inputs(batch, None, (1.0, 0.0), &mut self.x[..n * (p + c)], p, c)?;
+        self.fc1.forward(th, n, &self.x, p + c, &mut self.h1, Act::Relu, None, wt);
+        self.fc21.forward(th, n, &self.h1, h, &mut self.mu, Act::None, None, wt);
+        self.fc22.forward(th, n, &self.h1, h, &mut self.logvar, Act::None, None, wt);
+        for i in 0..n {
+            let zrow = &mut self.z[i * (l + c)..(i + 1) * (l + c)];
+            for d in 0..l {
+                let k = i * l + d;
+                zrow[d] = self.mu[k] + (self.logvar[k] * 0.5).exp() * batch.noise[k];
+            }
+            zrow[l..].copy_from_slice(&self.x[i * (p + c) + p..(i + 1) * (p + c)]);
+        }
+        self.fc3.forward(th, n, &self.z, l + c, &mut self.h3, Act::Relu, None, wt);
+        self.fc4.forward(th, n, &self.h3, h, &mut self.logits, Act::None, None, wt);
+        // loss; the logits become their gradient
+        let bce = bce_with_logits_backward(&mut self.logits[..n * p], p, &self.x, p + c, n) / n as f64;
+        let dlogits = &self.logits;
+        // backward, in reverse order
+        let g = &mut e.grad;
+        self.fc4.backward(th, n, &self.h3, h, dlogits, Some(g), Some((&mut self.dh3, h, false)));
+        act_backward(&self.h3[..n * h], &mut self.dh3[..n * h], Act::Relu, None);
+        // only the latent columns of dZ: the label takes no gradient
+        self.fc3.backward(th, n, &self.z, l + c, &self.dh3, Some(g), Some((&mut self.dz, l, false)));
+        // KL = −½ Σ (1 + log σ² − μ² − σ²) per example; z = μ + σ·ε
+        let scale = 1.0 / n as f32;
+        let mut kl = 0f64;
+        for k in 0..n * l {
+            let (mu, lv, eps, dz) = (self.mu[k], self.logvar[k], batch.noise[k], self.dz[k]);
+            let var = lv.exp();
+            kl += (-0.5 * (1.0 + lv - mu * mu - var)) as f64;
+            self.dmu[k] = dz + mu * scale;
+            self.dlogvar[k] = dz * eps * 0.5 * (lv * 0.5).exp() + 0.5 * (var - 1.0) * scale;
+        }
+        let kl = kl / n as f64;
+        self.fc21.backward(th, n, &self.h1, h, &self.dmu, Some(g), Some((&mut self.dh1, h, false)));
+        self.fc22.backward(th, n, &self.h1, h, &self.dlogvar, Some(g), Some((&mut self.dh1, h, true)));
+        act_backward(&self.h1[..n * h], &mut self.dh1[..n * h], Act::Relu, None);
+        self.fc1.backward(th, n, &self.x, p + c, &self.dh1, Some(g), None);
+        // the step's check, then Adam over every parameter
+        let total = (bce + kl) as f32;
+        if !total.is_finite() {
+            return Err(diverged("the loss", total));
+        }
+        if !e.grad_sq_norm(0..e.layout.total).is_finite() {
+            return Err(diverged("the gradient", "not finite"));
+        }
+        e.propose(lr, 0..e.layout.total);
+        Ok(LossParts { loss: total, bce: bce as f32, kl: kl as f32 })
+    }
+}
