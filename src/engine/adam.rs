@@ -27,21 +27,23 @@ impl Moments {
         let scale_m = (1.0 / (1.0 - cfg.beta1.powi(t as i32))) as f32;
         let scale_v = (1.0 / (1.0 - cfg.beta2.powi(t as i32))) as f32;
         let (eps, lr) = (cfg.eps as f32, lr as f32);
-        let r = range;
-        let it = self.next_theta[r.clone()]
-            .iter_mut()
-            .zip(&mut self.next_m[r.clone()])
-            .zip(&mut self.next_v[r.clone()])
-            .zip(&theta[r.clone()])
-            .zip(&grad[r.clone()])
-            .zip(self.m[r.clone()].iter().zip(&self.v[r]));
-        for (((((nt, nm), nv), &th), &g), (&m, &v)) in it {
-            let m = m * b1 + g * c1;
-            let v = v * b2 + (g * g) * c2;
-            let adjusted = (m * scale_m) / ((v * scale_v).sqrt() + eps);
-            *nt = th - adjusted * lr;
-            *nm = m;
-            *nv = v;
+        let (theta, grad) = (&theta[range.clone()], &grad[range.clone()]);
+        let (m, v) = (&self.m[range.clone()], &self.v[range.clone()]);
+        let next_theta = &mut self.next_theta[range.clone()];
+        let next_m = &mut self.next_m[range.clone()];
+        let next_v = &mut self.next_v[range];
+        // Indexed over slices of one length, so the bounds checks go and the loop vectorises.
+        let len = theta.len();
+        let (grad, m, v, next_m, next_v) = (&grad[..len], &m[..len], &v[..len], &mut next_m[..len], &mut next_v[..len]);
+        let next_theta = &mut next_theta[..len];
+        for i in 0..len {
+            let g = grad[i];
+            let nm = m[i] * b1 + g * c1;
+            let nv = v[i] * b2 + (g * g) * c2;
+            let adjusted = (nm * scale_m) / ((nv * scale_v).sqrt() + eps);
+            next_theta[i] = theta[i] - adjusted * lr;
+            next_m[i] = nm;
+            next_v[i] = nv;
         }
     }
 

@@ -30,7 +30,8 @@ pub struct GanStep {
     gin: Vec<f32>,
     gh1: Vec<f32>,
     gh2: Vec<f32>,
-    glogits: Vec<f32>,
+    /// fc3's output, then (in place) the images: sigmoid of it.
+    gimages: Vec<f32>,
     // discriminator over its rows (real, generated, mismatched), and the generator pass
     din: Vec<f32>,
     dmask1: Vec<f32>,
@@ -70,7 +71,7 @@ impl GanStep {
             gin: empty(),
             gh1: empty(),
             gh2: empty(),
-            glogits: empty(),
+            gimages: empty(),
             din: empty(),
             dmask1: empty(),
             dmask2: empty(),
@@ -105,7 +106,7 @@ impl GanStep {
             (&mut self.gin, n * (l + c)),
             (&mut self.gh1, n * h),
             (&mut self.gh2, n * 2 * h),
-            (&mut self.glogits, n * p),
+            (&mut self.gimages, n * p),
             (&mut self.din, rd * (p + c)),
             (&mut self.dmask1, rd * 2 * h),
             (&mut self.dmask2, rd * h),
@@ -153,7 +154,6 @@ impl GanStep {
         expand_mask(&draws.generator, n, h, 0, &mut self.emask1, &mut self.emask2)?;
 
         let th = &e.theta;
-        let wt = &mut e.wt;
         // generator forward: [z, label] → images
         let labels = batch.labels();
         for i in 0..n {
@@ -163,16 +163,17 @@ impl GanStep {
                 one_hot_into(labels[i], &mut row[l..])?;
             }
         }
-        self.g1.forward(th, n, &self.gin, l + c, &mut self.gh1, Act::Leaky, None, wt);
-        self.g2.forward(th, n, &self.gh1, h, &mut self.gh2, Act::Leaky, None, wt);
-        self.g3.forward(th, n, &self.gh2, 2 * h, &mut self.glogits, Act::None, None, wt);
+        self.g1.forward(th, n, &self.gin, l + c, &mut self.gh1, Act::Leaky, None);
+        self.g2.forward(th, n, &self.gh1, h, &mut self.gh2, Act::Leaky, None);
+        self.g3.forward(th, n, &self.gh2, 2 * h, &mut self.gimages, Act::None, None);
+        self.gimages[..n * p].iter_mut().for_each(|l| *l = sigmoid(*l));
         // the discriminator's rows: real digits, the generator's (2·sigmoid − 1), real digits with
         // wrong labels, each with its label
         fill_inputs(batch, None, (2.0, -1.0), &mut self.din[..n * w], p, c)?;
         for i in 0..n {
             let row = &mut self.din[(n + i) * w..(n + i + 1) * w];
-            for (d, &g) in row[..p].iter_mut().zip(&self.glogits[i * p..(i + 1) * p]) {
-                *d = 2.0 * sigmoid(g) - 1.0;
+            for (d, &s) in row[..p].iter_mut().zip(&self.gimages[i * p..(i + 1) * p]) {
+                *d = 2.0 * s - 1.0;
             }
             if conditional {
                 one_hot_into(labels[i], &mut row[p..])?;
@@ -183,9 +184,9 @@ impl GanStep {
             fill_inputs(batch, Some(&m.labels), (2.0, -1.0), &mut self.din[2 * n * w..3 * n * w], p, c)?;
         }
         // discriminator forward, loss and backward (the generator's images enter as constants)
-        self.d1.forward(th, rd, &self.din, w, &mut self.dh1, Act::Leaky, Some(&self.dmask1), wt);
-        self.d2.forward(th, rd, &self.dh1, 2 * h, &mut self.dh2, Act::Leaky, Some(&self.dmask2), wt);
-        self.d3.forward(th, rd, &self.dh2, h, &mut self.dlogits, Act::None, None, wt);
+        self.d1.forward(th, rd, &self.din, w, &mut self.dh1, Act::Leaky, Some(&self.dmask1));
+        self.d2.forward(th, rd, &self.dh1, 2 * h, &mut self.dh2, Act::Leaky, Some(&self.dmask2));
+        self.d3.forward(th, rd, &self.dh2, h, &mut self.dlogits, Act::None, None);
         let d_loss = discriminator_loss_backward(&self.dlogits[..rd], &mut self.d_dlogits[..rd], n, conditional);
         if !d_loss.is_finite() {
             return Err(diverged("the discriminator's loss", d_loss));
@@ -205,11 +206,10 @@ impl GanStep {
         // generator half, judged by the discriminator as its proposal leaves it
         let next = &e.moments.next_theta;
         let th = &e.theta;
-        let wt = &mut e.wt;
         let fake = &self.din[n * w..2 * n * w];
-        self.d1.forward(next, n, fake, w, &mut self.eh1, Act::Leaky, Some(&self.emask1), wt);
-        self.d2.forward(next, n, &self.eh1, 2 * h, &mut self.eh2, Act::Leaky, Some(&self.emask2), wt);
-        self.d3.forward(next, n, &self.eh2, h, &mut self.elogits, Act::None, None, wt);
+        self.d1.forward(next, n, fake, w, &mut self.eh1, Act::Leaky, Some(&self.emask1));
+        self.d2.forward(next, n, &self.eh1, 2 * h, &mut self.eh2, Act::Leaky, Some(&self.emask2));
+        self.d3.forward(next, n, &self.eh2, h, &mut self.elogits, Act::None, None);
         // L_G = mean softplus(−l): dl = (sigmoid(l) − 1) / n
         let mut g_loss = 0f64;
         for (d, &l) in self.d_elogits[..n].iter_mut().zip(&self.elogits[..n]) {
@@ -226,9 +226,8 @@ impl GanStep {
         act_backward(&self.eh1[..n * 2 * h], &mut self.d_eh1[..n * 2 * h], Act::Leaky, Some(&self.emask1[..n * 2 * h]));
         // only the pixel columns of dX: the label takes no gradient
         self.d1.backward(next, n, fake, w, &self.d_eh1, None, Some((&mut self.d_fake, p, false)));
-        // the discriminator saw 2·sigmoid(logit) − 1: d logit = d input · 2·s(1 − s)
-        for (d, &gl) in self.d_fake[..n * p].iter_mut().zip(&self.glogits[..n * p]) {
-            let s = sigmoid(gl);
+        // the discriminator saw 2s − 1, s = sigmoid(logit): d logit = d input · 2s(1 − s)
+        for (d, &s) in self.d_fake[..n * p].iter_mut().zip(&self.gimages[..n * p]) {
             *d *= 2.0 * s * (1.0 - s);
         }
         let g = &mut e.grad;

@@ -2,7 +2,7 @@
 //! step between layers (activations' backward, the losses and their gradients), each over
 //! caller-owned buffers so a step allocates nothing.
 
-use super::matmul::{multiply, Act, Epilogue, Strided, B_ROWS_CONTIGUOUS, LEAK};
+use super::matmul::{multiply, Act, Epilogue, Strided, LEAK};
 use crate::config::ModelConfig;
 use crate::layout::ParamLayout;
 use anyhow::Result;
@@ -27,18 +27,11 @@ impl Linear {
         &theta[self.w..self.w + self.fan_in * self.fan_out]
     }
 
-    /// y [n, out] = act(x [n, in] · Wᵀ + b) ⊙ mask, x's rows `x_rs` apart. `wt` is scratch for
-    /// Wᵀ where the product needs B's rows contiguous.
+    /// y [n, out] = act(x [n, in] · Wᵀ + b) ⊙ mask, x's rows `x_rs` apart.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(&self, theta: &[f32], n: usize, x: &[f32], x_rs: usize, y: &mut [f32], act: Act, mask: Option<&[f32]>, wt: &mut Vec<f32>) {
+    pub fn forward(&self, theta: &[f32], n: usize, x: &[f32], x_rs: usize, y: &mut [f32], act: Act, mask: Option<&[f32]>) {
         let (fi, fo) = (self.fan_in, self.fan_out);
-        let w = self.weight(theta);
-        let b = if B_ROWS_CONTIGUOUS {
-            transpose(w, fo, fi, wt);
-            Strided::rows(wt, fo)
-        } else {
-            Strided::transposed(w, fi)
-        };
+        let b = Strided::transposed(self.weight(theta), fi);
         let bias = Some(&theta[self.b..self.b + fo]);
         multiply(n, fo, fi, Strided::rows(x, x_rs), b, y, fo, Epilogue { accumulate: false, bias, act, mask });
     }
@@ -61,21 +54,6 @@ impl Linear {
         if let Some((dx, cols, accumulate)) = dx {
             let w = Strided::rows(self.weight(theta), fi);
             multiply(n, cols, fo, Strided::rows(dy, fo), w, dx, cols, Epilogue { accumulate, ..Epilogue::default() });
-        }
-    }
-}
-
-/// out [cols, rows] = w [rows, cols]ᵀ, in 16 × 16 blocks so reads and writes both stay in cache.
-pub fn transpose(w: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
-    const B: usize = 16;
-    out.resize(rows * cols, 0.0);
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    out[c * rows + r] = w[r * cols + c];
-                }
-            }
         }
     }
 }
@@ -120,8 +98,11 @@ pub fn bce_with_logits_backward(logits: &mut [f32], p: usize, x: &[f32], x_rs: u
         let target = &x[i * x_rs..i * x_rs + p];
         let mut row_sum = 0f32;
         for (l, &t) in row.iter_mut().zip(target) {
-            row_sum += l.max(0.0) - t * *l + (-l.abs()).exp().ln_1p();
-            *l = (sigmoid(*l) - t) * scale;
+            // one exp for both: e = e^−|l|, log(1 + e^−|l|) and sigmoid(l) = 1/(1 + e) or e/(1 + e)
+            let e = (-l.abs()).exp();
+            row_sum += l.max(0.0) - t * *l + e.ln_1p();
+            let s = if *l >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            *l = (s - t) * scale;
         }
         sum += row_sum as f64;
     }

@@ -3,11 +3,12 @@
 //!
 //! Every operand is f32 with its own strides (A is read at `a[i·a.rs + p·a.cs]`), so the three
 //! products a linear layer needs are one routine with its operands plain or transposed:
-//!   forward   Y  = X · Wᵀ   (A = X, B = Wᵀ; the blocked product takes W transposed into a copy)
+//!   forward   Y  = X · Wᵀ   (A = X, B = Wᵀ: W read along its rows, the dot-product form)
 //!   backward  dX = dY · W   (A = dY, B = W)
 //!             dW = dYᵀ · X  (A = dYᵀ: rs 1, cs out; B = X)
 //!
-//! Two implementations: `blocked` (register tiles of 4 rows × 8 columns over four-lane vectors:
+//! Two implementations: `blocked` (register tiles over four-lane vectors, 4 rows × 8 columns of
+//! broadcast products, or 2 × 4 of dot products where B is read along its columns:
 //! wasm simd128 in the browser, plain arrays natively, where the tests check it against
 //! `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has them), which is
 //! what native training runs on. `multiply` picks the one for the target.
@@ -85,8 +86,8 @@ fn check(m: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &[f32], c_rs
     }
 }
 
-/// C [m, n] (row stride `c_rs`) ← epilogue(A·B). B's rows must be contiguous (cs 1) where
-/// [`B_ROWS_CONTIGUOUS`]; the forward transposes W for it there.
+/// C [m, n] (row stride `c_rs`) ← epilogue(A·B). In the browser either B's rows are contiguous
+/// (cs 1), or A's rows and B's columns are (the dot-product form).
 #[allow(clippy::too_many_arguments)]
 pub fn multiply(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
     #[cfg(target_arch = "wasm32")]
@@ -94,10 +95,6 @@ pub fn multiply(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f
     #[cfg(not(target_arch = "wasm32"))]
     with_gemm_crate(m, n, k, a, b, c, c_rs, e);
 }
-
-/// Whether `multiply` needs B's rows contiguous (the blocked product does; the gemm crate takes
-/// any strides).
-pub const B_ROWS_CONTIGUOUS: bool = cfg!(target_arch = "wasm32");
 
 /// The product the plain way, one dot product per element in f64: the tests' reference.
 #[allow(clippy::too_many_arguments)]
@@ -181,6 +178,8 @@ trait Lanes: Copy {
     fn add(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
     fn max(self, o: Self) -> Self;
+    /// [Σ a₀, Σ a₁, Σ a₂, Σ a₃]: each vector's lanes summed, the four sums as one vector.
+    fn sum4(a: [Self; 4]) -> Self;
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
@@ -215,6 +214,11 @@ impl Lanes for [f32; 4] {
     #[inline(always)]
     fn max(self, o: Self) -> Self {
         std::array::from_fn(|l| self[l].max(o[l]))
+    }
+    #[inline(always)]
+    fn sum4(a: [Self; 4]) -> Self {
+        // the pairs in the order the v128 shuffles add them, so both round alike
+        std::array::from_fn(|l| (a[l][0] + a[l][2]) + (a[l][1] + a[l][3]))
     }
 }
 
@@ -252,6 +256,14 @@ impl Lanes for core::arch::wasm32::v128 {
         // pmax: lanes of NaN are not produced from finite inputs, and a NaN step is refused anyway.
         core::arch::wasm32::f32x4_pmax(self, o)
     }
+    #[inline(always)]
+    fn sum4(a: [Self; 4]) -> Self {
+        use core::arch::wasm32::{f32x4_add, i32x4_shuffle};
+        // [a0₀+a0₂, a1₀+a1₂, a0₁+a0₃, a1₁+a1₃], likewise for a2, a3; then the halves added.
+        let s01 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]), i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]));
+        let s23 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]), i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]));
+        f32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -268,48 +280,85 @@ const NR: usize = 4 * NV;
 #[allow(clippy::too_many_arguments)]
 pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
     check(m, n, k, &a, &b, c, c_rs, &e);
-    assert!(b.cs == 1 || k == 0, "the blocked product reads B's rows as vectors; its columns must be contiguous");
-    let mut j = 0;
-    while j < n {
-        let width = if n - j >= NR { NR } else if n - j >= 4 { 4 } else { n - j };
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(MR);
-            // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width).
-            unsafe {
-                match (width, rows) {
-                    (NR, 4) => tile::<4, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (NR, 3) => tile::<3, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (NR, 2) => tile::<2, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (NR, _) => tile::<1, NV>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (4, 4) => tile::<4, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (4, 3) => tile::<3, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (4, 2) => tile::<2, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    (4, _) => tile::<1, 1>(i, j, n, k, &a, &b, c, c_rs, &e),
-                    _ => scalar_tile(i, j, rows, width, n, k, &a, &b, c, c_rs, &e),
+    if k > 0 && b.cs != 1 {
+        assert!(a.cs == 1 && b.rs == 1, "the blocked product reads B's rows, or A's rows and B's columns, as vectors");
+        return blocked_dot(m, n, k, a, b, c, c_rs, e);
+    }
+    // A read down its columns (dYᵀ, rows `cs` apart in memory) would take a new cache line for
+    // every step of k, at strides (512 or 256 floats) that map them all onto a few cache sets:
+    // such an A is first packed, 4 rows at a time, into [k][4] blocks read in order.
+    let packed = a.rs < a.cs && k > 16;
+    PACK.with_borrow_mut(|pack| {
+        let a = if packed {
+            pack_rows_by_four(m, k, &a, pack);
+            Strided { data: pack.as_slice(), rs: 1, cs: 4 }
+        } else {
+            a
+        };
+        // Row i of A: packed, block i / 4 starts at 4k·(i / 4) and its rows are 1 apart.
+        let at = |i: usize| if packed { (Strided { data: &a.data[i * k..], ..a }, 0) } else { (a, i) };
+        let mut j = 0;
+        while j < n {
+            let width = if n - j >= NR { NR } else if n - j >= 4 { 4 } else { n - j };
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(MR);
+                let (a, ai) = at(i);
+                // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width),
+                // and the packed A holds every row of A.
+                unsafe {
+                    match (width, rows) {
+                        (NR, 4) => tile::<4, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (NR, 3) => tile::<3, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (NR, 2) => tile::<2, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (NR, _) => tile::<1, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (4, 4) => tile::<4, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (4, 3) => tile::<3, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (4, 2) => tile::<2, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (4, _) => tile::<1, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        _ => scalar_tile(ai, i, j, rows, width, n, k, &a, &b, c, c_rs, &e),
+                    }
                 }
+                i += rows;
             }
-            i += rows;
+            j += width;
         }
-        j += width;
+    });
+}
+
+thread_local! {
+    /// The packed copy of A, kept between products so a step allocates nothing.
+    static PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A [m, k] into blocks of 4 rows, each [k][4] (row i, column p at 4k·(i / 4) + 4p + i mod 4;
+/// a last block of fewer rows padded with zeros).
+fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
+    pack.clear();
+    pack.resize(m.div_ceil(4) * 4 * k, 0.0);
+    for p in 0..k {
+        for i in 0..m {
+            pack[(i / 4) * 4 * k + 4 * p + i % 4] = a.data[i * a.rs + p * a.cs];
+        }
     }
 }
 
-/// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all of k.
+/// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all
+/// of k, from A's rows ai.. (A may be a packed block).
 ///
 /// # Safety
 /// The tile and the A rows and B columns it reads must be in bounds (`check`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const V: usize>(
-    i: usize, j: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize, e: &Epilogue,
+    ai: usize, i: usize, j: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize, e: &Epilogue,
 ) {
-    let (ap, bp, cp) = (a.data.as_ptr(), b.data.as_ptr(), c.as_mut_ptr());
+    let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
     let mut acc = [[V4::splat(0.0); V]; R];
     for p in 0..k {
         let brow = bp.add(p * b.rs + j);
         let bv: [V4; V] = std::array::from_fn(|v| V4::load(brow.add(4 * v)));
-        let acol = ap.add(i * a.rs + p * a.cs);
+        let acol = ap.add(ai * a.rs + p * a.cs);
         for (r, row) in acc.iter_mut().enumerate() {
             let av = V4::splat(*acol.add(r * a.rs));
             for v in 0..V {
@@ -317,43 +366,114 @@ unsafe fn tile<const R: usize, const V: usize>(
             }
         }
     }
-    let bias: Option<[V4; V]> = e.bias.map(|bias| std::array::from_fn(|v| V4::load(bias.as_ptr().add(j + 4 * v))));
-    let leak = V4::splat(LEAK);
-    let zero = V4::splat(0.0);
     for (r, row) in acc.iter().enumerate() {
-        let crow = cp.add((i + r) * c_rs + j);
-        for v in 0..V {
-            let mut x = row[v];
-            if e.accumulate {
-                x = x.add(V4::load(crow.add(4 * v)));
-            }
-            if let Some(bias) = &bias {
-                x = x.add(bias[v]);
-            }
-            x = match e.act {
-                Act::None => x,
-                Act::Relu => x.max(zero),
-                Act::Leaky => x.max(x.mul(leak)),
-            };
-            if let Some(mask) = e.mask {
-                x = x.mul(V4::load(mask.as_ptr().add((i + r) * n + j + 4 * v)));
-            }
-            x.store(crow.add(4 * v));
+        for (v, &x) in row.iter().enumerate() {
+            store(x, i + r, j + 4 * v, n, c, c_rs, e);
         }
+    }
+}
+
+/// C[i, j..j + 4] ← the epilogue of the four sums in `x`.
+///
+/// # Safety
+/// C's row i must hold columns j..j + 4, and the bias and mask (if any) those columns.
+#[inline(always)]
+unsafe fn store(mut x: V4, i: usize, j: usize, n: usize, c: &mut [f32], c_rs: usize, e: &Epilogue) {
+    let at = c.as_mut_ptr().add(i * c_rs + j);
+    if e.accumulate {
+        x = x.add(V4::load(at));
+    }
+    if let Some(bias) = e.bias {
+        x = x.add(V4::load(bias.as_ptr().add(j)));
+    }
+    x = match e.act {
+        Act::None => x,
+        Act::Relu => x.max(V4::splat(0.0)),
+        Act::Leaky => x.max(x.mul(V4::splat(LEAK))),
+    };
+    if let Some(mask) = e.mask {
+        x = x.mul(V4::load(mask.as_ptr().add(i * n + j)));
+    }
+    x.store(at);
+}
+
+/// Rows of A and of B per tile of the dot-product form.
+const DOT_ROWS: usize = 2;
+
+/// C = A·B where A's rows and B's columns both run contiguously along k (the forward's X·Wᵀ, W
+/// in PyTorch's [out, in] layout): each tile holds 2 rows of A against 4 columns of B as eight
+/// vectors of partial dot products over k, summed across lanes at the end (`sum4`), so C's four
+/// columns are stored as one vector. k's last k mod 4 terms and C's last n mod 4 columns go scalar.
+#[allow(clippy::too_many_arguments)]
+fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    let n4 = n - n % 4;
+    let mut i = 0;
+    while i < m {
+        let rows = (m - i).min(DOT_ROWS);
+        for j in (0..n4).step_by(4) {
+            // SAFETY: `check` bounds the rows of A and the columns of B and C the tile reads.
+            unsafe {
+                if rows == DOT_ROWS {
+                    dot_tile::<DOT_ROWS>(i, j, n, k, &a, &b, c, c_rs, &e)
+                } else {
+                    dot_tile::<1>(i, j, n, k, &a, &b, c, c_rs, &e)
+                }
+            }
+        }
+        if n4 < n {
+            scalar_tile(i, i, n4, rows, n - n4, n, k, &a, &b, c, c_rs, &e);
+        }
+        i += rows;
+    }
+}
+
+/// C[i..i + R, j..j + 4] as dot products of A's rows with B's columns.
+///
+/// # Safety
+/// As `tile`; A's rows and B's columns contiguous along k (a.cs = b.rs = 1).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile<const R: usize>(
+    i: usize, j: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize, e: &Epilogue,
+) {
+    let k4 = k - k % 4;
+    let arow: [*const f32; R] = std::array::from_fn(|r| a.data.as_ptr().add((i + r) * a.rs));
+    let bcol: [*const f32; 4] = std::array::from_fn(|q| b.data.as_ptr().add((j + q) * b.cs));
+    let mut acc = [[V4::splat(0.0); 4]; R];
+    let mut p = 0;
+    while p < k4 {
+        let bv: [V4; 4] = std::array::from_fn(|q| V4::load(bcol[q].add(p)));
+        for r in 0..R {
+            let av = V4::load(arow[r].add(p));
+            for q in 0..4 {
+                acc[r][q] = acc[r][q].madd(av, bv[q]);
+            }
+        }
+        p += 4;
+    }
+    for r in 0..R {
+        let mut tail = [0f32; 4];
+        for (q, t) in tail.iter_mut().enumerate() {
+            for p in k4..k {
+                *t += *arow[r].add(p) * *bcol[q].add(p);
+            }
+        }
+        let x = V4::sum4(acc[r]).add(V4::load(tail.as_ptr()));
+        store(x, i + r, j, n, c, c_rs, e);
     }
 }
 
 /// A narrow tile (fewer than 4 columns left), one scalar at a time.
 #[allow(clippy::too_many_arguments)]
 fn scalar_tile(
-    i0: usize, j0: usize, rows: usize, cols: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
+    ai: usize, i0: usize, j0: usize, rows: usize, cols: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
     e: &Epilogue,
 ) {
-    for i in i0..i0 + rows {
+    for (r, i) in (i0..i0 + rows).enumerate() {
         for j in j0..j0 + cols {
             let mut s = 0f32;
             for p in 0..k {
-                s += a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs];
+                s += a.data[(ai + r) * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs];
             }
             if e.accumulate {
                 s += c[i * c_rs + j];

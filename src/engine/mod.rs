@@ -38,8 +38,6 @@ pub struct Engine {
     /// Steps committed.
     pub t: u64,
     adam: AdamConfig,
-    /// Scratch for a layer's transposed weights.
-    wt: Vec<f32>,
     step: Option<Family>,
 }
 
@@ -62,7 +60,6 @@ impl Engine {
             moments: Moments::zeros(total),
             t: 0,
             adam: AdamConfig::for_kind(cfg.kind),
-            wt: Vec::new(),
             step: None,
         };
         e.step = Some(if cfg.kind.is_gan() { Family::Gan(GanStep::new(&e)?) } else { Family::Vae(VaeStep::new(&e)?) });

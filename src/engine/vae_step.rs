@@ -94,12 +94,11 @@ impl VaeStep {
         self.reserve(e, n);
         let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
         let th = &e.theta;
-        let wt = &mut e.wt;
         // forward
         fill_inputs(batch, None, (1.0, 0.0), &mut self.x[..n * (p + c)], p, c)?;
-        self.fc1.forward(th, n, &self.x, p + c, &mut self.h1, Act::Relu, None, wt);
-        self.fc21.forward(th, n, &self.h1, h, &mut self.mu, Act::None, None, wt);
-        self.fc22.forward(th, n, &self.h1, h, &mut self.logvar, Act::None, None, wt);
+        self.fc1.forward(th, n, &self.x, p + c, &mut self.h1, Act::Relu, None);
+        self.fc21.forward(th, n, &self.h1, h, &mut self.mu, Act::None, None);
+        self.fc22.forward(th, n, &self.h1, h, &mut self.logvar, Act::None, None);
         for i in 0..n {
             let zrow = &mut self.z[i * (l + c)..(i + 1) * (l + c)];
             for d in 0..l {
@@ -108,8 +107,8 @@ impl VaeStep {
             }
             zrow[l..].copy_from_slice(&self.x[i * (p + c) + p..(i + 1) * (p + c)]);
         }
-        self.fc3.forward(th, n, &self.z, l + c, &mut self.h3, Act::Relu, None, wt);
-        self.fc4.forward(th, n, &self.h3, h, &mut self.logits, Act::None, None, wt);
+        self.fc3.forward(th, n, &self.z, l + c, &mut self.h3, Act::Relu, None);
+        self.fc4.forward(th, n, &self.h3, h, &mut self.logits, Act::None, None);
         // loss; the logits become their gradient
         let bce = bce_with_logits_backward(&mut self.logits[..n * p], p, &self.x, p + c, n) / n as f64;
         let dlogits = &self.logits;
