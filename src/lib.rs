@@ -8,13 +8,14 @@
 //! 4. `model` (initialisation, one type over every generative kind), `checkpoint` (safetensors)
 //! 5. `classifier` (the digit classifier, the quality yardstick); `backend` (the training seam: a
 //!    step's batch and losses, the `TrainBackend` trait)
-//! 6. the backends behind that seam: `cpu` (the CPU engine, `engine`), `gpu` (WebGPU: WGSL kernels
-//!    through wgpu), `reference` (candle's autograd, what the tests hold the other two to)
-//! 7. `train` (the trainer: the loop, every random number of a step, device copies and fallback)
-//! 8. `lab` (the checked plain-Rust API over a model and its trainer)
-//! 9. `metrics` (sample quality)
-//! 10. `explore` (the latent map's projection, drawn digits)
-//! 11. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
+//! 6. `engine` (every kind's training step, hand-derived, over flat buffers)
+//! 7. the backends behind that seam: `cpu` (the engine), `gpu` (WebGPU: WGSL kernels through
+//!    wgpu), `reference` (candle's autograd, what the tests hold the other two to)
+//! 8. `train` (the trainer: the loop, every random number of a step, device copies and fallback)
+//! 9. `lab` (the checked plain-Rust API over a model and its trainer)
+//! 10. `metrics` (sample quality)
+//! 11. `explore` (the latent map's projection, drawn digits)
+//! 12. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
 
 pub mod adam;
 pub mod backend;

@@ -6,8 +6,9 @@
 use std::process::{Command, Output};
 
 /// What 60 seconds of training buy in headless Chromium on this machine kind at the fast recipe's
-/// batch 32, one CPU thread (bench/time-to-digits.mjs measured 58 ms a GAN step).
-const STEPS_IN_A_MINUTE: u64 = 1000;
+/// batch 32, one CPU thread, on the CPU engine (bench/time-to-digits.mjs measured 2,252 to 2,452
+/// GAN steps for three seeds: about 26 ms a step).
+const STEPS_IN_A_MINUTE: u64 = 2300;
 
 fn time_to_digits(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_time-to-digits")).current_dir(env!("CARGO_MANIFEST_DIR")).args(args).output().unwrap()
@@ -37,16 +38,17 @@ fn after_a_minute(kind: &str, seed: u64) -> (f64, f64) {
 }
 
 /// The fast recipe's GAN after a minute, for two seeds. The goal (entropy ≥ 0.9 × ln 10 and
-/// a Fréchet distance ≤ 147, the shipped VAE's) is not reached yet; these bars hold what the recipe
-/// reaches today, well clear of the tutorials' rate at the same batch and steps (entropy 0.66,
-/// distance 635; at their batch 128, the 388 steps of a minute give 0.36 and 888: the README's
-/// table), so a recipe that stops learning fast fails here.
+/// a Fréchet distance ≤ 147, the shipped VAE's) is not reached yet (here: 0.95 and 178, 0.88 and
+/// 188); these bars hold what the recipe reaches today, well clear of the tutorials' rate at the
+/// same batch (entropy 0.66, distance 635 after 1,000 steps; at their batch 128 a minute's 688
+/// steps give 0.88 and 629: the README's tables), so a recipe or an engine that stops learning
+/// fast fails here.
 #[test]
 fn a_fresh_gan_draws_most_digits_after_the_steps_a_minute_buys() {
     for seed in [1, 2] {
         let (entropy, fd) = after_a_minute("gan", seed);
         assert!(entropy >= 0.8, "seed {seed}: class entropy {entropy} of ln 10 after {STEPS_IN_A_MINUTE} steps");
-        assert!(fd <= 400.0, "seed {seed}: Fréchet distance {fd} after {STEPS_IN_A_MINUTE} steps");
+        assert!(fd <= 260.0, "seed {seed}: Fréchet distance {fd} after {STEPS_IN_A_MINUTE} steps");
     }
 }
 
@@ -55,7 +57,7 @@ fn a_fresh_gan_draws_most_digits_after_the_steps_a_minute_buys() {
 fn score_measures_saved_files_and_bad_budgets_are_refused() {
     let (printed, rows) = curve(&time_to_digits(&["score", "12.5:400:www/weights/cgan-z64.safetensors", "--samples", "1000"]));
     let cells = rows.iter().find(|r| r[0] == "12.5" && r[1] == "400").unwrap_or_else(|| panic!("no row:\n{printed}"));
-    // The shipped cGAN: every digit equally often, nearly all read as asked (eval: 97.4%).
+    // The shipped cGAN: every digit equally often, nearly all read as asked (eval: 97.3%).
     let (entropy, accuracy): (f64, f64) = (cells[3].parse().unwrap(), cells[5].trim_end_matches('%').parse().unwrap());
     assert!(entropy > 0.99 && accuracy > 95.0, "{cells:?}");
     for (args, says) in [

@@ -23,7 +23,7 @@ use crate::config::ModelConfig;
 use crate::layout::ParamLayout;
 use crate::mnist::CLASSES;
 use adam::Moments;
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use gan_step::GanStep;
 use std::ops::Range;
 use vae_step::VaeStep;
@@ -77,7 +77,9 @@ impl Engine {
             batch.indices.len(),
             self.cfg.latent
         );
-        let mut family = self.step.take().expect("the engine's step is always there between steps");
+        let Some(mut family) = self.step.take() else {
+            bail!("the engine's step was lost in an earlier step that did not return");
+        };
         let result = match &mut family {
             Family::Vae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
             Family::Gan(s) => s.run(self, batch, lr).map(StepLosses::Gan),
