@@ -245,9 +245,17 @@ function startTraining() {
     learningRate: Number($('train-lr').value),
     lrDecay: $('train-decay').value,
     backend: $('train-backend').value,
-    // ?sync=N copies the WebGPU weights back every N steps instead of 50 (what a lost device costs).
+    // ?sync=N copies the WebGPU weights back every N steps instead of 50 (what a lost device costs);
+    // ?rollbacks=N allows N rollbacks after a divergence instead of 4 (0 stops at the first).
     syncInterval: Number(new URLSearchParams(location.search).get('sync')) || undefined,
+    maxRecoveries: urlCount('rollbacks'),
   }, state.explorer?.trainingExtras(m)); // the explorer's manifold and reconstructions, if shown, redraw as it trains
+}
+
+/** A whole number from the URL's query (`?name=N`), or undefined. */
+function urlCount(name) {
+  const v = new URLSearchParams(location.search).get(name);
+  return v !== null && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
 /** What the page adds to the training view: where it runs, progress, coverage, errors, the result. */

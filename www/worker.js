@@ -2,6 +2,7 @@
 //
 // in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs, batchSize,
 //       learningRate, lrDecay: 'inverse-epoch' | 'none', backend: 'auto' | 'webgpu' | 'cpu',
+//       syncInterval?, maxRecoveries? (rollbacks allowed after a divergence; the model's 4 if absent),
 //       gridZ: Float32Array, gridLabels: Uint8Array | null,
 //       manifoldZ?: Float32Array, manifoldLabels?: Uint8Array | null,
 //       reconImages?: Float32Array, reconLabels?: Uint8Array | null}
@@ -104,6 +105,7 @@ async function train(msg) {
     if (msg.lrDecay) model.lr_decay = msg.lrDecay;
     const totalSteps = Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
     if (msg.syncInterval) model.sync_interval = msg.syncInterval;
+    if (msg.maxRecoveries !== undefined) model.max_recoveries = msg.maxRecoveries;
     const where = await chooseBackend(model, msg.backend ?? 'auto');
     postMessage(where);
     postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${totalSteps} steps` });
