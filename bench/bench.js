@@ -118,6 +118,14 @@ async function runSteps(bench, into, count, timed) {
 
 // ---- ours (pkg/, the CPU engine) -----------------------------------------------------------------
 
+// One train_step's losses, its stats object freed.
+function trainStep(model) {
+  const s = model.train_step();
+  const out = s.losses;
+  s.free();
+  return out;
+}
+
 async function loadOurs() {
   const t0 = performance.now();
   const lab = await import('/pkg/latent_lab.js');
@@ -138,12 +146,7 @@ async function setupOurs(cfg, data) {
     backend: model.backend,
     loadMs,
   };
-  const step = () => {
-    const s = model.train_step();
-    const out = s.losses;
-    s.free();
-    return out;
-  };
+  const step = () => trainStep(model);
   return { info, step };
 }
 
@@ -155,12 +158,7 @@ async function setupOursKind(cfg, data, name, kind, batch) {
   model.batch_size = batch;
   const info = { name, variant: 'latent_lab_bg.wasm', threads: 1, backend: model.backend, kind, batch,
     latent: model.latent, hidden: model.hidden, loadMs };
-  const step = () => {
-    const s = model.train_step();
-    const out = s.losses;
-    s.free();
-    return out;
-  };
+  const step = () => trainStep(model);
   return { info, step };
 }
 

@@ -60,6 +60,16 @@ pub struct Batch<'a> {
 /// What a backend reads back for one step; only the backend that submitted it can interpret it.
 pub struct StepReadback(pub Box<dyn Any>);
 
+impl StepReadback {
+    /// The losses in a readback from [`PendingStep::done`]; `backend` names the one taking it.
+    pub fn into_losses(self, backend: &str) -> Result<StepLosses> {
+        match self.0.downcast::<StepLosses>() {
+            Ok(losses) => Ok(*losses),
+            Err(_) => anyhow::bail!("the {backend} backend was handed another backend's step"),
+        }
+    }
+}
+
 /// A submitted step; `read` waits for its readback without blocking the queue (natively it waits
 /// on the device; in the browser it yields to the event loop).
 pub struct PendingStep(pub Pin<Box<dyn Future<Output = Result<StepReadback>>>>);
@@ -67,6 +77,11 @@ pub struct PendingStep(pub Pin<Box<dyn Future<Output = Result<StepReadback>>>>);
 impl PendingStep {
     pub fn ready(r: StepReadback) -> Self {
         PendingStep(Box::pin(std::future::ready(Ok(r))))
+    }
+
+    /// A step a synchronous backend (the CPU's, candle's) has already run: its losses are the readback.
+    pub fn done(losses: StepLosses) -> Self {
+        Self::ready(StepReadback(Box::new(losses)))
     }
 
     pub async fn read(self) -> Result<StepReadback> {
@@ -85,6 +100,11 @@ pub struct Snapshot {
 pub struct PendingSnapshot(pub Pin<Box<dyn Future<Output = Result<Snapshot>>>>);
 
 impl PendingSnapshot {
+    /// A copy already made (a synchronous backend's).
+    pub fn ready(snapshot: Snapshot) -> Self {
+        PendingSnapshot(Box::pin(std::future::ready(Ok(snapshot))))
+    }
+
     pub async fn read(self) -> Result<Snapshot> {
         self.0.await
     }

@@ -7,7 +7,7 @@ use crate::adam::OptimizerState;
 use crate::backend::{Batch, PendingSnapshot, PendingStep, Snapshot, StepLosses, StepReadback, TrainBackend};
 use crate::engine::Engine;
 use crate::model::ModelConfig;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use std::any::Any;
@@ -125,20 +125,15 @@ impl TrainBackend for CpuBackend {
     /// Runs the step before returning: its readback is ready at once. A step that fails here
     /// fails `submit`, so it is never counted.
     fn submit(&mut self, batch: &Batch, learning_rate: f64) -> Result<PendingStep> {
-        let losses = self.run_step(batch, learning_rate)?;
-        Ok(PendingStep::ready(StepReadback(Box::new(losses))))
+        Ok(PendingStep::done(self.run_step(batch, learning_rate)?))
     }
 
     fn finish(&mut self, readback: StepReadback) -> Result<StepLosses> {
-        match readback.0.downcast::<StepLosses>() {
-            Ok(losses) => Ok(*losses),
-            Err(_) => bail!("the CPU backend was handed another backend's step"),
-        }
+        readback.into_losses("CPU")
     }
 
     fn snapshot_now(&mut self) -> Result<PendingSnapshot> {
-        let snapshot = self.snapshot()?;
-        Ok(PendingSnapshot(Box::pin(std::future::ready(Ok(snapshot)))))
+        Ok(PendingSnapshot::ready(self.snapshot()?))
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {

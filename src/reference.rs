@@ -231,20 +231,15 @@ impl TrainBackend for CandleBackend {
     /// Runs the step before returning: its readback is ready at once. A step that fails here
     /// fails `submit`, so it is never counted.
     fn submit(&mut self, batch: &Batch, learning_rate: f64) -> Result<PendingStep> {
-        let losses = self.run_step(batch, learning_rate)?;
-        Ok(PendingStep::ready(StepReadback(Box::new(losses))))
+        Ok(PendingStep::done(self.run_step(batch, learning_rate)?))
     }
 
     fn finish(&mut self, readback: StepReadback) -> Result<StepLosses> {
-        match readback.0.downcast::<StepLosses>() {
-            Ok(losses) => Ok(*losses),
-            Err(_) => bail!("the candle backend was handed another backend's step"),
-        }
+        readback.into_losses("candle")
     }
 
     fn snapshot_now(&mut self) -> Result<PendingSnapshot> {
-        let snapshot = self.snapshot()?;
-        Ok(PendingSnapshot(Box::pin(std::future::ready(Ok(snapshot)))))
+        Ok(PendingSnapshot::ready(self.snapshot()?))
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {
