@@ -148,7 +148,8 @@ impl Trainer {
     }
 
     /// Moves training to `backend` (a GPU), which must hold the weights and Adam's state as the
-    /// CPU backend has them now; the dataset goes up too if one is set.
+    /// CPU backend has them now (built from `cpu().snapshot()`, or from the model's parameters
+    /// after `cpu().publish()`, as `Lab::use_gpu` does); the dataset goes up too if one is set.
     pub fn use_device(&mut self, mut backend: Box<dyn TrainBackend>) -> Result<()> {
         ensure!(self.device.is_none(), "this model already trains on {}", self.backend_name());
         ensure!(self.in_flight.is_empty(), "{} steps are still in flight", self.in_flight.len());

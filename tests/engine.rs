@@ -211,3 +211,21 @@ fn dropout_draws_drop_three_in_ten_independently() {
     let both = flags.windows(2).filter(|w| !w[0] && !w[1]).count() as f64 / (flags.len() - 1) as f64;
     assert!((both - 0.09).abs() < 0.005, "neighbours both dropped {both} of the time (independent: 0.09)");
 }
+
+/// A batch that names an example the dataset does not have is refused by name, for both
+/// families, and the step changes nothing.
+#[test]
+fn a_batch_outside_the_dataset_is_refused_and_changes_nothing() {
+    let data = common::mnist().train.take(100);
+    for kind in [Kind::Vae, Kind::Cgan] {
+        let cfg = ModelConfig { hidden: 16, ..kind.default_config() };
+        let mut engine = CpuBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
+        let before = engine.snapshot().unwrap().params;
+        let indices = [3usize, 100];
+        let noise = vec![0.5f32; 2 * cfg.latent];
+        let draws = parity::gan_draws(&cfg, &common::mnist().train, &indices);
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref() };
+        common::expect_err(engine.run_step(&batch, 1e-3), &["example 100 is outside the dataset of 100"]);
+        assert_eq!(engine.snapshot().unwrap().params, before, "{}: the refused step changed the weights", kind.name());
+    }
+}

@@ -25,6 +25,9 @@ pub struct GanStep {
     d1: Linear,
     d2: Linear,
     d3: Linear,
+    /// Each network's parameters: one range of the flat buffers.
+    d_range: std::ops::Range<usize>,
+    g_range: std::ops::Range<usize>,
     rows: usize,
     // generator
     gin: Vec<f32>,
@@ -67,6 +70,8 @@ impl GanStep {
             d1: layer("discriminator.fc1")?,
             d2: layer("discriminator.fc2")?,
             d3: layer("discriminator.fc3")?,
+            d_range: e.layout_range("discriminator."),
+            g_range: e.layout_range("generator."),
             rows: 0,
             gin: empty(),
             gh1: empty(),
@@ -142,25 +147,24 @@ impl GanStep {
         let draws = batch.gan.ok_or_else(|| anyhow!("a GAN step needs its dropout draws in the batch"))?;
         // The masks, as inverted dropout's factors: the discriminator's rows in their order, then
         // the generator pass's.
-        let mut passes = vec![&draws.real, &draws.fake];
-        match &draws.mismatched {
-            Some(m) if conditional => passes.push(&m.keep),
-            None if !conditional => {}
+        let mismatched = match &draws.mismatched {
+            Some(m) if conditional => Some(&m.keep),
+            None if !conditional => None,
             _ => bail!("a cGAN step needs mismatched labels in its draws, and only a cGAN step takes them"),
-        }
-        for (block, keep) in passes.into_iter().enumerate() {
+        };
+        for (block, keep) in [Some(&draws.real), Some(&draws.fake), mismatched].into_iter().flatten().enumerate() {
             expand_mask(keep, n, h, block, &mut self.dmask1, &mut self.dmask2)?;
         }
         expand_mask(&draws.generator, n, h, 0, &mut self.emask1, &mut self.emask2)?;
 
         let th = &e.theta;
         // generator forward: [z, label] → images
-        let labels = batch.labels();
+        let label = |i: usize| batch.data.labels[batch.indices[i]];
         for i in 0..n {
             let row = &mut self.gin[i * (l + c)..(i + 1) * (l + c)];
             row[..l].copy_from_slice(&batch.noise[i * l..(i + 1) * l]);
             if conditional {
-                one_hot_into(labels[i], &mut row[l..])?;
+                one_hot_into(label(i), &mut row[l..])?;
             }
         }
         self.g1.forward(th, n, &self.gin, l + c, &mut self.gh1, Act::Leaky, None);
@@ -176,7 +180,7 @@ impl GanStep {
                 *d = 2.0 * s - 1.0;
             }
             if conditional {
-                one_hot_into(labels[i], &mut row[p..])?;
+                one_hot_into(label(i), &mut row[p..])?;
             }
         }
         if let Some(m) = &draws.mismatched {
@@ -197,11 +201,10 @@ impl GanStep {
         self.d2.backward(th, rd, &self.dh1, 2 * h, &self.d_dh2, Some(g), Some((&mut self.d_dh1, 2 * h, false)));
         act_backward(&self.dh1[..rd * 2 * h], &mut self.d_dh1[..rd * 2 * h], Act::Leaky, Some(&self.dmask1[..rd * 2 * h]));
         self.d1.backward(th, rd, &self.din, w, &self.d_dh1, Some(g), None);
-        let d_range = e.layout_range("discriminator.");
-        if !e.grad_sq_norm(d_range.clone()).is_finite() {
+        if !e.grad_sq_norm(self.d_range.clone()).is_finite() {
             return Err(diverged("the discriminator's gradient", "not finite"));
         }
-        e.propose(lr, d_range);
+        e.propose(lr, self.d_range.clone());
 
         // generator half, judged by the discriminator as its proposal leaves it
         let next = &e.moments.next_theta;
@@ -236,11 +239,10 @@ impl GanStep {
         self.g2.backward(th, n, &self.gh1, h, &self.d_gh2, Some(g), Some((&mut self.d_gh1, h, false)));
         act_backward(&self.gh1[..n * h], &mut self.d_gh1[..n * h], Act::Leaky, None);
         self.g1.backward(th, n, &self.gin, l + c, &self.d_gh1, Some(g), None);
-        let g_range = e.layout_range("generator.");
-        if !e.grad_sq_norm(g_range.clone()).is_finite() {
+        if !e.grad_sq_norm(self.g_range.clone()).is_finite() {
             return Err(diverged("the generator's gradient", "not finite"));
         }
-        e.propose(lr, g_range);
+        e.propose(lr, self.g_range.clone());
         let mean_verdict = |logits: &[f32]| logits.iter().map(|&l| sigmoid(l) as f64).sum::<f64>() as f32 / n as f32;
         Ok(GanLosses {
             d_loss,

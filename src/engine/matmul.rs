@@ -241,6 +241,11 @@ impl Lanes for core::arch::wasm32::v128 {
     }
     #[inline(always)]
     fn madd(self, a: Self, b: Self) -> Self {
+        // One fused multiply-add where the build has relaxed SIMD (rounding once, or twice where
+        // the CPU has no FMA: relaxed_madd may do either); a multiply, then an add, otherwise.
+        #[cfg(target_feature = "relaxed-simd")]
+        return core::arch::wasm32::f32x4_relaxed_madd(a, b, self);
+        #[cfg(not(target_feature = "relaxed-simd"))]
         core::arch::wasm32::f32x4_add(self, core::arch::wasm32::f32x4_mul(a, b))
     }
     #[inline(always)]

@@ -21,7 +21,7 @@ use crate::adam::AdamConfig;
 use crate::backend::{Batch, StepLosses};
 use crate::config::ModelConfig;
 use crate::layout::ParamLayout;
-use crate::mnist::CLASSES;
+use crate::mnist::{CLASSES, IMAGE_PIXELS};
 use adam::Moments;
 use anyhow::{bail, ensure, Result};
 use gan_step::GanStep;
@@ -70,6 +70,10 @@ impl Engine {
     /// step leaves the parameters and moments as they were).
     pub fn step(&mut self, batch: &Batch, lr: f64) -> Result<StepLosses> {
         ensure!(!batch.indices.is_empty(), "a training step needs at least one example");
+        let examples = batch.data.len().min(batch.data.images.len() / IMAGE_PIXELS);
+        if let Some(&i) = batch.indices.iter().find(|&&i| i >= examples) {
+            bail!("example {i} is outside the dataset of {examples}");
+        }
         ensure!(
             batch.noise.len() == batch.indices.len() * self.cfg.latent,
             "{} noise values for {} examples of latent size {}",
@@ -118,11 +122,11 @@ impl Engine {
 }
 
 /// The batch's images as rows [n, p + c] of pixel·scale + shift, each followed (c = 10) by the
-/// one-hot of its label, or of `labels` where given (a cGAN's mismatched rows).
+/// one-hot of its label, or of `labels` where given (a cGAN's mismatched rows). The indices were
+/// checked against the dataset by `Engine::step`.
 fn fill_inputs(batch: &Batch, labels: Option<&[u8]>, (scale, shift): (f32, f32), out: &mut [f32], p: usize, c: usize) -> Result<()> {
     let data = batch.data;
     for (r, (&i, row)) in batch.indices.iter().zip(out.chunks_exact_mut(p + c)).enumerate() {
-        ensure!(i < data.len(), "example {i} is outside the dataset of {}", data.len());
         let pixels = &data.images[i * p..(i + 1) * p];
         for (o, &v) in row[..p].iter_mut().zip(pixels) {
             *o = (v as f32 / 255.0) * scale + shift;
