@@ -10,6 +10,7 @@
 //! so the results are the same to the bit.
 
 use crate::config::Kind;
+use crate::layout::ParamLayout;
 use anyhow::{anyhow, ensure, Result};
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -42,6 +43,25 @@ impl AdamConfig {
 pub struct OptimizerState {
     pub t: u64,
     pub moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
+}
+
+impl OptimizerState {
+    /// A flat-buffer backend's moments m and v (in `layout`'s order), by name.
+    pub fn from_flat(layout: &ParamLayout, t: u64, m: &[f32], v: &[f32]) -> Self {
+        let mut v = layout.split(v);
+        let moments = layout.split(m).into_iter().map(|(name, m)| {
+            let v = v.remove(&name).unwrap_or_default();
+            (name, (m, v))
+        });
+        Self { t, moments: moments.collect() }
+    }
+
+    /// The moments m and v flat, in `layout`'s order; every parameter must be there, at its size.
+    pub fn flat_moments(&self, layout: &ParamLayout) -> Result<(Vec<f32>, Vec<f32>)> {
+        let m = layout.join("Adam's state", |name| self.moments.get(name).map(|(m, _)| m))?;
+        let v = layout.join("Adam's state", |name| self.moments.get(name).map(|(_, v)| v))?;
+        Ok((m, v))
+    }
 }
 
 pub struct Adam {

@@ -33,7 +33,7 @@ impl CpuBackend {
     pub fn new(cfg: ModelConfig, params: &VarMap, device: Device) -> Result<Self> {
         let values = var_values(params)?;
         let layout = crate::layout::ParamLayout::new(&cfg);
-        let theta = layout.join("the model's parameters", |name| values.get(name).cloned())?;
+        let theta = layout.join("the model's parameters", |name| values.get(name))?;
         Ok(Self {
             engine: Engine::new(cfg, theta)?,
             params: params.clone(),
@@ -70,19 +70,12 @@ impl CpuBackend {
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
         // Everything checked and built first, so a bad snapshot changes nothing.
         let layout = &self.engine.layout;
-        let theta = layout.join("the snapshot", |name| snapshot.params.get(name).cloned())?;
-        let (m, v) = self.moments_from(&snapshot.optimizer)?;
+        let theta = layout.join("the snapshot", |name| snapshot.params.get(name))?;
+        let (m, v) = snapshot.optimizer.flat_moments(layout)?;
         self.engine.theta = theta;
         (self.engine.moments.m, self.engine.moments.v, self.engine.t) = (m, v, snapshot.optimizer.t);
         self.stale.set(true);
         Ok(())
-    }
-
-    fn moments_from(&self, state: &OptimizerState) -> Result<(Vec<f32>, Vec<f32>)> {
-        let layout = &self.engine.layout;
-        let m = layout.join("Adam's state", |name| state.moments.get(name).map(|mv| mv.0.clone()))?;
-        let v = layout.join("Adam's state", |name| state.moments.get(name).map(|mv| mv.1.clone()))?;
-        Ok((m, v))
     }
 
     /// The weights and Adam's state now.
@@ -93,7 +86,7 @@ impl CpuBackend {
     /// Adam alone on given gradients (by name, every parameter's): the parity tests' check of the optimiser.
     #[cfg(feature = "test-hooks")]
     pub fn apply_gradients(&mut self, grads: &HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {
-        self.engine.grad = self.engine.layout.join("the gradients", |name| grads.get(name).cloned())?;
+        self.engine.grad = self.engine.layout.join("the gradients", |name| grads.get(name))?;
         self.engine.apply_gradient(learning_rate);
         self.stale.set(true);
         self.publish()
@@ -137,14 +130,12 @@ impl TrainBackend for CpuBackend {
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {
-        let layout = &self.engine.layout;
-        let (m, v) = (layout.split(&self.engine.moments.m), layout.split(&self.engine.moments.v));
-        let moments = m.into_iter().map(|(name, m)| { let v = v[&name].clone(); (name, (m, v)) }).collect();
-        Ok(OptimizerState { t: self.engine.t, moments })
+        let e = &self.engine;
+        Ok(OptimizerState::from_flat(&e.layout, e.t, &e.moments.m, &e.moments.v))
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        let (m, v) = self.moments_from(state)?;
+        let (m, v) = state.flat_moments(&self.engine.layout)?;
         (self.engine.moments.m, self.engine.moments.v, self.engine.t) = (m, v, state.t);
         Ok(())
     }

@@ -57,13 +57,14 @@ impl ParamLayout {
     }
 
     /// Named tensors' values → flat values; every parameter must be there, at its size.
-    pub fn join(&self, what: &str, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<Vec<f32>> {
+    pub fn join<V: AsRef<[f32]>>(&self, what: &str, get: impl Fn(&str) -> Option<V>) -> Result<Vec<f32>> {
         let mut out = vec![0f32; self.total];
         for (name, shape, off) in &self.entries {
             let v = get(name).ok_or_else(|| anyhow!("{what} has nothing for {name}"))?;
+            let v = v.as_ref();
             let n: usize = shape.iter().product();
             ensure!(v.len() == n, "{what}: {name} has {} values; expected {n}", v.len());
-            out[*off..off + n].copy_from_slice(&v);
+            out[*off..off + n].copy_from_slice(v);
         }
         Ok(out)
     }

@@ -11,7 +11,7 @@
 
 use super::layers::{act_backward, sigmoid, softplus, Linear};
 use super::matmul::Act;
-use super::{fill_inputs, Engine};
+use super::{fill_inputs, one_hot_into, Engine};
 use crate::backend::{diverged, Batch, GanLosses};
 use crate::gan::{DropoutKeep, DROPOUT};
 use crate::mnist::IMAGE_PIXELS;
@@ -278,12 +278,5 @@ fn expand_mask(keep: &DropoutKeep, n: usize, h: usize, block: usize, m1: &mut [f
         let block = &mut mask[block * n * width..(block + 1) * n * width];
         block.iter_mut().zip(flags).for_each(|(m, &k)| *m = if k { factor } else { 0.0 });
     }
-    Ok(())
-}
-
-pub(super) fn one_hot_into(label: u8, out: &mut [f32]) -> Result<()> {
-    ensure!((label as usize) < out.len(), "label {label} is not a digit from 0 to 9");
-    out.fill(0.0);
-    out[label as usize] = 1.0;
     Ok(())
 }

@@ -132,8 +132,16 @@ fn fill_inputs(batch: &Batch, labels: Option<&[u8]>, (scale, shift): (f32, f32),
             *o = (v as f32 / 255.0) * scale + shift;
         }
         if c == CLASSES {
-            gan_step::one_hot_into(labels.map_or(data.labels[i], |l| l[r]), &mut row[p..])?;
+            one_hot_into(labels.map_or(data.labels[i], |l| l[r]), &mut row[p..])?;
         }
     }
+    Ok(())
+}
+
+/// The one-hot row of digit `label`, written into `out` (10 wide).
+fn one_hot_into(label: u8, out: &mut [f32]) -> Result<()> {
+    ensure!((label as usize) < out.len(), "label {label} is not a digit from 0 to 9");
+    out.fill(0.0);
+    out[label as usize] = 1.0;
     Ok(())
 }

@@ -83,10 +83,7 @@ impl GpuBackend {
         })?;
         drop(data);
         let (m, v) = match state {
-            Some(s) => (
-                layout.join("Adam's state", |name| s.moments.get(name).map(|(m, _)| m.clone()))?,
-                layout.join("Adam's state", |name| s.moments.get(name).map(|(_, v)| v.clone()))?,
-            ),
+            Some(s) => s.flat_moments(&layout)?,
             None => (vec![0f32; layout.total], vec![0f32; layout.total]),
         };
         let committed = state.map_or(0, |s| s.t);
@@ -190,7 +187,7 @@ impl GpuBackend {
     pub fn apply_gradients(&mut self, grads: &std::collections::HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {
         use super::params::control;
         use super::recorder::Recorder;
-        let flat = self.layout.join("the gradients", |name| grads.get(name).cloned())?;
+        let flat = self.layout.join("the gradients", |name| grads.get(name))?;
         let q = &self.gpu.queue;
         q.write_buffer(&self.state.grads, 0, bytemuck::cast_slice(&flat));
         let mut step_stats = [0f32; stats::LEN];
@@ -400,8 +397,7 @@ impl TrainBackend for GpuBackend {
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
         ensure!(self.in_flight == 0, "{} WebGPU steps are still queued; finish them first", self.in_flight);
-        let m = self.layout.join("Adam's state", |name| state.moments.get(name).map(|(m, _)| m.clone()))?;
-        let v = self.layout.join("Adam's state", |name| state.moments.get(name).map(|(_, v)| v.clone()))?;
+        let (m, v) = state.flat_moments(&self.layout)?;
         let q = &self.gpu.queue;
         q.write_buffer(&self.state.m, 0, bytemuck::cast_slice(&m));
         q.write_buffer(&self.state.v, 0, bytemuck::cast_slice(&v));

@@ -133,11 +133,6 @@ impl Synced {
 
     /// By parameter name, as every backend hands weights over.
     pub fn snapshot(&self, layout: &ParamLayout) -> Snapshot {
-        let (m, v) = (layout.split(&self.m), layout.split(&self.v));
-        let moments = m.into_iter().map(|(name, m)| {
-            let v = v[&name].clone();
-            (name, (m, v))
-        });
-        Snapshot { params: layout.split(&self.theta), optimizer: OptimizerState { t: self.committed, moments: moments.collect() } }
+        Snapshot { params: layout.split(&self.theta), optimizer: OptimizerState::from_flat(layout, self.committed, &self.m, &self.v) }
     }
 }
