@@ -181,20 +181,22 @@ pub fn load_params(st: &SafeTensors, shapes: &[(String, Vec<usize>)], device: &D
     {
         let mut data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
         for (name, shape) in shapes {
-            let view = st.tensor(name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?;
-            ensure!(
-                view.shape() == shape.as_slice(),
-                "weight `{name}` has shape {:?}; expected {shape:?}",
-                view.shape()
-            );
-            let values = to_f32(&view, name)?;
-            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                bail!("weight `{name}` holds a non-finite value ({}) at element {i}", values[i]);
-            }
+            let values = load_values(st, name, shape)?;
             data.insert(name.clone(), Var::from_tensor(&Tensor::from_vec(values, shape.clone(), device)?)?);
         }
     }
     Ok(params)
+}
+
+/// One named tensor's values as f32, checked to be of `shape` and finite.
+pub fn load_values(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let view = st.tensor(name).map_err(|_| anyhow!("weights file has no tensor `{name}`"))?;
+    ensure!(view.shape() == shape, "weight `{name}` has shape {:?}; expected {shape:?}", view.shape());
+    let values = to_f32(&view, name)?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        bail!("weight `{name}` holds a non-finite value ({}) at element {i}", values[i]);
+    }
+    Ok(values)
 }
 
 /// A tensor's values as f32. An F64 value beyond f32's range is refused by name, rather than
@@ -248,9 +250,15 @@ pub fn save_params(shapes: &[(String, Vec<usize>)], params: &VarMap, meta: &Meta
         StoredDtype::F32 => Dtype::F32,
         StoredDtype::F16 => Dtype::F16,
     };
+    serialize(tensors.into_iter().map(|(n, s, d)| (n.to_string(), stored, s, d)).collect(), meta)
+}
+
+/// Named tensors (name, dtype, shape, little-endian bytes) and metadata as safetensors bytes, the
+/// header's keys sorted so that the same tensors give the same bytes.
+pub fn serialize(tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, meta: &Metadata) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
-        .map(|(n, s, d)| Ok((*n, TensorView::new(stored, s.clone(), d)?)))
+        .map(|(n, dtype, s, d)| Ok((n.as_str(), TensorView::new(*dtype, s.clone(), d)?)))
         .collect::<Result<Vec<_>>>()?;
     let meta: HashMap<String, String> = meta.clone().into_iter().collect();
     sorted_header(safetensors::serialize(views, Some(meta))?)

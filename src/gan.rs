@@ -21,7 +21,7 @@ use crate::config::{with_label, ModelConfig};
 use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
-use rand::{rngs::StdRng, Rng};
+use rand::Rng;
 
 const LEAK: f64 = 0.2;
 /// The probability that dropout zeroes a discriminator unit while training.
@@ -133,7 +133,7 @@ impl DropoutKeep {
     /// Each flag from 16 bits of the stream, four to a draw (a step of the shipped GAN takes
     /// 300,000 flags at batch 128, and a draw per flag was a tenth of the step in the tab): a unit
     /// is dropped when its 16 bits fall below round(p · 2¹⁶), so with probability 0.300003.
-    pub fn draw(rng: &mut StdRng, n: usize, hidden: usize) -> Self {
+    pub fn draw(rng: &mut impl Rng, n: usize, hidden: usize) -> Self {
         let below = (DROPOUT * 65536.0).round() as u64;
         let mut draw = |count: usize| -> Vec<bool> {
             let mut flags = Vec::with_capacity(count);
@@ -182,7 +182,7 @@ pub struct Mismatched {
 
 impl GanDraws {
     /// The draws for a minibatch with digit `labels`, from `rng` (the trainer's dropout stream).
-    pub fn draw(rng: &mut StdRng, cfg: &ModelConfig, labels: &[u8]) -> Self {
+    pub fn draw(rng: &mut impl Rng, cfg: &ModelConfig, labels: &[u8]) -> Self {
         let (n, h) = (labels.len(), cfg.hidden);
         let real = DropoutKeep::draw(rng, n, h);
         let fake = DropoutKeep::draw(rng, n, h);

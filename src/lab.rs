@@ -2,6 +2,7 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata, StoredDtype};
+use crate::resume;
 use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy};
 use crate::input::{count_images, count_rows};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
@@ -21,6 +22,9 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
 pub use crate::input::MAX_IMAGES_PER_CALL;
+
+/// The saved run's entry for how many of its trainer's epochs the model's `epochs` already counts.
+const FOLDED_EPOCHS: &str = "lab.folded_epochs";
 
 pub struct Lab {
     cfg: ModelConfig,
@@ -300,6 +304,31 @@ impl Lab {
 
     pub fn save(&self) -> Result<Vec<u8>> {
         self.save_as(StoredDtype::F32)
+    }
+
+    /// The whole run as one file (`resume.rs`): the weights, Adam's state, and the trainer's
+    /// place, settings and random streams, so that `resume` goes on exactly from here.
+    pub fn save_run(&self) -> Result<Vec<u8>> {
+        let trainer = self.trainer.state()?;
+        let mut meta = self.meta.clone();
+        meta.insert(FOLDED_EPOCHS.into(), self.folded_epochs.to_string());
+        resume::write(&self.cfg, &self.trainer.cpu().snapshot()?, &meta, &trainer)
+    }
+
+    /// A run saved by `save_run`, to go on with: hand over the same dataset (`set_dataset`) and
+    /// the next step draws the minibatch and random numbers the saved run would have drawn next.
+    pub fn resume(bytes: &[u8]) -> Result<Self> {
+        let saved = resume::read(bytes, &Device::Cpu)?;
+        let ck = saved.checkpoint;
+        let mut meta = ck.meta;
+        let folded = meta.remove(FOLDED_EPOCHS).map(|f| f.parse::<f64>()).transpose();
+        let folded = folded.ok().flatten().filter(|f| f.is_finite() && *f >= 0.0);
+        let folded = folded.ok_or_else(|| anyhow!("the saved run's `{FOLDED_EPOCHS}` is missing or not a count of epochs"))?;
+        let device = Device::Cpu;
+        let net = Net::new(ck.cfg, &ck.params, &device)?;
+        let cpu = CpuBackend::new(ck.cfg, &ck.params, device.clone())?;
+        let trainer = Trainer::resume(cpu, &saved.trainer, &saved.optimizer)?;
+        Ok(Self { cfg: ck.cfg, params: ck.params, net, meta, trainer, folded_epochs: folded, device })
     }
 
     /// The weights as safetensors bytes in `dtype` (f16: half the size, for shipping).

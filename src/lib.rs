@@ -11,7 +11,8 @@
 //! 6. `engine` (every kind's training step, hand-derived, over flat buffers)
 //! 7. the backends behind that seam: `cpu` (the engine), `gpu` (WebGPU: WGSL kernels through
 //!    wgpu), `reference` (candle's autograd, what the tests hold the other two to)
-//! 8. `train` (the trainer: the loop, every random number of a step, device copies and fallback)
+//! 8. `train` (the trainer: the loop, every random number of a step, device copies and fallback),
+//!    then `resume` (a run as one file: weights, Adam's state and the trainer's place)
 //! 9. `lab` (the checked plain-Rust API over a model and its trainer)
 //! 10. `metrics` (sample quality)
 //! 11. `explore` (the latent map's projection, drawn digits)
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod mnist;
 pub mod model;
 pub mod reference;
+pub mod resume;
 pub mod train;
 pub mod vae;
 

@@ -14,7 +14,10 @@ use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
 use anyhow::{anyhow, bail, ensure, Result};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand::{seq::SliceRandom, Rng, SeedableRng};
+/// Both of the trainer's random streams: ChaCha12, what rand's `StdRng` is, named so that a
+/// stream's position can be read and set (the training state file keeps it).
+use rand_chacha::ChaCha12Rng as Stream;
 use rand_distr::StandardNormal;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -67,9 +70,9 @@ pub struct Trainer {
     sync_interval: u64,
     data: Option<Dataset>,
     /// Shuffles and noise.
-    rng: StdRng,
+    rng: Stream,
     /// A GAN's dropout masks and a cGAN's mismatched labels.
-    dropout_rng: StdRng,
+    dropout_rng: Stream,
     /// The current epoch's shuffle; shared with `TrainerMark`s until the next shuffle.
     order: Arc<Vec<usize>>,
     cursor: usize,
@@ -93,6 +96,49 @@ pub struct Trainer {
     last_good: Option<(TrainerMark, Snapshot)>,
     max_recoveries: u32,
     recoveries: u32,
+    /// Resumed from a saved state: the dataset handed over next is the one it was saved with
+    /// (when of the same size), so the epoch's shuffle and place in it are kept.
+    keep_place: bool,
+}
+
+/// Where a random stream stands: its seed, stream number and position in 32-bit words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: u128,
+}
+
+impl StreamPosition {
+    fn of(rng: &Stream) -> Self {
+        Self { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos() }
+    }
+
+    fn stream(&self) -> Stream {
+        let mut rng = Stream::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+/// Everything the trainer needs, beside the weights and Adam's state, to go on exactly where it
+/// stood: the next step draws the same minibatch and the same random numbers it would have drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerState {
+    pub steps: u64,
+    pub examples_seen: u64,
+    pub earlier_epochs: f64,
+    pub prior_epochs: f64,
+    /// The current epoch's shuffle of the dataset's indices, and how far into it training is.
+    pub order: Vec<u32>,
+    pub cursor: usize,
+    pub rng: StreamPosition,
+    pub dropout_rng: StreamPosition,
+    pub settings: TrainSettings,
+    pub sync_interval: u64,
+    pub max_recoveries: u32,
+    pub recoveries: u32,
 }
 
 /// What the trainer's pending step resolves to: the backend's readback, or the error that lost it,
@@ -122,8 +168,8 @@ impl Trainer {
             device: None,
             sync_interval: DEFAULT_SYNC_INTERVAL,
             data: None,
-            rng: StdRng::seed_from_u64(seed),
-            dropout_rng: StdRng::seed_from_u64(seed ^ DROPOUT_STREAM),
+            rng: Stream::seed_from_u64(seed),
+            dropout_rng: Stream::seed_from_u64(seed ^ DROPOUT_STREAM),
             order: Arc::new(Vec::new()),
             cursor: 0,
             batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
@@ -139,7 +185,78 @@ impl Trainer {
             last_good: None,
             max_recoveries: DEFAULT_MAX_RECOVERIES,
             recoveries: 0,
+            keep_place: false,
         }
+    }
+
+    /// Where training stands, to save and resume (`restore`). The weights are the CPU backend's,
+    /// so a device's must have been copied out first (no steps in flight or unsynced).
+    pub fn state(&self) -> Result<TrainerState> {
+        let pending = self.unsynced_steps();
+        ensure!(pending == 0, "{pending} steps trained on {} are not read back yet; sync first", self.backend_name());
+        let order = self.order.iter().map(|&i| u32::try_from(i)).collect::<Result<Vec<u32>, _>>()?;
+        Ok(TrainerState {
+            steps: self.steps,
+            examples_seen: self.examples_seen,
+            earlier_epochs: self.earlier_epochs,
+            prior_epochs: self.prior_epochs,
+            order,
+            cursor: self.cursor,
+            rng: StreamPosition::of(&self.rng),
+            dropout_rng: StreamPosition::of(&self.dropout_rng),
+            settings: self.settings(),
+            sync_interval: self.sync_interval,
+            max_recoveries: self.max_recoveries,
+            recoveries: self.recoveries,
+        })
+    }
+
+    /// A trainer that goes on from a saved `state`, with Adam's state into `cpu` (which holds the
+    /// saved weights): the dataset handed over next keeps the saved place in its epoch.
+    pub fn resume(cpu: CpuBackend, state: &TrainerState, optimizer: &OptimizerState) -> Result<Self> {
+        let n = state.order.len();
+        ensure!(state.cursor <= n, "the place in the epoch ({}) is past its {n} examples", state.cursor);
+        ensure!(
+            state.examples_seen >= state.cursor as u64,
+            "{} examples seen is fewer than the place in the epoch ({})",
+            state.examples_seen,
+            state.cursor
+        );
+        let mut seen = vec![false; n];
+        for &i in &state.order {
+            let slot = seen.get_mut(i as usize).filter(|s| !**s);
+            *slot.ok_or_else(|| anyhow!("the epoch's shuffle is not an order of 0..{n} (index {i})"))? = true;
+        }
+        ensure!(
+            state.recoveries <= state.max_recoveries,
+            "{} rollbacks used of the {} allowed",
+            state.recoveries,
+            state.max_recoveries
+        );
+        let mut t = Self::new(cpu, 0);
+        t.cpu.set_optimizer_state(optimizer)?;
+        let s = &state.settings;
+        t.set_batch_size(s.batch_size)?;
+        t.set_learning_rate(s.learning_rate)?;
+        t.set_decay(s.decay);
+        t.set_sync_interval(state.sync_interval)?;
+        t.set_max_recoveries(state.max_recoveries)?;
+        t.set_prior_epochs(state.prior_epochs)?;
+        ensure!(
+            state.earlier_epochs.is_finite() && state.earlier_epochs >= 0.0,
+            "earlier epochs {} is not a count of epochs",
+            state.earlier_epochs
+        );
+        t.recoveries = state.recoveries;
+        t.steps = state.steps;
+        t.examples_seen = state.examples_seen;
+        t.earlier_epochs = state.earlier_epochs;
+        t.order = Arc::new(state.order.iter().map(|&i| i as usize).collect());
+        t.cursor = state.cursor;
+        t.rng = state.rng.stream();
+        t.dropout_rng = state.dropout_rng.stream();
+        t.keep_place = true;
+        Ok(t)
     }
 
     /// `"cpu"`, or the device's backend name (`"webgpu"`).
@@ -183,6 +300,15 @@ impl Trainer {
     pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
         if let Some(d) = &mut self.device {
             d.backend.set_dataset(&data)?;
+        }
+        if std::mem::take(&mut self.keep_place) {
+            if self.order.len() == data.len() {
+                self.data = Some(data); // a resumed run's own dataset: its epoch goes on
+                return Ok(());
+            }
+            // Another dataset than the one the state was saved with: its epochs so far are kept.
+            self.earlier_epochs += if self.order.is_empty() { 0.0 } else { self.examples_seen as f64 / self.order.len() as f64 };
+            self.examples_seen = 0;
         }
         self.earlier_epochs = self.epochs();
         self.examples_seen = 0;
@@ -562,7 +688,7 @@ pub struct TrainerMark {
     examples_seen: u64,
     cursor: usize,
     order: Arc<Vec<usize>>,
-    rng: StdRng,
-    dropout_rng: StdRng,
+    rng: Stream,
+    dropout_rng: Stream,
 }
 

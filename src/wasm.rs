@@ -348,6 +348,18 @@ impl Model {
         self.lab()?.save_as(dtype).map_err(js_err)
     }
 
+    /// The whole training run as one file (weights, Adam's state, the trainer's place, settings
+    /// and random streams): `Model.resume` goes on from it exactly. On WebGPU, `sync` first.
+    pub fn save_run(&self) -> Result<Vec<u8>, JsValue> {
+        self.lab()?.save_run().map_err(js_err)
+    }
+
+    /// A run saved by `save_run`; after `set_dataset` with the same digits, its next step is the
+    /// one the saved run would have taken next (same minibatch, same random numbers).
+    pub fn resume(bytes: &[u8]) -> Result<Model, JsValue> {
+        Ok(Model::wrap(Lab::resume(bytes).map_err(js_err)?))
+    }
+
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         self.peek(|lab| lab.config().kind.name().into())
@@ -492,6 +504,12 @@ impl Model {
     #[wasm_bindgen(setter)]
     pub fn set_sync_interval(&mut self, steps: u32) -> Result<(), JsValue> {
         self.lab_mut()?.set_sync_interval(steps as u64).map_err(js_err)
+    }
+
+    /// Training steps taken so far by this model's trainer (a resumed run's count goes on).
+    #[wasm_bindgen(getter)]
+    pub fn steps_trained(&self) -> f64 {
+        self.peek(|lab| lab.trainer().steps() as f64)
     }
 
     /// Steps in one pass over the dataset at the current batch size (0 with no dataset).

@@ -14,6 +14,7 @@ mod layers;
 mod mnist;
 mod model;
 mod quality;
+mod resume;
 mod shipped;
 mod trainer_cli;
 mod time_to_digits;
