@@ -1,8 +1,11 @@
 // The page: the shipped models (www/assets.js, each fetched when first needed), samples, the
 // latent sliders, the interpolation strip, a VAE beside a GAN (www/compare.js), the explorer
 // panels (www/explore.js) and training in a Web Worker, from the same view modules (www/views/)
-// as the <latent-lab> element, and the reader's place in the URL fragment (www/fragment.js).
+// as the <latent-lab> element, the reader's place in the URL fragment (www/fragment.js), and
+// their work kept in this browser (www/autosave.js): the training run, autosaved as it trains and
+// resumed after a reload or a crash, and the models trained here.
 import { MODELS, MODEL_KEYS, shippedModel, wasm } from './assets.js';
+import { ago, deleteModel, deleteRun, getRun, listModels, putModel, storageProblem } from './autosave.js';
 import { setupCompare } from './compare.js';
 import { whenNear } from './dom.js';
 import { GRID_GAP, drawGrid, drawHistogram } from './draw.js';
@@ -23,7 +26,9 @@ const $ = (id) => document.getElementById(id);
 
 let lab = null; // the wasm module's exports
 const state = {
-  models: new Map(), // key → { name, model: Model | null, shipped: bool }: shipped ones load through www/assets.js
+  // key → { name, model: Model | null, shipped: bool, bytes?, storedId? }: shipped ones load through
+  // www/assets.js, ones kept in this browser from `bytes`; `storedId`: its id there, if it is kept
+  models: new Map(),
   current: null,
   digit: 0, // the digit conditional models draw
   sampleSeed: 1,
@@ -34,6 +39,8 @@ const state = {
   zB: null,
   training: false,
   trainingKey: null, // the model a running training will replace
+  trainingName: null, // and its name, should that model not be in this page's list (a resumed run's)
+  autosaveProblem: null, // why the run cannot be autosaved, once said
   view: null, // the panel last used, for the URL fragment
   explorer: null, // www/explore.js's panels, once the first model is drawn
 };
@@ -72,11 +79,15 @@ const guard = (fn) => async (...args) => {
 
 // ---- models --------------------------------------------------------------------------------
 
-/** Registers a model under `key`: `m`, or with `shipped` the shipped model of that key, fetched when first used. */
-function addModel(key, name, m = null, shipped = false) {
+/**
+ * Registers a model under `key`: `m`, or with `shipped` the shipped model of that key, fetched
+ * when first used; `kept`: {bytes?, storedId} for a model kept in this browser (from `bytes` when
+ * first used, if `m` is null).
+ */
+function addModel(key, name, m = null, shipped = false, kept = {}) {
   const old = state.models.get(key);
   if (old && !old.shipped) old.model?.free(); // a shipped Model is shared (www/assets.js): never freed
-  state.models.set(key, { name, model: m, shipped });
+  state.models.set(key, { name, model: m, shipped, ...kept });
   let opt = [...$('model-select').options].find((o) => o.value === key);
   if (!opt) {
     opt = new Option('', key);
@@ -89,7 +100,7 @@ function addModel(key, name, m = null, shipped = false) {
 async function ensureModel(key) {
   const entry = state.models.get(key);
   if (entry.model) return entry.model;
-  const m = await shippedModel(key);
+  const m = entry.bytes ? lab.Model.load(entry.bytes) : await shippedModel(key);
   if (state.models.get(key) === entry) entry.model = m;
   return m;
 }
@@ -106,6 +117,7 @@ async function selectModel(key) {
   state.zA = state.sampleZ.slice(0, l);
   state.zB = state.sampleZ.slice(l, 2 * l);
   $('digit-picker').hidden = !caps.conditional;
+  $('model-delete').hidden = !state.models.get(key).storedId;
   showRecipe(m);
   buildSliders(m);
   redrawAll();
@@ -236,6 +248,7 @@ function startTraining() {
   const epochs = Number($('train-epochs').value);
   if (!(epochs > 0)) throw new Error('Epochs must be a positive number.');
   state.trainingKey = state.current;
+  state.trainingName = state.models.get(state.current).name;
   $('train-progress').value = 0;
   setTraining(true);
   training.start(m, {
@@ -249,7 +262,88 @@ function startTraining() {
     // ?rollbacks=N allows N rollbacks after a divergence instead of 4 (0 stops at the first).
     syncInterval: Number(new URLSearchParams(location.search).get('sync')) || undefined,
     maxRecoveries: urlCount('rollbacks'),
+    autosave: autosaveSettings(state.trainingKey, state.trainingName),
   }, state.explorer?.trainingExtras(m)); // the explorer's manifold and reconstructions, if shown, redraw as it trains
+}
+
+/**
+ * The worker's autosave for a run of the model under `key`: every epoch and every 30 seconds
+ * (?autosave=S: every S seconds; ?autosave=0: off).
+ */
+function autosaveSettings(key, name) {
+  const every = urlCount('autosave') ?? 30;
+  return every > 0 ? { every, key, name } : null;
+}
+
+/** The Train panel offers to resume the run autosaved in this browser, if there is one. */
+async function offerResume() {
+  let run = null;
+  try {
+    run = await getRun();
+  } catch {
+    // No storage here (a private window): nothing was saved, so there is nothing to offer.
+  }
+  $('train-resume').hidden = !run || state.training;
+  if (!run) return null;
+  $('train-resume-button').textContent = `Resume training (step ${run.step}, saved ${ago(run.savedAt)})`;
+  $('train-resume-what').textContent = `${run.name}: step ${run.step} of ${run.totalSteps}, epoch ${run.epoch.toFixed(2)}.`;
+  return run;
+}
+
+async function resumeTraining() {
+  clearError();
+  const run = await getRun();
+  if (!run) throw new Error('The saved run is gone (deleted in another tab?); nothing to resume.');
+  state.trainingKey = run.key;
+  state.trainingName = run.name;
+  $('train-progress').value = run.step / run.totalSteps;
+  setTraining(true);
+  training.resume(run.caps, {}, autosaveSettings(run.key, run.name));
+}
+
+async function discardRun() {
+  await deleteRun();
+  await offerResume();
+}
+
+/** The models trained here in earlier visits, in the Model list until deleted. */
+async function addKeptModels() {
+  let kept = [];
+  try {
+    kept = await listModels();
+  } catch {
+    return; // no storage here: nothing was kept
+  }
+  for (const { id, name, weights } of kept) addModel(`kept:${id}`, name, null, false, { bytes: weights, storedId: id });
+}
+
+/**
+ * Keeps the weights a run trained in this browser, under the id of the model trained (so training
+ * it again replaces them): {storedId}, or {problem} saying why the browser would not.
+ */
+async function keepModel(key, name, weights) {
+  const storedId = key.replace(/^kept:/, '');
+  try {
+    await putModel({ id: storedId, name, weights, savedAt: Date.now() });
+    return { storedId };
+  } catch (e) {
+    return { problem: storageProblem(e) };
+  }
+}
+
+async function deleteCurrentModel() {
+  const key = state.current;
+  const entry = state.models.get(key);
+  await deleteModel(entry.storedId);
+  const shipped = MODELS.find((m) => m.key === key);
+  if (shipped) {
+    addModel(key, shipped.name, null, true); // the shipped weights again, under their own key
+  } else {
+    if (!entry.shipped) entry.model?.free();
+    state.models.delete(key);
+    [...$('model-select').options].find((o) => o.value === key)?.remove();
+  }
+  await selectModel(shipped ? key : MODEL_KEYS[0]);
 }
 
 /** A whole number from the URL's query (`?name=N`), or undefined. */
@@ -261,7 +355,15 @@ function urlCount(name) {
 /** What the page adds to the training view: where it runs, progress, coverage, errors, the result. */
 function onWorkerMessage(msg) {
   if (state.explorer?.workerMessage(msg)) return;
-  if (msg.backend) {
+  if (msg.autosaved) {
+    const line = $('train-autosave');
+    line.textContent = `Autosaved at step ${msg.autosaved.step}: a reload, or a crash, resumes from there.`;
+    line.hidden = false;
+  } else if (msg.autosaveFailed) {
+    const line = $('train-autosave');
+    line.textContent = `Autosave is off: ${msg.autosaveFailed}. Training goes on; Save weights keeps the result.`;
+    line.hidden = false;
+  } else if (msg.backend) {
     // Where training runs, and why: the reader chose it, WebGPU is missing, or the GPU was lost.
     const device = $('train-device');
     device.dataset.backend = msg.backend;
@@ -274,14 +376,14 @@ function onWorkerMessage(msg) {
     setTraining(false);
     showError(`The training worker crashed (${msg.fatal}); the page's models are unchanged. Train again to start a new worker.`);
   } else if (msg.done) {
-    finishRun(msg);
+    return finishRun(msg);
   } else if (msg.totalSteps !== undefined) {
     $('train-progress').value = msg.step / msg.totalSteps;
   }
 }
 
 /** A run ended: keep what it trained without discarding what the reader had. */
-function finishRun({ weights, steps, reason }) {
+async function finishRun({ weights, steps, reason }) {
   const status = $('train-status');
   if (!weights || steps === 0) {
     status.textContent = reason === 'stopped' ? 'Stopped before the first step; nothing changed.' : 'Training did not start; nothing changed.';
@@ -292,12 +394,20 @@ function finishRun({ weights, steps, reason }) {
     addModel(key, `${state.models.get(state.trainingKey).name} · trained until the error`, lab.Model.load(weights));
     status.textContent += ` · stopped by an error; the weights up to step ${steps} are in the Model list, the current model is unchanged`;
   } else {
-    const entry = state.models.get(state.trainingKey);
-    addModel(state.trainingKey, entry.name.replace(/( · trained.*)?$/, ' · trained here'), lab.Model.load(weights));
-    if (state.current === state.trainingKey) redrawAll();
-    status.textContent += ` · ${reason === 'stopped' ? 'stopped' : 'done'}; the page now uses these weights (Save weights keeps them)`;
+    const key = state.trainingKey;
+    const name = (state.models.get(key)?.name ?? state.trainingName).replace(/( · trained.*)?$/, ' · trained here');
+    const kept = new Uint8Array(weights); // a copy for storage: the page's model takes these
+    addModel(key, name, lab.Model.load(weights));
+    if (state.current === key) redrawAll();
+    const { storedId, problem } = await keepModel(key, name, kept);
+    const where = storedId ? ', and this browser keeps them' : ` (this browser could not keep them: ${problem}; Save weights does)`;
+    status.textContent += ` · ${reason === 'stopped' ? 'stopped' : 'done'}; the page now uses these weights${where}`;
+    const entry = state.models.get(key);
+    if (storedId && entry) entry.storedId = storedId;
+    if (state.current === key) $('model-delete').hidden = !storedId;
   }
   setTraining(false);
+  await offerResume();
 }
 
 function setTraining(on) {
@@ -306,6 +416,11 @@ function setTraining(on) {
   $('train-stop').disabled = !on;
   $('model-select').disabled = on;
   $('weights-file').disabled = on;
+  $('model-delete').disabled = on;
+  if (on) {
+    $('train-resume').hidden = true;
+    $('train-autosave').hidden = true;
+  }
 }
 
 // ---- files ---------------------------------------------------------------------------------
@@ -346,6 +461,7 @@ function saveWeights() {
 async function main() {
   lab = await wasm();
   for (const { key, name } of MODELS) addModel(key, name, null, true);
+  await addKeptModels();
   // A shared link (#model=…&z=…&digit=…&view=…): whatever is valid is restored, the rest is default.
   const restore = parseFragment(location.hash, MODEL_KEYS);
   if (restore.digit !== undefined) state.digit = restore.digit;
@@ -385,6 +501,12 @@ async function main() {
   // ?debug shows a button that destroys the training GPU device, to watch the CPU take over.
   $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');
   $('train-lose-device').addEventListener('click', () => training.loseDevice());
+  // ?debug also shows a button that kills the training worker, to watch it restart from the autosave.
+  $('train-crash').hidden = $('train-lose-device').hidden;
+  $('train-crash').addEventListener('click', () => training.crash());
+  $('train-resume-button').addEventListener('click', guard(resumeTraining));
+  $('train-discard').addEventListener('click', guard(discardRun));
+  $('model-delete').addEventListener('click', guard(deleteCurrentModel));
 
   // The first model draws as soon as it arrives.
   await selectModel(restore.model ?? MODEL_KEYS[0]);
@@ -401,6 +523,7 @@ async function main() {
   if (restore.at) state.explorer.setCursor(restore.at);
   document.querySelector('main').addEventListener('focusin', noteView);
   document.querySelector('main').addEventListener('pointerdown', noteView);
+  await offerResume();
   document.body.dataset.ready = 'true';
   if (restore.view) {
     state.view = restore.view;

@@ -5,18 +5,29 @@
 //       syncInterval?, maxRecoveries? (rollbacks allowed after a divergence; the model's 4 if absent),
 //       gridZ: Float32Array, gridLabels: Uint8Array | null,
 //       manifoldZ?: Float32Array, manifoldLabels?: Uint8Array | null,
-//       reconImages?: Float32Array, reconLabels?: Uint8Array | null}
+//       reconImages?: Float32Array, reconLabels?: Uint8Array | null, autosave?: {every, key, name}}
 //                                               weights null = fresh `kind` model from (latent, hidden, seed);
 //                                               manifoldZ / reconImages are optional extra views to
 //                                               keep fresh: the page's manifold grid (n × latent)
 //                                               and its row of test digits (n × 784; VAE kinds)
+//                                               with autosave, the whole run is written to IndexedDB
+//                                               (www/autosave.js) every epoch and every `every`
+//                                               seconds; `key` and `name` say which of the page's
+//                                               models it trains, for the Resume offer
+//      {cmd: 'resume', autosave, gridZ, …}      goes on with the autosaved run, to its total steps,
+//                                               with these views (as 'start' has them)
 //      {cmd: 'stop'}                            stop after the current step, keeping its weights
+//                                               (and, with autosave, the run, to resume later)
 //      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
 // out: {status: string}                         what is happening now
 //      {backend: 'webgpu' | 'cpu', reason}      where training runs and why; again after a fallback
 //      {recovered: {divergedAt, resumedAt, learningRate, retriesLeft, why}}   a step diverged: training
 //                                               went back to the last good weights (every sync
 //                                               interval) at half the learning rate
+//      {resumed: {step, totalSteps, curves}}    a resumed run starts again after `step`; `curves`:
+//                                               its loss curves so far, by field
+//      {autosaved: {step, savedAt}}             the run up to `step` is in IndexedDB
+//      {autosaveFailed: string}                 it could not be stored (why); training goes on
 //      {step, epoch, totalSteps, seconds, loss, bce, kl} after every VAE step (seconds: since
 //                                               training began, the dataset in place)
 //      {step, epoch, totalSteps, seconds, d_loss, g_loss, d_real, d_fake}   after every GAN step
@@ -34,6 +45,7 @@
 //                                               (name: the wasm error's, e.g. 'DivergedError')
 //      {fatal: string}                          the wasm module trapped; this worker is unusable
 import { URLS, classifier, fetchBytes, wasm } from './assets.js';
+import { deleteRun, getRun, putRun, storageProblem } from './autosave.js';
 import { histogram } from './coverage.js';
 import { normals } from './random.js';
 
@@ -93,41 +105,67 @@ const yieldToEvents = () =>
 async function train(msg) {
   stopRequested = false;
   const { Model, data, classifier } = await prepare();
-  const model = msg.weights ? Model.load(msg.weights) : Model.create(msg.kind, msg.seed, msg.latent, msg.hidden);
+  const run = msg.cmd === 'resume' ? await getRun() : null;
+  if (msg.cmd === 'resume' && !run) throw new Error('there is no autosaved run in this browser to resume');
+  const model = run ? Model.resume(run.state)
+    : msg.weights ? Model.load(msg.weights) : Model.create(msg.kind, msg.seed, msg.latent, msg.hidden);
   const caps = model.capabilities;
   // Fixed latent vectors for the coverage histogram (conditional models: every digit in turn).
   const coverageZ = normals(COVERAGE_SAMPLES * caps.latent, 8);
   const coverageLabels = caps.conditional ? Uint8Array.from({ length: COVERAGE_SAMPLES }, (_, i) => i % 10) : undefined;
   try {
     model.set_dataset_safetensors(data);
-    model.batch_size = msg.batchSize;
-    model.learning_rate = msg.learningRate;
-    if (msg.lrDecay) model.lr_decay = msg.lrDecay;
-    const totalSteps = Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
-    if (msg.syncInterval) model.sync_interval = msg.syncInterval;
-    if (msg.maxRecoveries !== undefined) model.max_recoveries = msg.maxRecoveries;
-    const where = await chooseBackend(model, msg.backend ?? 'auto');
+    if (!run) {
+      // A resumed run keeps the settings it was saved with.
+      model.batch_size = msg.batchSize;
+      model.learning_rate = msg.learningRate;
+      if (msg.lrDecay) model.lr_decay = msg.lrDecay;
+      if (msg.syncInterval) model.sync_interval = msg.syncInterval;
+      if (msg.maxRecoveries !== undefined) model.max_recoveries = msg.maxRecoveries;
+    }
+    const totalSteps = run ? run.totalSteps : Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
+    const choice = run ? run.backend : msg.backend ?? 'auto';
+    const where = await chooseBackend(model, choice);
     postMessage(where);
-    postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${totalSteps} steps` });
+    let submitted = model.steps_trained; // steps handed to the backend (the trainer's count)
+    let steps = submitted; // steps whose results came back
+    // The loss curves so far, by field, kept here so that an autosave has them.
+    const curves = run?.curves ?? Object.fromEntries(caps.losses.map((f) => [f, []]));
+    if (run) postMessage({ resumed: { step: steps, totalSteps, curves } });
+    const secondsBefore = run?.seconds ?? 0;
+    const autosave = msg.autosave &&
+      autosaver(model, { ...msg.autosave, caps, totalSteps, backend: choice, curves, epoch: run?.epoch ?? 0 });
+    postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${run ? `steps ${steps + 1} to ` : ''}${totalSteps} steps` });
     training = model;
     const began = performance.now();
+    const seconds = () => secondsBefore + (performance.now() - began) / 1000;
     let reason = 'finished';
-    let submitted = 0; // steps handed to the backend (the trainer's count)
-    let steps = 0; // steps whose results came back
+    let last = null; // the last step's stats
     while (steps < totalSteps) {
       if (stopRequested) {
         reason = 'stopped';
         break;
       }
       try {
-        while (submitted < totalSteps && model.steps_queued < QUEUE_DEPTH) {
+        // An autosave waits for the queue to empty, so the weights it reads back are a step's.
+        const saving = autosave && last && autosave.due(last.epoch);
+        while (!saving && submitted < totalSteps && model.steps_queued < QUEUE_DEPTH) {
           model.submit_step();
           submitted++;
         }
+        if (saving && model.steps_queued === 0) {
+          await autosave.save(last, seconds());
+          continue;
+        }
         const s = await model.next_stats();
-        const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: (performance.now() - began) / 1000, ...s.losses };
+        const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: seconds(), ...s.losses };
         s.free();
         steps = stats.step;
+        last = stats;
+        for (const [field, values] of Object.entries(curves)) {
+          values.length = Math.min(values.length, steps - 1); // after a rollback the steps come again
+          values.push(stats[field]);
+        }
         postMessage(stats);
         // The views decode on the GPU too, so a lost device can surface here as well.
         if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, caps, msg, steps, classifier, coverageZ, coverageLabels);
@@ -167,12 +205,58 @@ async function train(msg) {
       await yieldToEvents();
     }
     await settle(model);
+    if (autosave) {
+      // Stopped: the run is kept, to resume later. Finished or failed: there is nothing to resume.
+      if (reason === 'stopped' && last) await autosave.save(last, seconds());
+      await autosave.written();
+      if (reason !== 'stopped') await deleteRun().catch(() => {});
+    }
     const weights = model.save();
     postMessage({ done: true, weights, steps, reason }, [weights.buffer]);
   } finally {
     training = null;
     model.free();
   }
+}
+
+/**
+ * Writes the whole run to IndexedDB (www/autosave.js) every epoch and every `every` seconds,
+ * one write at a time, without waiting for it to land: training goes on meanwhile. Says when a
+ * write landed ({autosaved}), and, once per cause, why one could not ({autosaveFailed}).
+ */
+function autosaver(model, { every, key, name, caps, totalSteps, backend, curves, epoch }) {
+  let savedAt = performance.now();
+  let savedEpoch = Math.floor(epoch);
+  let writing = Promise.resolve();
+  let busy = false;
+  let problem = null;
+  return {
+    due: (epochNow) => !busy && (Math.floor(epochNow) > savedEpoch || performance.now() - savedAt >= every * 1000),
+    /** Saves the run as it stands (nothing queued: the caller waited); `last`: the last step's stats. */
+    async save(last, seconds) {
+      await model.sync(); // on WebGPU the weights come back first
+      const state = model.save_run();
+      savedAt = performance.now();
+      savedEpoch = Math.floor(last.epoch);
+      const record = {
+        key, name, caps, backend, totalSteps, state, seconds, step: model.steps_trained, epoch: last.epoch,
+        curves: Object.fromEntries(Object.entries(curves).map(([f, v]) => [f, v.slice()])), savedAt: Date.now(),
+      };
+      busy = true;
+      writing = putRun(record).then(
+        () => {
+          problem = null;
+          postMessage({ autosaved: { step: record.step, savedAt: record.savedAt } });
+        },
+        (e) => {
+          const why = storageProblem(e);
+          if (why !== problem) postMessage({ autosaveFailed: why });
+          problem = why;
+        },
+      ).finally(() => (busy = false));
+    },
+    written: () => writing,
+  };
 }
 
 /** The fixed grid, the manifold, reconstructions and the coverage bar, redrawn as training runs. */
@@ -225,7 +309,7 @@ onmessage = (e) => {
     } catch (e) {
       postMessage({ error: e.message, name: e.name });
     }
-  } else if (msg.cmd === 'start') {
+  } else if (msg.cmd === 'start' || msg.cmd === 'resume') {
     train(msg).catch((err) => {
       const message = err?.message ?? String(err);
       if (err instanceof WebAssembly.RuntimeError) postMessage({ fatal: message });

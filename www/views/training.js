@@ -45,85 +45,142 @@ export function recoveryLine({ divergedAt, resumedAt, learningRate, retriesLeft,
     `and training goes on at half the learning rate (${learningRate.toPrecision(3)}); ${left}.`;
 }
 
+/** What restarting a dead worker from the autosave did ({restarted} from mountTraining), in a sentence. */
+export function restartLine({ why, from, lost }) {
+  return `The training worker stopped (${why}); training restarted from the autosave at step ${from}, ` +
+    `and the ${lost} step${lost === 1 ? '' : 's'} after it were lost and are trained again.`;
+}
+
+// Restarts from the autosave a run may make after its worker dies, before the failure is final.
+const MAX_RESTARTS = 3;
+
 /**
  * Binds a run's views: the loss curves on `curve`, the fixed grid on `samples` (`cell` pixels a
  * digit), each step's line and the worker's status in `status`, and in `note` (when given) what a
- * rollback after a divergence did, and in `verdict` (when given) the classifier's one-line verdict on
- * an unconditional GAN's coverage of the digits. Every message goes on to `onMessage(msg)` after that;
- * `onFailure(message)` is told when the worker itself fails (the next start makes a new one).
- * Returns {start(model, settings, extras), stop(), loseDevice(), end()}.
+ * rollback after a divergence, or a restart after the worker died, did, and in `verdict` (when
+ * given) the classifier's one-line verdict on an unconditional GAN's coverage of the digits. Every
+ * message goes on to `onMessage(msg)` after that, and so does {restarted: {why, from, lost}} when
+ * a worker that died was restarted from the run's autosave; `onFailure(message)` is told when the
+ * worker itself fails and cannot be restarted (the next start makes a new one).
+ * Returns {start(model, settings, extras), resume(caps, extras, autosave), stop(), loseDevice(),
+ * crash(), end()}.
  */
 export function mountTraining({ curve, samples, cell, status, note = null, verdict = null, guard, onMessage, onFailure }) {
   let worker = null;
   let series = [];
   let judged = false; // whether this run's model is a GAN, whose coverage gets a verdict
+  // The run going on: what a restart sends the new worker, the last autosaved and reported steps.
+  let run = null;
   const drawLosses = frameScheduler(guard(() => drawCurve(curve, series)));
   const discard = () => {
     worker?.terminate();
     worker = null;
   };
+  const showNote = (text) => {
+    if (!note) return;
+    note.textContent = text;
+    note.hidden = false;
+  };
+
+  /** After the worker died: a new one goes on from the run's autosave, if it has one; false if not. */
+  const restart = (why) => {
+    if (!run?.autosave || run.autosaved === null || run.restarts >= MAX_RESTARTS) return false;
+    run.restarts++;
+    const restarted = { why, from: run.autosaved, lost: Math.max(0, run.lastStep - run.autosaved) };
+    spawn().postMessage({ cmd: 'resume', autosave: run.autosave, ...run.views });
+    showNote(restartLine(restarted));
+    onMessage({ restarted });
+    return true;
+  };
 
   const dispatch = guard((msg) => {
-    if (msg.fatal) discard(); // the worker's wasm trapped: this worker is unusable
+    if (msg.fatal) {
+      discard(); // the worker's wasm trapped: this worker is unusable
+      if (restart(`its WebAssembly module failed: ${msg.fatal}`)) return;
+    }
+    if (msg.done) run = null;
+    if (msg.autosaved && run) run.autosaved = msg.autosaved.step;
     if (msg.status) status.textContent = msg.status;
     else if (msg.samples) drawTrainingGrid(samples, msg.samples, cell);
     else if (msg.coverage && verdict && judged) {
       verdict.textContent = `The classifier reads the samples: ${coverageVerdict(msg.coverage)} (step ${msg.step}).`;
       verdict.hidden = false;
     }
-    else if (msg.recovered && note) {
-      note.textContent = recoveryLine(msg.recovered);
-      note.hidden = false;
+    else if (msg.recovered) showNote(recoveryLine(msg.recovered));
+    else if (msg.resumed) {
+      // A resumed run's curves so far, as its autosave kept them.
+      for (const s of series) s.values = (msg.resumed.curves[s.field] ?? []).slice(0, msg.resumed.step);
+      drawLosses();
     } else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
       // By step: after a rollback (or a fallback to the CPU) the steps come again, and so do their points.
       for (const s of series) {
         s.values.length = Math.min(s.values.length, msg.step - 1);
         s.values.push(msg[s.field]);
       }
+      if (run) run.lastStep = msg.step;
       status.textContent = stepLine(msg);
       drawLosses();
     }
     return onMessage(msg);
   });
 
+  /** A new worker (a module worker from this file's origin: allowed by worker-src, or by script-src 'self'). */
+  const spawn = () => {
+    worker = new Worker(URLS.worker, { type: 'module' });
+    worker.onmessage = (e) => dispatch(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      discard();
+      if (!restart(e.message || 'an uncaught error')) onFailure(e.message ?? '');
+    };
+    return worker;
+  };
+
+  /** Starts `msg` ('start' or 'resume') for a model of `caps`; `views`: the grid and extras it decodes. */
+  const launch = (msg, caps, views) => {
+    if (!worker) spawn();
+    for (const line of [note, verdict]) {
+      if (!line) continue;
+      line.textContent = '';
+      line.hidden = true;
+    }
+    judged = caps.family === 'gan' && !caps.conditional; // a cGAN's samples are asked for each digit in turn
+    series = caps.losses.filter((field) => CURVES[field]).map((field) => {
+      const [color, label] = CURVES[field];
+      return { field, values: [], color, label };
+    });
+    run = { autosave: msg.autosave ?? null, views, autosaved: null, lastStep: 0, restarts: 0 };
+    worker.postMessage(msg, msg.weights ? [msg.weights.buffer] : []);
+    return msg;
+  };
+
   return {
     /**
      * Trains a copy of `model` (or, with settings.fresh, new weights of its kind): settings are the
-     * worker's {epochs, batchSize, learningRate, lrDecay?, backend?}; `extras` more views to decode as it runs.
+     * worker's {epochs, batchSize, learningRate, lrDecay?, backend?, autosave?}; `extras` more views
+     * to decode as it runs.
      */
     start(model, { fresh = false, ...settings }, extras = {}) {
       const caps = model.capabilities;
       const weights = fresh ? null : model.save();
-      const msg = {
-        cmd: 'start', weights, kind: caps.kind, latent: caps.latent, hidden: caps.hidden, seed: 1,
-        ...settings, ...trainingGrid(caps), ...extras,
-      };
-      if (!worker) {
-        // A module worker from this file's origin: allowed by worker-src, or by script-src 'self'.
-        worker = new Worker(URLS.worker, { type: 'module' });
-        worker.onmessage = (e) => dispatch(e.data);
-        worker.onerror = (e) => {
-          e.preventDefault();
-          discard();
-          onFailure(e.message ?? '');
-        };
-      }
-      for (const line of [note, verdict]) {
-        if (!line) continue;
-        line.textContent = '';
-        line.hidden = true;
-      }
-      judged = caps.family === 'gan' && !caps.conditional; // a cGAN's samples are asked for each digit in turn
-      series = caps.losses.filter((field) => CURVES[field]).map((field) => {
-        const [color, label] = CURVES[field];
-        return { field, values: [], color, label };
-      });
-      worker.postMessage(msg, weights ? [weights.buffer] : []);
-      return msg;
+      const views = { ...trainingGrid(caps), ...extras };
+      const msg = { cmd: 'start', weights, kind: caps.kind, latent: caps.latent, hidden: caps.hidden, seed: 1, ...settings, ...views };
+      return launch(msg, caps, views);
+    },
+    /** Goes on with the autosaved run (of a model of `caps`), autosaving again as `autosave` says. */
+    resume(caps, extras = {}, autosave = null) {
+      const views = { ...trainingGrid(caps), ...extras };
+      return launch({ cmd: 'resume', autosave, ...views }, caps, views);
     },
     stop: () => worker?.postMessage({ cmd: 'stop' }),
     /** Destroys the worker's WebGPU device (?debug), to watch the CPU take over. */
     loseDevice: () => worker?.postMessage({ cmd: 'lose-device' }),
+    /** Kills the worker mid-run (?debug), as a crash would, to watch it restart from the autosave. */
+    crash() {
+      if (!worker) return;
+      discard();
+      if (!restart('it was killed by “Simulate a crashed worker”')) onFailure('it was killed by “Simulate a crashed worker”, with no autosave to restart from');
+    },
     /** Ends the worker (the host is going away). */
     end: discard,
   };

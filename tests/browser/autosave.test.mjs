@@ -1,0 +1,159 @@
+// Nothing a reader trains is lost: the run autosaves to IndexedDB as it trains, a reload offers to
+// resume it and it goes on with the very minibatch it would have taken next, a worker killed
+// mid-epoch restarts from the autosave, the models trained here stay in the Model list until
+// deleted, and storage that is full says so while training goes on.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openPage, canvasStats } from './harness.mjs';
+
+let env;
+before(async () => { env = await launch(); });
+after(async () => { await env?.close(); });
+
+// Records the worker's step, autosave and restart messages in sessionStorage as they come (it
+// outlives a reload of the tab), and in window.__training. For page.addInitScript.
+function recordAcrossReloads() {
+  const Native = window.Worker;
+  window.__training = [];
+  window.Worker = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        const d = e.data;
+        if (!d || d.samples || d.manifold || d.recon || d.coverage) return;
+        const m = { ...d, weights: d.weights ? d.weights.length : d.weights, state: undefined };
+        window.__training.push(m);
+        if (d.step !== undefined && !d.done && d.loss !== undefined) {
+          const losses = JSON.parse(sessionStorage.getItem('losses') ?? '{}');
+          (losses[d.step] ??= []).push(d.loss);
+          sessionStorage.setItem('losses', JSON.stringify(losses));
+        }
+      });
+    }
+  };
+}
+
+const ready = (page) => page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+const messages = (page) => page.evaluate(() => window.__training);
+const losses = (page) => page.evaluate(() => JSON.parse(sessionStorage.getItem('losses') ?? '{}'));
+
+/** Waits for an autosave that lands after step `after`, then `more` steps; returns its step. */
+async function autosavedAfter(page, after, more) {
+  const h = await page.waitForFunction((a) => window.__training.find((m) => m.autosaved && m.autosaved.step > a)?.autosaved.step, after, { timeout: 120_000 });
+  const step = await h.jsonValue();
+  await page.waitForFunction((s) => window.__training.some((m) => m.step >= s && m.loss !== undefined), step + more, { timeout: 60_000 });
+  return step;
+}
+
+/** Trains the latent-2 VAE for an epoch at batch 32 (1,875 steps; this test stops it long before). */
+async function startTraining(page) {
+  await page.selectOption('#model-select', 'vae-z2');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('VAE, latent 2:'));
+  await page.fill('#train-epochs', '1');
+  await page.click('#train-start');
+}
+
+test('a reload offers to resume the autosaved run, which goes on with the same step and the same minibatch; the model it trained stays in the list until deleted', async () => {
+  const { page, problems } = await openPage(env, '?autosave=4', (p) => p.addInitScript(recordAcrossReloads));
+  await ready(page);
+  assert.equal(await page.isHidden('#train-resume'), true, 'a fresh browser offers a run to resume');
+  await startTraining(page);
+  const saved = await autosavedAfter(page, 20, 5);
+  assert.match(await page.textContent('#train-autosave'), new RegExp(`^Autosaved at step \\d+: a reload, or a crash, resumes from there\\.$`));
+  // The next autosave is 4 s after this one: reload well before it.
+  await page.reload();
+  await ready(page);
+  await page.waitForSelector('#train-resume:not([hidden])');
+  const offer = await page.textContent('#train-resume-button');
+  const [, step] = /^Resume training \(step (\d+), saved just now\)$/.exec(offer) ?? assert.fail(`offer: ${offer}`);
+  assert.equal(Number(step), saved, 'the offer is not the last autosave');
+  assert.match(await page.textContent('#train-resume-what'), new RegExp(`^VAE, latent 2: step ${saved} of 1875, epoch 0\\.\\d\\d\\.$`));
+  const before = await losses(page);
+  assert.ok(before[saved + 1], `step ${saved + 1} was not trained before the reload`);
+
+  await page.click('#train-resume-button');
+  await page.waitForFunction((s) => window.__training.filter((m) => m.loss !== undefined && m.step > s).length >= 5, saved, { timeout: 60_000 });
+  const msgs = await messages(page);
+  const resumed = msgs.find((m) => m.resumed).resumed;
+  assert.equal(resumed.step, saved);
+  assert.equal(resumed.totalSteps, 1875);
+  assert.equal(resumed.curves.loss.length, saved, 'the loss curve so far did not come back');
+  const after = msgs.filter((m) => m.loss !== undefined);
+  assert.equal(after[0].step, saved + 1, 'the resumed run did not go on from the autosaved step');
+  // The same minibatch and noise as before the reload: the very same losses, step by step.
+  for (const m of after.slice(0, 5)) {
+    const was = before[m.step];
+    if (was) assert.equal(m.loss, was[0], `step ${m.step}: ${m.loss} after resuming, ${was[0]} before the reload`);
+  }
+  assert.ok((await canvasStats(page, '#loss-curve')).lit > 20, 'the loss curve is not drawn');
+  await page.click('#train-stop');
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+  assert.match(await page.textContent('#train-status'), /stopped; the page now uses these weights, and this browser keeps them/);
+
+  // After another reload: the model trained here is in the list, draws, and can be deleted.
+  await page.reload();
+  await ready(page);
+  const kept = await page.$eval('#model-select', (s) => [...s.options].filter((o) => o.value.startsWith('kept:')).map((o) => [o.value, o.textContent]));
+  assert.deepEqual(kept, [['kept:vae-z2', 'VAE, latent 2 · trained here']]);
+  await page.selectOption('#model-select', 'kept:vae-z2');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('VAE, latent 2 · trained here:'));
+  assert.ok((await canvasStats(page, '#samples')).lit > 500, 'the kept model draws nothing');
+  // Stopped, the run is kept too, to go on with later.
+  assert.match(await page.textContent('#train-resume-button'), /^Resume training \(step \d+, saved just now\)$/);
+  await page.click('#model-delete');
+  await page.waitForFunction(() => ![...document.querySelector('#model-select').options].some((o) => o.value.startsWith('kept:')));
+  await page.click('#train-discard');
+  await page.waitForSelector('#train-resume', { state: 'hidden' });
+  await page.reload();
+  await ready(page);
+  assert.equal(await page.$eval('#model-select', (s) => [...s.options].some((o) => o.value.startsWith('kept:'))), false, 'the deleted model came back');
+  assert.equal(await page.isHidden('#train-resume'), true, 'the discarded run is still offered');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('a worker killed mid-epoch restarts from the autosave, says how many steps were lost, and trains them again alike', async () => {
+  const { page, problems } = await openPage(env, '?autosave=3&debug', (p) => p.addInitScript(recordAcrossReloads));
+  await ready(page);
+  await startTraining(page);
+  const saved = await autosavedAfter(page, 10, 30);
+  const before = await losses(page);
+  const reached = Math.max(...Object.keys(before).map(Number));
+  await page.click('#train-crash');
+  const note = await page.waitForFunction(() => {
+    const t = document.querySelector('#train-note');
+    return !t.hidden && t.textContent;
+  }, null, { timeout: 10_000 });
+  const [, from, lost] = /^The training worker stopped \(it was killed by “Simulate a crashed worker”\); training restarted from the autosave at step (\d+), and the (\d+) steps after it were lost and are trained again\.$/.exec(await note.jsonValue()) ?? assert.fail(await note.jsonValue());
+  assert.ok(Number(from) >= saved, `restarted from ${from}, before the autosave at ${saved}`);
+  assert.ok(Number(lost) >= 1 && Number(from) + Number(lost) >= reached, `${lost} steps lost from ${from}, but ${reached} had been reported`);
+  await page.waitForFunction((s) => window.__training.filter((m) => m.loss !== undefined).at(-1)?.step > s + 5, reached, { timeout: 60_000 });
+  const again = await losses(page);
+  // The lost steps, trained again, took the same minibatches: the same losses.
+  for (let s = Number(from) + 1; s <= reached; s++) assert.equal(new Set(again[s]).size, 1, `step ${s}: ${again[s]}`);
+  assert.equal(await page.isDisabled('#train-stop'), false, 'training is not going on after the restart');
+  await page.click('#train-stop');
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('storage that is full says so, and training goes on to the end', async () => {
+  const { page, problems } = await openPage(env, '?autosave=1', async (p) => {
+    // The browser's own quota for this origin, made too small for a run (a few MB).
+    const cdp = await p.context().newCDPSession(p);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: env.server.url.replace(/\/$/, ''), quotaSize: 200_000 });
+  });
+  await ready(page);
+  await page.selectOption('#model-select', 'vae-z2');
+  await page.fill('#train-epochs', '0.05'); // 94 steps
+  await page.click('#train-start');
+  await page.waitForSelector('#train-autosave:not([hidden])', { timeout: 60_000 });
+  assert.equal(await page.textContent('#train-autosave'),
+    "Autosave is off: the browser's storage for this page is full. Training goes on; Save weights keeps the result.");
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 60_000 });
+  const status = await page.textContent('#train-status');
+  assert.match(status, /^step 94\/94 · .* · done; the page now uses these weights \(this browser could not keep them: the browser's storage for this page is full; Save weights does\)$/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
