@@ -237,6 +237,13 @@ impl ModelConfig {
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         linear_param_shapes(&self.layers())
     }
+
+    /// The parameters that decode (a VAE's fc3 and fc4, a GAN's generator): all that sampling needs.
+    pub fn decoder_param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let gan = self.kind.is_gan();
+        let decodes = |n: &str| if gan { n.starts_with("generator.") } else { n.starts_with("fc3.") || n.starts_with("fc4.") };
+        self.param_shapes().into_iter().filter(|(n, _)| decodes(n)).collect()
+    }
 }
 
 pub fn linear_param_shapes(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<usize>)> {

@@ -36,6 +36,8 @@ pub struct Lab {
     trainer: Trainer,
     /// How many of the trainer's epochs `meta["epochs"]` already counts.
     folded_epochs: f64,
+    /// Loaded from a decoder file: it samples, and refuses what needs the rest of the weights.
+    decoder_only: bool,
     device: Device,
 }
 
@@ -44,7 +46,7 @@ impl Lab {
         let device = Device::Cpu;
         let net = Net::new(cfg, &params, &device)?;
         let trainer = Trainer::new(CpuBackend::new(cfg, &params, device.clone())?, seed);
-        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, device })
+        Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, decoder_only: false, device })
     }
 
     /// A new model with PyTorch's initialisation drawn from `seed`.
@@ -65,7 +67,30 @@ impl Lab {
         let epochs = ck.meta.get("epochs").and_then(|e| e.parse::<f64>().ok()).filter(|e| e.is_finite() && *e >= 0.0);
         let mut lab = Self::from_params(ck.cfg, ck.params, ck.meta, 0)?;
         lab.trainer.set_prior_epochs(epochs.unwrap_or(0.0))?;
+        lab.decoder_only = ck.decoder_only;
         Ok(lab)
+    }
+
+    /// Whether this model was loaded from a decoder file (`checkpoint::save_decoder`): it samples
+    /// and interpolates, and refuses to encode, train or save until the whole file is loaded.
+    pub fn decoder_only(&self) -> bool {
+        self.decoder_only
+    }
+
+    fn whole(&self, what: &str) -> Result<()> {
+        ensure!(
+            !self.decoder_only,
+            "this model was loaded from its decoder alone, so it cannot {what}; load the whole weights file for that"
+        );
+        Ok(())
+    }
+
+    /// The decoder alone, for a page's first digits (`checkpoint::save_decoder`).
+    pub fn save_decoder(&self, dtype: StoredDtype) -> Result<Vec<u8>> {
+        let pending = self.trainer.unsynced_steps();
+        ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
+        self.trainer.cpu().publish()?;
+        checkpoint::save_decoder(&self.cfg, &self.params, &self.metadata(), dtype)
     }
 
     pub fn config(&self) -> ModelConfig {
@@ -158,6 +183,7 @@ impl Lab {
         let Net::Vae(vae) = self.net()? else {
             bail!("a `{}` model has no encoder; {call} works on vae and cvae models", self.cfg.kind.name());
         };
+        self.whole(call)?;
         let n = count_images(images)?;
         let y = self.labels_for(labels, n, "images")?;
         let x = Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?;
@@ -184,6 +210,7 @@ impl Lab {
     }
 
     pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
+        self.whole("train")?;
         self.trainer.set_dataset(data)
     }
 
@@ -213,6 +240,7 @@ impl Lab {
 
     /// Moves training to `gpu`: the weights and Adam's state go up, the dataset too if one is set.
     pub fn use_gpu(&mut self, gpu: Gpu) -> Result<()> {
+        self.whole("train")?;
         ensure!(self.trainer.device().is_none(), "this model already trains on WebGPU");
         let state = self.trainer.cpu().optimizer_state()?;
         self.trainer.cpu().publish()?;
@@ -296,6 +324,7 @@ impl Lab {
     /// A VAE's per-example loss over `data`, with fixed noise. (A GAN has no such loss; the
     /// `eval` command measures its samples instead.)
     pub fn evaluate(&self, data: &Dataset) -> Result<LossParts> {
+        self.whole("be evaluated")?;
         let Net::Vae(vae) = self.net()? else {
             bail!("a `{}` model has no test loss; measure its samples with the eval command", self.cfg.kind.name());
         };
@@ -309,6 +338,7 @@ impl Lab {
     /// The whole run as one file (`resume.rs`): the weights, Adam's state, and the trainer's
     /// place, settings and random streams, so that `resume` goes on exactly from here.
     pub fn save_run(&self) -> Result<Vec<u8>> {
+        self.whole("be saved as a training run")?;
         let trainer = self.trainer.state()?;
         let mut meta = self.meta.clone();
         meta.insert(FOLDED_EPOCHS.into(), self.folded_epochs.to_string());
@@ -328,11 +358,12 @@ impl Lab {
         let net = Net::new(ck.cfg, &ck.params, &device)?;
         let cpu = CpuBackend::new(ck.cfg, &ck.params, device.clone())?;
         let trainer = Trainer::resume(cpu, &saved.trainer, &saved.optimizer)?;
-        Ok(Self { cfg: ck.cfg, params: ck.params, net, meta, trainer, folded_epochs: folded, device })
+        Ok(Self { cfg: ck.cfg, params: ck.params, net, meta, trainer, folded_epochs: folded, decoder_only: false, device })
     }
 
     /// The weights as safetensors bytes in `dtype` (f16: half the size, for shipping).
     pub fn save_as(&self, dtype: StoredDtype) -> Result<Vec<u8>> {
+        self.whole("be saved as a whole weights file")?;
         let pending = self.trainer.unsynced_steps();
         ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
         self.trainer.cpu().publish()?;

@@ -41,13 +41,10 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
     let order: Vec<u8> = trainer.order.iter().flat_map(|i| i.to_le_bytes()).collect();
     tensors.push((ORDER.into(), Dtype::U32, vec![trainer.order.len()], order));
 
-    let mut meta = meta.clone();
+    let mut meta = checkpoint::with_config(cfg, meta);
     let s = &trainer.settings;
-    let fields: [(&str, String); 17] = [
+    let fields: [(&str, String); 14] = [
         (MARK, VERSION.into()),
-        ("kind", cfg.kind.name().into()),
-        ("latent", cfg.latent.to_string()),
-        ("hidden", cfg.hidden.to_string()),
         ("optimizer.t", snapshot.optimizer.t.to_string()),
         ("trainer.steps", trainer.steps.to_string()),
         ("trainer.examples_seen", trainer.examples_seen.to_string()),

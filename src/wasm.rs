@@ -276,10 +276,13 @@ struct Capabilities {
     latent: usize,
     hidden: usize,
     losses: &'static [&'static str],
+    /// False for a model loaded from its decoder alone: it samples and interpolates; the rest
+    /// (encode, train, save) needs the whole file.
+    whole: bool,
 }
 
 impl Capabilities {
-    fn of(cfg: &ModelConfig) -> Capabilities {
+    fn of(cfg: &ModelConfig, whole: bool) -> Capabilities {
         let gan = cfg.kind.is_gan();
         Capabilities {
             kind: cfg.kind.name(),
@@ -289,6 +292,7 @@ impl Capabilities {
             latent: cfg.latent,
             hidden: cfg.hidden,
             losses: if gan { &["d_loss", "g_loss", "d_real", "d_fake"] } else { &["loss", "bce", "kl"] },
+            whole,
         }
     }
 }
@@ -384,10 +388,11 @@ impl Model {
     /// What this model can do, so the page need not guess from its kind's name: `{kind, family:
     /// "vae" | "gan", encoder, conditional, latent, hidden, losses}`, where `encoder` says whether
     /// `encode` and `reconstruct` work, `conditional` whether the calls take digit labels, and
-    /// `losses` names the parts a training step reports (`TrainStats.losses`' keys).
+    /// `losses` names the parts a training step reports (`TrainStats.losses`' keys), and `whole`
+    /// is false for a model loaded from a decoder file (it samples; encoding and training need the whole file).
     #[wasm_bindgen(getter)]
     pub fn capabilities(&self) -> JsValue {
-        self.peek(|lab| to_js(&Capabilities::of(&lab.config())))
+        self.peek(|lab| to_js(&Capabilities::of(&lab.config(), !lab.decoder_only())))
     }
 
     /// The header metadata as a plain object of strings (`kind`, `latent`, `epochs`, …).

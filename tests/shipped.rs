@@ -128,5 +128,32 @@ fn every_shipped_file_records_a_command_that_names_its_settings() {
         assert_eq!(value("--batch "), meta["batch_size"], "{file}");
         assert_eq!(value("--lr "), meta["learning_rate"], "{file}");
         assert_eq!(value("--epochs "), meta["epochs"], "{file}");
+        assert!(command.ends_with(" --dtype f16"), "{file}: `{command}` does not write f16");
+    }
+}
+
+/// The shipped files are f16 (half the download), and beside each is its decoder alone, what the
+/// page fetches for its first digits: the same tensors, to the byte, and the same metadata.
+#[test]
+fn every_shipped_file_is_f16_with_its_decoder_beside_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/weights");
+    for file in ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64"] {
+        let whole = std::fs::read(dir.join(format!("{file}.safetensors"))).unwrap();
+        let decoder = std::fs::read(dir.join(format!("{file}.decoder.safetensors"))).unwrap();
+        let (w, d) = (safetensors::SafeTensors::deserialize(&whole).unwrap(), safetensors::SafeTensors::deserialize(&decoder).unwrap());
+        assert!(w.tensors().iter().all(|(_, t)| t.dtype() == safetensors::Dtype::F16), "{file}: not every tensor is f16");
+        let cfg = Lab::from_safetensors(&whole).unwrap().config();
+        let mut names = d.names();
+        names.sort();
+        let mut want: Vec<String> = cfg.decoder_param_shapes().into_iter().map(|(n, _)| n).collect();
+        want.sort();
+        assert_eq!(names.into_iter().map(String::from).collect::<Vec<_>>(), want, "{file}");
+        for name in &want {
+            assert_eq!(d.tensor(name).unwrap().data(), w.tensor(name).unwrap().data(), "{file}: `{name}` differs");
+        }
+        let (mut wm, mut dm) = (common::read_metadata(&whole), common::read_metadata(&decoder));
+        assert_eq!(dm.remove("part").as_deref(), Some("decoder"), "{file}");
+        wm.remove("part");
+        assert_eq!(dm, wm, "{file}: the decoder's metadata is not the whole file's");
     }
 }

@@ -259,10 +259,16 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// and loads back the same way.
 #[test]
 fn f16_bf16_and_f64_files_load_and_decode_like_the_f32_original() {
+    // The shipped weights (f16 themselves), each moved by up to 1e-4 of itself, as an f32 original
+    // that f16 cannot hold exactly.
     let shipped = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/weights/vae-z20.safetensors")).unwrap();
-    let original = Lab::from_safetensors(&shipped).unwrap();
-    let sd: Vec<(String, Vec<usize>, Vec<f32>)> =
-        read_tensors(&shipped).into_iter().map(|(n, (s, v))| (n, s, v)).collect();
+    let mut jitter = Rng::new(11);
+    let sd: Vec<(String, Vec<usize>, Vec<f32>)> = read_tensors(&Lab::from_safetensors(&shipped).unwrap().save().unwrap())
+        .into_iter()
+        .map(|(n, (s, v))| (n, s, v.iter().map(|x| x * (1.0 + jitter.uniform(-1e-4, 1e-4))).collect()))
+        .collect();
+    let f32_file = write_safetensors(&sd, None);
+    let original = Lab::from_safetensors(&f32_file).unwrap();
     let z = Rng::new(3).vec(20 * 16, -2.0, 2.0);
     let want = original.sample(&z, None).unwrap();
     // Rounding the weights moves the decoded pixels by about the format's precision: f16 keeps
@@ -279,7 +285,7 @@ fn f16_bf16_and_f64_files_load_and_decode_like_the_f32_original() {
     assert!(max_diff(&Lab::from_safetensors(&mixed).unwrap().sample(&z, None).unwrap(), &want) < 1e-3);
 
     let half = original.save_as(StoredDtype::F16).unwrap();
-    assert!(half.len() < shipped.len() / 2 + 4096, "f16 file {} bytes, f32 {}", half.len(), shipped.len());
+    assert!(half.len() < f32_file.len() / 2 + 4096, "f16 file {} bytes, f32 {}", half.len(), f32_file.len());
     let st = safetensors::SafeTensors::deserialize(&half).unwrap();
     assert!(st.tensors().iter().all(|(_, t)| t.dtype() == Dtype::F16));
     let reloaded = Lab::from_safetensors(&half).unwrap();
@@ -446,4 +452,58 @@ fn bad_calls_are_errors_and_leave_the_lab_working() {
     expect_err(lab.trainer_mut().set_learning_rate(f64::NAN), &["outside (0, 1]"]);
     expect_err(lab.trainer_mut().set_batch_size(0), &["batch size 0"]);
     still_fine(&lab);
+}
+
+/// A decoder file (the page's first download) holds only what sampling needs, samples exactly as
+/// the whole file does, says what it cannot do, and is refused by name when its metadata is wrong.
+#[test]
+fn a_decoder_file_samples_as_the_whole_model_and_refuses_the_rest() {
+    for kind in latent_lab::config::Kind::ALL {
+        let mut cfg = kind.default_config();
+        cfg.hidden = 24;
+        let lab = Lab::fresh(cfg, 5).unwrap();
+        let whole = lab.save().unwrap();
+        let decoder = lab.save_decoder(StoredDtype::F32).unwrap();
+        let names: Vec<String> = {
+            let mut n: Vec<String> = read_tensors(&decoder).into_keys().collect();
+            n.sort();
+            n
+        };
+        let want: Vec<String> = cfg.decoder_param_shapes().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, { let mut w = want.clone(); w.sort(); w }, "{kind:?}");
+        assert!(decoder.len() < whole.len() * 3 / 4, "{kind:?}: the decoder file is {} of {} bytes", decoder.len(), whole.len());
+        assert_eq!(read_metadata(&decoder)["part"], "decoder");
+
+        let d = Lab::from_safetensors(&decoder).unwrap();
+        assert!(d.decoder_only() && !Lab::from_safetensors(&whole).unwrap().decoder_only());
+        assert_eq!(d.config(), cfg);
+        let z = Rng::new(9).vec(3 * cfg.latent, -2.0, 2.0);
+        let labels = kind.is_conditional().then_some(&[1u8, 4, 7][..]);
+        assert_eq!(bits(&d.sample(&z, labels).unwrap()), bits(&lab.sample(&z, labels).unwrap()), "{kind:?}");
+        let needs = "this model was loaded from its decoder alone, so it cannot";
+        expect_err(d.save(), &[needs, "be saved as a whole weights file"]);
+        expect_err(d.save_run(), &[needs]);
+        let mut d = d;
+        expect_err(d.set_dataset(common::mnist().train.take(10)), &[needs, "train"]);
+        if !kind.is_gan() {
+            let img = vec![0.5f32; 784];
+            let one = kind.is_conditional().then_some(&[3u8][..]);
+            expect_err(d.encode(&img, one), &[needs, "encode"]);
+        }
+    }
+    let lab = Lab::fresh(ModelConfig::vae(4, 24), 5).unwrap();
+    let decoder = lab.save_decoder(StoredDtype::F16).unwrap();
+    let edit = |key: &str, value: Option<&str>| {
+        with_header(&decoder, |h| {
+            let meta = h.get_mut("__metadata__").unwrap().as_object_mut().unwrap();
+            match value {
+                Some(v) => meta.insert(key.into(), v.into()),
+                None => meta.remove(key),
+            };
+        })
+    };
+    expect_err(Lab::from_safetensors(&edit("latent", None)), &["decoder file's metadata has no `latent`"]);
+    expect_err(Lab::from_safetensors(&edit("hidden", Some("many"))), &["decoder file's metadata says hidden = many, not a size"]);
+    expect_err(Lab::from_safetensors(&edit("latent", Some("5"))), &["the decoder of a vae with latent 5", "fc3.weight` has shape [24, 4]; expected [24, 5]"]);
+    expect_err(Lab::from_safetensors(&edit("kind", Some("gan"))), &["the decoder of a gan with latent 4", "weights file has no tensor `generator.fc1.weight`"]);
 }

@@ -19,6 +19,7 @@ export const MODEL_KEYS = MODELS.map((m) => m.key);
 
 export const URLS = {
   model: (key) => here(`./weights/${key}.safetensors`),
+  decoder: (key) => here(`./weights/${key}.decoder.safetensors`),
   classifier: here('./weights/classifier.safetensors'),
   mnist: here('./data/mnist.safetensors'),
   mnistTest: here('./data/mnist-test.safetensors'),
@@ -68,10 +69,28 @@ export const wasm = once(async () => {
   return module;
 });
 
-/** The shared Model of the shipped model `key`; sampling is synchronous, so sharing it is safe. */
-export const shippedModel = perKey(async (key) => {
+const known = (key) => {
   if (!MODEL_KEYS.includes(key)) throw new Error(`unknown model "${key}"; the models are ${MODEL_KEYS.join(', ')}`);
+};
+
+/**
+ * The shared Model of the shipped model `key`, whole (it encodes and trains too); sampling is
+ * synchronous, so sharing it is safe.
+ */
+export const shippedModel = perKey(async (key) => {
+  known(key);
   const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.model(key), `the ${key} weights`)]);
+  return Model.load(bytes);
+});
+
+/**
+ * The shared Model of the shipped model `key` from its decoder alone (about half the bytes, a
+ * GAN's generator, a VAE's fc3 and fc4): it samples and interpolates, the same digits as the
+ * whole model; `capabilities.whole` is false. What a view that only samples fetches first.
+ */
+export const shippedDecoder = perKey(async (key) => {
+  known(key);
+  const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.decoder(key), `the ${key} decoder`)]);
   return Model.load(bytes);
 });
 

@@ -61,7 +61,7 @@
 // Errors (an unknown model or view, a failed download, a wasm that will not instantiate, an
 // exception while drawing) are shown as text inside the element that hit them, in a
 // role="alert" paragraph; other elements on the page carry on.
-import { latentMap, shippedModel, wasm } from './assets.js';
+import { latentMap, shippedDecoder, shippedModel, wasm } from './assets.js';
 import { clamp, h, whenNear } from './dom.js';
 import { styleSheet } from './embed-style.js';
 import { axisNames } from './latent-map.js';
@@ -76,6 +76,8 @@ import { drawTrainingGrid, mountTraining, trainingGrid } from './views/training.
 
 const KIND_NAMES = { vae: 'VAE', cvae: 'Conditional VAE', gan: 'GAN', cgan: 'Conditional GAN' };
 const VIEWS = ['sliders', 'grid', 'interpolate', 'map', 'draw', 'train'];
+// The views that only decode, for which the decoder file alone is fetched.
+const SAMPLES_ONLY = ['sliders', 'grid', 'interpolate'];
 const SLIDER_STEP = 0.1; // one arrow-key press
 const CELL = 28; // canvas pixels per digit: one per MNIST pixel; CSS scales the canvas up
 
@@ -201,7 +203,8 @@ class LatentLabElement extends HTMLElement {
     try {
       if (!VIEWS.includes(view)) throw new Error(`unknown view "${view}"; the views are ${VIEWS.join(', ')}`);
       this.setAttribute('aria-busy', 'true');
-      const model = await shippedModel(name);
+      // A view that only samples fetches the decoder alone; the others the whole model.
+      const model = await (SAMPLES_ONLY.includes(view) ? shippedDecoder(name) : shippedModel(name));
       if (token !== this.#token) return;
       const ctx = { model, name, body, guard: (fn) => this.#guard(fn), live: () => token === this.#token };
       if (view === 'sliders') this.#sliders(ctx);

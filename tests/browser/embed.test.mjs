@@ -104,8 +104,9 @@ test('under a strict CSP, all three views render, sharing one wasm instance and 
   assert.equal(wasm.instantiate + wasm.instantiateStreaming, 1, `wasm instantiated ${JSON.stringify(wasm)}`);
   const count = (suffix) => requests.filter((p) => p.endsWith(suffix)).length;
   assert.equal(count('/latent_lab_bg.wasm'), 1, 'wasm downloads');
-  assert.equal(count('/weights/vae-z2.safetensors'), 1, 'vae-z2 downloads (two elements use it)');
-  assert.equal(count('/weights/vae-z20.safetensors'), 1, 'vae-z20 downloads');
+  // Views that only decode fetch the decoder alone, once per model however many elements use it.
+  assert.equal(count('/weights/vae-z2.decoder.safetensors'), 1, 'vae-z2 downloads (two elements use it)');
+  assert.equal(count('/weights/vae-z20.decoder.safetensors'), 1, 'vae-z20 downloads');
   assert.equal(requests.filter((p) => p.endsWith('.safetensors')).length, 2, `weights requested: ${requests}`);
 
   // No globals: the page's own properties are the ones it started with (plus the test's).

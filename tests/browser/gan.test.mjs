@@ -78,12 +78,14 @@ test('VAE beside GAN: drawn once scrolled to (nothing of it downloaded before), 
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   // The first digits come alone: the comparison's GAN and classifier wait until it is scrolled to.
   await page.waitForTimeout(300);
-  const early = requests.filter((r) => /(gan-z64|classifier)\.safetensors$/.test(r));
+  const early = requests.filter((r) => /(gan-z64(\.decoder)?|classifier)\.safetensors$/.test(r));
   assert.deepEqual(early, [], 'the comparison downloaded before it was scrolled to');
   assert.equal(await page.getAttribute('body', 'data-compare-ready'), null);
   await page.locator('#compare-panel').scrollIntoViewIfNeeded();
   await page.waitForSelector('body[data-compare-ready="true"]', { timeout: 60_000 });
-  assert.ok(requests.some((r) => r.endsWith('gan-z64.safetensors')) && requests.some((r) => r.endsWith('classifier.safetensors')));
+  // The comparison only samples: the GAN's decoder (its generator) alone.
+  assert.ok(requests.some((r) => r.endsWith('gan-z64.decoder.safetensors')) && requests.some((r) => r.endsWith('classifier.safetensors')));
+  assert.ok(!requests.some((r) => r.endsWith('gan-z64.safetensors')), 'the whole GAN was fetched to sample');
   for (const pair of ['plain', 'conditional']) {
     await page.selectOption('#compare-pair', pair);
     await page.waitForFunction(

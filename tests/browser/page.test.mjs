@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, openPage, readyPage, canvasStats, sliderCollisions, recordWorkerMessages } from './harness.mjs';
+import { firstLoad } from '../../bench/first-load.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -198,8 +199,8 @@ test('a model states what it can do, for every kind', async () => {
       return [kind, c];
     }));
   });
-  const vae = { family: 'vae', encoder: true, losses: ['loss', 'bce', 'kl'] };
-  const gan = { family: 'gan', encoder: false, losses: ['d_loss', 'g_loss', 'd_real', 'd_fake'] };
+  const vae = { family: 'vae', encoder: true, losses: ['loss', 'bce', 'kl'], whole: true };
+  const gan = { family: 'gan', encoder: false, losses: ['d_loss', 'g_loss', 'd_real', 'd_fake'], whole: true };
   assert.deepEqual(caps.vae, { kind: 'vae', ...vae, conditional: false, latent: 2, hidden: 8 });
   assert.deepEqual(caps.cvae, { kind: 'cvae', ...vae, conditional: true, latent: 2, hidden: 8 });
   assert.deepEqual(caps.gan, { kind: 'gan', ...gan, conditional: false, latent: 2, hidden: 8 });
@@ -313,10 +314,16 @@ test("PyTorch's F16 and BF16 files load and decode near the f32 original; save('
   const { page } = await readyPage(env);
   const r = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
-    const file = new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer());
+    // The shipped weights (f16 themselves) as an f32 file, each moved by up to 1e-4 of itself, so
+    // that f16 cannot hold them exactly.
+    const shipped = Model.load(new Uint8Array(await (await fetch('/www/weights/vae-z20.safetensors')).arrayBuffer()));
+    const file = shipped.save();
+    shipped.free();
     const view = new DataView(file.buffer);
     const n = Number(view.getBigUint64(0, true));
     const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + n)));
+    const data = new Float32Array(file.buffer, 8 + n, (file.length - 8 - n) / 4);
+    data.forEach((v, i) => { data[i] = v * (1 + 1e-4 * Math.sin(i)); });
     // The same state_dict in 16-bit floats, as model.half() / model.bfloat16() save it.
     const bf16 = (x) => {
       const bits = new Uint32Array(new Float32Array([x]).buffer)[0];
@@ -467,4 +474,25 @@ test('a diverging run rolls back to the last good weights at half the learning r
   assert.match(await page2.textContent('#train-status'), /^step 70\/70 · .* · done; the page now uses these weights/);
   assert.deepEqual(problems, []);
   await page2.close();
+});
+
+test('the first digits are drawn from the decoder alone, and the whole file comes when a view encodes', async () => {
+  const first = await firstLoad(env.browser, env.server.url);
+  const weights = first.resources.map(([name]) => name).filter((n) => n.includes('/weights/'));
+  assert.deepEqual(weights, ['/www/weights/vae-z20.decoder.safetensors'], `fetched before the first digits: ${weights}`);
+  const embed = await firstLoad(env.browser, `${env.server.url}www/embed-example.html`);
+  const embedWeights = embed.resources.map(([name]) => name).filter((n) => n.includes('/weights/'));
+  assert.ok(embedWeights.length > 0 && embedWeights.every((n) => n.endsWith('.decoder.safetensors')), `the embeds' first: ${embedWeights}`);
+
+  const requested = [];
+  const { page, problems } = await openPage(env, '', (p) => p.on('request', (r) => requested.push(new URL(r.url()).pathname)));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  assert.ok(!requested.includes('/www/weights/vae-z20.safetensors'), 'the whole file was fetched for sampling alone');
+  // The latent map encodes the test digits: only now does the whole model come.
+  const whole = page.waitForRequest((r) => r.url().endsWith('/www/weights/vae-z20.safetensors'), { timeout: 60_000 });
+  await page.locator('#map-panel').scrollIntoViewIfNeeded();
+  await whole;
+  await page.waitForFunction(() => !document.querySelector('#map-body').hidden && /posterior means/.test(document.querySelector('#map-note').textContent), null, { timeout: 120_000 });
+  assert.deepEqual(problems, []);
+  await page.close();
 });

@@ -12,11 +12,12 @@ const PAD_INK = 20; // stroke width on the 280-pixel pad: about 2 MNIST pixels o
 /**
  * Binds the `pad` canvas and its buttons (`clear`, `useTest`) and shows each drawing on `input`,
  * its reconstruction on `recon`, a cVAE's ten styles on `styles` (cells: {input, recon, styles} in
- * pixels) and a sentence in `result`. `model()` is the model to encode with; `note` ends the
+ * pixels) and a sentence in `result`. `model()` is the model to encode with (`whole()`, when
+ * given, a promise of it whole, for a host that draws from a decoder alone); `note` ends the
  * sentence; onEncoded({model, mu, logvar}) and onClear() tell the host (the page marks the map).
  * Returns {redraw()}: encode the last drawing again (the model changed).
  */
-export function mountDrawPad({ pad, clear, useTest, input, recon, styles, result, cells, model, guard, note = '', onEncoded = () => {}, onClear = () => {} }) {
+export function mountDrawPad({ pad, clear, useTest, input, recon, styles, result, cells, model, whole = null, guard, note = '', onEncoded = () => {}, onClear = () => {} }) {
   const ctx = pad.getContext('2d');
   let drawn = null; // the last drawing, centred as MNIST's digits (784 floats)
   let stroke = null; // the previous point of the stroke being drawn
@@ -35,8 +36,9 @@ export function mountDrawPad({ pad, clear, useTest, input, recon, styles, result
   };
 
   async function show() {
-    const m = model();
+    let m = model();
     const image = drawn;
+    if (whole && m.capabilities.encoder) m = await whole();
     drawGrid(input, image, 1, cells.input);
     const caps = m.capabilities;
     if (!caps.encoder) {
