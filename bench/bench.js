@@ -159,7 +159,8 @@ async function setupOursKind(cfg, data, name, kind, batch) {
   const info = { name, variant: 'latent_lab_bg.wasm', threads: 1, backend: model.backend, kind, batch,
     latent: model.latent, hidden: model.hidden, loadMs };
   const step = () => trainStep(model);
-  return { info, step };
+  // The engine's own clock of each phase, over every step (warm-up included): the shares.
+  return { info, step, finish: () => ({ phases: model.step_phases }) };
 }
 
 // ---- TensorFlow.js, wasm backend -----------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Training-speed benchmark: ms per VAE train_step for our wasm build (the CPU engine) against
 // TensorFlow.js's wasm backend, the same model on the same MNIST minibatches, in one headless
-// Chromium; then ms per step and GFLOP/s of our build for every model kind at batch 128 and 32.
+// Chromium; then ms per step, GFLOP/s and the share of each phase (forward, loss, backward, Adam)
+// of our build for every model kind at batch 128 and 32.
 //
 //   node bench/run.mjs [--steps 30] [--warmup 5] [--images 2048] [--batch 128] [--latent 20]
 //                      [--hidden 400] [--lr 0.001] [--seed 1] [--block 5] [--threads 0]
@@ -203,16 +204,27 @@ function stepMacs({ kind, batch: n, latent: l, hidden: h }) {
 }
 
 function kindsReport(runs) {
-  const rows = [['kind', 'size', 'batch', 'median ms', 'min ms', 'GFLOP/s (median)', 'steps per minute']];
+  const rows = [['kind', 'size', 'batch', 'median ms', 'min ms', 'GFLOP/s (median)', 'steps per minute',
+    'forward / loss / backward / Adam']];
   for (const [name, r] of Object.entries(runs)) {
     const s = stats(r.ms);
     const { kind, batch, latent, hidden } = r.info;
     const gflops = (2 * stepMacs(r.info)) / (s.median * 1e6);
     rows.push([kind, `latent ${latent}, hidden ${hidden}`, batch, s.median.toFixed(2), s.min.toFixed(2),
-      gflops.toFixed(1), fmtInt(Math.round(60000 / s.median))]);
+      gflops.toFixed(1), fmtInt(Math.round(60000 / s.median)), shares(r.phases)]);
     if (r.info.backend !== 'cpu') fail(`${name}: trained on ${r.info.backend}, not the CPU`);
   }
-  return `every kind, fresh, one thread (ours): ms per train_step, matrix-product FLOP/s achieved over the whole step\n${table(rows)}`;
+  return `every kind, fresh, one thread (ours): ms per train_step, matrix-product FLOP/s achieved over the whole step, ` +
+    `and the share of the engine's time in each phase (its own clock)\n${table(rows)}`;
+}
+
+/** The engine's phases ({forward, loss, backward, optimizer} ms) as percentages of their sum. */
+function shares(phases) {
+  if (!phases) fail('the run reported no step_phases');
+  const parts = [phases.forward, phases.loss, phases.backward, phases.optimizer];
+  const total = parts.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) fail(`step_phases sum to ${total} ms`);
+  return parts.map((v) => `${Math.round((100 * v) / total)}%`).join(' / ');
 }
 
 // ---- the browser run -------------------------------------------------------------------------

@@ -78,6 +78,11 @@ impl CpuBackend {
         Ok(())
     }
 
+    /// Where the engine's steps' time has gone so far.
+    pub fn phases(&self) -> crate::engine::clock::PhaseTimes {
+        self.engine.phases
+    }
+
     /// The weights and Adam's state now.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Ok(Snapshot { params: self.engine.layout.split(&self.engine.theta), optimizer: self.optimizer_state()? })

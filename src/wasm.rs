@@ -297,6 +297,15 @@ impl Capabilities {
     }
 }
 
+/// `Model.step_phases`.
+#[derive(Serialize)]
+struct Phases {
+    forward: f64,
+    loss: f64,
+    backward: f64,
+    optimizer: f64,
+}
+
 /// `Model.gpu_traffic`.
 #[derive(Serialize)]
 struct GpuTraffic {
@@ -509,6 +518,16 @@ impl Model {
     #[wasm_bindgen(setter)]
     pub fn set_sync_interval(&mut self, steps: u32) -> Result<(), JsValue> {
         self.lab_mut()?.set_sync_interval(steps as u64).map_err(js_err)
+    }
+
+    /// Milliseconds the CPU engine's steps have spent so far in each phase: `{forward, loss,
+    /// backward, optimizer}` (the benchmark's shares; a step on WebGPU adds nothing here).
+    #[wasm_bindgen(getter)]
+    pub fn step_phases(&self) -> JsValue {
+        self.peek(|lab| {
+            let p = lab.trainer().cpu().phases();
+            to_js(&Phases { forward: p.forward, loss: p.loss, backward: p.backward, optimizer: p.optimizer })
+        })
     }
 
     /// Training steps taken so far by this model's trainer (a resumed run's count goes on).

@@ -229,3 +229,23 @@ fn a_batch_outside_the_dataset_is_refused_and_changes_nothing() {
         assert_eq!(engine.snapshot().unwrap().params, before, "{}: the refused step changed the weights", kind.name());
     }
 }
+
+/// The engine's own clock (the benchmark's shares) counts time in every phase, for every kind.
+#[test]
+fn the_engines_clock_counts_every_phase_of_every_kind() {
+    for kind in latent_lab::config::Kind::ALL {
+        let mut cfg = kind.default_config();
+        cfg.hidden = 32;
+        let mut lab = latent_lab::lab::Lab::fresh(cfg, 1).unwrap();
+        lab.set_dataset(crate::common::mnist().train.take(256)).unwrap();
+        let before = lab.trainer().cpu().phases();
+        for _ in 0..3 {
+            lab.train_step().unwrap();
+        }
+        let p = lab.trainer().cpu().phases();
+        assert_eq!(before.forward + before.loss + before.backward + before.optimizer, 0.0);
+        for (phase, ms) in [("forward", p.forward), ("loss", p.loss), ("backward", p.backward), ("optimizer", p.optimizer)] {
+            assert!(ms > 0.0 && ms < 10_000.0, "{kind:?}: {phase} took {ms} ms over 3 steps");
+        }
+    }
+}

@@ -327,15 +327,13 @@ async function discardRun() {
   await offerResume();
 }
 
-/** The models trained here in earlier visits, in the Model list until deleted. */
-async function addKeptModels() {
-  let kept = [];
+/** The models trained here in earlier visits (in the Model list until deleted); none where there is no storage. */
+async function keptModels() {
   try {
-    kept = await listModels();
+    return await listModels();
   } catch {
-    return; // no storage here: nothing was kept
+    return []; // no storage here: nothing was kept
   }
-  for (const { id, name, weights } of kept) addModel(`kept:${id}`, name, null, false, { bytes: weights, storedId: id });
 }
 
 /**
@@ -480,11 +478,15 @@ async function saveWeights() {
 // ---- start ---------------------------------------------------------------------------------
 
 async function main() {
-  lab = await wasm();
-  for (const { key, name } of MODELS) addModel(key, name, null, true);
-  await addKeptModels();
   // A shared link (#model=…&z=…&digit=…&view=…): whatever is valid is restored, the rest is default.
   const restore = parseFragment(location.hash, MODEL_KEYS);
+  // The first model's decoder downloads beside the wasm module, not after it; the models kept in
+  // this browser are listed meanwhile.
+  shippedDecoder(restore.model ?? MODEL_KEYS[0]).catch(() => {}); // its error is shown when it is drawn
+  const kept = keptModels();
+  lab = await wasm();
+  for (const { key, name } of MODELS) addModel(key, name, null, true);
+  for (const { id, name, weights } of await kept) addModel(`kept:${id}`, name, null, false, { bytes: weights, storedId: id });
   if (restore.digit !== undefined) state.digit = restore.digit;
   mountDigitPicker({ box: $('digit-buttons'), digit: state.digit, idPrefix: 'digit-', guard, onPick: setDigit });
   training = mountTraining({

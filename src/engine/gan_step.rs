@@ -11,6 +11,7 @@
 
 use super::layers::{act_backward, sigmoid, softplus, Linear};
 use super::matmul::Act;
+use super::clock::Stopwatch;
 use super::{fill_inputs, one_hot_into, Engine};
 use crate::backend::{diverged, Batch, GanLosses};
 use crate::gan::{DropoutKeep, DROPOUT};
@@ -138,6 +139,7 @@ impl GanStep {
     }
 
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<GanLosses> {
+        let mut sw = Stopwatch::start();
         let n = batch.indices.len();
         self.reserve(e, n);
         let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
@@ -191,7 +193,9 @@ impl GanStep {
         self.d1.forward(th, rd, &self.din, w, &mut self.dh1, Act::Leaky, Some(&self.dmask1));
         self.d2.forward(th, rd, &self.dh1, 2 * h, &mut self.dh2, Act::Leaky, Some(&self.dmask2));
         self.d3.forward(th, rd, &self.dh2, h, &mut self.dlogits, Act::None, None);
+        e.phases.forward += sw.lap();
         let d_loss = discriminator_loss_backward(&self.dlogits[..rd], &mut self.d_dlogits[..rd], n, conditional);
+        e.phases.loss += sw.lap();
         if !d_loss.is_finite() {
             return Err(diverged("the discriminator's loss", d_loss));
         }
@@ -204,7 +208,9 @@ impl GanStep {
         if !e.grad_sq_norm(self.d_range.clone()).is_finite() {
             return Err(diverged("the discriminator's gradient", "not finite"));
         }
+        e.phases.backward += sw.lap();
         e.propose(lr, self.d_range.clone());
+        e.phases.optimizer += sw.lap();
 
         // generator half, judged by the discriminator as its proposal leaves it
         let next = &e.moments.next_theta;
@@ -213,6 +219,7 @@ impl GanStep {
         self.d1.forward(next, n, fake, w, &mut self.eh1, Act::Leaky, Some(&self.emask1));
         self.d2.forward(next, n, &self.eh1, 2 * h, &mut self.eh2, Act::Leaky, Some(&self.emask2));
         self.d3.forward(next, n, &self.eh2, h, &mut self.elogits, Act::None, None);
+        e.phases.forward += sw.lap();
         // L_G = mean softplus(−l): dl = (sigmoid(l) − 1) / n
         let mut g_loss = 0f64;
         for (d, &l) in self.d_elogits[..n].iter_mut().zip(&self.elogits[..n]) {
@@ -223,6 +230,7 @@ impl GanStep {
         if !g_loss.is_finite() {
             return Err(diverged("the generator's loss", g_loss));
         }
+        e.phases.loss += sw.lap();
         self.d3.backward(next, n, &self.eh2, h, &self.d_elogits, None, Some((&mut self.d_eh2, h, false)));
         act_backward(&self.eh2[..n * h], &mut self.d_eh2[..n * h], Act::Leaky, Some(&self.emask2[..n * h]));
         self.d2.backward(next, n, &self.eh1, 2 * h, &self.d_eh2, None, Some((&mut self.d_eh1, 2 * h, false)));
@@ -242,7 +250,9 @@ impl GanStep {
         if !e.grad_sq_norm(self.g_range.clone()).is_finite() {
             return Err(diverged("the generator's gradient", "not finite"));
         }
+        e.phases.backward += sw.lap();
         e.propose(lr, self.g_range.clone());
+        e.phases.optimizer += sw.lap();
         let mean_verdict = |logits: &[f32]| logits.iter().map(|&l| sigmoid(l) as f64).sum::<f64>() as f32 / n as f32;
         Ok(GanLosses {
             d_loss,

@@ -7,11 +7,13 @@
 //! - `matmul.rs`: the products (register-blocked simd128 tiles in the browser, the `gemm` crate natively);
 //! - `layers.rs`: a linear layer's forward and backward, activations, losses;
 //! - `adam.rs`: the fused Adam pass and its commit;
-//! - `vae_step.rs`, `gan_step.rs`: one step per model family.
+//! - `vae_step.rs`, `gan_step.rs`: one step per model family;
+//! - `clock.rs`: where the steps' time goes, phase by phase (the benchmark's shares).
 //!
 //! candle's autograd (`reference.rs`) is what the tests hold it to.
 
 pub mod adam;
+pub mod clock;
 mod gan_step;
 pub mod layers;
 pub mod matmul;
@@ -23,6 +25,7 @@ use crate::config::ModelConfig;
 use crate::layout::ParamLayout;
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
 use adam::Moments;
+use clock::{PhaseTimes, Stopwatch};
 use anyhow::{bail, ensure, Result};
 use gan_step::GanStep;
 use std::ops::Range;
@@ -37,6 +40,8 @@ pub struct Engine {
     pub moments: Moments,
     /// Steps committed.
     pub t: u64,
+    /// Where the steps' time went.
+    pub phases: PhaseTimes,
     adam: AdamConfig,
     step: Option<Family>,
 }
@@ -59,6 +64,7 @@ impl Engine {
             grad: vec![0.0; total],
             moments: Moments::zeros(total),
             t: 0,
+            phases: PhaseTimes::default(),
             adam: AdamConfig::for_kind(cfg.kind),
             step: None,
         };
@@ -90,7 +96,9 @@ impl Engine {
         };
         self.step = Some(family);
         let losses = result?;
+        let mut sw = Stopwatch::start();
         self.commit();
+        self.phases.optimizer += sw.lap();
         Ok(losses)
     }
 

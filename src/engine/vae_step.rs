@@ -9,6 +9,7 @@
 
 use super::layers::{act_backward, bce_with_logits_backward, Linear};
 use super::matmul::Act;
+use super::clock::Stopwatch;
 use super::{fill_inputs, Engine};
 use crate::backend::{diverged, Batch, LossParts};
 use crate::mnist::IMAGE_PIXELS;
@@ -93,6 +94,7 @@ impl VaeStep {
         let n = batch.indices.len();
         self.reserve(e, n);
         let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        let mut sw = Stopwatch::start();
         let th = &e.theta;
         // forward
         fill_inputs(batch, None, (1.0, 0.0), &mut self.x[..n * (p + c)], p, c)?;
@@ -109,8 +111,10 @@ impl VaeStep {
         }
         self.fc3.forward(th, n, &self.z, l + c, &mut self.h3, Act::Relu, None);
         self.fc4.forward(th, n, &self.h3, h, &mut self.logits, Act::None, None);
+        e.phases.forward += sw.lap();
         // loss; the logits become their gradient
         let bce = bce_with_logits_backward(&mut self.logits[..n * p], p, &self.x, p + c, n) / n as f64;
+        e.phases.loss += sw.lap();
         let dlogits = &self.logits;
         // backward, in reverse order
         let g = &mut e.grad;
@@ -141,7 +145,9 @@ impl VaeStep {
         if !e.grad_sq_norm(0..e.layout.total).is_finite() {
             return Err(diverged("the gradient", "not finite"));
         }
+        e.phases.backward += sw.lap(); // the KL term's share (a few µs) with it
         e.propose(lr, 0..e.layout.total);
+        e.phases.optimizer += sw.lap();
         Ok(LossParts { loss: total, bce: bce as f32, kl: kl as f32 })
     }
 }
