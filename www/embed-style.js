@@ -17,6 +17,11 @@ const CSS_TEXT = `
   --ll-border: #2b3140;
   --ll-error-bg: #5a1d1d;
 }
+/* Room for the view before it draws, so that nothing below shifts as it loads, and so that a
+   lazily loaded element below the fold stays below it until the reader scrolls there. */
+:host { min-height: 150px; }
+:host(:not([view])), :host([view="sliders"]) { min-height: 300px; }
+:host([view="grid"]) { min-height: 400px; }
 :host([hidden]) { display: none; }
 * { box-sizing: border-box; }
 .frame {

@@ -40,6 +40,9 @@
 //   seed    interpolate: the seed of the two end points (default 1); "New ends" counts up from it.
 //   digit   conditional models: the digit drawn at first (default 0); the picker changes it.
 //   epochs  train: passes over the 60,000 training digits per Train press (default 1, 0.05–20).
+//   loading "lazy" (default): the element downloads its model only when it comes within 200 px
+//           of the viewport, so a post's first digits cost only what its visible views need;
+//           "eager": at once, wherever it is.
 //
 // Sharing: the views are the page's own (www/views/), and so are the downloads (www/assets.js):
 // however many elements a page holds, the wasm module is downloaded and instantiated once, and
@@ -203,6 +206,10 @@ class LatentLabElement extends HTMLElement {
     try {
       if (!VIEWS.includes(view)) throw new Error(`unknown view "${view}"; the views are ${VIEWS.join(', ')}`);
       this.setAttribute('aria-busy', 'true');
+      if ((this.getAttribute('loading') ?? 'lazy').trim() !== 'eager') {
+        await new Promise((resolve) => this.#whenVisible(resolve));
+        if (token !== this.#token) return;
+      }
       // A view that only samples fetches the decoder alone; the others the whole model.
       const model = await (SAMPLES_ONLY.includes(view) ? shippedDecoder(name) : shippedModel(name));
       if (token !== this.#token) return;

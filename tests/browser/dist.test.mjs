@@ -82,7 +82,8 @@ test('a plain static host serves the page and the embed from the dist folder', a
       });
       assert.ok(lit > 0.03, `the dist page drew no digits (${lit})`);
     } else {
-      // Every embedded view draws a canvas with ink.
+      // Every embedded view draws a canvas with ink (each loads once near the viewport).
+      for (const el of await page.locator('latent-lab').all()) await el.scrollIntoViewIfNeeded();
       await page.waitForFunction(() => [...document.querySelectorAll('latent-lab')].every((el) => {
         const c = el.shadowRoot?.querySelector('canvas');
         if (!c || !c.width) return false;

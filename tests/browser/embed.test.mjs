@@ -28,7 +28,9 @@ function openWith(path, setup = async () => {}) {
 }
 
 /** Waits until the <latent-lab> at `sel` has drawn its canvas or shown an error. */
-function settled(page, sel) {
+async function settled(page, sel) {
+  // An element loads its model once it is near the viewport (loading="lazy", the default).
+  await page.locator(sel).first().scrollIntoViewIfNeeded();
   return page.waitForFunction((s) => {
     const el = document.querySelector(s);
     const root = el?.shadowRoot;
@@ -272,6 +274,7 @@ test('under the strict CSP, the map, draw and train views work and the test digi
   const root = (id) => `#${id}`;
 
   // The map: 10,000 points, and two far-apart clicks decode two different digits.
+  await page.locator('#map').scrollIntoViewIfNeeded(); // it loads once near the viewport
   await page.waitForFunction(() => document.querySelector('#map')?.shadowRoot?.querySelector('canvas.map[data-points="10000"]'), null, { timeout: TIMEOUT });
   await page.waitForTimeout(100);
   const mapBox = await page.locator('#map >> canvas.map').boundingBox();
