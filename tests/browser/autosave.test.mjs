@@ -4,34 +4,11 @@
 // deleted, and storage that is full says so while training goes on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage, canvasStats } from './harness.mjs';
+import { launch, openPage, canvasStats, recordWorkerMessages } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
 after(async () => { await env?.close(); });
-
-// Records the worker's step, autosave and restart messages in sessionStorage as they come (it
-// outlives a reload of the tab), and in window.__training. For page.addInitScript.
-function recordAcrossReloads() {
-  const Native = window.Worker;
-  window.__training = [];
-  window.Worker = class extends Native {
-    constructor(...args) {
-      super(...args);
-      this.addEventListener('message', (e) => {
-        const d = e.data;
-        if (!d || d.samples || d.manifold || d.recon || d.coverage) return;
-        const m = { ...d, weights: d.weights ? d.weights.length : d.weights, state: undefined };
-        window.__training.push(m);
-        if (d.step !== undefined && !d.done && d.loss !== undefined) {
-          const losses = JSON.parse(sessionStorage.getItem('losses') ?? '{}');
-          (losses[d.step] ??= []).push(d.loss);
-          sessionStorage.setItem('losses', JSON.stringify(losses));
-        }
-      });
-    }
-  };
-}
 
 const ready = (page) => page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
 const messages = (page) => page.evaluate(() => window.__training);
@@ -54,7 +31,7 @@ async function startTraining(page) {
 }
 
 test('a reload offers to resume the autosaved run, which goes on with the same step and the same minibatch; the model it trained stays in the list until deleted', async () => {
-  const { page, problems } = await openPage(env, '?autosave=4', (p) => p.addInitScript(recordAcrossReloads));
+  const { page, problems } = await openPage(env, '?autosave=4', (p) => p.addInitScript(recordWorkerMessages, true));
   await ready(page);
   assert.equal(await page.isHidden('#train-resume'), true, 'a fresh browser offers a run to resume');
   await startTraining(page);
@@ -113,7 +90,7 @@ test('a reload offers to resume the autosaved run, which goes on with the same s
 });
 
 test('a worker killed mid-epoch restarts from the autosave, says how many steps were lost, and trains them again alike', async () => {
-  const { page, problems } = await openPage(env, '?autosave=3&debug', (p) => p.addInitScript(recordAcrossReloads));
+  const { page, problems } = await openPage(env, '?autosave=3&debug', (p) => p.addInitScript(recordWorkerMessages, true));
   await ready(page);
   await startTraining(page);
   const saved = await autosavedAfter(page, 10, 30);

@@ -176,8 +176,10 @@ export async function checkManifoldCorners(page, selector, { host = null, R }) {
 }
 
 // Records every training-worker message the page gets (bulky views left out, weights as their
-// length), in window.__training, before main.js makes its worker. For page.addInitScript.
-export function recordWorkerMessages() {
+// length), in window.__training, before main.js makes its worker; with `acrossReloads`, each VAE
+// step's loss also goes into sessionStorage's `losses` ({step: [loss, …]}), which outlives a
+// reload of the tab. For page.addInitScript(recordWorkerMessages[, true]).
+export function recordWorkerMessages(acrossReloads = false) {
   const Native = window.Worker;
   window.__training = [];
   window.Worker = class extends Native {
@@ -187,6 +189,11 @@ export function recordWorkerMessages() {
         const d = e.data;
         if (!d || d.samples || d.manifold || d.recon || d.coverage) return;
         window.__training.push({ ...d, weights: d.weights ? d.weights.length : d.weights, at: performance.now() });
+        if (acrossReloads && d.step !== undefined && !d.done && d.loss !== undefined) {
+          const losses = JSON.parse(sessionStorage.getItem('losses') ?? '{}');
+          (losses[d.step] ??= []).push(d.loss);
+          sessionStorage.setItem('losses', JSON.stringify(losses));
+        }
       });
     }
   };
