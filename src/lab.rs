@@ -2,7 +2,7 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata, StoredDtype};
-use crate::resume;
+use crate::resume::{self, FOLDED_EPOCHS};
 use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy};
 use crate::input::{count_images, count_rows};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
@@ -23,8 +23,6 @@ use candle_nn::VarMap;
 
 pub use crate::input::MAX_IMAGES_PER_CALL;
 
-/// The saved run's entry for how many of its trainer's epochs the model's `epochs` already counts.
-const FOLDED_EPOCHS: &str = "lab.folded_epochs";
 
 pub struct Lab {
     cfg: ModelConfig,
@@ -62,7 +60,8 @@ impl Lab {
 
     /// A model from safetensors bytes (ours, or a PyTorch `state_dict`).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
-        let ck = checkpoint::load(bytes, &Device::Cpu)?;
+        let mut ck = checkpoint::load(bytes, &Device::Cpu)?;
+        resume::forget_run(&mut ck.meta); // a saved run loaded as plain weights keeps none of its trainer's entries
         // The file's epochs (a PyTorch file records none) are where a decaying rate goes on from.
         let epochs = ck.meta.get("epochs").and_then(|e| e.parse::<f64>().ok()).filter(|e| e.is_finite() && *e >= 0.0);
         let mut lab = Self::from_params(ck.cfg, ck.params, ck.meta, 0)?;
@@ -340,8 +339,10 @@ impl Lab {
     pub fn save_run(&self) -> Result<Vec<u8>> {
         self.whole("be saved as a training run")?;
         let trainer = self.trainer.state()?;
-        let mut meta = self.meta.clone();
-        meta.insert(FOLDED_EPOCHS.into(), self.folded_epochs.to_string());
+        // The metadata as `save` writes it (epochs counting this trainer's, so the file also loads
+        // as plain weights whose decay goes on from there), and how many epochs that folds in.
+        let mut meta = self.metadata();
+        meta.insert(FOLDED_EPOCHS.into(), self.trainer.epochs().to_string());
         resume::write(&self.cfg, &self.trainer.cpu().snapshot()?, &meta, &trainer)
     }
 

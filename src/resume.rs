@@ -5,6 +5,9 @@
 //! the names PyTorch's Adam gives them (`exp_avg.<name>`, `exp_avg_sq.<name>`), the epoch's
 //! shuffle (`trainer.order`, U32), and the trainer's counts, settings and random streams in the
 //! metadata (`trainer.*`). Every value is checked on the way in; a bad one is a named error.
+//!
+//! Not kept: the trainer's copy to roll back to after a divergence. A resumed run takes its first
+//! copy where it resumes, so a rollback after a resume goes back no further than that step.
 
 use crate::checkpoint::{self, Checkpoint, Metadata};
 use crate::config::{Decay, ModelConfig, TrainSettings};
@@ -18,6 +21,8 @@ use std::str::FromStr;
 const MARK: &str = "training_state";
 const VERSION: &str = "1";
 const ORDER: &str = "trainer.order";
+/// The run's entry for how many of its trainer's epochs the model's `epochs` already counts.
+pub const FOLDED_EPOCHS: &str = "lab.folded_epochs";
 
 /// What a training state file holds: the model (weights and metadata), Adam's state, the trainer's.
 pub struct SavedRun {
@@ -73,6 +78,7 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
         None => bail!("this is a weights file, not a saved training run (it has no `{MARK}` entry); load it as a model"),
     }
     let mut checkpoint = checkpoint::load(bytes, device).context("the saved run's model")?;
+    ensure!(!checkpoint.decoder_only, "this is a decoder file, not a saved training run; load it as a model");
     let field = |key: &str| -> Result<&str> {
         meta.get(key).map(String::as_str).ok_or_else(|| anyhow!("the saved run has no `{key}` entry"))
     };
@@ -89,7 +95,9 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
         }
         moments.insert(name, (m, v));
     }
-    let optimizer = OptimizerState { t: number("optimizer.t")?, moments };
+    let t = number("optimizer.t")?;
+    ensure!(t < i32::MAX as u64, "the saved run's `optimizer.t` ({t}) is beyond any run's step count");
+    let optimizer = OptimizerState { t, moments };
 
     let order = st.tensor(ORDER).map_err(|_| anyhow!("the saved run has no tensor `{ORDER}` (the epoch's shuffle)"))?;
     ensure!(
@@ -121,8 +129,18 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
         max_recoveries: parse("trainer.rollbacks", allowed)?,
         recoveries: parse("trainer.rollbacks", used)?,
     };
-    checkpoint.meta.retain(|k, _| k != MARK && !k.starts_with("trainer.") && !k.starts_with("optimizer."));
+    let folded = checkpoint.meta.get(FOLDED_EPOCHS).cloned();
+    forget_run(&mut checkpoint.meta);
+    if let Some(f) = folded {
+        checkpoint.meta.insert(FOLDED_EPOCHS.into(), f);
+    }
     Ok(SavedRun { checkpoint, optimizer, trainer })
+}
+
+/// Takes a saved run's own entries (the marker, `trainer.*`, `optimizer.*`, `lab.*`) out of its
+/// metadata, leaving the model's.
+pub fn forget_run(meta: &mut Metadata) {
+    meta.retain(|k, _| k != MARK && !["trainer.", "optimizer.", "lab."].iter().any(|p| k.starts_with(p)));
 }
 
 fn parse<T: FromStr>(key: &str, text: &str) -> Result<T> {

@@ -189,7 +189,7 @@ impl Trainer {
         }
     }
 
-    /// Where training stands, to save and resume (`restore`). The weights are the CPU backend's,
+    /// Where training stands, to save and resume (`resume`). The weights are the CPU backend's,
     /// so a device's must have been copied out first (no steps in flight or unsynced).
     pub fn state(&self) -> Result<TrainerState> {
         let pending = self.unsynced_steps();

@@ -37,6 +37,7 @@ fn a_resumed_run_takes_the_steps_the_saved_one_would_have_taken_for_every_kind()
         lab.trainer_mut().set_learning_rate(1.5e-3).unwrap();
         steps(&mut lab, 10); // into the second epoch
         let saved = lab.save_run().unwrap();
+        let epochs_then = lab.metadata()["epochs"].clone();
         let on = steps(&mut lab, 12);
 
         let mut resumed = Lab::resume(&saved).unwrap();
@@ -49,9 +50,14 @@ fn a_resumed_run_takes_the_steps_the_saved_one_would_have_taken_for_every_kind()
         // The weights, Adam's state and the metadata (epochs counted once) agree too.
         assert_eq!(resumed.save().unwrap(), lab.save().unwrap(), "{kind:?}");
         assert_eq!(resumed.save_run().unwrap(), lab.save_run().unwrap(), "{kind:?}");
-        // A saved run is also a weights file: it loads as the model it holds.
+        // A saved run is also a weights file: it loads as the model it holds, its epochs counted
+        // and none of the trainer's entries carried into the model's metadata.
         let plain = Lab::from_safetensors(&saved).unwrap();
         assert_eq!(plain.config(), cfg);
+        let meta = plain.metadata();
+        assert_eq!(meta["epochs"], epochs_then, "{kind:?}");
+        assert_eq!(epochs_then, "1.48", "{kind:?}: 7 steps an epoch, then 3 of 32 digits of 200");
+        assert!(meta.keys().all(|k| !k.starts_with("trainer.") && !k.starts_with("lab.") && k != "training_state"), "{meta:?}");
     }
 }
 
@@ -89,6 +95,8 @@ fn a_damaged_or_wrong_file_is_refused_by_name() {
     let saved = lab.save_run().unwrap();
 
     expect_err(Lab::resume(&lab.save().unwrap()), &["this is a weights file, not a saved training run", "load it as a model"]);
+    let decoder = lab.save_decoder(latent_lab::checkpoint::StoredDtype::F32).unwrap();
+    expect_err(Lab::resume(&decoder), &["this is a weights file, not a saved training run"]);
     expect_err(Lab::resume(&saved[..saved.len() / 2]), &["not valid safetensors"]);
 
     // The header edited in place (same length): an unknown decay.

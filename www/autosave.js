@@ -3,8 +3,9 @@
 // the models trained here, which stay in the Model list until deleted. The worker writes runs;
 // the page lists, resumes and deletes them. No DOM here: the worker imports it too.
 //
-// A run:   {id: 'run', key, name, caps, step, epoch, totalSteps, seconds, savedAt, state: Uint8Array
-//           (Model.save_run's bytes), curves: {field: number[]}, backend}
+// A run:   {id: 'run', runId, key, name, caps, step, epoch, totalSteps, seconds, savedAt, state:
+//           Uint8Array (Model.save_run's bytes), curves: {field: number[]}, backend}; `runId` names
+//           the run across its autosaves, restarts and resumes (one slot: the latest run to save wins)
 // A model: {id, name, weights: Uint8Array (Model.save's bytes), savedAt}
 const DB_NAME = 'latent-lab';
 const DB_VERSION = 1;
@@ -23,9 +24,17 @@ function open() {
       req.onupgradeneeded = () => {
         for (const store of [RUNS, MODELS]) req.result.createObjectStore(store, { keyPath: 'id' });
       };
-      req.onsuccess = () => resolve(req.result);
+      req.onsuccess = () => {
+        const opened = req.result;
+        // Another tab upgrading the database, or the browser closing it: open afresh next time.
+        opened.onversionchange = () => {
+          opened.close();
+          db = null;
+        };
+        opened.onclose = () => (db = null);
+        resolve(opened);
+      };
       req.onerror = () => reject(req.error);
-      req.onblocked = () => reject(new Error('another tab holds an older version of the storage open'));
     });
     db.catch(() => (db = null)); // unavailable now (a private window); a later call may try again
   }
@@ -45,7 +54,14 @@ async function request(store, mode, make) {
 
 export const putRun = (run) => request(RUNS, 'readwrite', (s) => s.put({ ...run, id: RUN_ID }));
 export const getRun = () => request(RUNS, 'readonly', (s) => s.get(RUN_ID));
-export const deleteRun = () => request(RUNS, 'readwrite', (s) => s.delete(RUN_ID));
+/** Deletes the saved run: only if it is run `runId`'s (another run may have saved over it), or whichever it is. */
+export const deleteRun = (runId) => request(RUNS, 'readwrite', (s) => {
+  const saved = s.get(RUN_ID);
+  saved.onsuccess = () => {
+    if (runId === undefined || saved.result?.runId === runId) s.delete(RUN_ID);
+  };
+  return saved;
+});
 
 export const putModel = (model) => request(MODELS, 'readwrite', (s) => s.put(model));
 export const listModels = () => request(MODELS, 'readonly', (s) => s.getAll());

@@ -265,13 +265,21 @@ let training = null; // the Train panel's view, made in main()
 
 async function startTraining() {
   clearError();
-  const m = $('train-from').value === 'fresh' ? model() : await wholeModel();
   const epochs = Number($('train-epochs').value);
   if (!(epochs > 0)) throw new Error('Epochs must be a positive number.');
+  // Train and the Model list are off from here, so neither a second click nor another model can
+  // come in while the whole weights download.
+  setTraining(true);
+  let m;
+  try {
+    m = $('train-from').value === 'fresh' ? model() : await wholeModel();
+  } catch (e) {
+    setTraining(false);
+    throw e;
+  }
   state.trainingKey = state.current;
   state.trainingName = state.models.get(state.current).name;
   $('train-progress').value = 0;
-  setTraining(true);
   training.start(m, {
     fresh: $('train-from').value === 'fresh',
     epochs,
@@ -313,12 +321,16 @@ async function offerResume() {
 
 async function resumeTraining() {
   clearError();
-  const run = await getRun();
-  if (!run) throw new Error('The saved run is gone (deleted in another tab?); nothing to resume.');
+  setTraining(true);
+  const run = await getRun().catch(() => null);
+  if (!run) {
+    setTraining(false);
+    await offerResume();
+    throw new Error('The saved run is gone (deleted in another tab?); nothing to resume.');
+  }
   state.trainingKey = run.key;
   state.trainingName = run.name;
   $('train-progress').value = run.step / run.totalSteps;
-  setTraining(true);
   training.resume(run.caps, {}, autosaveSettings(run.key, run.name));
 }
 
@@ -410,7 +422,8 @@ async function finishRun({ weights, steps, reason }) {
     // The failed step was refused, so these are the last good weights; the reader may still want
     // them, but they replace nothing.
     const key = `${state.trainingKey}:before-error`;
-    addModel(key, `${state.models.get(state.trainingKey).name} · trained until the error`, lab.Model.load(weights));
+    const name = state.models.get(state.trainingKey)?.name ?? state.trainingName;
+    addModel(key, `${name} · trained until the error`, lab.Model.load(weights));
     status.textContent += ` · stopped by an error; the weights up to step ${steps} are in the Model list, the current model is unchanged`;
   } else {
     const key = state.trainingKey;

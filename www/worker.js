@@ -14,8 +14,9 @@
 //                                               (www/autosave.js) every epoch and every `every`
 //                                               seconds; `key` and `name` say which of the page's
 //                                               models it trains, for the Resume offer
-//      {cmd: 'resume', autosave, gridZ, …}      goes on with the autosaved run, to its total steps,
-//                                               with these views (as 'start' has them)
+//      {cmd: 'resume', autosave, runId?, gridZ, …}   goes on with the autosaved run, to its total
+//                                               steps, with these views (as 'start' has them); with
+//                                               runId, only if the saved run is still that one
 //      {cmd: 'stop'}                            stop after the current step, keeping its weights
 //                                               (and, with autosave, the run, to resume later)
 //      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
@@ -24,9 +25,9 @@
 //      {recovered: {divergedAt, resumedAt, learningRate, retriesLeft, why}}   a step diverged: training
 //                                               went back to the last good weights (every sync
 //                                               interval) at half the learning rate
-//      {resumed: {step, totalSteps, curves}}    a resumed run starts again after `step`; `curves`:
-//                                               its loss curves so far, by field
-//      {autosaved: {step, savedAt}}             the run up to `step` is in IndexedDB
+//      {resumed: {step, totalSteps, curves, runId}}   a resumed run starts again after `step`;
+//                                               `curves`: its loss curves so far, by field
+//      {autosaved: {step, savedAt, runId}}      the run up to `step` is in IndexedDB
 //      {autosaveFailed: string}                 it could not be stored (why); training goes on
 //      {step, epoch, totalSteps, seconds, loss, bce, kl} after every VAE step (seconds: since
 //                                               training began, the dataset in place)
@@ -107,6 +108,11 @@ async function train(msg) {
   const { Model, data, classifier } = await prepare();
   const run = msg.cmd === 'resume' ? await getRun() : null;
   if (msg.cmd === 'resume' && !run) throw new Error('there is no autosaved run in this browser to resume');
+  if (run && msg.runId && run.runId !== msg.runId) {
+    throw new Error('the autosave now holds another run (saved over it from another tab), so this one cannot be restarted');
+  }
+  // Names the run across its autosaves, restarts and resumes.
+  const runId = run?.runId ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const model = run ? Model.resume(run.state)
     : msg.weights ? Model.load(msg.weights) : Model.create(msg.kind, msg.seed, msg.latent, msg.hidden);
   const caps = model.capabilities;
@@ -131,16 +137,28 @@ async function train(msg) {
     let steps = submitted; // steps whose results came back
     // The loss curves so far, by field, kept here so that an autosave has them.
     const curves = run?.curves ?? Object.fromEntries(caps.losses.map((f) => [f, []]));
-    if (run) postMessage({ resumed: { step: steps, totalSteps, curves } });
+    if (run) postMessage({ resumed: { step: steps, totalSteps, curves, runId } });
     const secondsBefore = run?.seconds ?? 0;
     const autosave = msg.autosave &&
-      autosaver(model, { ...msg.autosave, caps, totalSteps, backend: choice, curves, epoch: run?.epoch ?? 0 });
+      autosaver(model, { ...msg.autosave, runId, caps, totalSteps, backend: choice, curves, epoch: run?.epoch ?? 0 });
     postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${run ? `steps ${steps + 1} to ` : ''}${totalSteps} steps` });
     training = model;
     const began = performance.now();
     const seconds = () => secondsBefore + (performance.now() - began) / 1000;
     let reason = 'finished';
     let last = null; // the last step's stats
+    /** A finished step's stats: into the curves and out to the page. */
+    const took = (s) => {
+      const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: seconds(), ...s.losses };
+      s.free();
+      for (const [field, values] of Object.entries(curves)) {
+        values.length = Math.min(values.length, stats.step - 1); // after a rollback the steps come again
+        values.push(stats[field]);
+      }
+      postMessage(stats);
+      last = stats;
+      return stats;
+    };
     while (steps < totalSteps) {
       if (stopRequested) {
         reason = 'stopped';
@@ -157,16 +175,7 @@ async function train(msg) {
           await autosave.save(last, seconds());
           continue;
         }
-        const s = await model.next_stats();
-        const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: seconds(), ...s.losses };
-        s.free();
-        steps = stats.step;
-        last = stats;
-        for (const [field, values] of Object.entries(curves)) {
-          values.length = Math.min(values.length, steps - 1); // after a rollback the steps come again
-          values.push(stats[field]);
-        }
-        postMessage(stats);
+        steps = took(await model.next_stats()).step;
         // The views decode on the GPU too, so a lost device can surface here as well.
         if (steps % SAMPLE_EVERY === 0 || steps >= totalSteps) await postViews(model, caps, msg, steps, classifier, coverageZ, coverageLabels);
       } catch (e) {
@@ -204,13 +213,12 @@ async function train(msg) {
       }
       await yieldToEvents();
     }
-    await settle(model);
-    if (autosave) {
-      // Stopped: the run is kept, to resume later. Finished or failed: there is nothing to resume.
-      if (reason === 'stopped' && last) await autosave.save(last, seconds());
-      await autosave.written();
-      if (reason !== 'stopped') await deleteRun().catch(() => {});
-    }
+    await settle(model, took);
+    // Stopped: the run is kept, to resume later. Finished or failed: there is nothing to resume
+    // (the saved run is deleted if it is this one's).
+    if (autosave && reason === 'stopped' && last) await autosave.save(last, seconds());
+    await autosave?.written();
+    if ((autosave || run) && reason !== 'stopped') await deleteRun(runId).catch(() => {});
     const weights = model.save();
     postMessage({ done: true, weights, steps, reason }, [weights.buffer]);
   } finally {
@@ -224,7 +232,7 @@ async function train(msg) {
  * one write at a time, without waiting for it to land: training goes on meanwhile. Says when a
  * write landed ({autosaved}), and, once per cause, why one could not ({autosaveFailed}).
  */
-function autosaver(model, { every, key, name, caps, totalSteps, backend, curves, epoch }) {
+function autosaver(model, { every, key, name, runId, caps, totalSteps, backend, curves, epoch }) {
   let savedAt = performance.now();
   let savedEpoch = Math.floor(epoch);
   let writing = Promise.resolve();
@@ -234,25 +242,32 @@ function autosaver(model, { every, key, name, caps, totalSteps, backend, curves,
     due: (epochNow) => !busy && (Math.floor(epochNow) > savedEpoch || performance.now() - savedAt >= every * 1000),
     /** Saves the run as it stands (nothing queued: the caller waited); `last`: the last step's stats. */
     async save(last, seconds) {
-      await model.sync(); // on WebGPU the weights come back first
-      const state = model.save_run();
       savedAt = performance.now();
       savedEpoch = Math.floor(last.epoch);
+      const failed = (why) => {
+        if (why !== problem) postMessage({ autosaveFailed: why });
+        problem = why;
+      };
+      let state;
+      try {
+        await model.sync(); // on WebGPU the weights come back first
+        state = model.save_run();
+      } catch (e) {
+        if (e instanceof WebAssembly.RuntimeError || isDeviceLoss(e)) throw e; // the training loop's to handle
+        failed(`the run could not be written out (${e.message})`);
+        return;
+      }
       const record = {
-        key, name, caps, backend, totalSteps, state, seconds, step: model.steps_trained, epoch: last.epoch,
+        runId, key, name, caps, backend, totalSteps, state, seconds, step: model.steps_trained, epoch: last.epoch,
         curves: Object.fromEntries(Object.entries(curves).map(([f, v]) => [f, v.slice()])), savedAt: Date.now(),
       };
       busy = true;
       writing = putRun(record).then(
         () => {
           problem = null;
-          postMessage({ autosaved: { step: record.step, savedAt: record.savedAt } });
+          postMessage({ autosaved: { step: record.step, savedAt: record.savedAt, runId } });
         },
-        (e) => {
-          const why = storageProblem(e);
-          if (why !== problem) postMessage({ autosaveFailed: why });
-          problem = why;
-        },
+        (e) => failed(storageProblem(e)),
       ).finally(() => (busy = false));
     },
     written: () => writing,
@@ -281,12 +296,12 @@ async function postViews(model, caps, msg, step, classifier, coverageZ, coverage
 
 /**
  * Before saving: takes the results of steps still queued (after a stop or an error; those behind
- * a refused step were refused too) and reads the GPU's weights back.
+ * a refused step were refused too), each to `took`, and reads the GPU's weights back.
  */
-async function settle(model) {
+async function settle(model, took) {
   while (model.steps_queued > 0) {
     try {
-      (await model.next_stats()).free();
+      took(await model.next_stats());
     } catch {
       // already reported, or refused behind the step that was
     }

@@ -66,6 +66,8 @@ test('a reload offers to resume the autosaved run, which goes on with the same s
   await page.click('#train-stop');
   await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
   assert.match(await page.textContent('#train-status'), /stopped; the page now uses these weights, and this browser keeps them/);
+  // The run kept at Stop is at the last step the page was told of, with a point for every step.
+  const stoppedAt = Math.max(...(await messages(page)).filter((m) => m.loss !== undefined).map((m) => m.step));
 
   // After another reload: the model trained here is in the list, draws, and can be deleted.
   await page.reload();
@@ -76,7 +78,9 @@ test('a reload offers to resume the autosaved run, which goes on with the same s
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('VAE, latent 2 · trained here:'));
   assert.ok((await canvasStats(page, '#samples')).lit > 500, 'the kept model draws nothing');
   // Stopped, the run is kept too, to go on with later.
-  assert.match(await page.textContent('#train-resume-button'), /^Resume training \(step \d+, saved just now\)$/);
+  assert.equal(await page.textContent('#train-resume-button'), `Resume training (step ${stoppedAt}, saved just now)`);
+  const points = await page.evaluate(async () => (await (await import('/www/autosave.js')).getRun()).curves.loss.length);
+  assert.equal(points, stoppedAt, 'the kept curve has a point for every step');
   await page.click('#model-delete');
   await page.waitForFunction(() => ![...document.querySelector('#model-select').options].some((o) => o.value.startsWith('kept:')));
   await page.click('#train-discard');

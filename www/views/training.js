@@ -87,7 +87,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
     if (!run?.autosave || run.autosaved === null || run.restarts >= MAX_RESTARTS) return false;
     run.restarts++;
     const restarted = { why, from: run.autosaved, lost: Math.max(0, run.lastStep - run.autosaved) };
-    spawn().postMessage({ cmd: 'resume', autosave: run.autosave, ...run.views });
+    spawn().postMessage({ cmd: 'resume', autosave: run.autosave, runId: run.runId, ...run.views });
     showNote(restartLine(restarted));
     onMessage({ restarted });
     return true;
@@ -99,7 +99,9 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
       if (restart(`its WebAssembly module failed: ${msg.fatal}`)) return;
     }
     if (msg.done) run = null;
-    if (msg.autosaved && run) run.autosaved = msg.autosaved.step;
+    // What a restart goes back to: the last autosave of this run, or the save it resumed from.
+    if (msg.autosaved && run) Object.assign(run, { autosaved: msg.autosaved.step, runId: msg.autosaved.runId });
+    if (msg.resumed && run) Object.assign(run, { autosaved: msg.resumed.step, lastStep: msg.resumed.step, runId: msg.resumed.runId });
     if (msg.status) status.textContent = msg.status;
     else if (msg.samples) drawTrainingGrid(samples, msg.samples, cell);
     else if (msg.coverage && verdict && judged) {
@@ -149,7 +151,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
       const [color, label] = CURVES[field];
       return { field, values: [], color, label };
     });
-    run = { autosave: msg.autosave ?? null, views, autosaved: null, lastStep: 0, restarts: 0 };
+    run = { autosave: msg.autosave ?? null, views, autosaved: null, runId: null, lastStep: 0, restarts: 0 };
     worker.postMessage(msg, msg.weights ? [msg.weights.buffer] : []);
     return msg;
   };
