@@ -2,7 +2,7 @@
 //! kind with its trainer, and every check on what comes in from outside, so bad input is an error, never a panic.
 
 use crate::checkpoint::{self, Metadata, StoredDtype};
-use crate::resume::{self, FOLDED_EPOCHS};
+use crate::resume;
 use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy};
 use crate::input::{count_images, count_rows};
 use crate::mnist::{Dataset, IMAGE_PIXELS};
@@ -86,10 +86,15 @@ impl Lab {
 
     /// The decoder alone, for a page's first digits (`checkpoint::save_decoder`).
     pub fn save_decoder(&self, dtype: StoredDtype) -> Result<Vec<u8>> {
+        self.published()?;
+        checkpoint::save_decoder(&self.cfg, &self.params, &self.metadata(), dtype)
+    }
+
+    /// `params` brought up to date for saving: refused while a device's steps are not read back.
+    fn published(&self) -> Result<()> {
         let pending = self.trainer.unsynced_steps();
         ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
-        self.trainer.cpu().publish()?;
-        checkpoint::save_decoder(&self.cfg, &self.params, &self.metadata(), dtype)
+        self.trainer.cpu().publish()
     }
 
     pub fn config(&self) -> ModelConfig {
@@ -340,10 +345,8 @@ impl Lab {
         self.whole("be saved as a training run")?;
         let trainer = self.trainer.state()?;
         // The metadata as `save` writes it (epochs counting this trainer's, so the file also loads
-        // as plain weights whose decay goes on from there), and how many epochs that folds in.
-        let mut meta = self.metadata();
-        meta.insert(FOLDED_EPOCHS.into(), self.trainer.epochs().to_string());
-        resume::write(&self.cfg, &self.trainer.cpu().snapshot()?, &meta, &trainer)
+        // as plain weights whose decay goes on from there): it folds in all the trainer's epochs.
+        resume::write(&self.cfg, &self.trainer.cpu().snapshot()?, &self.metadata(), &trainer, self.trainer.epochs())
     }
 
     /// A run saved by `save_run`, to go on with: hand over the same dataset (`set_dataset`) and
@@ -351,23 +354,18 @@ impl Lab {
     pub fn resume(bytes: &[u8]) -> Result<Self> {
         let saved = resume::read(bytes, &Device::Cpu)?;
         let ck = saved.checkpoint;
-        let mut meta = ck.meta;
-        let folded = meta.remove(FOLDED_EPOCHS).map(|f| f.parse::<f64>()).transpose();
-        let folded = folded.ok().flatten().filter(|f| f.is_finite() && *f >= 0.0);
-        let folded = folded.ok_or_else(|| anyhow!("the saved run's `{FOLDED_EPOCHS}` is missing or not a count of epochs"))?;
         let device = Device::Cpu;
         let net = Net::new(ck.cfg, &ck.params, &device)?;
         let cpu = CpuBackend::new(ck.cfg, &ck.params, device.clone())?;
         let trainer = Trainer::resume(cpu, &saved.trainer, &saved.optimizer)?;
-        Ok(Self { cfg: ck.cfg, params: ck.params, net, meta, trainer, folded_epochs: folded, decoder_only: false, device })
+        let folded_epochs = saved.folded_epochs;
+        Ok(Self { cfg: ck.cfg, params: ck.params, net, meta: ck.meta, trainer, folded_epochs, decoder_only: false, device })
     }
 
     /// The weights as safetensors bytes in `dtype` (f16: half the size, for shipping).
     pub fn save_as(&self, dtype: StoredDtype) -> Result<Vec<u8>> {
         self.whole("be saved as a whole weights file")?;
-        let pending = self.trainer.unsynced_steps();
-        ensure!(pending == 0, "{pending} steps trained on WebGPU are not read back yet; sync first");
-        self.trainer.cpu().publish()?;
+        self.published()?;
         checkpoint::save(&self.cfg, &self.params, &self.metadata(), dtype)
     }
 }

@@ -22,18 +22,20 @@ const MARK: &str = "training_state";
 const VERSION: &str = "1";
 const ORDER: &str = "trainer.order";
 /// The run's entry for how many of its trainer's epochs the model's `epochs` already counts.
-pub const FOLDED_EPOCHS: &str = "lab.folded_epochs";
+const FOLDED_EPOCHS: &str = "lab.folded_epochs";
 
 /// What a training state file holds: the model (weights and metadata), Adam's state, the trainer's.
 pub struct SavedRun {
     pub checkpoint: Checkpoint,
     pub optimizer: OptimizerState,
     pub trainer: TrainerState,
+    /// How many of the trainer's epochs the model's `epochs` entry already counts.
+    pub folded_epochs: f64,
 }
 
-/// The run as bytes: the weights and Adam's state of `snapshot`, `meta` (the model's own, with
-/// any `lab.*` entries the caller adds) and the trainer's place.
-pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &TrainerState) -> Result<Vec<u8>> {
+/// The run as bytes: the weights and Adam's state of `snapshot`, `meta` (the model's own), the
+/// trainer's place, and how many of its epochs `meta`'s `epochs` already counts.
+pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &TrainerState, folded_epochs: f64) -> Result<Vec<u8>> {
     let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let mut tensors = Vec::new();
     for (name, shape) in cfg.param_shapes() {
@@ -48,8 +50,9 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
 
     let mut meta = checkpoint::with_config(cfg, meta);
     let s = &trainer.settings;
-    let fields: [(&str, String); 14] = [
+    let fields: [(&str, String); 15] = [
         (MARK, VERSION.into()),
+        (FOLDED_EPOCHS, folded_epochs.to_string()),
         ("optimizer.t", snapshot.optimizer.t.to_string()),
         ("trainer.steps", trainer.steps.to_string()),
         ("trainer.examples_seen", trainer.examples_seen.to_string()),
@@ -69,7 +72,7 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
 }
 
 /// Reads a training state file back, every part checked. The metadata returned is the model's
-/// own (the `trainer.*`, `optimizer.*` and marker entries taken out), `lab.*` entries included.
+/// own (the run's entries taken out).
 pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
     let (st, meta) = checkpoint::read(bytes)?;
     match meta.get(MARK).map(String::as_str) {
@@ -129,12 +132,10 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
         max_recoveries: parse("trainer.rollbacks", allowed)?,
         recoveries: parse("trainer.rollbacks", used)?,
     };
-    let folded = checkpoint.meta.get(FOLDED_EPOCHS).cloned();
+    let folded_epochs = real(FOLDED_EPOCHS)?;
+    ensure!(folded_epochs.is_finite() && folded_epochs >= 0.0, "the saved run's `{FOLDED_EPOCHS}` ({folded_epochs}) is not a count of epochs");
     forget_run(&mut checkpoint.meta);
-    if let Some(f) = folded {
-        checkpoint.meta.insert(FOLDED_EPOCHS.into(), f);
-    }
-    Ok(SavedRun { checkpoint, optimizer, trainer })
+    Ok(SavedRun { checkpoint, optimizer, trainer, folded_epochs })
 }
 
 /// Takes a saved run's own entries (the marker, `trainer.*`, `optimizer.*`, `lab.*`) out of its

@@ -69,30 +69,25 @@ export const wasm = once(async () => {
   return module;
 });
 
-const known = (key) => {
+/** One shared Model per shipped model key, loaded from the file `url(key)` (`what` it is, for errors). */
+const shippedFrom = (url, what) => perKey(async (key) => {
   if (!MODEL_KEYS.includes(key)) throw new Error(`unknown model "${key}"; the models are ${MODEL_KEYS.join(', ')}`);
-};
+  const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(url(key), `the ${key} ${what}`)]);
+  return Model.load(bytes);
+});
 
 /**
  * The shared Model of the shipped model `key`, whole (it encodes and trains too); sampling is
  * synchronous, so sharing it is safe.
  */
-export const shippedModel = perKey(async (key) => {
-  known(key);
-  const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.model(key), `the ${key} weights`)]);
-  return Model.load(bytes);
-});
+export const shippedModel = shippedFrom(URLS.model, 'weights');
 
 /**
  * The shared Model of the shipped model `key` from its decoder alone (about half the bytes, a
  * GAN's generator, a VAE's fc3 and fc4): it samples and interpolates, the same digits as the
  * whole model; `capabilities.whole` is false. What a view that only samples fetches first.
  */
-export const shippedDecoder = perKey(async (key) => {
-  known(key);
-  const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.decoder(key), `the ${key} decoder`)]);
-  return Model.load(bytes);
-});
+export const shippedDecoder = shippedFrom(URLS.decoder, 'decoder');
 
 export const classifier = once(async () => {
   const [{ Classifier }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.classifier, 'the digit classifier')]);

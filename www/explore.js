@@ -30,6 +30,11 @@ export function setupExplorer(page) {
   const active = new Set(); // the panels that have been shown: 'map', 'manifold', 'draw', 'recon'
   let shownModel = null; // the model the panels were last drawn for
   let pendingCursor = null; // a restored cursor, placed once the map is drawn
+  // The current model, whole if it has an encoder (the page may draw from its decoder alone until then).
+  const encoding = async () => {
+    const m = model();
+    return m.capabilities.encoder ? page.wholeModel() : m;
+  };
   const noEncoder = (m, what) => `A ${m.capabilities.kind.toUpperCase()} has no encoder, so it cannot ${what}`;
 
   // ---- the latent map ----------------------------------------------------------------------
@@ -46,9 +51,8 @@ export function setupExplorer(page) {
   });
 
   async function renderMap() {
-    let m = model();
+    const m = await encoding();
     const note = $('map-note');
-    if (m.capabilities.encoder) m = await page.wholeModel();
     if (!m.capabilities.encoder) {
       map.clear();
       $('map-body').hidden = true;
@@ -126,8 +130,7 @@ export function setupExplorer(page) {
   }
 
   async function renderRecon() {
-    let m = model();
-    if (m.capabilities.encoder) m = await page.wholeModel();
+    const m = await encoding();
     if (!m.capabilities.encoder) {
       $('recon-body').hidden = true;
       $('recon-note').textContent = `${noEncoder(m, 'reconstruct a digit')}.`;
