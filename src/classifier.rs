@@ -9,17 +9,18 @@
 
 use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{self, Metadata, StoredDtype};
+use crate::engine::classify::{argmax_rows, ClassifierWeights};
 use crate::input::count_images;
 use crate::mnist::{Dataset, CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::model::init_uniform;
 use crate::mnist::batch_images;
 use anyhow::{bail, ensure, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{Conv2d, Linear, Module, VarBuilder, VarMap};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
 /// Width of the penultimate layer, the features the Fréchet distance uses.
-pub const FEATURES: usize = 128;
+pub use crate::engine::classify::FEATURES;
 
 /// Every parameter as (PyTorch name, shape, fan_in), in initialisation order.
 pub fn param_specs() -> Vec<(String, Vec<usize>, usize)> {
@@ -78,23 +79,30 @@ impl Classifier {
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         self.logits_from_features(&self.features(x)?)
     }
+
+    /// The weights as flat arrays, for the engine's forward (`engine::classify`).
+    pub fn weights(&self) -> Result<ClassifierWeights> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let bias = |b: Option<&Tensor>| b.map(flat).transpose()?.ok_or_else(|| anyhow::anyhow!("the classifier has a layer without a bias"));
+        Ok(ClassifierWeights {
+            conv1_weight: flat(self.conv1.weight())?,
+            conv1_bias: bias(self.conv1.bias())?,
+            conv2_weight: flat(self.conv2.weight())?,
+            conv2_bias: bias(self.conv2.bias())?,
+            fc1_weight: flat(self.fc1.weight())?,
+            fc1_bias: bias(self.fc1.bias())?,
+            fc2_weight: flat(self.fc2.weight())?,
+            fc2_bias: bias(self.fc2.bias())?,
+        })
+    }
 }
 
-/// Most images classified in one pass (bounds the convolutions' scratch memory).
-const CHUNK: usize = 1000;
-
-/// Images [n, 784] → the features [n, 128] and predicted digits [n], in chunks.
-pub fn features_and_predictions(net: &Classifier, images: &[f32], device: &Device) -> Result<(Vec<f32>, Vec<u8>)> {
+/// Images [n, 784] → the features [n, 128] and predicted digits [n], on the engine
+/// (`engine::classify`; candle's forward above is what the tests hold it to).
+pub fn features_and_predictions(net: &Classifier, images: &[f32]) -> Result<(Vec<f32>, Vec<u8>)> {
     ensure!(images.len() % IMAGE_PIXELS == 0, "{} values is not a whole number of images", images.len());
-    let (mut feats, mut preds) = (Vec::new(), Vec::new());
-    for chunk in images.chunks(CHUNK * IMAGE_PIXELS) {
-        let x = Tensor::from_slice(chunk, (chunk.len() / IMAGE_PIXELS, IMAGE_PIXELS), device)?;
-        let f = net.features(&x)?;
-        let logits = net.logits_from_features(&f)?;
-        feats.extend(f.flatten_all()?.to_vec1::<f32>()?);
-        preds.extend(logits.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|c| c as u8));
-    }
-    Ok((feats, preds))
+    let (features, logits) = net.weights()?.features_and_logits(images);
+    Ok((features, argmax_rows(&logits)))
 }
 
 /// A classifier with its parameters and metadata, from a weights file or fresh.
@@ -128,9 +136,9 @@ impl ClassifierModel {
     }
 
     /// Images, flattened [n, 784] in [0, 1] → the digit each one is read as.
-    pub fn classify(&self, images: &[f32], device: &Device) -> Result<Vec<u8>> {
+    pub fn classify(&self, images: &[f32]) -> Result<Vec<u8>> {
         count_images(images)?;
-        Ok(features_and_predictions(&self.net, images, device)?.1)
+        Ok(features_and_predictions(&self.net, images)?.1)
     }
 
     /// Test-set accuracy in [0, 1].
@@ -138,7 +146,7 @@ impl ClassifierModel {
         ensure!(!data.is_empty(), "cannot measure accuracy on an empty dataset");
         let indices: Vec<usize> = (0..data.len()).collect();
         let images = batch_images(data, &indices, device)?.flatten_all()?.to_vec1::<f32>()?;
-        let (_, preds) = features_and_predictions(&self.net, &images, device)?;
+        let (_, preds) = features_and_predictions(&self.net, &images)?;
         let right = preds.iter().zip(&data.labels).filter(|(p, y)| p == y).count();
         Ok(right as f64 / data.len() as f64)
     }

@@ -184,7 +184,7 @@ pub fn measure_real(classifier: &Classifier, data: &Dataset, device: &Device) ->
     ensure!(data.len() >= 2, "measuring real digits needs at least 2 of them");
     let indices: Vec<usize> = (0..data.len()).collect();
     let images = batch_images(data, &indices, device)?.flatten_all()?.to_vec1::<f32>()?;
-    let (features, predictions) = features_and_predictions(classifier, &images, device)?;
+    let (features, predictions) = features_and_predictions(classifier, &images)?;
     let right = predictions.iter().zip(&data.labels).filter(|(p, y)| p == y).count();
     Ok(RealDigits { features: Gaussian::fit(&features, FEATURES)?, accuracy: right as f64 / data.len() as f64 })
 }
@@ -205,8 +205,8 @@ impl Yardstick {
     }
 
     /// `measure_samples` against the test digits.
-    pub fn measure(&self, lab: &Lab, n: usize, seed: u64, device: &Device) -> Result<SampleQuality> {
-        measure_samples(lab, &self.classifier.net, &self.test.features, n, seed, device)
+    pub fn measure(&self, lab: &Lab, n: usize, seed: u64) -> Result<SampleQuality> {
+        measure_samples(lab, &self.classifier.net, &self.test.features, n, seed)
     }
 }
 
@@ -229,7 +229,6 @@ pub fn measure_samples(
     reference: &Gaussian,
     n: usize,
     seed: u64,
-    device: &Device,
 ) -> Result<SampleQuality> {
     ensure!(n >= 2, "measuring needs at least 2 samples");
     let cfg = lab.config();
@@ -242,7 +241,7 @@ pub fn measure_samples(
         let z: Vec<f32> = (0..m * cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
         let labels: Vec<u8> = (start..start + m).map(|i| (i % CLASSES) as u8).collect();
         let images = lab.sample(&z, conditional.then_some(labels.as_slice()))?;
-        let (f, p) = features_and_predictions(classifier, &images, device)?;
+        let (f, p) = features_and_predictions(classifier, &images)?;
         features.extend(f);
         predictions.extend(p);
         asked.extend(labels);

@@ -708,6 +708,6 @@ impl Classifier {
 
     /// Images, flattened [n, 784] in [0, 1] → the digit (0–9) each is read as.
     pub fn classify(&self, images: &[f32]) -> Result<Vec<u8>, JsValue> {
-        self.model.classify(images, &Device::Cpu).map_err(js_err)
+        self.model.classify(images).map_err(js_err)
     }
 }

@@ -249,3 +249,29 @@ fn the_engines_clock_counts_every_phase_of_every_kind() {
         }
     }
 }
+
+/// The shipped classifier's forward on the engine (what `eval` and the page's verdict run) against
+/// candle's conv2d and max-pool, on 77 real test digits (two chunks of 32 and a ragged 13) and on
+/// noise: features within 1e-4 of their largest value, the same digit read for each.
+#[test]
+fn the_classifier_forward_on_the_engine_matches_candles() {
+    use latent_lab::classifier::{features_and_predictions, ClassifierModel};
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/weights/classifier.safetensors")).unwrap();
+    let model = ClassifierModel::load(&bytes, &Device::Cpu).unwrap();
+    let test = common::mnist().test.take(77);
+    let mut images: Vec<f32> = test.images.iter().map(|&p| f32::from(p) / 255.0).collect();
+    images.extend(common::Rng::new(5).vec(3 * 784, 0.0, 1.0));
+    let (features, digits) = features_and_predictions(&model.net, &images).unwrap();
+
+    let x = candle_core::Tensor::from_slice(&images, (80, 784), &Device::Cpu).unwrap();
+    let want = model.net.features(&x).unwrap();
+    let want_digits: Vec<u8> = model.net.logits_from_features(&want).unwrap().argmax(1).unwrap().to_vec1::<u32>().unwrap().into_iter().map(|d| d as u8).collect();
+    let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(features.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = features.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(scale > 1.0 && worst <= 1e-4 * scale, "features differ by {worst} (largest {scale})");
+    assert_eq!(digits, want_digits);
+    let right = digits.iter().zip(&test.labels).filter(|(d, y)| d == y).count();
+    assert!(right >= 75, "{right} of 77 test digits read right");
+}

@@ -37,19 +37,26 @@ fn after_a_minute(kind: &str, seed: u64) -> (f64, f64) {
     (rows[0][3].parse().unwrap(), rows[0][4].parse().unwrap())
 }
 
-/// The fast recipe's GAN after a minute, for two seeds. The goal (entropy ≥ 0.9 × ln 10 and
-/// a Fréchet distance ≤ 147, the shipped VAE's) is not reached yet (here: 0.95 and 178, 0.88 and
+/// The fast recipe's GAN after a minute, for two seeds (a test each, so they run side by side).
+/// The goal (entropy ≥ 0.9 × ln 10 and a Fréchet distance ≤ 147, the shipped VAE's) is not reached yet (here: 0.95 and 178, 0.88 and
 /// 188); these bars hold what the recipe reaches today, well clear of the tutorials' rate at the
 /// same batch (entropy 0.66, distance 635 after 1,000 steps; at their batch 128 a minute's 688
 /// steps give 0.88 and 629: the README's tables), so a recipe or an engine that stops learning
 /// fast fails here.
+fn gan_bars_after_a_minute(seed: u64) {
+    let (entropy, fd) = after_a_minute("gan", seed);
+    assert!(entropy >= 0.8, "seed {seed}: class entropy {entropy} of ln 10 after {STEPS_IN_A_MINUTE} steps");
+    assert!(fd <= 260.0, "seed {seed}: Fréchet distance {fd} after {STEPS_IN_A_MINUTE} steps");
+}
+
 #[test]
-fn a_fresh_gan_draws_most_digits_after_the_steps_a_minute_buys() {
-    for seed in [1, 2] {
-        let (entropy, fd) = after_a_minute("gan", seed);
-        assert!(entropy >= 0.8, "seed {seed}: class entropy {entropy} of ln 10 after {STEPS_IN_A_MINUTE} steps");
-        assert!(fd <= 260.0, "seed {seed}: Fréchet distance {fd} after {STEPS_IN_A_MINUTE} steps");
-    }
+fn a_fresh_gan_draws_most_digits_after_the_steps_a_minute_buys_seed_1() {
+    gan_bars_after_a_minute(1);
+}
+
+#[test]
+fn a_fresh_gan_draws_most_digits_after_the_steps_a_minute_buys_seed_2() {
+    gan_bars_after_a_minute(2);
 }
 
 /// The browser mode's half: `score` measures saved files, as `eval` does; bad budgets are refused.

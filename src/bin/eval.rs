@@ -65,7 +65,7 @@ fn main() -> Result<()> {
     let mut histograms = Vec::new();
     for file in &files {
         let lab = Lab::from_safetensors(&read(file)?).with_context(|| format!("loading {}", file.display()))?;
-        let q = yardstick.measure(&lab, samples, seed, &device)?;
+        let q = yardstick.measure(&lab, samples, seed)?;
         histograms.push(format!("{}: {:?}", file.file_name().map_or("?".into(), |n| n.to_string_lossy()), q.histogram));
         println!(
             "| {} | {} | {:.2} | {:.4} | {} |",

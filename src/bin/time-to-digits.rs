@@ -121,7 +121,6 @@ fn sizes<'a>(cfg: &'a mut Option<ModelConfig>, flag: &str) -> Result<&'a mut Mod
 struct Judge {
     yardstick: Yardstick,
     samples: usize,
-    device: Device,
 }
 
 impl Judge {
@@ -132,7 +131,7 @@ impl Judge {
     }
 
     fn row(&self, lab: &Lab, seconds: f64, steps: u64, epochs: f64) -> Result<()> {
-        let q = self.yardstick.measure(lab, self.samples, 0, &self.device)?;
+        let q = self.yardstick.measure(lab, self.samples, 0)?;
         let accuracy = q.label_accuracy.map_or(String::new(), |a| format!(" | {:.1}%", a * 100.0));
         println!(
             "| {seconds:.1} | {steps} | {epochs:.2} | {:.3} | {:.1}{accuracy} |",
@@ -149,7 +148,7 @@ fn main() -> Result<()> {
     let bytes = std::fs::read(&a.classifier).with_context(|| format!("reading {}", a.classifier.display()))?;
     let data = mnist::load_dir(&a.mnist)?;
     let yardstick = Yardstick::new(&bytes, &data.test, &device).with_context(|| format!("loading {}", a.classifier.display()))?;
-    let judge = Judge { yardstick, samples: a.samples, device };
+    let judge = Judge { yardstick, samples: a.samples };
     let Some(cfg) = a.cfg else {
         let mut kind = None;
         for (seconds, steps, file) in &a.score {

@@ -8,11 +8,13 @@
 //! - `layers.rs`: a linear layer's forward and backward, activations, losses;
 //! - `adam.rs`: the fused Adam pass and its commit;
 //! - `vae_step.rs`, `gan_step.rs`: one step per model family;
+//! - `classify.rs`: the digit classifier's forward (the quality yardstick's, not trained here);
 //! - `clock.rs`: where the steps' time goes, phase by phase (the benchmark's shares).
 //!
 //! candle's autograd (`reference.rs`) is what the tests hold it to.
 
 pub mod adam;
+pub mod classify;
 pub mod clock;
 mod gan_step;
 pub mod layers;
