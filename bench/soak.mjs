@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 export async function soakInPage({ kind, hidden, batch, steps, every }) {
   const lab = await import('/pkg/latent_lab.js');
   const exports = await lab.default(); // the page's instance: init returns it once made
-  const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
+  const data = await (await import('/www/assets.js')).fetchBytes('/www/data/mnist.safetensors.gz', 'MNIST');
   const model = lab.Model.create(kind, 1, undefined, hidden);
   model.set_dataset_safetensors(data);
   model.batch_size = batch;

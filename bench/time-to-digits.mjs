@@ -27,7 +27,7 @@ const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--
 export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
   const lab = await import('/pkg/latent_lab.js');
   await lab.default();
-  const data = new Uint8Array(await (await fetch('/www/data/mnist.safetensors')).arrayBuffer());
+  const data = await (await import('/www/assets.js')).fetchBytes('/www/data/mnist.safetensors.gz', 'MNIST');
   const model = lab.Model.create(kind, seed);
   if (recipe) model.recipe = recipe;
   if (batch) model.batch_size = batch;

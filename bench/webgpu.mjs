@@ -8,7 +8,7 @@
 // It serves the checkout with scripts/serve.mjs and launches Chromium with CHROMIUM_WEBGPU_ARGS
 // (on this GPU-less machine WebGPU runs on SwiftShader, a CPU Vulkan, so its figures say nothing
 // about a real GPU). In one page, for each kind, two models made with the same seed and the first
-// --images test digits (www/data/mnist-test.safetensors) train --warmup untimed and --steps timed
+// --images test digits (www/data/mnist-test.safetensors.gz) train --warmup untimed and --steps timed
 // steps: the CPU one with train_step, the WebGPU one as www/worker.js does (two steps queued: the
 // next is submitted before the last one's stats are awaited). ms/step is the timed steps' wall time
 // over --steps. The model's gpu_traffic counters, read before and after the timed steps, give queue
@@ -55,9 +55,8 @@ async function pageSetup({ images: n }) {
   const mod = await import('/pkg/latent_lab.js');
   await mod.default();
   if (!mod.WebGpu) throw new Error('pkg/latent_lab.js exports no WebGpu: rebuild it with scripts/build-wasm.sh');
-  const res = await fetch('/www/data/mnist-test.safetensors');
-  if (!res.ok) throw new Error(`GET /www/data/mnist-test.safetensors: HTTP ${res.status}`);
-  const digits = mod.load_digits(new Uint8Array(await res.arrayBuffer()), 'test');
+  const { fetchBytes } = await import('/www/assets.js');
+  const digits = mod.load_digits(await fetchBytes('/www/data/mnist-test.safetensors.gz', 'the MNIST test digits'), 'test');
   const all = digits.images;
   const images = Uint8Array.from(all.subarray(0, n * 784), (x) => Math.round(x * 255));
   const labels = digits.labels.slice(0, n);
@@ -137,7 +136,7 @@ async function main() {
   const o = options();
   const deadline = started + o.timeout * 1000;
   const remaining = () => deadline - Date.now();
-  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'www/data/mnist-test.safetensors']) {
+  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'www/data/mnist-test.safetensors.gz']) {
     await fs.access(path.join(ROOT, f)).catch(() => fail(`missing ${f} (${f.startsWith('pkg') ? 'run scripts/build-wasm.sh' : 'run scripts/setup.sh'})`));
   }
   if (!/\bWebGpu\b/.test(await fs.readFile(path.join(ROOT, 'pkg/latent_lab.js'), 'utf8'))) {

@@ -1,6 +1,6 @@
 // A small static server for the page, on 127.0.0.1 only, with no dependencies.
 // Serves the repository root (index.html, www/, pkg/); compresses large files with gzip once
-// and keeps the result, so the 55 MB MNIST file crosses as about 10 MB.
+// and keeps the result (the MNIST files are stored gzipped already and go as they are).
 //
 //   node scripts/serve.mjs [--port 8080]      (port 0 picks a free one)
 //
@@ -21,6 +21,7 @@ const TYPES = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
   '.safetensors': 'application/octet-stream',
+  '.gz': 'application/gzip',
   '.png': 'image/png',
   '.svg': 'image/svg+xml',
   '.ts': 'text/plain; charset=utf-8',
@@ -47,7 +48,7 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
       const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
       const base = { 'content-type': type, 'cache-control': 'no-cache', ...headers };
       const wantsGzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
-      if (wantsGzip && stat.size > 64 * 1024) {
+      if (wantsGzip && stat.size > 64 * 1024 && path.extname(file) !== '.gz') {
         let hit = gzipCache.get(file);
         if (!hit || hit.mtimeMs !== stat.mtimeMs) {
           hit = { mtimeMs: stat.mtimeMs, body: zlib.gzipSync(await fs.readFile(file), { level: 6 }) };

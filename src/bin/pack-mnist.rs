@@ -3,6 +3,8 @@
 //! reconstructions, which need no training set).
 //!
 //!     cargo run --release --bin pack-mnist -- www/data
+//!
+//! `scripts/setup.sh` then gzips both where they lie (the page's `fetchBytes` inflates them).
 
 use anyhow::{Context, Result};
 use std::path::Path;

@@ -258,7 +258,7 @@ test('under the strict CSP, the map, draw and train views work and the test digi
     await p.setViewportSize({ width: 900, height: 900 });
   });
   for (const s of VIEWS) await settled(page, s);
-  assert.equal(requests.filter((r) => r.endsWith('mnist-test.safetensors')).length, 0, 'the example post fetched the test digits');
+  assert.equal(requests.filter((r) => r.endsWith('mnist-test.safetensors.gz')).length, 0, 'the example post fetched the test digits');
   await page.evaluate(() => {
     const add = (id, attrs) => {
       const el = document.createElement('latent-lab');
@@ -310,7 +310,7 @@ test('under the strict CSP, the map, draw and train views work and the test digi
   assert.deepEqual(read, [1]);
   await page.locator('#draw >> button', { hasText: 'Use a test digit' }).click();
   await page.waitForTimeout(300);
-  assert.equal(requests.filter((r) => r.endsWith('mnist-test.safetensors')).length, 1, 'test digits downloaded more than once');
+  assert.equal(requests.filter((r) => r.endsWith('mnist-test.safetensors.gz')).length, 1, 'test digits downloaded more than once');
 
   // Train: a module worker under the CSP; the loss curve draws, Stop keeps the weights.
   await page.locator('#train >> button', { hasText: 'Train' }).click();

@@ -27,10 +27,10 @@ test('the test set is fetched only when the map is shown; the map has 10,000 poi
   const { page, problems } = await openPage(env, '', (p) => p.on('request', (r) => requests.push(new URL(r.url()).pathname)));
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   await page.waitForTimeout(300);
-  assert.ok(!requests.some((r) => r.endsWith('mnist-test.safetensors')), 'the test set was fetched at page start');
+  assert.ok(!requests.some((r) => r.endsWith('mnist-test.safetensors.gz')), 'the test set was fetched at page start');
   await pick(page, 'vae-z2', 'VAE, latent 2:');
   await showMap(page);
-  assert.equal(requests.filter((r) => r.endsWith('mnist-test.safetensors')).length, 1);
+  assert.equal(requests.filter((r) => r.endsWith('mnist-test.safetensors.gz')).length, 1);
   assert.equal(await page.getAttribute('#latent-map', 'data-points'), '10000');
   assert.equal(await page.textContent('#map-x-label'), 'z1 →');
   // Ten legend entries, named (not only coloured).
