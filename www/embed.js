@@ -19,14 +19,14 @@
 //           each, coloured by digit (legend with names); pointing, clicking, dragging or the arrow
 //           keys decode that position. Latent > 2 is shown on the two principal axes. VAE kinds
 //           only (a GAN has no encoder, and the element says so). The test digits
-//           (./data/mnist-test.safetensors, 7.8 MB) are fetched when the element first comes near
+//           (./data/mnist-test.safetensors.gz, 1.7 MB) are fetched when the element first comes near
 //           the viewport, once per page however many map or draw elements it holds;
 //           "draw": a drawing pad (mouse, touch or pen; a "Use a test digit" button for keyboard
 //           users): the drawing is centred as MNIST's digits were, encoded and reconstructed
 //           (a cVAE also redraws its style as every digit 0–9). VAE kinds only;
 //           "train": Train / Stop buttons that train a copy of the model in a module Web Worker
 //           (./worker.js and its protocol), with a loss curve and 16 fixed samples redrawn as it
-//           learns. The worker downloads MNIST (./data/mnist.safetensors, about 10 MB gzipped)
+//           learns. The worker downloads MNIST (./data/mnist.safetensors.gz, 11.6 MB)
 //           when Train is first pressed. Needs the CSP to allow a same-origin worker
 //           (worker-src, or script-src 'self' which it falls back to).
 //   model   which shipped weights: vae-z20 (default), vae-z2, cvae-z2, gan-z64, cgan-z64, read

@@ -3,7 +3,7 @@
 // digit encoded, reconstructed and placed on the map) and a row of reconstructions. The map,
 // manifold and pad are the view modules the <latent-lab> element mounts too (www/views/).
 //
-// The test digits (www/data/mnist-test.safetensors, 7.8 MB) are fetched the first time a panel
+// The test digits (www/data/mnist-test.safetensors.gz, 1.7 MB) are fetched the first time a panel
 // that needs them comes into view (or is used), never at page start, and encoded once per model
 // object (a model trained here is a new object, so its map is rebuilt).
 import { latentMap, testDigits } from './assets.js';
