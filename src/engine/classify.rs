@@ -65,7 +65,7 @@ fn max_pool(n: usize, side: usize, ch: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Buffers for one chunk, allocated once per call.
+/// Buffers for one chunk of `chunk` images, allocated once per call.
 struct Scratch {
     patches1: Vec<f32>,
     conv1: Vec<f32>,
@@ -77,8 +77,8 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new() -> Self {
-        let per_chunk = |len: usize| vec![0f32; CHUNK * len];
+    fn new(chunk: usize) -> Self {
+        let per_chunk = |len: usize| vec![0f32; chunk * len];
         Self {
             patches1: per_chunk(S1 * S1 * K * K),
             conv1: per_chunk(S1 * S1 * C1),
@@ -96,9 +96,11 @@ impl ClassifierWeights {
     pub fn features_and_logits(&self, images: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let n = images.len() / IMAGE_PIXELS;
         let (mut features, mut logits) = (vec![0f32; n * FEATURES], vec![0f32; n * CLASSES]);
-        let mut s = Scratch::new();
-        for start in (0..n).step_by(CHUNK) {
-            let b = CHUNK.min(n - start);
+        // A call for a few images (the page's verdict) needs no room for 32.
+        let chunk = CHUNK.min(n.max(1));
+        let mut s = Scratch::new(chunk);
+        for start in (0..n).step_by(chunk) {
+            let b = chunk.min(n - start);
             let x = &images[start * IMAGE_PIXELS..(start + b) * IMAGE_PIXELS];
             // conv1: a row of 25 pixels (ky, kx) per output position.
             for i in 0..b {
