@@ -81,7 +81,9 @@ native_lane() {
     # Gzipped where they are stored: a host that compresses nothing sends a fifth of the bytes, and
     # `npm pack` (whose level 9 takes 20 s over the raw 55 MB) has little left to squeeze.
     for f in www/data/mnist.safetensors www/data/mnist-test.safetensors; do
-      gzip -6 -n -c "$f" >"$f.gz.tmp" && mv "$f.gz.tmp" "$f.gz" && rm "$f"
+      gzip -6 -n -c "$f" >"$f.gz.tmp" || { rm -f "$f.gz.tmp"; exit 1; }
+      mv "$f.gz.tmp" "$f.gz"
+      rm "$f"
     done
   fi
   rm -f www/data/mnist.safetensors www/data/mnist-test.safetensors   # raw copies of an older setup

@@ -15,6 +15,9 @@ cargo test --release --no-run -q   # built already by setup; this only checks it
 
 log=target/native-tests.log
 start=$SECONDS
+# Its own process group (job control on), so that stopping this script stops cargo and the test
+# binary too, not only the subshell.
+set -m
 (
   t0=$SECONDS
   status=0
@@ -23,7 +26,8 @@ start=$SECONDS
   exit "$status"
 ) &
 native=$!
-trap 'kill "$native" 2>/dev/null || true' EXIT
+set +m
+trap 'kill -- -"$native" 2>/dev/null || true' EXIT
 
 t0=$SECONDS
 browser_status=0

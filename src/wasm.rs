@@ -218,7 +218,8 @@ pub struct Digits {
     pub labels: Vec<u8>,
 }
 
-/// One split (`"train"` or `"test"`) of `www/data/mnist.safetensors` or `www/data/mnist-test.safetensors`.
+/// One split (`"train"` or `"test"`) of the page's MNIST file: `www/data/mnist.safetensors.gz` or
+/// `www/data/mnist-test.safetensors.gz`, inflated (they are stored gzipped).
 #[wasm_bindgen]
 pub fn load_digits(bytes: &[u8], split: &str) -> Result<Digits, JsValue> {
     let data = mnist::unpack_split(bytes, split).map_err(js_err)?;
@@ -453,7 +454,7 @@ impl Model {
         self.lab_mut()?.set_dataset(Dataset::new(images, labels).map_err(js_err)?).map_err(js_err)
     }
 
-    /// Hands over the train split of the page's MNIST file (`www/data/mnist.safetensors`).
+    /// Hands over the train split of the page's MNIST file (`www/data/mnist.safetensors.gz`, inflated).
     pub fn set_dataset_safetensors(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
         let data = mnist::unpack(bytes).map_err(js_err)?;
         self.lab_mut()?.set_dataset(data.train).map_err(js_err)

@@ -251,8 +251,8 @@ fn the_engines_clock_counts_every_phase_of_every_kind() {
 }
 
 /// The shipped classifier's forward on the engine (what `eval` and the page's verdict run) against
-/// candle's conv2d and max-pool, on 77 real test digits (two chunks of 32 and a ragged 13) and on
-/// noise: features within 1e-4 of their largest value, the same digit read for each.
+/// candle's conv2d and max-pool, on 77 real test digits and 3 of noise (two chunks of 32 and a
+/// ragged 16): features within 1e-4 of their largest value, the same digit read for each.
 #[test]
 fn the_classifier_forward_on_the_engine_matches_candles() {
     use latent_lab::classifier::{features_and_predictions, ClassifierModel};
