@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 export async function soakInPage({ kind, hidden, batch, steps, every }) {
   const lab = await import('/pkg/latent_lab.js');
   const exports = await lab.default(); // the page's instance: init returns it once made
-  const data = await (await import('/www/assets.js')).fetchBytes('/www/data/mnist.safetensors.gz', 'MNIST');
+  const { fetchBytes, URLS } = await import('/www/assets.js'); // the page's loader: it inflates the file
+  const data = await fetchBytes(URLS.mnist, 'MNIST');
   const model = lab.Model.create(kind, 1, undefined, hidden);
   model.set_dataset_safetensors(data);
   model.batch_size = batch;

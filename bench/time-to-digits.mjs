@@ -27,7 +27,8 @@ const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--
 export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
   const lab = await import('/pkg/latent_lab.js');
   await lab.default();
-  const data = await (await import('/www/assets.js')).fetchBytes('/www/data/mnist.safetensors.gz', 'MNIST');
+  const { fetchBytes, URLS } = await import('/www/assets.js'); // the page's loader: it inflates the file
+  const data = await fetchBytes(URLS.mnist, 'MNIST');
   const model = lab.Model.create(kind, seed);
   if (recipe) model.recipe = recipe;
   if (batch) model.batch_size = batch;

@@ -55,8 +55,8 @@ async function pageSetup({ images: n }) {
   const mod = await import('/pkg/latent_lab.js');
   await mod.default();
   if (!mod.WebGpu) throw new Error('pkg/latent_lab.js exports no WebGpu: rebuild it with scripts/build-wasm.sh');
-  const { fetchBytes } = await import('/www/assets.js');
-  const digits = mod.load_digits(await fetchBytes('/www/data/mnist-test.safetensors.gz', 'the MNIST test digits'), 'test');
+  const { fetchBytes, URLS } = await import('/www/assets.js');
+  const digits = mod.load_digits(await fetchBytes(URLS.mnistTest, 'the MNIST test digits'), 'test');
   const all = digits.images;
   const images = Uint8Array.from(all.subarray(0, n * 784), (x) => Math.round(x * 255));
   const labels = digits.labels.slice(0, n);

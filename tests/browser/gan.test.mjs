@@ -13,7 +13,8 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
   const { page } = await readyPage(env);
   const r = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
-    const data = await (await import('/www/assets.js')).fetchBytes('/www/data/mnist.safetensors.gz', 'MNIST');
+    const { fetchBytes, URLS } = await import('/www/assets.js');
+    const data = await fetchBytes(URLS.mnist, 'MNIST');
     const run = (kind, steps) => {
       const m = Model.create(kind, 3);
       const fresh = { recipe: m.recipe, batch: m.batch_size, lr: m.learning_rate, decay: m.lr_decay };

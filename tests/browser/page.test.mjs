@@ -110,7 +110,8 @@ test('50 train_steps on real MNIST lower the loss in the browser, each step repo
   const { page } = await readyPage(env);
   const { losses, step1 } = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
-    const data = await (await import('/www/assets.js')).fetchBytes('/www/data/mnist.safetensors.gz', 'MNIST');
+    const { fetchBytes, URLS } = await import('/www/assets.js');
+    const data = await fetchBytes(URLS.mnist, 'MNIST');
     const m = new Model(20, 400, 3);
     m.set_dataset_safetensors(data);
     m.batch_size = 128;

@@ -89,8 +89,9 @@ describe('with WebGPU (SwiftShader)', () => {
     const t0 = Date.now();
     const r = await page.evaluate(async () => {
       const { default: init, Model, WebGpu, load_digits } = await import('/pkg/latent_lab.js');
+      const { fetchBytes, URLS } = await import('/www/assets.js');
       await init();
-      const digits = load_digits(await (await import('/www/assets.js')).fetchBytes('/www/data/mnist-test.safetensors.gz', 'MNIST test digits'), 'test');
+      const digits = load_digits(await fetchBytes(URLS.mnistTest, 'the MNIST test digits'), 'test');
       const n = 2048;
       const images = Uint8Array.from(digits.images.subarray(0, n * 784), (x) => Math.round(x * 255));
       const labels = digits.labels.slice(0, n);
