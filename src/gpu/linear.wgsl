@@ -33,19 +33,34 @@ fn mask_bit(i: u32) -> bool {
   return ((mask[i / 32u] >> (i % 32u)) & 1u) == 1u;
 }
 
-// A 32×32 tile of C per workgroup of 8×8 threads, each thread a 4×4 block; K in steps of 32
+// A 32×64 tile of C per workgroup of 8×8 threads, each thread a 4×8 block; K in steps of 32
 // through workgroup memory. Few threads and few barriers per tile suit CPU implementations of
-// WebGPU (SwiftShader, lavapipe), where each barrier switches between groups of invocations.
-// Each output sums over k in order, so results repeat exactly.
+// WebGPU (SwiftShader, lavapipe), where each barrier switches between groups of invocations, and
+// each load from workgroup memory is a gather over a group's lanes: a 4×8 block loads 12 values
+// for every 32 products. A thread's columns are 8 apart, so neighbouring threads read
+// neighbouring values (no bank conflicts on a real GPU). The block lives in eight vec4s and
+// every loop that indexes it is written out: an array indexed in a loop is kept in memory by
+// SwiftShader (each access a per-lane gather), which made the product several times slower
+// there. Each output sums over k in order, so results repeat exactly.
 var<workgroup> tile_a: array<f32, 1024>; // [32 rows][32 k]
-var<workgroup> tile_b: array<f32, 1024>; // [32 k][32 columns]
+var<workgroup> tile_b: array<f32, 2048>; // [32 k][64 columns]
 
 @compute @workgroup_size(8, 8)
 fn matmul(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let row0 = wid.y * 32u;
-  let col0 = wid.x * 32u;
+  let col0 = wid.x * 64u;
   let tid = lid.y * 8u + lid.x;
-  var acc: array<f32, 16>;
+  let ar = lid.y * 4u * 32u; // this thread's first row in tile_a
+  let bc = lid.x;            // its first column in tile_b
+  // acc{row}{columns 0-3 | 4-7 of the thread's eight}
+  var acc0l = vec4f(0.0);
+  var acc0h = vec4f(0.0);
+  var acc1l = vec4f(0.0);
+  var acc1h = vec4f(0.0);
+  var acc2l = vec4f(0.0);
+  var acc2h = vec4f(0.0);
+  var acc3l = vec4f(0.0);
+  var acc3h = vec4f(0.0);
   for (var k0 = 0u; k0 < p.k; k0 += 32u) {
     for (var i = tid; i < 1024u; i += 64u) {
       let r = row0 + i / 32u;
@@ -53,33 +68,52 @@ fn matmul(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
       var va = 0.0;
       if (r < p.m && ka < p.k) { va = a[p.a_off + r * p.a_rs + ka * p.a_cs]; }
       tile_a[i] = va;
-      let kb = k0 + i / 32u;
-      let col = col0 + i % 32u;
+    }
+    for (var i = tid; i < 2048u; i += 64u) {
+      let kb = k0 + i / 64u;
+      let col = col0 + i % 64u;
       var vb = 0.0;
       if (kb < p.k && col < p.n) { vb = b[p.b_off + kb * p.b_rs + col * p.b_cs]; }
       tile_b[i] = vb;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 32u; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var q = 0u; q < 4u; q++) {
-        av[q] = tile_a[(lid.y * 4u + q) * 32u + kk];
-        bv[q] = tile_b[kk * 32u + lid.x * 4u + q];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i * 4u + j] += av[i] * bv[j];
-        }
-      }
+      let bi = kk * 64u + bc;
+      let bl = vec4f(tile_b[bi], tile_b[bi + 8u], tile_b[bi + 16u], tile_b[bi + 24u]);
+      let bh = vec4f(tile_b[bi + 32u], tile_b[bi + 40u], tile_b[bi + 48u], tile_b[bi + 56u]);
+      let a0 = tile_a[ar + kk];
+      let a1 = tile_a[ar + 32u + kk];
+      let a2 = tile_a[ar + 64u + kk];
+      let a3 = tile_a[ar + 96u + kk];
+      acc0l += a0 * bl;
+      acc0h += a0 * bh;
+      acc1l += a1 * bl;
+      acc1h += a1 * bh;
+      acc2l += a2 * bl;
+      acc2h += a2 * bh;
+      acc3l += a3 * bl;
+      acc3h += a3 * bh;
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    for (var j = 0u; j < 4u; j++) {
-      store(row0 + lid.y * 4u + i, col0 + lid.x * 4u + j, acc[i * 4u + j]);
-    }
-  }
+  let r = row0 + lid.y * 4u;
+  let col = col0 + bc;
+  store_row(r, col, acc0l, acc0h);
+  store_row(r + 1u, col, acc1l, acc1h);
+  store_row(r + 2u, col, acc2l, acc2h);
+  store_row(r + 3u, col, acc3l, acc3h);
+}
+
+// A thread's eight outputs in row r: columns col, col + 8, …, col + 56.
+fn store_row(r: u32, col: u32, lo: vec4f, hi: vec4f) {
+  store(r, col, lo.x);
+  store(r, col + 8u, lo.y);
+  store(r, col + 16u, lo.z);
+  store(r, col + 24u, lo.w);
+  store(r, col + 32u, hi.x);
+  store(r, col + 40u, hi.y);
+  store(r, col + 48u, hi.z);
+  store(r, col + 56u, hi.w);
 }
 
 // The epilogue: bias, activation, dropout, and accumulation into C.

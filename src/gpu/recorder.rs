@@ -146,8 +146,8 @@ impl<'a> Recorder<'a> {
             keep: self.keep,
             _pad: 0,
         };
-        // A 32×32 tile of C per workgroup (linear.wgsl).
-        let wg = (n.div_ceil(32).max(1) as u32, m.div_ceil(32).max(1) as u32, 1);
+        // A 32×64 tile of C per workgroup (linear.wgsl).
+        let wg = (n.div_ceil(64).max(1) as u32, m.div_ceil(32).max(1) as u32, 1);
         self.push(Kernel::Matmul, &p, &[a.buf, b.buf, c.buf, bias_buf, &mask_buf], wg);
     }
 
