@@ -4,12 +4,14 @@
 //! (`classifier::train`), which is also the tests' reference for this.
 //!
 //! Each convolution is an im2col product: the 5×5 patches of a chunk of images as rows, times the
-//! kernels (PyTorch's [out, in, 5, 5] read as [out, in·25]) transposed, bias and ReLU in the store.
+//! kernels transposed, bias and ReLU in the store. conv2's patches are [ky, kx, in] (runs copied
+//! whole from the position-major activations), so its kernels, PyTorch's [out, in, 5, 5], are
+//! reordered to [out, 5, 5, in] once a call.
 //! Activations are kept position-major ([y, x, channel]); the flatten before fc1 is PyTorch's
 //! channel-major order, as the weights expect.
 //!
 //! x [n, 784] → patches [n·24·24, 25] · conv1ᵀ → [n, 24, 24, 16] → pool → [n, 12, 12, 16]
-//!   → patches [n·8·8, 400] · conv2ᵀ → [n, 8, 8, 32] → pool → [n, 4, 4, 32] → flatten [n, 512]
+//!   → patches [n·8·8, 25·16] · conv2ᵀ → [n, 8, 8, 32] → pool → [n, 4, 4, 32] → flatten [n, 512]
 //!   → fc1, ReLU → features [n, 128] → fc2 → logits [n, 10]
 
 use super::matmul::{multiply, Act, Epilogue, Strided};
@@ -99,6 +101,15 @@ impl ClassifierWeights {
         // A call for a few images (the page's verdict) needs no room for 32.
         let chunk = CHUNK.min(n.max(1));
         let mut s = Scratch::new(chunk);
+        // conv2's kernels [out, in, ky, kx] reordered to the patches' [out, ky, kx, in].
+        let mut conv2_weight = vec![0f32; self.conv2_weight.len()];
+        for o in 0..C2 {
+            for c in 0..C1 {
+                for k in 0..K * K {
+                    conv2_weight[(o * K * K + k) * C1 + c] = self.conv2_weight[(o * C1 + c) * K * K + k];
+                }
+            }
+        }
         for start in (0..n).step_by(chunk) {
             let b = chunk.min(n - start);
             let x = &images[start * IMAGE_PIXELS..(start + b) * IMAGE_PIXELS];
@@ -117,25 +128,21 @@ impl ClassifierWeights {
             let rows1 = b * S1 * S1;
             dense(rows1, &s.patches1, &self.conv1_weight, &self.conv1_bias, &mut s.conv1, Act::Relu);
             max_pool(b, S1, C1, &s.conv1, &mut s.pool1);
-            // conv2: a row of 16·25 values (channel, ky, kx) per output position.
+            // conv2: a row of 25·16 values (ky, kx, channel) per output position; with the
+            // activations position-major, each ky's 5 positions × 16 channels are one run.
             for i in 0..b {
                 let img = &s.pool1[i * P1 * P1 * C1..];
                 for y in 0..S2 {
                     for xx in 0..S2 {
                         let row = &mut s.patches2[((i * S2 + y) * S2 + xx) * C1 * K * K..][..C1 * K * K];
                         for ky in 0..K {
-                            for kx in 0..K {
-                                let px = &img[((y + ky) * P1 + xx + kx) * C1..][..C1];
-                                for (c, v) in px.iter().enumerate() {
-                                    row[c * K * K + ky * K + kx] = *v;
-                                }
-                            }
+                            row[ky * K * C1..][..K * C1].copy_from_slice(&img[((y + ky) * P1 + xx) * C1..][..K * C1]);
                         }
                     }
                 }
             }
             let rows2 = b * S2 * S2;
-            dense(rows2, &s.patches2, &self.conv2_weight, &self.conv2_bias, &mut s.conv2, Act::Relu);
+            dense(rows2, &s.patches2, &conv2_weight, &self.conv2_bias, &mut s.conv2, Act::Relu);
             max_pool(b, S2, C2, &s.conv2, &mut s.pool2);
             // Flatten as PyTorch does, channel-major: [c, y, x].
             for i in 0..b {

@@ -11,11 +11,11 @@ after(async () => { await env?.close(); });
 
 test('the wasm memory stops growing after the first epoch: a VAE at 4,000 steps as at 2,000', async (t) => {
   const { page, problems } = await readyPage(env);
-  // A small network at batch 32 (1,875 steps an epoch), so that two epochs and more take
-  // seconds; `node bench/soak.mjs --kind gan` soaks the GAN (the trainer is the same).
+  // A small network (hidden width 8) at batch 32 (1,875 steps an epoch), so that two epochs and
+  // more take seconds; `node bench/soak.mjs --kind gan` soaks the GAN (the trainer is the same).
   for (const [kind, batch, steps] of [['vae', 32, 4000]]) {
     const t0 = Date.now();
-    const { memory, stepsPerEpoch } = await page.evaluate(soakInPage, { kind, hidden: 32, batch, steps, every: 500 });
+    const { memory, stepsPerEpoch } = await page.evaluate(soakInPage, { kind, hidden: 8, batch, steps, every: 500 });
     t.diagnostic(`${kind}: ${((Date.now() - t0) / 1000).toFixed(1)} s; memory (MiB) ${memory.map(([s, b]) => `${s}: ${(b / 2 ** 20).toFixed(1)}`).join(', ')}`);
     assert.equal(stepsPerEpoch, Math.ceil(60000 / batch));
     const at = (step) => memory.find(([s]) => s === step)[1];
