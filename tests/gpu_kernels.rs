@@ -1,6 +1,6 @@
 //! Every WGSL kernel on its own, forward and backward, against a candle reference on the CPU, at
-//! odd sizes (not multiples of the matrix product's 32×64 tiles, its 32-deep steps through K, or
-//! the 256-wide workgroups), in the style of llm.c's kernel tests. Each runs in milliseconds on lavapipe. The kernels are driven through
+//! odd sizes (not multiples of the matrix product's 32×64 tiles or the 256-wide workgroups), in
+//! the style of llm.c's kernel tests. Each runs in milliseconds on lavapipe. The kernels are driven through
 //! the same `Recorder` methods the step graphs use (`latent_lab::gpu::testing`).
 use crate::common;
 
@@ -11,8 +11,8 @@ use latent_lab::gpu::testing::{self, params, rows, AdamBuffers, Kernel, Layer, V
 use latent_lab::model::one_hot;
 
 const DEV: Device = Device::Cpu;
-/// Odd sizes: rows, output columns, inner dimension, each past one tile (32 rows, 64 columns,
-/// 32 deep) and short of two, so every edge of a tile is crossed.
+/// Odd sizes: rows, output columns, inner dimension; rows and columns each past one tile (32 rows,
+/// 64 columns) and short of two, so every edge of a tile is crossed.
 const M: usize = 37;
 const N: usize = 77;
 const K: usize = 45;

@@ -1,4 +1,4 @@
-// The linear layer, forward and backward, as three uses of one tiled matrix product.
+// The linear layer, forward and backward, as three uses of one register-blocked matrix product.
 //
 // PyTorch stores W as [out, in], so for y = act(x·Wᵀ + b):
 //   forward:   Y  = act(X · Wᵀ + b) ⊙ mask       X [n, in], W [out, in]    (bias, activation and
@@ -33,26 +33,30 @@ fn mask_bit(i: u32) -> bool {
   return ((mask[i / 32u] >> (i % 32u)) & 1u) == 1u;
 }
 
-// A 32×64 tile of C per workgroup of 8×8 threads, each thread a 4×8 block; K in steps of 32
-// through workgroup memory. Few threads and few barriers per tile suit CPU implementations of
-// WebGPU (SwiftShader, lavapipe), where each barrier switches between groups of invocations, and
-// each load from workgroup memory is a gather over a group's lanes: a 4×8 block loads 12 values
-// for every 32 products. A thread's columns are 8 apart, so neighbouring threads read
-// neighbouring values (no bank conflicts on a real GPU). The block lives in eight vec4s and
-// every loop that indexes it is written out: an array indexed in a loop is kept in memory by
-// SwiftShader (each access a per-lane gather), which made the product several times slower
-// there. Each output sums over k in order, so results repeat exactly.
-var<workgroup> tile_a: array<f32, 1024>; // [32 rows][32 k]
-var<workgroup> tile_b: array<f32, 2048>; // [32 k][64 columns]
-
+// A 32×64 tile of C per workgroup of 8×8 threads, each thread a 4×8 block: 12 loads for every
+// 32 products, straight from the buffers. A thread's columns are 8 apart, so neighbouring threads
+// read neighbouring values of B and share A's (coalesced on a GPU, cached on a CPU). No workgroup
+// memory and no barriers: CPU implementations of WebGPU (SwiftShader, lavapipe) run a workgroup
+// with barriers as coroutines, and SwiftShader took 2 s to compile the tiled version of this
+// kernel, for every device, and ran a step 1.7 times slower. The block lives in eight vec4s that
+// no loop indexes: SwiftShader keeps an array indexed in a loop in memory (each access a per-lane
+// gather), which once made the product several times slower there. The epilogue is one call in a
+// loop, since SwiftShader inlines every call. Each output sums over k in order, so results repeat
+// exactly.
 @compute @workgroup_size(8, 8)
 fn matmul(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let row0 = wid.y * 32u;
-  let col0 = wid.x * 64u;
-  let tid = lid.y * 8u + lid.x;
-  let ar = lid.y * 4u * 32u; // this thread's first row in tile_a
-  let bc = lid.x;            // its first column in tile_b
-  // acc{row}{columns 0-3 | 4-7 of the thread's eight}
+  if (p.m == 0u || p.n == 0u) { return; }
+  let r = wid.y * 32u + lid.y * 4u;
+  let col = wid.x * 64u + lid.x;
+  // Rows and columns past the edge read the last one's values (in bounds); they are not stored.
+  let lr = p.m - 1u;
+  let lc = p.n - 1u;
+  let a0 = p.a_off + min(r, lr) * p.a_rs;
+  let a1 = p.a_off + min(r + 1u, lr) * p.a_rs;
+  let a2 = p.a_off + min(r + 2u, lr) * p.a_rs;
+  let a3 = p.a_off + min(r + 3u, lr) * p.a_rs;
+  let bl = p.b_off + vec4u(min(col, lc), min(col + 8u, lc), min(col + 16u, lc), min(col + 24u, lc)) * p.b_cs;
+  let bh = p.b_off + vec4u(min(col + 32u, lc), min(col + 40u, lc), min(col + 48u, lc), min(col + 56u, lc)) * p.b_cs;
   var acc0l = vec4f(0.0);
   var acc0h = vec4f(0.0);
   var acc1l = vec4f(0.0);
@@ -61,59 +65,31 @@ fn matmul(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
   var acc2h = vec4f(0.0);
   var acc3l = vec4f(0.0);
   var acc3h = vec4f(0.0);
-  for (var k0 = 0u; k0 < p.k; k0 += 32u) {
-    for (var i = tid; i < 1024u; i += 64u) {
-      let r = row0 + i / 32u;
-      let ka = k0 + i % 32u;
-      var va = 0.0;
-      if (r < p.m && ka < p.k) { va = a[p.a_off + r * p.a_rs + ka * p.a_cs]; }
-      tile_a[i] = va;
-    }
-    for (var i = tid; i < 2048u; i += 64u) {
-      let kb = k0 + i / 64u;
-      let col = col0 + i % 64u;
-      var vb = 0.0;
-      if (kb < p.k && col < p.n) { vb = b[p.b_off + kb * p.b_rs + col * p.b_cs]; }
-      tile_b[i] = vb;
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < 32u; kk++) {
-      let bi = kk * 64u + bc;
-      let bl = vec4f(tile_b[bi], tile_b[bi + 8u], tile_b[bi + 16u], tile_b[bi + 24u]);
-      let bh = vec4f(tile_b[bi + 32u], tile_b[bi + 40u], tile_b[bi + 48u], tile_b[bi + 56u]);
-      let a0 = tile_a[ar + kk];
-      let a1 = tile_a[ar + 32u + kk];
-      let a2 = tile_a[ar + 64u + kk];
-      let a3 = tile_a[ar + 96u + kk];
-      acc0l += a0 * bl;
-      acc0h += a0 * bh;
-      acc1l += a1 * bl;
-      acc1h += a1 * bh;
-      acc2l += a2 * bl;
-      acc2h += a2 * bh;
-      acc3l += a3 * bl;
-      acc3h += a3 * bh;
-    }
-    workgroupBarrier();
+  for (var k = 0u; k < p.k; k++) {
+    let ka = k * p.a_cs;
+    let kb = k * p.b_rs;
+    let vl = vec4f(b[bl.x + kb], b[bl.y + kb], b[bl.z + kb], b[bl.w + kb]);
+    let vh = vec4f(b[bh.x + kb], b[bh.y + kb], b[bh.z + kb], b[bh.w + kb]);
+    let x0 = a[a0 + ka];
+    let x1 = a[a1 + ka];
+    let x2 = a[a2 + ka];
+    let x3 = a[a3 + ka];
+    acc0l += x0 * vl;
+    acc0h += x0 * vh;
+    acc1l += x1 * vl;
+    acc1h += x1 * vh;
+    acc2l += x2 * vl;
+    acc2h += x2 * vh;
+    acc3l += x3 * vl;
+    acc3h += x3 * vh;
   }
-  let r = row0 + lid.y * 4u;
-  let col = col0 + bc;
-  store_row(r, col, acc0l, acc0h);
-  store_row(r + 1u, col, acc1l, acc1h);
-  store_row(r + 2u, col, acc2l, acc2h);
-  store_row(r + 3u, col, acc3l, acc3h);
-}
-
-// A thread's eight outputs in row r: columns col, col + 8, …, col + 56.
-fn store_row(r: u32, col: u32, lo: vec4f, hi: vec4f) {
-  store(r, col, lo.x);
-  store(r, col + 8u, lo.y);
-  store(r, col + 16u, lo.z);
-  store(r, col + 24u, lo.w);
-  store(r, col + 32u, hi.x);
-  store(r, col + 40u, hi.y);
-  store(r, col + 48u, hi.z);
-  store(r, col + 56u, hi.w);
+  for (var i = 0u; i < 4u; i++) {
+    let lo = select(select(select(acc3l, acc2l, i == 2u), acc1l, i == 1u), acc0l, i == 0u);
+    let hi = select(select(select(acc3h, acc2h, i == 2u), acc1h, i == 1u), acc0h, i == 0u);
+    for (var j = 0u; j < 8u; j++) {
+      store(r + i, col + 8u * j, select(hi[j % 4u], lo[j % 4u], j < 4u));
+    }
+  }
 }
 
 // The epilogue: bias, activation, dropout, and accumulation into C.
