@@ -636,11 +636,14 @@ fn every_entry_point_has_a_kernel_test() {
     }
 }
 
-/// The kernels compile once per device: every backend and recording on it shares them.
+/// The kernels compile once per device, each on its first use: every backend and recording on
+/// the device shares them.
 #[test]
 fn kernels_are_compiled_once_per_device() {
     let gpu = gpu();
-    let a = gpu.kernels().unwrap();
-    let b = gpu.clone().kernels().unwrap();
+    let a = gpu.kernels();
+    let b = gpu.clone().kernels();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert!(std::ptr::eq(a.pipeline(Kernel::Matmul), b.pipeline(Kernel::Matmul)), "matmul was compiled twice");
+    gpu.check().unwrap();
 }

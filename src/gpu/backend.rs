@@ -75,7 +75,6 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// The model over `params` (and Adam's state, if training continues) on `gpu`.
     pub fn new(gpu: Gpu, cfg: ModelConfig, params: &VarMap, state: Option<&OptimizerState>) -> Result<Self> {
-        gpu.kernels()?; // compiled once per device; fail here rather than at the first step
         let layout = ParamLayout::new(&cfg);
         let data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
         let theta = layout.join("the model", |name| {

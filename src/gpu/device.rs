@@ -31,7 +31,7 @@ pub struct Gpu {
     pub adapter: String,
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
-    /// The compiled kernels, made on first use and shared by every backend on this device.
+    /// The kernels, each compiled on first use and shared by every backend on this device.
     kernels: Arc<OnceLock<Arc<Kernels>>>,
 }
 
@@ -94,14 +94,9 @@ impl Gpu {
         Ok(())
     }
 
-    /// Every kernel, compiled on the first call on this device and shared from then on.
-    pub fn kernels(&self) -> Result<Arc<Kernels>> {
-        if let Some(k) = self.kernels.get() {
-            return Ok(k.clone());
-        }
-        let compiled = Arc::new(Kernels::new(self)?);
-        // Two callers racing both compile; the first one stored is the one everybody shares.
-        Ok(self.kernels.get_or_init(|| compiled).clone())
+    /// This device's kernels, shared by every backend on it; each is compiled on its first use.
+    pub fn kernels(&self) -> Arc<Kernels> {
+        self.kernels.get_or_init(|| Arc::new(Kernels::new(&self.device))).clone()
     }
 
     pub fn is_lost(&self) -> bool {

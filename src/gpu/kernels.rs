@@ -1,13 +1,18 @@
-//! The compute kernels by name, and their pipelines, compiled once per device (see
-//! `Gpu::kernels`). Every WGSL source is compiled behind the prelude of `params.rs`.
+//! The compute kernels by name, and their pipelines, each compiled on its first use on a device
+//! and shared from then on (see `Gpu::kernels`). Every WGSL source is compiled behind the prelude
+//! of `params.rs`. Compiling on first use means a VAE never compiles the GAN's kernels: on
+//! SwiftShader the GAN's two loss kernels alone take a second to compile.
 
 use super::params::wgsl_prelude;
-use super::Gpu;
-use anyhow::{bail, Context, Result};
+use std::sync::OnceLock;
 
-/// Every compute kernel, compiled once per device.
+/// Every compute kernel of one device, compiled when first asked for.
 pub struct Kernels {
-    pipelines: Vec<wgpu::ComputePipeline>,
+    device: wgpu::Device,
+    /// One shader module per WGSL file, in the order of `FILES`.
+    modules: [OnceLock<wgpu::ShaderModule>; FILES.len()],
+    /// One pipeline per kernel, in the order of `Kernel::ALL`.
+    pipelines: [OnceLock<wgpu::ComputePipeline>; Kernel::ALL.len()],
 }
 
 /// The kernels by name: (WGSL source, entry point).
@@ -38,6 +43,8 @@ const VAE: &str = include_str!("vae.wgsl");
 const GAN: &str = include_str!("gan.wgsl");
 const REDUCE: &str = include_str!("reduce.wgsl");
 const ADAM: &str = include_str!("adam.wgsl");
+/// The WGSL files by name.
+const FILES: [&str; 6] = ["linear", "batch", "vae", "gan", "reduce", "adam"];
 
 impl Kernel {
     pub const ALL: [Kernel; 17] = [
@@ -91,38 +98,31 @@ impl Kernel {
 }
 
 impl Kernels {
-    /// Compiles every kernel on `gpu` (use `Gpu::kernels`, which does it once per device).
-    pub(crate) fn new(gpu: &Gpu) -> Result<Kernels> {
-        let prelude = wgsl_prelude();
-        let mut modules: Vec<(&str, wgpu::ShaderModule)> = Vec::new();
-        let mut pipelines = Vec::with_capacity(Kernel::ALL.len());
-        for kernel in Kernel::ALL {
-            let (file, source, entry) = kernel.source();
-            if !modules.iter().any(|(f, _)| *f == file) {
-                let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    /// The kernels of `device`, none compiled yet (use `Gpu::kernels`, which makes one per device).
+    pub(crate) fn new(device: &wgpu::Device) -> Kernels {
+        Kernels { device: device.clone(), modules: Default::default(), pipelines: std::array::from_fn(|_| OnceLock::new()) }
+    }
+
+    /// `k`'s pipeline, compiled now if this is its first use on the device. A compile error is
+    /// the device's: it comes back from the next `Gpu::check`.
+    pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
+        self.pipelines[k as usize].get_or_init(|| {
+            let (file, source, entry) = k.source();
+            let at = FILES.iter().position(|f| *f == file).expect("every kernel's file is in FILES");
+            let module = self.modules[at].get_or_init(|| {
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(file),
-                    source: wgpu::ShaderSource::Wgsl(format!("{prelude}\n{source}").into()),
-                });
-                modules.push((file, module));
-            }
-            let Some((_, module)) = modules.iter().find(|(f, _)| *f == file) else {
-                bail!("kernel source {file} was not compiled");
-            };
-            pipelines.push(gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    source: wgpu::ShaderSource::Wgsl(format!("{}\n{source}", wgsl_prelude()).into()),
+                })
+            });
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: None,
                 module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
-            }));
-        }
-        gpu.check().context("compiling the WGSL kernels")?;
-        Ok(Kernels { pipelines })
-    }
-
-    pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines[k as usize]
+            })
+        })
     }
 }
-

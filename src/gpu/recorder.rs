@@ -70,7 +70,7 @@ impl<'a> Recorder<'a> {
     pub fn new(gpu: &'a Gpu) -> Result<Self> {
         Ok(Self {
             gpu,
-            kernels: gpu.kernels()?,
+            kernels: gpu.kernels(),
             list: Vec::new(),
             owned: Vec::new(),
             dummy: gpu.storage("unused input", 16),
