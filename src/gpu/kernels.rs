@@ -37,14 +37,22 @@ pub enum Kernel {
     AdamCommit,
 }
 
-const LINEAR: &str = include_str!("linear.wgsl");
-const BATCH: &str = include_str!("batch.wgsl");
-const VAE: &str = include_str!("vae.wgsl");
-const GAN: &str = include_str!("gan.wgsl");
-const REDUCE: &str = include_str!("reduce.wgsl");
-const ADAM: &str = include_str!("adam.wgsl");
-/// The WGSL files by name.
-const FILES: [&str; 6] = ["linear", "batch", "vae", "gan", "reduce", "adam"];
+// The WGSL files, by their index in FILES.
+const LINEAR: usize = 0;
+const BATCH: usize = 1;
+const VAE: usize = 2;
+const GAN: usize = 3;
+const REDUCE: usize = 4;
+const ADAM: usize = 5;
+/// Each WGSL file's name and source.
+const FILES: [(&str, &str); 6] = [
+    ("linear", include_str!("linear.wgsl")),
+    ("batch", include_str!("batch.wgsl")),
+    ("vae", include_str!("vae.wgsl")),
+    ("gan", include_str!("gan.wgsl")),
+    ("reduce", include_str!("reduce.wgsl")),
+    ("adam", include_str!("adam.wgsl")),
+];
 
 impl Kernel {
     pub const ALL: [Kernel; 17] = [
@@ -69,30 +77,30 @@ impl Kernel {
 
     /// The WGSL entry point's name.
     pub fn entry_point(self) -> &'static str {
-        self.source().2
+        self.source().1
     }
 
-    /// (file, WGSL source, entry point).
-    fn source(self) -> (&'static str, &'static str, &'static str) {
+    /// (the file's index in `FILES`, entry point).
+    fn source(self) -> (usize, &'static str) {
         use Kernel::*;
         match self {
-            Matmul => ("linear", LINEAR, "matmul"),
-            ActBackward => ("linear", LINEAR, "act_backward"),
-            BiasGrad => ("linear", LINEAR, "bias_grad"),
-            Gather => ("batch", BATCH, "gather"),
-            LatentInput => ("batch", BATCH, "latent_input"),
-            Reparameterise => ("vae", VAE, "reparameterise"),
-            KlReparameteriseBackward => ("vae", VAE, "kl_reparameterise_backward"),
-            Bce => ("vae", VAE, "bce"),
-            FakeToD => ("gan", GAN, "fake_to_d"),
-            FakeBackward => ("gan", GAN, "fake_backward"),
-            DiscriminatorLoss => ("gan", GAN, "discriminator_loss"),
-            GeneratorLoss => ("gan", GAN, "generator_loss"),
-            SumPartials => ("reduce", REDUCE, "sum_partials"),
-            SumFinal => ("reduce", REDUCE, "sum_final"),
-            CheckStep => ("reduce", REDUCE, "check_step"),
-            AdamPropose => ("adam", ADAM, "propose"),
-            AdamCommit => ("adam", ADAM, "commit"),
+            Matmul => (LINEAR, "matmul"),
+            ActBackward => (LINEAR, "act_backward"),
+            BiasGrad => (LINEAR, "bias_grad"),
+            Gather => (BATCH, "gather"),
+            LatentInput => (BATCH, "latent_input"),
+            Reparameterise => (VAE, "reparameterise"),
+            KlReparameteriseBackward => (VAE, "kl_reparameterise_backward"),
+            Bce => (VAE, "bce"),
+            FakeToD => (GAN, "fake_to_d"),
+            FakeBackward => (GAN, "fake_backward"),
+            DiscriminatorLoss => (GAN, "discriminator_loss"),
+            GeneratorLoss => (GAN, "generator_loss"),
+            SumPartials => (REDUCE, "sum_partials"),
+            SumFinal => (REDUCE, "sum_final"),
+            CheckStep => (REDUCE, "check_step"),
+            AdamPropose => (ADAM, "propose"),
+            AdamCommit => (ADAM, "commit"),
         }
     }
 }
@@ -107,8 +115,8 @@ impl Kernels {
     /// the device's: it comes back from the next `Gpu::check`.
     pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
         self.pipelines[k as usize].get_or_init(|| {
-            let (file, source, entry) = k.source();
-            let at = FILES.iter().position(|f| *f == file).expect("every kernel's file is in FILES");
+            let (at, entry) = k.source();
+            let (file, source) = FILES[at];
             let module = self.modules[at].get_or_init(|| {
                 self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(file),
