@@ -3,7 +3,7 @@
 
 use super::kernels::Kernels;
 use anyhow::{anyhow, bail, Result};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 /// The error of any call on a device that is gone: the page falls back to the CPU on it, so it is
@@ -32,7 +32,7 @@ pub struct Gpu {
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
     /// The kernels, each compiled on first use and shared by every backend on this device.
-    kernels: Arc<OnceLock<Arc<Kernels>>>,
+    kernels: Arc<Kernels>,
 }
 
 impl Gpu {
@@ -77,7 +77,8 @@ impl Gpu {
                 log.push(e.to_string());
             }
         }));
-        Gpu { device, queue, adapter, lost, errors, kernels: Arc::new(OnceLock::new()) }
+        let kernels = Arc::new(Kernels::new(&device));
+        Gpu { device, queue, adapter, lost, errors, kernels }
     }
 
     /// Fails if the device was lost or reported an error since the last check.
@@ -96,7 +97,7 @@ impl Gpu {
 
     /// This device's kernels, shared by every backend on it; each is compiled on its first use.
     pub fn kernels(&self) -> Arc<Kernels> {
-        self.kernels.get_or_init(|| Arc::new(Kernels::new(&self.device))).clone()
+        self.kernels.clone()
     }
 
     pub fn is_lost(&self) -> bool {

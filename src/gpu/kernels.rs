@@ -106,7 +106,7 @@ impl Kernel {
 }
 
 impl Kernels {
-    /// The kernels of `device`, none compiled yet (use `Gpu::kernels`, which makes one per device).
+    /// The kernels of `device`, none compiled yet (`Gpu::from_device` makes the device's one).
     pub(crate) fn new(device: &wgpu::Device) -> Kernels {
         Kernels { device: device.clone(), modules: Default::default(), pipelines: std::array::from_fn(|_| OnceLock::new()) }
     }
