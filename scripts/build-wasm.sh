@@ -10,24 +10,32 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="$PWD/target-wasm"
 # candle's SIMD kernels key on simd128; getrandom (through rand) needs its browser backend.
 export RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
-args=(build --lib --target wasm32-unknown-unknown --profile wasm-release)
-
-if have_rustup_wasm; then
-  cargo "${args[@]}"
-else
-  # Debian's rustc ships no linker for wasm; rustup's toolchain carries rust-lld.
-  lld="$("$(rustup which rustc)" --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
-  [ -x "$lld" ] || lld=$(command -v wasm-ld-22 || command -v wasm-ld || true)
-  [ -n "$lld" ] || { echo "build-wasm: no wasm linker (rust-lld or wasm-ld) found" >&2; exit 1; }
-  RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \
-    /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
-fi
+# Two modules from the one crate: the whole API (pkg/latent_lab.js) and, without the `full`
+# feature, the light sampler a page draws its first digits with (pkg/sampler.js, src/wasm_sampler.rs).
+build() {
+  local args=(build --lib --target wasm32-unknown-unknown --profile wasm-release "$@")
+  if have_rustup_wasm; then
+    cargo "${args[@]}"
+  else
+    # Debian's rustc ships no linker for wasm; rustup's toolchain carries rust-lld.
+    lld="$("$(rustup which rustc)" --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
+    [ -x "$lld" ] || lld=$(command -v wasm-ld-22 || command -v wasm-ld || true)
+    [ -n "$lld" ] || { echo "build-wasm: no wasm linker (rust-lld or wasm-ld) found" >&2; exit 1; }
+    RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \
+      /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
+  fi
+}
 
 # Into a fresh folder first, so an interrupted run never leaves a half-written pkg/ behind.
 rm -rf pkg.tmp
-wasm-bindgen --target web --weak-refs --out-dir pkg.tmp \
-  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+out="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+build
+wasm-bindgen --target web --weak-refs --out-dir pkg.tmp "$out"
+build --no-default-features
+wasm-bindgen --target web --weak-refs --out-dir pkg.tmp --out-name sampler "$out"
 rm -rf pkg
 mv pkg.tmp pkg
-echo "build-wasm: pkg/latent_lab_bg.wasm $(stat -c %s pkg/latent_lab_bg.wasm) bytes, $(gzip -9c pkg/latent_lab_bg.wasm | wc -c) gzipped"
+for m in latent_lab sampler; do
+  echo "build-wasm: pkg/${m}_bg.wasm $(stat -c %s pkg/${m}_bg.wasm) bytes, $(gzip -9c pkg/${m}_bg.wasm | wc -c) gzipped"
+done

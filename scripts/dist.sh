@@ -2,8 +2,9 @@
 # Writes a self-contained static folder (default dist/) that any static host serves as it is: the
 # page, its modules, the wasm module, the weights and the MNIST data, in the same layout as the
 # repository (index.html, www/, pkg/), so every relative URL keeps working. The folder is also the
-# npm package: its package.json exports the wasm module (`latent-lab`, typed) and the
-# <latent-lab> element (`latent-lab/element`), so `npm pack dist` makes a tarball to install.
+# npm package: its package.json exports the wasm module (`latent-lab`, typed), the light sampler
+# module (`latent-lab/sampler`) and the <latent-lab> element (`latent-lab/element`), so
+# `npm pack dist` makes a tarball to install.
 #
 #   scripts/dist.sh [OUT]        then e.g.: cd dist && python3 -m http.server 8000
 #                                or:        npm pack ./dist
@@ -16,7 +17,7 @@ rm -rf "$out.tmp"
 mkdir -p "$out.tmp/pkg"
 cp index.html "$out.tmp/"
 cp -r www "$out.tmp/www"
-cp pkg/latent_lab.js pkg/latent_lab_bg.wasm pkg/latent_lab.d.ts "$out.tmp/pkg/"
+cp pkg/latent_lab.js pkg/latent_lab_bg.wasm pkg/latent_lab.d.ts pkg/sampler.js pkg/sampler_bg.wasm pkg/sampler.d.ts "$out.tmp/pkg/"
 version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
 cat > "$out.tmp/package.json" <<JSON
 {
@@ -29,6 +30,7 @@ cat > "$out.tmp/package.json" <<JSON
   "types": "./pkg/latent_lab.d.ts",
   "exports": {
     ".": { "types": "./pkg/latent_lab.d.ts", "default": "./pkg/latent_lab.js" },
+    "./sampler": { "types": "./pkg/sampler.d.ts", "default": "./pkg/sampler.js" },
     "./element": "./www/embed.js",
     "./pkg/*": "./pkg/*",
     "./www/*": "./www/*",

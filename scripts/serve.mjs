@@ -48,7 +48,7 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
       const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
       const base = { 'content-type': type, 'cache-control': 'no-cache', ...headers };
       const wantsGzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
-      if (wantsGzip && stat.size > 64 * 1024 && path.extname(file) !== '.gz') {
+      if (wantsGzip && stat.size > 1024 && path.extname(file) !== '.gz') {
         let hit = gzipCache.get(file);
         if (!hit || hit.mtimeMs !== stat.mtimeMs) {
           hit = { mtimeMs: stat.mtimeMs, body: zlib.gzipSync(await fs.readFile(file), { level: 6 }) };

@@ -58,10 +58,12 @@ fi
 native_tests=false
 [ "${1:-}" = "--native-tests" ] && native_tests=true
 
-# Rebuild the wasm when any input is newer than the output.
+# Rebuild the wasm modules when one is missing or any input is newer than them (the light
+# sampler is written last).
 wasm_lane() {
-  if [ ! -f pkg/latent_lab_bg.wasm ] || [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/latent_lab_bg.wasm -print -quit)" ]; then
-    say "building the wasm module (a few minutes the first time)"
+  if [ ! -f pkg/latent_lab_bg.wasm ] || [ ! -f pkg/sampler_bg.wasm ] ||
+     [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/sampler_bg.wasm -print -quit)" ]; then
+    say "building the wasm modules (a few minutes the first time)"
     scripts/build-wasm.sh
   fi
 }

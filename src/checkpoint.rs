@@ -112,22 +112,59 @@ fn size_mismatch(bytes: &[u8]) -> Option<String> {
     None
 }
 
-/// Reads and checks a generative model's weights file: every tensor present, of a float dtype
-/// (converted to f32), finite, and of the shape the kind and sizes need.
-pub fn load(bytes: &[u8], device: &Device) -> Result<Checkpoint> {
-    let (st, meta) = read(bytes)?;
-    if meta.get(PART.0).is_some_and(|p| p == PART.1) {
-        return load_decoder(&st, meta, device);
-    }
-    let cfg = infer_config(&st, &meta)?;
-    let params = load_params(&st, &cfg.param_shapes(), device)
-        .with_context(|| format!("{} with latent {} and hidden {}", cfg.kind.name(), cfg.latent, cfg.hidden))?;
-    Ok(Checkpoint { cfg, params, meta: with_config(&cfg, &meta), decoder_only: false })
+/// A generative model's weights file, read and checked, in plain vectors: what `load` makes
+/// variables of, and all the sampler (`sampler.rs`) needs, with no tensor library.
+pub struct Loaded {
+    pub cfg: ModelConfig,
+    /// Every parameter the file holds (of a decoder file, the decoder's) as (name, values in f32).
+    pub values: Vec<(String, Vec<f32>)>,
+    pub meta: Metadata,
+    /// A decoder file (`save_decoder`): `values` has the decoder's parameters alone.
+    pub decoder_only: bool,
 }
 
-/// A decoder file: the kind and sizes from its metadata (its tensors alone cannot tell a VAE's
-/// latent from its label width), its tensors checked as `load_params` checks them, the rest zeros.
-fn load_decoder(st: &SafeTensors, meta: Metadata, device: &Device) -> Result<Checkpoint> {
+/// Reads and checks a generative model's weights file: every tensor present, of a float dtype
+/// (converted to f32), finite, and of the shape the kind and sizes need.
+pub fn load_checked(bytes: &[u8]) -> Result<Loaded> {
+    let (st, meta) = read(bytes)?;
+    let decoder_only = meta.get(PART.0).is_some_and(|p| p == PART.1);
+    let (cfg, shapes, what) = if decoder_only {
+        let cfg = decoder_config(&meta)?;
+        (cfg, cfg.decoder_param_shapes(), "the decoder of a ")
+    } else {
+        let cfg = infer_config(&st, &meta)?;
+        (cfg, cfg.param_shapes(), "")
+    };
+    let values = shapes
+        .iter()
+        .map(|(name, shape)| Ok((name.clone(), load_values(&st, name, shape)?)))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{what}{} with latent {} and hidden {}", cfg.kind.name(), cfg.latent, cfg.hidden))?;
+    let meta = if decoder_only { meta } else { with_config(&cfg, &meta) };
+    Ok(Loaded { cfg, values, meta, decoder_only })
+}
+
+/// `load_checked`'s model as variables; of a decoder file, the parameters it lacks are zeros.
+pub fn load(bytes: &[u8], device: &Device) -> Result<Checkpoint> {
+    let Loaded { cfg, values, meta, decoder_only } = load_checked(bytes)?;
+    let params = VarMap::new();
+    {
+        let mut data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        let mut values: HashMap<String, Vec<f32>> = values.into_iter().collect();
+        for (name, shape) in cfg.param_shapes() {
+            let var = match values.remove(&name) {
+                Some(v) => Var::from_tensor(&Tensor::from_vec(v, shape, device)?)?,
+                None => Var::zeros(shape, candle_core::DType::F32, device)?,
+            };
+            data.insert(name, var);
+        }
+    }
+    Ok(Checkpoint { cfg, params, meta, decoder_only })
+}
+
+/// A decoder file's kind and sizes, from its metadata (its tensors alone cannot tell a VAE's
+/// latent from its label width).
+fn decoder_config(meta: &Metadata) -> Result<ModelConfig> {
     let entry = |key: &str| meta.get(key).ok_or_else(|| anyhow!("decoder file's metadata has no `{key}`"));
     let size = |key: &str| -> Result<usize> {
         let v = entry(key)?;
@@ -135,16 +172,7 @@ fn load_decoder(st: &SafeTensors, meta: Metadata, device: &Device) -> Result<Che
     };
     let cfg = ModelConfig { kind: Kind::parse(entry("kind")?)?, latent: size("latent")?, hidden: size("hidden")? };
     cfg.validate().context("decoder file")?;
-    let decoder = cfg.decoder_param_shapes();
-    let params = load_params(st, &decoder, device)
-        .with_context(|| format!("the decoder of a {} with latent {} and hidden {}", cfg.kind.name(), cfg.latent, cfg.hidden))?;
-    {
-        let mut data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        for (name, shape) in cfg.param_shapes().into_iter().filter(|p| !decoder.contains(p)) {
-            data.insert(name, Var::zeros(shape, candle_core::DType::F32, device)?);
-        }
-    }
-    Ok(Checkpoint { cfg, params, meta, decoder_only: true })
+    Ok(cfg)
 }
 
 /// The decoder alone (a VAE's fc3 and fc4, a GAN's generator) as safetensors bytes, with the

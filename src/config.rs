@@ -255,14 +255,19 @@ pub fn linear_param_shapes(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<
         .collect()
 }
 
-/// Labels [n] in 0..10 → one-hot rows [n, 10].
-pub fn one_hot(labels: &[u8], device: &Device) -> Result<Tensor> {
+/// Labels [n] in 0..10 → one-hot rows [n, 10], flattened.
+pub fn one_hot_rows(labels: &[u8]) -> Result<Vec<f32>> {
     let mut v = vec![0f32; labels.len() * CLASSES];
     for (i, &y) in labels.iter().enumerate() {
         ensure!((y as usize) < CLASSES, "label {i} is {y}; digit labels are 0 to 9");
         v[i * CLASSES + y as usize] = 1.0;
     }
-    Ok(Tensor::from_vec(v, (labels.len(), CLASSES), device)?)
+    Ok(v)
+}
+
+/// Labels [n] in 0..10 → one-hot rows [n, 10].
+pub fn one_hot(labels: &[u8], device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_vec(one_hot_rows(labels)?, (labels.len(), CLASSES), device)?)
 }
 
 /// The one-hot labels of the batch for a conditional model, `None` for an unconditional one.

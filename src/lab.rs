@@ -5,8 +5,9 @@ use crate::checkpoint::{self, Metadata, StoredDtype};
 use crate::resume;
 use crate::gpu::{Gpu, GpuBackend, GpuIo, PendingCopy};
 use crate::input::{count_images, count_rows};
-use crate::mnist::{Dataset, IMAGE_PIXELS};
-use crate::model::{init_params, one_hot, ModelConfig, Net};
+use crate::mnist::{Dataset, CLASSES, IMAGE_PIXELS};
+use crate::model::{init_params, ModelConfig, Net};
+use crate::sampler::{interpolate_with, label_rows};
 pub use crate::train::{Fallback, Recovery};
 use crate::train::{
     CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
@@ -142,16 +143,8 @@ impl Lab {
 
     /// The one-hot labels a conditional model needs for `n` rows; `None` for other kinds.
     fn labels_for(&self, labels: Option<&[u8]>, n: usize, what: &str) -> Result<Option<Tensor>> {
-        let kind = self.cfg.kind.name();
-        match (self.cfg.kind.is_conditional(), labels) {
-            (true, Some(l)) => {
-                ensure!(l.len() == n, "{} digit labels for {n} {what}; give one label per row", l.len());
-                Ok(Some(one_hot(l, &self.device)?))
-            }
-            (true, None) => bail!("a `{kind}` model needs a digit label (0 to 9) for each of the {what}"),
-            (false, Some(_)) => bail!("a `{kind}` model takes no digit labels; only cvae and cgan models do"),
-            (false, None) => Ok(None),
-        }
+        let rows = label_rows(&self.cfg, labels, n, what)?;
+        Ok(rows.map(|v| Tensor::from_vec(v, (n, CLASSES), &self.device)).transpose()?)
     }
 
     /// n latent vectors, flattened [n, latent] (and n digit labels for a conditional model)
@@ -163,22 +156,10 @@ impl Lab {
         Ok(self.net()?.generate(&z, y.as_ref())?.flatten_all()?.to_vec1()?)
     }
 
-    /// `steps` images decoded along the straight line from z_a to z_b, both ends included:
-    /// z_t = (1 − t)·z_a + t·z_b (all of one digit for a conditional model). Each frame is decoded
-    /// on its own, so frame k is bit-for-bit `sample(z_k)` (a batched matmul may sum in another
-    /// order) and the ends equal `sample(z_a)` and `sample(z_b)` exactly.
+    /// `steps` images decoded along the straight line from z_a to z_b, both ends included
+    /// (`sampler::interpolate_with`: each frame is bit-for-bit `sample(z_k)`).
     pub fn interpolate(&self, z_a: &[f32], z_b: &[f32], steps: usize, label: Option<u8>) -> Result<Vec<f32>> {
-        let l = self.cfg.latent;
-        ensure!(z_a.len() == l, "z_a has {} values; the latent size is {l}", z_a.len());
-        ensure!(z_b.len() == l, "z_b has {} values; the latent size is {l}", z_b.len());
-        ensure!((2..=1000).contains(&steps), "interpolation steps {steps} is outside 2..=1000");
-        let mut frames = Vec::with_capacity(steps * IMAGE_PIXELS);
-        for s in 0..steps {
-            let t = s as f32 / (steps - 1) as f32;
-            let z: Vec<f32> = z_a.iter().zip(z_b).map(|(a, b)| (1.0 - t) * a + t * b).collect();
-            frames.extend(self.sample(&z, label.as_ref().map(std::slice::from_ref))?);
-        }
-        Ok(frames)
+        interpolate_with(self.cfg.latent, z_a, z_b, steps, label, |z, y| self.sample(z, y))
     }
 
     /// The VAE, the checked images x [n, 784] and labels y, and the posterior (μ, log σ²) of each

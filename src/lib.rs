@@ -10,13 +10,16 @@
 //!    step's batch and losses, the `TrainBackend` trait)
 //! 6. `engine` (every kind's training step, hand-derived, over flat buffers)
 //! 7. the backends behind that seam: `cpu` (the engine), `gpu` (WebGPU: WGSL kernels through
-//!    wgpu), `reference` (candle's autograd, what the tests hold the other two to)
+//!    wgpu), `reference` (candle's autograd, what the tests hold the other two to); beside them
+//!    `sampler` (a decoder over plain vectors through the engine's products: all the light wasm
+//!    module holds)
 //! 8. `train` (the trainer: the loop, every random number of a step, device copies and fallback),
 //!    then `resume` (a run as one file: weights, Adam's state and the trainer's place)
 //! 9. `lab` (the checked plain-Rust API over a model and its trainer)
 //! 10. `metrics` (sample quality)
 //! 11. `explore` (the latent map's projection, drawn digits)
-//! 12. `wasm` (the thin `#[wasm_bindgen]` binding), the binaries in `src/bin/`
+//! 12. `wasm_sampler` (the light module's binding: a sampler alone), then `wasm` (the whole
+//!     module's thin `#[wasm_bindgen]` binding, with the `full` feature), the binaries in `src/bin/`
 
 pub mod adam;
 pub mod backend;
@@ -36,8 +39,11 @@ pub mod mnist;
 pub mod model;
 pub mod reference;
 pub mod resume;
+pub mod sampler;
 pub mod train;
 pub mod vae;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "full"))]
 pub mod wasm;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm_sampler;

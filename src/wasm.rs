@@ -1,4 +1,5 @@
-//! The browser API: a thin `#[wasm_bindgen]` layer over [`crate::lab::Lab`] and the classifier.
+//! The browser API: a thin `#[wasm_bindgen]` layer over [`crate::lab::Lab`] and the classifier
+//! (the whole module, with the `full` feature; `wasm_sampler.rs` is the light one's).
 //!
 //! A Rust error arrives in JavaScript as a thrown `Error` whose message names the problem; the
 //! errors the page must act on are also named (`e.name`): `"DeviceLostError"` (the WebGPU device
@@ -16,6 +17,7 @@ use crate::mnist::{self, Dataset};
 use crate::config::{Decay, Recipe};
 use crate::model::{Kind, ModelConfig};
 use crate::train::{Diverged, PendingStep, StepLosses};
+use crate::wasm_sampler::{set_panic_hook, to_js, Capabilities};
 use candle_core::Device;
 use js_sys::{Float32Array, Promise};
 use serde::Serialize;
@@ -37,15 +39,9 @@ fn js_err(e: anyhow::Error) -> JsValue {
     error.into()
 }
 
-/// A plain JS object (maps as objects, 64-bit integers as numbers), or `undefined` should it fail.
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::UNDEFINED)
-}
-
 #[wasm_bindgen(start)]
 fn start() {
-    // Only a bug can panic; this makes it say where in the console before the module dies.
-    console_error_panic_hook::set_once();
+    set_panic_hook();
 }
 
 /// A generative model of any kind (`vae`, `cvae`, `gan`, `cgan`) with its trainer.
@@ -218,6 +214,23 @@ pub struct Digits {
     pub labels: Vec<u8>,
 }
 
+/// `recipe_settings(kind, recipe)`.
+#[derive(Serialize)]
+struct RecipeSettings {
+    batch_size: usize,
+    learning_rate: f64,
+    lr_decay: &'static str,
+}
+
+/// A recipe's settings for a kind (`"fast"` or `"tutorial"`): `{batch_size, learning_rate,
+/// lr_decay}`, what setting `Model.recipe` gives a model of that kind. The page shows them before
+/// it holds a whole model (its first digits come from a `Sampler`).
+#[wasm_bindgen]
+pub fn recipe_settings(kind: &str, recipe: &str) -> Result<JsValue, JsValue> {
+    let s = Recipe::parse(recipe).map_err(js_err)?.settings(Kind::parse(kind).map_err(js_err)?);
+    Ok(to_js(&RecipeSettings { batch_size: s.batch_size, learning_rate: s.learning_rate, lr_decay: s.decay.name() }))
+}
+
 /// One split (`"train"` or `"test"`) of the page's MNIST file: `www/data/mnist.safetensors.gz` or
 /// `www/data/mnist-test.safetensors.gz`, inflated (they are stored gzipped).
 #[wasm_bindgen]
@@ -264,37 +277,6 @@ impl Pca {
     #[wasm_bindgen(getter)]
     pub fn explained(&self) -> Vec<f32> {
         self.pca.explained.to_vec()
-    }
-}
-
-/// `Model.capabilities`.
-#[derive(Serialize)]
-struct Capabilities {
-    kind: &'static str,
-    family: &'static str,
-    encoder: bool,
-    conditional: bool,
-    latent: usize,
-    hidden: usize,
-    losses: &'static [&'static str],
-    /// False for a model loaded from its decoder alone: it samples and interpolates; the rest
-    /// (encode, train, save) needs the whole file.
-    whole: bool,
-}
-
-impl Capabilities {
-    fn of(cfg: &ModelConfig, whole: bool) -> Capabilities {
-        let gan = cfg.kind.is_gan();
-        Capabilities {
-            kind: cfg.kind.name(),
-            family: if gan { "gan" } else { "vae" },
-            encoder: !gan,
-            conditional: cfg.kind.is_conditional(),
-            latent: cfg.latent,
-            hidden: cfg.hidden,
-            losses: if gan { &["d_loss", "g_loss", "d_real", "d_fake"] } else { &["loss", "bce", "kl"] },
-            whole,
-        }
     }
 }
 

@@ -15,6 +15,7 @@ mod mnist;
 mod model;
 mod quality;
 mod resume;
+mod sampler;
 mod shipped;
 mod trainer_cli;
 mod time_to_digits;

@@ -1,5 +1,5 @@
 // Everything the page, the <latent-lab> element and the training worker download, each once per
-// page (or worker): the wasm module, the one list of shipped models, their weights, the digit
+// page (or worker): the wasm modules (the whole one and the light sampler), the one list of shipped models, their weights, the digit
 // classifier, the MNIST files, and each model's latent map. Every cache holds a promise, so
 // callers that ask at the same time share one download, and it forgets a failure, so a later call
 // may try again. No DOM here: the worker imports it too.
@@ -73,35 +73,48 @@ function perKey(make, store = new Map()) {
 }
 
 /**
- * The wasm module's exports, initialised once. The import is dynamic so that a missing or blocked
- * pkg/ becomes an error its caller shows (inside an element, on the page) instead of a module
- * that fails to load.
+ * A wasm module's exports (`../pkg/${name}.js`), initialised once. The import is dynamic so that a
+ * missing or blocked pkg/ becomes an error its caller shows (inside an element, on the page)
+ * instead of a module that fails to load.
  */
-export const wasm = once(async () => {
-  const module = await import('../pkg/latent_lab.js');
-  await module.default();
+const wasmModule = (name) => once(async () => {
+  // The binary's download starts beside its JS glue's, not after the glue has run.
+  const binary = fetch(here(`../pkg/${name}_bg.wasm`));
+  binary.catch(() => {}); // a failed download is reported by init below
+  const module = await import(`../pkg/${name}.js`);
+  await module.default({ module_or_path: binary });
   return module;
 });
 
-/** One shared Model per shipped model key, loaded from the file `url(key)` (`what` it is, for errors). */
-const shippedFrom = (url, what) => perKey(async (key) => {
+/** The whole wasm module: models that encode, train and save, the classifier, the MNIST reader. */
+export const wasm = wasmModule('latent_lab');
+
+/**
+ * The light wasm module (src/wasm_sampler.rs): a `Sampler` alone, about a quarter of the whole
+ * module's bytes, so the first digits wait for it and a decoder, not for the trainer.
+ */
+export const samplerWasm = wasmModule('sampler');
+
+/** One shared Model per shipped model key, loaded from the file `url(key)` (`what` it is, for errors) by `load`. */
+const shippedFrom = (url, what, load) => perKey(async (key) => {
   if (!MODEL_KEYS.includes(key)) throw new Error(`unknown model "${key}"; the models are ${MODEL_KEYS.join(', ')}`);
-  const [{ Model }, bytes] = await Promise.all([wasm(), fetchBytes(url(key), `the ${key} ${what}`)]);
-  return Model.load(bytes);
+  const [module, bytes] = await Promise.all([load.module(), fetchBytes(url(key), `the ${key} ${what}`)]);
+  return load.from(module, bytes);
 });
 
 /**
  * The shared Model of the shipped model `key`, whole (it encodes and trains too); sampling is
  * synchronous, so sharing it is safe.
  */
-export const shippedModel = shippedFrom(URLS.model, 'weights');
+export const shippedModel = shippedFrom(URLS.model, 'weights', { module: wasm, from: (m, bytes) => m.Model.load(bytes) });
 
 /**
- * The shared Model of the shipped model `key` from its decoder alone (about half the bytes, a
- * GAN's generator, a VAE's fc3 and fc4): it samples and interpolates, the same digits as the
- * whole model; `capabilities.whole` is false. What a view that only samples fetches first.
+ * The shared Sampler of the shipped model `key`, from its decoder file (about half the bytes, a
+ * GAN's generator, a VAE's fc3 and fc4) through the light module: it has Model's getters,
+ * `sample` and `interpolate`, and draws the same digits as the whole model; `capabilities.whole`
+ * is false. What a view that only samples fetches first.
  */
-export const shippedDecoder = shippedFrom(URLS.decoder, 'decoder');
+export const shippedDecoder = shippedFrom(URLS.decoder, 'decoder', { module: samplerWasm, from: (m, bytes) => m.Sampler.load(bytes) });
 
 export const classifier = once(async () => {
   const [{ Classifier }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.classifier, 'the digit classifier')]);

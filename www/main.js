@@ -24,7 +24,6 @@ const SLIDER_STEP = 0.01;
 
 const $ = (id) => document.getElementById(id);
 
-let lab = null; // the wasm module's exports
 const state = {
   // key → { name, model: Model | null, shipped: bool, bytes?, storedId? }: shipped ones load through
   // www/assets.js, ones kept in this browser from `bytes`; `storedId`: its id there, if it is kept
@@ -103,7 +102,7 @@ function addModel(key, name, m = null, shipped = false, kept = {}) {
 async function ensureModel(key) {
   const entry = state.models.get(key);
   if (entry.model) return entry.model;
-  const m = entry.bytes ? lab.Model.load(entry.bytes) : await shippedDecoder(key);
+  const m = entry.bytes ? (await wasm()).Model.load(entry.bytes) : await shippedDecoder(key);
   if (state.models.get(key) === entry) entry.model = m;
   return m;
 }
@@ -139,9 +138,9 @@ async function selectModel(key) {
   state.zB = state.sampleZ.slice(l, 2 * l);
   $('digit-picker').hidden = !caps.conditional;
   $('model-delete').hidden = !state.models.get(key).storedId;
-  showRecipe(m);
   buildSliders(m);
   redrawAll();
+  guard(showRecipe)(m); // after the first digits: it waits for the whole module
   const meta = m.meta;
   const quality = meta.test_loss ? `test loss ${meta.test_loss} per digit, ` : '';
   setStatus(`${state.models.get(key).name}: ${caps.kind.toUpperCase()}, ${quality}${meta.epochs ?? '?'} epochs of training.`);
@@ -252,13 +251,15 @@ function drawStrip() {
  * The Train panel's batch, rate and decay: the chosen recipe's for this model's kind (the crate's,
  * src/config.rs), or, for "your own", as typed.
  */
-function showRecipe(m) {
+/** The Train panel's batch, rate and decay: the chosen recipe's for `m`'s kind (from the whole module). */
+async function showRecipe(m) {
   const recipe = $('train-recipe').value;
   if (recipe === 'custom') return;
-  m.recipe = recipe; // the page's copy only; the worker trains its own
-  $('train-batch').value = m.batch_size;
-  $('train-lr').value = m.learning_rate;
-  $('train-decay').value = m.lr_decay;
+  const settings = (await wasm()).recipe_settings(m.capabilities.kind, recipe);
+  if ($('train-recipe').value !== recipe) return; // the reader chose another meanwhile
+  $('train-batch').value = settings.batch_size;
+  $('train-lr').value = settings.learning_rate;
+  $('train-decay').value = settings.lr_decay;
 }
 
 let training = null; // the Train panel's view, made in main()
@@ -423,13 +424,13 @@ async function finishRun({ weights, steps, reason }) {
     // them, but they replace nothing.
     const key = `${state.trainingKey}:before-error`;
     const name = state.models.get(state.trainingKey)?.name ?? state.trainingName;
-    addModel(key, `${name} · trained until the error`, lab.Model.load(weights));
+    addModel(key, `${name} · trained until the error`, (await wasm()).Model.load(weights));
     status.textContent += ` · stopped by an error; the weights up to step ${steps} are in the Model list, the current model is unchanged`;
   } else {
     const key = state.trainingKey;
     const name = (state.models.get(key)?.name ?? state.trainingName).replace(/( · trained.*)?$/, ' · trained here');
     const kept = new Uint8Array(weights); // a copy for storage: the page's model takes these
-    addModel(key, name, lab.Model.load(weights));
+    addModel(key, name, (await wasm()).Model.load(weights));
     if (state.current === key) redrawAll();
     const { storedId, problem } = await keepModel(key, name, kept);
     const where = storedId ? ', and this browser keeps them' : ` (this browser could not keep them: ${problem}; Save weights does)`;
@@ -466,7 +467,7 @@ async function loadWeightsFile(event) {
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
     if (state.training) throw new Error('training started while the file was read; load it again when training ends');
-    m = lab.Model.load(bytes);
+    m = (await wasm()).Model.load(bytes);
   } catch (e) {
     showError(`Could not load ${file.name}: ${e.message}. The current model is unchanged.`);
     return;
@@ -493,13 +494,12 @@ async function saveWeights() {
 async function main() {
   // A shared link (#model=…&z=…&digit=…&view=…): whatever is valid is restored, the rest is default.
   const restore = parseFragment(location.hash, MODEL_KEYS);
-  // The first model's decoder downloads beside the wasm module, not after it; the models kept in
-  // this browser are listed meanwhile.
+  // The first model's decoder downloads beside the light module (pkg/sampler.js), and the models
+  // kept in this browser are read meanwhile (opening IndexedDB can take longer than both) and
+  // listed once the first digits are drawn. The whole module follows the first digits.
   shippedDecoder(restore.model ?? MODEL_KEYS[0]).catch(() => {}); // its error is shown when it is drawn
   const kept = keptModels();
-  lab = await wasm();
   for (const { key, name } of MODELS) addModel(key, name, null, true);
-  for (const { id, name, weights } of await kept) addModel(`kept:${id}`, name, null, false, { bytes: weights, storedId: id });
   if (restore.digit !== undefined) state.digit = restore.digit;
   mountDigitPicker({ box: $('digit-buttons'), digit: state.digit, idPrefix: 'digit-', guard, onPick: setDigit });
   training = mountTraining({
@@ -546,6 +546,7 @@ async function main() {
 
   // The first model draws as soon as it arrives.
   await selectModel(restore.model ?? MODEL_KEYS[0]);
+  for (const { id, name, weights } of await kept) addModel(`kept:${id}`, name, null, false, { bytes: weights, storedId: id });
   if (restore.z?.length === latent()) {
     state.sliders.set(restore.z);
     state.sliders.draw();

@@ -51,7 +51,7 @@ after(async () => {
 test('the dist folder holds the page, modules, wasm, weights and data, and nothing of the build', async () => {
   const site = path.join(dir, 'site');
   for (const f of ['index.html', 'www/main.js', 'www/worker.js', 'www/embed.js', 'www/embed-example.html',
-    'pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'www/weights/vae-z20.safetensors',
+    'pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/sampler.js', 'pkg/sampler_bg.wasm', 'www/weights/vae-z20.safetensors',
     'www/weights/classifier.safetensors', 'www/data/mnist.safetensors.gz', 'www/data/mnist-test.safetensors.gz']) {
     const stat = await fs.stat(path.join(site, f)).catch(() => null);
     assert.ok(stat?.isFile() && stat.size > 0, `dist has no ${f}`);
@@ -111,20 +111,28 @@ test('npm pack makes a package that, installed into an empty folder, samples in 
   assert.equal(manifest.types, './pkg/latent_lab.d.ts');
   assert.match(await fs.readFile(path.join(installed, manifest.types), 'utf8'), /export class Model/);
 
-  // In Node: the package's module, its wasm handed over as bytes (Node's fetch reads no files).
+  // In Node: the package's modules (the whole one and the light sampler), their wasm handed over
+  // as bytes (Node's fetch reads no files).
   const script = `
     import { readFile } from 'node:fs/promises';
     import init, { Model } from 'latent-lab';
-    await init({ module_or_path: await readFile(new URL(import.meta.resolve('latent-lab/pkg/latent_lab_bg.wasm'))) });
-    const m = Model.load(await readFile(new URL(import.meta.resolve('latent-lab/www/weights/vae-z20.safetensors'))));
-    const px = m.sample(Float32Array.from({ length: m.latent }, (_, i) => Math.sin(i + 1)));
-    console.log(JSON.stringify({ kind: m.kind, px: Array.from(px) }));
+    import initSampler, { Sampler } from 'latent-lab/sampler';
+    const file = (name) => readFile(new URL(import.meta.resolve('latent-lab/' + name)));
+    await init({ module_or_path: await file('pkg/latent_lab_bg.wasm') });
+    await initSampler({ module_or_path: await file('pkg/sampler_bg.wasm') });
+    const m = Model.load(await file('www/weights/vae-z20.safetensors'));
+    const z = Float32Array.from({ length: m.latent }, (_, i) => Math.sin(i + 1));
+    const s = Sampler.load(await file('www/weights/vae-z20.decoder.safetensors'));
+    console.log(JSON.stringify({ kind: m.kind, px: Array.from(m.sample(z)), sampled: Array.from(s.sample(z)), whole: s.capabilities.whole }));
   `;
   await fs.writeFile(path.join(app, 'sample.mjs'), script);
   const { stdout } = await run(process.execPath, ['sample.mjs'], { cwd: app });
   const r = JSON.parse(stdout);
   assert.equal(r.kind, 'vae');
   assert.equal(r.px.length, 784);
+  const sampledDiff = r.px.reduce((d, v, i) => Math.max(d, Math.abs(v - r.sampled[i])), 0);
+  assert.ok(sampledDiff <= 1e-5, `the sampler's digit differs from the model's by ${sampledDiff}`);
+  assert.equal(r.whole, false);
   // The same digit as the browser decodes from the dist folder.
   const page0 = await browser.newPage();
   await page0.goto(url + 'index.html');

@@ -9,6 +9,25 @@ before(async () => { env = await launch(); });
 after(async () => { await env?.close(); });
 
 
+test("index.html preloads every module main.js imports, and nothing it does not", async () => {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  const root = new URL('../../', import.meta.url).pathname;
+  const graph = new Set();
+  const visit = async (file) => {
+    if (graph.has(file)) return;
+    graph.add(file);
+    const src = await fs.readFile(path.join(root, file), 'utf8');
+    for (const [, dep] of src.matchAll(/^import\s[^;]*?from\s+'(\.[^']+)'/gms)) await visit(path.join(path.dirname(file), dep));
+  };
+  await visit('www/main.js');
+  graph.delete('www/main.js'); // the page's script itself
+  const html = await fs.readFile(path.join(root, 'index.html'), 'utf8');
+  const preloaded = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]);
+  assert.deepEqual(preloaded.filter((p) => p.startsWith('www/')).sort(), [...graph].sort());
+  assert.ok(preloaded.includes('pkg/sampler.js') && /<link rel="preload" href="pkg\/sampler_bg.wasm" as="fetch" [^>]*crossorigin>/.test(html));
+});
+
 test('the page loads with no console errors and draws digits at once', async () => {
   const { page, problems } = await readyPage(env);
   const s = await canvasStats(page, '#samples');
@@ -477,13 +496,20 @@ test('a diverging run rolls back to the last good weights at half the learning r
   await page2.close();
 });
 
-test('the first digits are drawn from the decoder alone, and the whole file comes when a view encodes', async () => {
+test('the first digits cost at most 1 MB: a decoder and the light module, and the whole file comes when a view encodes', async () => {
   const first = await firstLoad(env.browser, env.server.url);
   const weights = first.resources.map(([name]) => name).filter((n) => n.includes('/weights/'));
   assert.deepEqual(weights, ['/www/weights/vae-z20.decoder.safetensors'], `fetched before the first digits: ${weights}`);
   const embed = await firstLoad(env.browser, `${env.server.url}www/embed-example.html`);
   const embedWeights = embed.resources.map(([name]) => name).filter((n) => n.includes('/weights/'));
   assert.ok(embedWeights.length > 0 && embedWeights.every((n) => n.endsWith('.decoder.safetensors')), `the embeds' first: ${embedWeights}`);
+  // Bytes over the network before the first drawn canvas, by the browser's own count: each wasm
+  // binary at most once, the light one alone.
+  for (const [what, load] of [['index.html', first], ['the mock blog post', embed]]) {
+    const wasm = load.resources.map(([name]) => name).filter((n) => n.endsWith('.wasm'));
+    assert.deepEqual(wasm, ['/pkg/sampler_bg.wasm'], `${what}: wasm fetched before the first digits`);
+    assert.ok(load.bytes <= 1e6, `${what}: ${load.bytes} bytes before the first digits (${load.resources.map(([n, b]) => `${n} ${b}`).join(', ')})`);
+  }
 
   const requested = [];
   const { page, problems } = await openPage(env, '', (p) => p.on('request', (r) => requested.push(new URL(r.url()).pathname)));
