@@ -1,7 +1,7 @@
 //! Sampling with no tensor library: a model's decoder (a VAE's fc3 and fc4, a GAN's generator)
 //! over plain vectors, through the CPU engine's products. It is all the page's light wasm module
-//! holds (built without the `full` feature, a tenth of the whole module's bytes), so a reader's
-//! first digits wait for a decoder file and this, not for candle, the trainer and WebGPU.
+//! holds (built without the `full` feature: a quarter of the whole module's bytes gzipped), so a
+//! reader's first digits wait for a decoder file and this, not for candle, the trainer and WebGPU.
 //!
 //! The checks on what comes in are the ones `Lab` makes (it calls the same functions below), so a
 //! call refused by one is refused by the other with the same words.
