@@ -4,6 +4,7 @@
 //! submitted and finished apart, so a GPU's steps queue without waiting for their readback.
 
 pub use crate::adam::OptimizerState;
+pub use crate::config::VaeObjective;
 pub use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use anyhow::Result;
@@ -12,11 +13,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-/// A VAE step's loss per example, and its two parts.
+/// A VAE step's loss per example, and its two parts: loss = bce + β·kl.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossParts {
     pub loss: f32,
+    /// The reconstruction term: binary cross-entropy, or L2 or L1 when the objective says so
+    /// (named `bce` in the API since the models began with it alone).
     pub bce: f32,
+    /// The KL term, unweighted.
     pub kl: f32,
 }
 
@@ -47,7 +51,8 @@ impl StepLosses {
 }
 
 /// One minibatch and every random number its step uses, drawn by the trainer, so every backend
-/// consumes the same numbers by construction.
+/// consumes the same numbers by construction; and, for a VAE, what the step minimises (it may
+/// change between steps: the page's KL weight moves while training runs).
 pub struct Batch<'a> {
     pub data: &'a Dataset,
     pub indices: &'a [usize],
@@ -55,6 +60,8 @@ pub struct Batch<'a> {
     pub noise: &'a [f32],
     /// GAN kinds: the discriminator's dropout and a cGAN's mismatched labels; `None` for VAEs.
     pub gan: Option<&'a GanDraws>,
+    /// VAE kinds: the reconstruction loss and the KL weight (GANs ignore it).
+    pub vae: VaeObjective,
 }
 
 /// What a backend reads back for one step; only the backend that submitted it can interpret it.

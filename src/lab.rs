@@ -13,7 +13,7 @@ use crate::train::{
     CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
     Trainer,
 };
-use crate::config::batch_one_hot;
+use crate::config::{batch_one_hot, VaeObjective};
 use crate::mnist::batch_images;
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -373,7 +373,8 @@ fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result<Los
         let eps = Tensor::from_vec(noise, (chunk.len(), vae.cfg.latent), device)?;
         let labels: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
         let y = batch_one_hot(&vae.cfg, &labels, device)?;
-        let loss = vae.loss(&x, y.as_ref(), &eps)?;
+        // the plain VAE's loss (BCE + KL), whatever the model trained with, so files compare
+        let loss = vae.loss(&x, y.as_ref(), &eps, VaeObjective::default())?;
         bce += loss.bce.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         kl += loss.kl.to_scalar::<f32>()? as f64 * chunk.len() as f64;
     }

@@ -159,7 +159,7 @@ impl CandleBackend {
         let mut recorded = Vec::new();
         let losses = match &mut self.model {
             CpuModel::Vae { vae, opt } => {
-                let loss = vae.loss(&x, y.as_ref(), &noise)?;
+                let loss = vae.loss(&x, y.as_ref(), &noise, batch.vae)?;
                 let (total, grads) = checked_backward(&loss.total, opt, None)?;
                 #[cfg(feature = "test-hooks")]
                 recorded.push(opt.named_grads(&grads)?);

@@ -10,7 +10,7 @@
 //! copy where it resumes, so a rollback after a resume goes back no further than that step.
 
 use crate::checkpoint::{self, Checkpoint, Metadata};
-use crate::config::{Decay, ModelConfig, TrainSettings};
+use crate::config::{Decay, ModelConfig, Recon, TrainSettings, VaeObjective};
 use crate::train::{OptimizerState, Snapshot, StreamPosition, TrainerState};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::Device;
@@ -50,7 +50,7 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
 
     let mut meta = checkpoint::with_config(cfg, meta);
     let s = &trainer.settings;
-    let fields: [(&str, String); 15] = [
+    let fields: [(&str, String); 17] = [
         (MARK, VERSION.into()),
         (FOLDED_EPOCHS, folded_epochs.to_string()),
         ("optimizer.t", snapshot.optimizer.t.to_string()),
@@ -64,6 +64,8 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
         ("trainer.batch_size", s.batch_size.to_string()),
         ("trainer.learning_rate", s.learning_rate.to_string()), // shortest text that reads back exactly
         ("trainer.decay", s.decay.name().into()),
+        ("trainer.recon", trainer.objective.recon.name().into()),
+        ("trainer.kl_weight", trainer.objective.kl_weight.to_string()),
         ("trainer.rollbacks", format!("{}/{}", trainer.recoveries, trainer.max_recoveries)),
         ("trainer.sync_interval", trainer.sync_interval.to_string()),
     ];
@@ -127,6 +129,11 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
             batch_size: parse("trainer.batch_size", field("trainer.batch_size")?)?,
             learning_rate: real("trainer.learning_rate")?,
             decay: Decay::parse(field("trainer.decay")?)?,
+        },
+        // runs saved before the objective was a setting trained the plain VAE's
+        objective: VaeObjective {
+            recon: meta.get("trainer.recon").map(|r| Recon::parse(r)).transpose()?.unwrap_or_default(),
+            kl_weight: meta.get("trainer.kl_weight").map(|b| parse("trainer.kl_weight", b)).transpose()?.unwrap_or(1.0),
         },
         sync_interval: number("trainer.sync_interval")?,
         max_recoveries: parse("trainer.rollbacks", allowed)?,

@@ -9,7 +9,7 @@ pub use crate::backend::{
 };
 pub use crate::cpu::CpuBackend;
 pub use crate::mnist::batch_images;
-use crate::config::{Decay, Recipe, SettingsChoice, TrainSettings};
+use crate::config::{Decay, Recipe, SettingsChoice, TrainSettings, VaeObjective};
 use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
@@ -79,6 +79,8 @@ pub struct Trainer {
     batch_size: usize,
     learning_rate: f64,
     decay: Decay,
+    /// What a VAE's steps minimise (each step takes it as it is then).
+    objective: VaeObjective,
     /// Epochs the weights had trained before this trainer took them, which the decay counts from.
     prior_epochs: f64,
     steps: u64,
@@ -136,6 +138,8 @@ pub struct TrainerState {
     pub rng: StreamPosition,
     pub dropout_rng: StreamPosition,
     pub settings: TrainSettings,
+    /// VAE kinds: the reconstruction loss and the KL weight.
+    pub objective: VaeObjective,
     pub sync_interval: u64,
     pub max_recoveries: u32,
     pub recoveries: u32,
@@ -175,6 +179,7 @@ impl Trainer {
             batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
             learning_rate: Recipe::DEFAULT.settings(cfg.kind).learning_rate,
             decay: Recipe::DEFAULT.settings(cfg.kind).decay,
+            objective: VaeObjective::default(),
             prior_epochs: 0.0,
             steps: 0,
             examples_seen: 0,
@@ -205,6 +210,7 @@ impl Trainer {
             rng: StreamPosition::of(&self.rng),
             dropout_rng: StreamPosition::of(&self.dropout_rng),
             settings: self.settings(),
+            objective: self.objective,
             sync_interval: self.sync_interval,
             max_recoveries: self.max_recoveries,
             recoveries: self.recoveries,
@@ -239,6 +245,7 @@ impl Trainer {
         t.set_batch_size(s.batch_size)?;
         t.set_learning_rate(s.learning_rate)?;
         t.set_decay(s.decay);
+        t.set_objective(state.objective)?;
         t.set_sync_interval(state.sync_interval)?;
         t.set_max_recoveries(state.max_recoveries)?;
         t.set_prior_epochs(state.prior_epochs)?;
@@ -372,6 +379,24 @@ impl Trainer {
         if let Some(decay) = choice.decay {
             self.set_decay(decay);
         }
+        if choice.recon.is_some() || choice.kl_weight.is_some() {
+            ensure!(!self.cfg.kind.is_gan(), "--recon and --beta set a VAE's loss; a GAN has neither");
+            let o = self.objective;
+            self.set_objective(VaeObjective { recon: choice.recon.unwrap_or(o.recon), kl_weight: choice.kl_weight.unwrap_or(o.kl_weight) })?;
+        }
+        Ok(())
+    }
+
+    /// What a VAE's steps minimise: the reconstruction loss and the KL weight β.
+    pub fn objective(&self) -> VaeObjective {
+        self.objective
+    }
+
+    /// Takes effect from the next step submitted (steps already queued keep theirs). A GAN's steps
+    /// ignore it.
+    pub fn set_objective(&mut self, objective: VaeObjective) -> Result<()> {
+        VaeObjective::check_kl_weight(objective.kl_weight)?;
+        self.objective = objective;
         Ok(())
     }
 
@@ -497,7 +522,7 @@ impl Trainer {
         let indices = &self.order[self.cursor..end];
         let noise: Vec<f32> =
             (0..indices.len() * self.cfg.latent).map(|_| self.rng.sample(StandardNormal)).collect();
-        let mut batch = Batch { data, indices, noise: &noise, gan: None };
+        let mut batch = Batch { data, indices, noise: &noise, gan: None, vae: self.objective };
         let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels()));
         batch.gan = gan.as_ref();
         let submitted = backend.submit(&batch, rate)?;

@@ -10,7 +10,7 @@
 //! ([x, y], 794 wide) and to the latent ([z, y]), so z is left to carry only the style.
 
 use crate::mnist::IMAGE_PIXELS;
-use crate::config::{with_label, ModelConfig};
+use crate::config::{with_label, ModelConfig, Recon, VaeObjective};
 use anyhow::Result;
 use candle_core::{Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};
@@ -55,15 +55,16 @@ impl Vae {
         Ok(candle_nn::ops::sigmoid(&self.decode_logits(z, y)?)?)
     }
 
-    /// x [n, 784], y [n, 10] for a cVAE, ε [n, latent] → the per-example loss, averaged over the batch.
-    pub fn loss(&self, x: &Tensor, y: Option<&Tensor>, eps: &Tensor) -> Result<VaeLoss> {
+    /// x [n, 784], y [n, 10] for a cVAE, ε [n, latent] → the per-example loss, averaged over the
+    /// batch: the reconstruction term `objective.recon` says plus β·KL.
+    pub fn loss(&self, x: &Tensor, y: Option<&Tensor>, eps: &Tensor, objective: VaeObjective) -> Result<VaeLoss> {
         let (mu, logvar) = self.encode(x, y)?;
         let z = (&mu + (&logvar * 0.5)?.exp()? * eps)?;
         let logits = self.decode_logits(&z, y)?;
         let n = x.dim(0)? as f64;
-        let bce = (bce_with_logits(&logits, x)?.sum_all()? / n)?;
+        let bce = (reconstruction_terms(objective.recon, &logits, x)?.sum_all()? / n)?;
         let kl = (kl_to_unit_gaussian(&mu, &logvar)?.sum_all()? / n)?;
-        let total = (&bce + &kl)?;
+        let total = (&bce + (&kl * objective.kl_weight)?)?;
         Ok(VaeLoss { total, bce, kl })
     }
 }
@@ -80,6 +81,16 @@ pub struct VaeLoss {
 pub fn bce_with_logits(logits: &Tensor, x: &Tensor) -> Result<Tensor> {
     let softplus_tail = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
     Ok(((logits.relu()? - (x * logits)?)? + softplus_tail)?)
+}
+
+/// The reconstruction loss of sigmoid(logits) against targets x, elementwise: BCE on the logits,
+/// or the squared (L2) or absolute (L1) difference of the decoded pixels.
+pub fn reconstruction_terms(recon: Recon, logits: &Tensor, x: &Tensor) -> Result<Tensor> {
+    Ok(match recon {
+        Recon::Bce => bce_with_logits(logits, x)?,
+        Recon::L2 => (candle_nn::ops::sigmoid(logits)? - x)?.sqr()?,
+        Recon::L1 => (candle_nn::ops::sigmoid(logits)? - x)?.abs()?,
+    })
 }
 
 /// KL(N(μ, σ²) ‖ N(0, 1)) per example, summed over latent dimensions:

@@ -14,7 +14,7 @@ use crate::explore;
 use crate::gpu::{DeviceLost, Gpu};
 use crate::lab::Lab;
 use crate::mnist::{self, Dataset};
-use crate::config::{Decay, Recipe};
+use crate::config::{Decay, Recipe, Recon, VaeObjective};
 use crate::model::{Kind, ModelConfig};
 use crate::train::{Diverged, PendingStep, StepLosses};
 use crate::wasm_sampler::{set_panic_hook, to_js, Capabilities};
@@ -310,6 +310,16 @@ impl Model {
         Ok(std::cell::RefMut::map(self.inner.try_borrow_mut().map_err(|_| busy())?, |i| &mut i.lab))
     }
 
+    /// A VAE's objective changed by `change`; a GAN has no reconstruction loss or KL term.
+    fn set_objective(&self, change: impl FnOnce(VaeObjective) -> VaeObjective) -> Result<(), JsValue> {
+        let mut lab = self.lab_mut()?;
+        if lab.config().kind.is_gan() {
+            return Err(JsError::new("a GAN has no reconstruction loss or KL weight: those are a VAE's settings").into());
+        }
+        let objective = change(lab.trainer().objective());
+        lab.trainer_mut().set_objective(objective).map_err(js_err)
+    }
+
     /// For getters, which cannot throw: a default in the (never expected) case of a busy model.
     fn peek<T: Default>(&self, f: impl FnOnce(&Lab) -> T) -> T {
         self.inner.try_borrow().map(|i| f(&i.lab)).unwrap_or_default()
@@ -489,6 +499,32 @@ impl Model {
         let decay = Decay::parse(name).map_err(js_err)?;
         self.lab_mut()?.trainer_mut().set_decay(decay);
         Ok(())
+    }
+
+    /// A VAE's reconstruction loss, summed over the 784 pixels: `"bce"` (binary cross-entropy,
+    /// the default), `"l2"` (squared error) or `"l1"` (absolute error) of the decoded pixels.
+    /// Setting it takes effect from the next step, also while training runs; a GAN refuses it.
+    #[wasm_bindgen(getter)]
+    pub fn reconstruction_loss(&self) -> String {
+        self.peek(|lab| lab.trainer().objective().recon.name().to_string())
+    }
+
+    #[wasm_bindgen(setter)]
+    pub fn set_reconstruction_loss(&mut self, name: &str) -> Result<(), JsValue> {
+        let recon = Recon::parse(name).map_err(js_err)?;
+        self.set_objective(|o| VaeObjective { recon, ..o })
+    }
+
+    /// A VAE's KL weight β: each step minimises reconstruction + β·KL (1, the plain VAE; 0 to
+    /// 100). Takes effect from the next step, also while training runs; a GAN refuses it.
+    #[wasm_bindgen(getter)]
+    pub fn kl_weight(&self) -> f64 {
+        self.peek(|lab| lab.trainer().objective().kl_weight)
+    }
+
+    #[wasm_bindgen(setter)]
+    pub fn set_kl_weight(&mut self, beta: f64) -> Result<(), JsValue> {
+        self.set_objective(|o| VaeObjective { kl_weight: beta, ..o })
     }
 
     /// Every how many steps the WebGPU device's weights are copied back to the CPU (50): what a

@@ -6,7 +6,7 @@
 use crate::common;
 use crate::common::parity::{self, SEED};
 
-use latent_lab::config::Recipe;
+use latent_lab::config::{Recipe, Recon, VaeObjective};
 use latent_lab::engine::matmul::{self, Act, Epilogue, Strided};
 use latent_lab::model::{init_params, Kind, ModelConfig};
 use latent_lab::reference::CandleBackend;
@@ -64,6 +64,10 @@ fn params(cfg: &ModelConfig) -> candle_nn::VarMap {
 /// One step from the same weights and minibatch (clear of the activations' kinks) on the engine
 /// and on candle: the losses, and every gradient.
 fn one_step_parity(kind: Kind) {
+    one_step_parity_with(kind, VaeObjective::default());
+}
+
+fn one_step_parity_with(kind: Kind, objective: VaeObjective) {
     let cfg = kind.default_config();
     let data = common::mnist().train.take(4096);
     let mut engine = CpuBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
@@ -72,7 +76,7 @@ fn one_step_parity(kind: Kind) {
     candle.record_gradients = true;
     let (indices, noise) = parity::clear_minibatch(&cfg, &data, 128);
     let draws = parity::gan_draws(&cfg, &data, &indices);
-    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref() };
+    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: objective };
     // The tutorials' rate, as tests/gpu.rs takes: at step 1 Adam moves every weight by about
     // ±lr whatever its gradient's size, so a gradient at rounding level (a unit barely used) can
     // move either way on two backends, and the generator's gradient, taken through the updated
@@ -89,6 +93,15 @@ fn one_step_parity(kind: Kind) {
 #[test]
 fn one_step_parity_vae() {
     one_step_parity(Kind::Vae);
+}
+
+/// The other reconstruction losses and KL weights, on the VAE and the cVAE: L2 at β = 0.25 and L1
+/// at β = 4 (and BCE at β = 0, the autoencoder-with-noise end).
+#[test]
+fn one_step_parity_of_each_reconstruction_loss_and_kl_weight() {
+    for (kind, recon, kl_weight) in [(Kind::Vae, Recon::L2, 0.25), (Kind::Cvae, Recon::L1, 4.0), (Kind::Vae, Recon::Bce, 0.0)] {
+        one_step_parity_with(kind, VaeObjective { recon, kl_weight });
+    }
 }
 
 #[test]
@@ -224,7 +237,7 @@ fn a_batch_outside_the_dataset_is_refused_and_changes_nothing() {
         let indices = [3usize, 100];
         let noise = vec![0.5f32; 2 * cfg.latent];
         let draws = parity::gan_draws(&cfg, &common::mnist().train, &indices);
-        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref() };
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default() };
         common::expect_err(engine.run_step(&batch, 1e-3), &["example 100 is outside the dataset of 100"]);
         assert_eq!(engine.snapshot().unwrap().params, before, "{}: the refused step changed the weights", kind.name());
     }

@@ -291,8 +291,8 @@ fn reparameterise_forward() {
     assert_close("z", &floats(&out[5]), &values(&want), 1e-6);
 }
 
-/// The reparameterisation's backward plus the KL term's: for L = Σ z·dZ + KL / n, candle's
-/// autograd gives dμ and d log σ²; the per-element KL terms too.
+/// The reparameterisation's backward plus the KL term's: for L = Σ z·dZ + β·KL / n (β = 0.37),
+/// candle's autograd gives dμ and d log σ²; the per-element KL terms (unweighted) too.
 #[test]
 fn kl_reparameterise_backward_against_autograd() {
     let (n, l, width) = (M, 7, 17);
@@ -302,7 +302,7 @@ fn kl_reparameterise_backward_against_autograd() {
     let zeros = vec![0.0f32; n * l];
     let inputs = [bytes(&p.mu), bytes(&p.logvar), bytes(&p.eps), bytes(&dz), bytes(&zeros), bytes(&zeros), bytes(&zeros)];
     let out = testing::run(&gpu(), &inputs, |r, b| {
-        r.kl_reparameterise_backward((n, l, width), &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6]);
+        r.kl_reparameterise_backward((n, l, width), 0.37, &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6]);
         Ok(())
     })
     .unwrap();
@@ -311,7 +311,7 @@ fn kl_reparameterise_backward_against_autograd() {
     let z = (&mu_t + ((&lv_t * 0.5).unwrap().exp().unwrap() * tensor(&p.eps, &[n, l])).unwrap()).unwrap();
     let dz_latent = tensor(&dz, &[n, width]).narrow(1, 0, l).unwrap();
     let kl = latent_lab::vae::kl_to_unit_gaussian(&mu_t, &lv_t).unwrap(); // per example [n]
-    let loss = ((z * dz_latent).unwrap().sum_all().unwrap() + (kl.sum_all().unwrap() / n as f64).unwrap()).unwrap();
+    let loss = ((z * dz_latent).unwrap().sum_all().unwrap() + (kl.sum_all().unwrap() * (0.37 / n as f64)).unwrap()).unwrap();
     let grads = loss.backward().unwrap();
     assert_close("dmu", &floats(&out[4]), &values(grads.get(&mu).unwrap()), 1e-5);
     assert_close("dlogvar", &floats(&out[5]), &values(grads.get(&lv).unwrap()), 1e-5);
@@ -320,26 +320,30 @@ fn kl_reparameterise_backward_against_autograd() {
     assert_close("KL terms", &per_example, &values(&kl), 1e-5);
 }
 
-/// BCE on logits against pixels of rows that carry a label after them: the per-element terms,
-/// and the logits replaced by d(Σ BCE / n)/dl from candle's autograd.
+/// Each reconstruction loss (BCE on logits, L2, L1) against pixels of rows that carry a label
+/// after them: the per-element terms, and the logits replaced by d(Σ terms / n)/dl from candle's
+/// autograd.
 #[test]
-fn bce_forward_and_backward() {
+fn reconstruction_forward_and_backward() {
+    use latent_lab::config::Recon;
     let n = M;
     let mut rng = common::Rng::new(11);
     let x_width = 794;
     let x = rng.vec(n * x_width, 0.0, 1.0);
     let logits = rng.vec(n * 784, -6.0, 6.0);
-    let out = testing::run(&gpu(), &[bytes(&x), bytes(&logits), bytes(&vec![0.0; n * 784])], |r, b| {
-        r.bce(n, x_width, &b[0], &b[1], &b[2]);
-        Ok(())
-    })
-    .unwrap();
-    let lv = Var::new(&logits[..], &DEV).unwrap();
-    let target = tensor(&x, &[n, x_width]).narrow(1, 0, 784).unwrap();
-    let terms = latent_lab::vae::bce_with_logits(&lv.as_tensor().reshape((n, 784)).unwrap(), &target).unwrap();
-    let grads = (terms.sum_all().unwrap() / n as f64).unwrap().backward().unwrap();
-    assert_close("BCE terms", &floats(&out[2]), &values(&terms), 1e-5);
-    assert_close("dlogits", &floats(&out[1]), &values(grads.get(&lv).unwrap()), 1e-5);
+    for recon in Recon::ALL {
+        let out = testing::run(&gpu(), &[bytes(&x), bytes(&logits), bytes(&vec![0.0; n * 784])], |r, b| {
+            r.reconstruction(n, x_width, params::recon::code(recon), &b[0], &b[1], &b[2]);
+            Ok(())
+        })
+        .unwrap();
+        let lv = Var::new(&logits[..], &DEV).unwrap();
+        let target = tensor(&x, &[n, x_width]).narrow(1, 0, 784).unwrap();
+        let terms = latent_lab::vae::reconstruction_terms(recon, &lv.as_tensor().reshape((n, 784)).unwrap(), &target).unwrap();
+        let grads = (terms.sum_all().unwrap() / n as f64).unwrap().backward().unwrap();
+        assert_close(&format!("{} terms", recon.name()), &floats(&out[2]), &values(&terms), 1e-5);
+        assert_close(&format!("{} dlogits", recon.name()), &floats(&out[1]), &values(grads.get(&lv).unwrap()), 1e-5);
+    }
 }
 
 // ----- gan.wgsl -----
@@ -468,7 +472,7 @@ fn check_step_commits_refuses_and_halts() {
     use params::{control, stats as s};
     let verdict = |gan: bool, stats: [f32; 8], control_words: [u32; 2]| -> (Vec<f32>, Vec<u32>) {
         let out = testing::run(&gpu(), &[bytes(&stats), words(&control_words)], |r, b| {
-            r.check_step(gan, &b[0], &b[1]);
+            r.check_step((!gan).then_some(1.0), &b[0], &b[1]);
             Ok(())
         })
         .unwrap();

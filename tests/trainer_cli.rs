@@ -89,3 +89,29 @@ fn an_unknown_backend_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("--backend: `tpu` is not cpu, webgpu or auto"), "{stderr}");
 }
+
+/// --recon and --beta train a VAE on that objective and are recorded in the file's command (the
+/// plain BCE + KL run above records neither); the classifier and a GAN refuse them.
+#[test]
+fn the_trainer_takes_a_reconstruction_loss_and_kl_weight() {
+    let dir = scratch("objective");
+    small_mnist(&dir.join("mnist"), 256, 100);
+    let out = dir.join("vae.safetensors");
+    let mnist = dir.join("mnist");
+    let run = train(&[
+        "vae", "--latent", "4", "--hidden", "16", "--epochs", "1", "--recon", "l2", "--beta", "2.5",
+        "--mnist", mnist.to_str().unwrap(), "--out", out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("decay inverse-epoch --recon l2 --beta 2.5, seed 1"), "{stderr}");
+    let meta = read_metadata(&std::fs::read(&out).unwrap());
+    assert!(meta["trainer"].ends_with("--decay inverse-epoch --recon l2 --beta 2.5"), "{}", meta["trainer"]);
+    for (kind, want) in [("gan", "a GAN has neither"), ("classifier", "the classifier trains with cross-entropy")] {
+        let run = train(&[kind, "--beta", "2", "--epochs", "1", "--mnist", mnist.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(!run.status.success(), "{kind} took --beta");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(want), "{kind}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,7 +4,7 @@
 use crate::common;
 
 use crate::common::{bits, expect_err};
-use latent_lab::config::{Decay, Kind, Recipe, TrainSettings};
+use latent_lab::config::{Decay, Kind, Recipe, Recon, SettingsChoice, TrainSettings, VaeObjective};
 use latent_lab::lab::Lab;
 use latent_lab::train::{LossParts, StepLosses, StepStats};
 use latent_lab::model::ModelConfig;
@@ -46,6 +46,34 @@ fn fresh_models_train_with_the_fast_recipe_and_the_tutorials_is_there_by_name() 
     assert_eq!(Recipe::parse("tutorial").unwrap(), Recipe::Tutorial);
     expect_err(Recipe::parse("slow"), &["unknown recipe `slow`; the recipes are fast and tutorial"]);
     expect_err(Decay::parse("cosine"), &["unknown learning-rate decay `cosine`; the decays are none and inverse-epoch"]);
+}
+
+/// The command line's --recon and --beta choose a VAE's objective (over the default BCE + KL); a
+/// GAN refuses them, and a β out of range or an unknown loss is named.
+#[test]
+fn the_reconstruction_loss_and_kl_weight_are_chosen_by_name_and_checked() {
+    let mut choice = SettingsChoice::default();
+    for (flag, value) in [("--recon", "l1"), ("--beta", "4")] {
+        assert!(choice.take(flag, value).unwrap(), "{flag}");
+    }
+    let mut lab = Lab::fresh(Kind::Vae.default_config(), 1).unwrap();
+    assert_eq!(lab.trainer().objective(), VaeObjective { recon: Recon::Bce, kl_weight: 1.0 });
+    lab.trainer_mut().choose(&choice).unwrap();
+    assert_eq!(lab.trainer().objective(), VaeObjective { recon: Recon::L1, kl_weight: 4.0 });
+    // Each given alone keeps the other as it was.
+    let beta_only = SettingsChoice { kl_weight: Some(0.5), ..Default::default() };
+    lab.trainer_mut().choose(&beta_only).unwrap();
+    assert_eq!(lab.trainer().objective(), VaeObjective { recon: Recon::L1, kl_weight: 0.5 });
+
+    let mut gan = Lab::fresh(Kind::Gan.default_config(), 1).unwrap();
+    expect_err(gan.trainer_mut().choose(&beta_only), &["--recon and --beta set a VAE's loss; a GAN has neither"]);
+    for beta in [-0.1, 100.5, f64::NAN] {
+        let bad = VaeObjective { kl_weight: beta, ..Default::default() };
+        expect_err(lab.trainer_mut().set_objective(bad), &["KL weight β", "outside 0..=100"]);
+    }
+    assert_eq!(lab.trainer().objective().kl_weight, 0.5, "a refused β changed the objective");
+    expect_err(Recon::parse("l3"), &["unknown reconstruction loss `l3`; the reconstruction losses are bce, l2 and l1"]);
+    expect_err(SettingsChoice::default().take("--beta", "lots"), &["--beta"]);
 }
 
 /// The fast recipe's decay: epoch e trains at the rate ÷ (1 + e). A run with the decay and one at a

@@ -141,6 +141,8 @@ async function selectModel(key) {
   buildSliders(m);
   redrawAll();
   guard(showRecipe)(m); // after the first digits: it waits for the whole module
+  // A GAN has no reconstruction loss or KL term to weigh.
+  for (const setting of document.querySelectorAll('.vae-setting')) setting.hidden = caps.family !== 'vae';
   const meta = m.meta;
   const quality = meta.test_loss ? `test loss ${meta.test_loss} per digit, ` : '';
   setStatus(`${state.models.get(key).name}: ${caps.kind.toUpperCase()}, ${quality}${meta.epochs ?? '?'} epochs of training.`);
@@ -268,6 +270,7 @@ async function startTraining() {
   clearError();
   const epochs = Number($('train-epochs').value);
   if (!(epochs > 0)) throw new Error('Epochs must be a positive number.');
+  const objective = model().capabilities.family === 'vae' ? objectiveChosen() : {};
   // Train and the Model list are off from here, so neither a second click nor another model can
   // come in while the whole weights download.
   setTraining(true);
@@ -287,6 +290,7 @@ async function startTraining() {
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
     lrDecay: $('train-decay').value,
+    ...objective,
     backend: $('train-backend').value,
     // ?sync=N copies the WebGPU weights back every N steps instead of 50 (what a lost device costs);
     // ?rollbacks=N allows N rollbacks after a divergence instead of 4 (0 stops at the first).
@@ -294,6 +298,21 @@ async function startTraining() {
     maxRecoveries: urlCount('rollbacks'),
     autosave: autosaveSettings(state.trainingKey, state.trainingName),
   }, state.explorer?.trainingExtras(m)); // the explorer's manifold and reconstructions, if shown, redraw as it trains
+}
+
+/** The Train panel's reconstruction loss and KL weight β, {reconstructionLoss, klWeight}; throws on a β out of range. */
+function objectiveChosen() {
+  const klWeight = Number($('train-beta').value);
+  if (!($('train-beta').value !== '' && klWeight >= 0 && klWeight <= 100)) {
+    throw new Error(`The KL weight β must be a number from 0 to 100 (it is “${$('train-beta').value}”).`);
+  }
+  return { reconstructionLoss: $('train-recon').value, klWeight };
+}
+
+/** A change of loss or β while a VAE trains reaches its next step. */
+function changeObjective() {
+  clearError();
+  if (state.training) training.setObjective(objectiveChosen());
 }
 
 /**
@@ -395,6 +414,10 @@ function onWorkerMessage(msg) {
     const line = $('train-autosave');
     line.textContent = `Autosave is off: ${msg.autosaveFailed}. Training goes on; Save weights keeps the result.`;
     line.hidden = false;
+  } else if (msg.objective) {
+    // The run's loss as it is (a resumed run's as it was saved, or as it stays after a refusal).
+    $('train-recon').value = msg.objective.reconstructionLoss;
+    $('train-beta').value = msg.objective.klWeight;
   } else if (msg.backend) {
     // Where training runs, and why: the reader chose it, WebGPU is missing, or the GPU was lost.
     const device = $('train-device');
@@ -533,6 +556,7 @@ async function main() {
   $('train-recipe').addEventListener('change', guard(() => showRecipe(model())));
   // A batch, rate or decay of the reader's own is no recipe of the crate's.
   for (const id of ['train-batch', 'train-lr', 'train-decay']) $(id).addEventListener('input', () => ($('train-recipe').value = 'custom'));
+  for (const id of ['train-recon', 'train-beta']) $(id).addEventListener('change', guard(changeObjective));
   $('train-stop').addEventListener('click', () => training.stop());
   // ?debug shows a button that destroys the training GPU device, to watch the CPU take over.
   $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');

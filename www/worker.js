@@ -3,6 +3,7 @@
 // in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs, batchSize,
 //       learningRate, lrDecay: 'inverse-epoch' | 'none', backend: 'auto' | 'webgpu' | 'cpu',
 //       syncInterval?, maxRecoveries? (rollbacks allowed after a divergence; the model's 4 if absent),
+//       reconstructionLoss?: 'bce' | 'l2' | 'l1', klWeight? (a VAE's objective; bce and 1 if absent),
 //       gridZ: Float32Array, gridLabels: Uint8Array | null,
 //       manifoldZ?: Float32Array, manifoldLabels?: Uint8Array | null,
 //       reconImages?: Float32Array, reconLabels?: Uint8Array | null, autosave?: {every, key, name}}
@@ -19,6 +20,8 @@
 //                                               runId, only if the saved run is still that one
 //      {cmd: 'stop'}                            stop after the current step, keeping its weights
 //                                               (and, with autosave, the run, to resume later)
+//      {cmd: 'objective', reconstructionLoss, klWeight}   a VAE run's loss from the next step on
+//                                               (asked for before the run starts: from its first)
 //      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
 // out: {status: string}                         what is happening now
 //      {backend: 'webgpu' | 'cpu', reason}      where training runs and why; again after a fallback
@@ -29,8 +32,14 @@
 //                                               `curves`: its loss curves so far, by field
 //      {autosaved: {step, savedAt, runId}}      the run up to `step` is in IndexedDB
 //      {autosaveFailed: string}                 it could not be stored (why); training goes on
-//      {step, epoch, totalSteps, seconds, loss, bce, kl} after every VAE step (seconds: since
-//                                               training began, the dataset in place)
+//      {objective: {reconstructionLoss, klWeight}, from?}   a VAE run's objective as it starts
+//                                               (resumed: as saved) and, with `from`, the step a
+//                                               live change reaches first
+//      {objectiveRefused: string, objective}    a change was refused (why); the loss stays `objective`
+//      {step, epoch, totalSteps, seconds, loss, bce, kl, reconstructionLoss, klWeight} after every
+//                                               VAE step (seconds: since training began, the
+//                                               dataset in place; bce: the reconstruction term,
+//                                               whichever loss; loss = bce + klWeight × kl)
 //      {step, epoch, totalSteps, seconds, d_loss, g_loss, d_real, d_fake}   after every GAN step
 //      {samples: Float32Array, step}            the fixed grid decoded, every SAMPLE_EVERY steps
 //      {manifold: Float32Array, step}          sample(manifoldZ, manifoldLabels), every SAMPLE_EVERY
@@ -57,7 +66,9 @@ const QUEUE_DEPTH = 2;
 
 let ready = null; // the wasm module, MNIST and the classifier, fetched once per worker
 let stopRequested = false;
-let training = null; // the model being trained, for 'lose-device'
+let training = null; // the model being trained, for 'lose-device' and 'objective'
+let objective = null; // a VAE run's {reconstructionLoss, klWeight}, which each step's stats carry
+let objectiveAsked = null; // one asked for while the run was getting ready, applied when it starts
 
 /** Moves `model` to WebGPU unless told not to; says where it trains and why. */
 async function chooseBackend(model, choice) {
@@ -105,6 +116,7 @@ const yieldToEvents = () =>
 
 async function train(msg) {
   stopRequested = false;
+  objectiveAsked = null;
   const { Model, data, classifier } = await prepare();
   const run = msg.cmd === 'resume' ? await getRun() : null;
   if (msg.cmd === 'resume' && !run) throw new Error('there is no autosaved run in this browser to resume');
@@ -128,6 +140,7 @@ async function train(msg) {
       if (msg.lrDecay) model.lr_decay = msg.lrDecay;
       if (msg.syncInterval) model.sync_interval = msg.syncInterval;
       if (msg.maxRecoveries !== undefined) model.max_recoveries = msg.maxRecoveries;
+      if (caps.family === 'vae') setObjective(model, msg);
     }
     const totalSteps = run ? run.totalSteps : Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
     const choice = run ? run.backend : msg.backend ?? 'auto';
@@ -142,6 +155,11 @@ async function train(msg) {
     const autosave = msg.autosave &&
       autosaver(model, { ...msg.autosave, runId, caps, totalSteps, backend: choice, curves, epoch: run?.epoch ?? 0 });
     postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${run ? `steps ${steps + 1} to ` : ''}${totalSteps} steps` });
+    // Changes asked for while it got ready (from here on they reach `training` directly).
+    if (caps.family === 'vae' && objectiveAsked) setObjective(model, objectiveAsked);
+    // What a VAE's steps minimise, as the step lines label it (a resumed run's as it was saved).
+    objective = caps.family === 'vae' ? { reconstructionLoss: model.reconstruction_loss, klWeight: model.kl_weight } : null;
+    if (objective) postMessage({ objective });
     training = model;
     const began = performance.now();
     const seconds = () => secondsBefore + (performance.now() - began) / 1000;
@@ -149,7 +167,9 @@ async function train(msg) {
     let last = null; // the last step's stats
     /** A finished step's stats: into the curves and out to the page. */
     const took = (s) => {
-      const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: seconds(), ...s.losses };
+      // The objective is the one set now: a change reaches the steps submitted after it, so
+      // the QUEUE_DEPTH steps already queued may carry the new label with the old loss.
+      const stats = { step: s.step, epoch: s.epoch, totalSteps, seconds: seconds(), ...s.losses, ...objective };
       s.free();
       for (const [field, values] of Object.entries(curves)) {
         values.length = Math.min(values.length, stats.step - 1); // after a rollback the steps come again
@@ -223,6 +243,7 @@ async function train(msg) {
     postMessage({ done: true, weights, steps, reason }, [weights.buffer]);
   } finally {
     training = null;
+    objective = null;
     model.free();
   }
 }
@@ -314,10 +335,30 @@ async function settle(model, took) {
   }
 }
 
+/** A VAE's reconstruction loss and KL weight β from a message's `reconstructionLoss` and `klWeight`, where given. */
+function setObjective(model, { reconstructionLoss, klWeight }) {
+  if (reconstructionLoss !== undefined) model.reconstruction_loss = reconstructionLoss;
+  if (klWeight !== undefined) model.kl_weight = klWeight;
+}
+
 onmessage = (e) => {
   const msg = e.data;
   if (msg.cmd === 'stop') {
     stopRequested = true;
+  } else if (msg.cmd === 'objective') {
+    // Live, while the run goes on: the next step submitted minimises the new objective.
+    if (!training) {
+      objectiveAsked = { ...objectiveAsked, ...msg };
+      return;
+    }
+    if (!objective) return; // a GAN's run
+    try {
+      setObjective(training, msg);
+      objective = { reconstructionLoss: training.reconstruction_loss, klWeight: training.kl_weight };
+      postMessage({ objective, from: training.steps_trained + 1 }); // steps_trained counts those submitted
+    } catch (err) {
+      postMessage({ objectiveRefused: err.message, objective });
+    }
   } else if (msg.cmd === 'lose-device') {
     try {
       training?.lose_device();

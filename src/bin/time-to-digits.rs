@@ -25,7 +25,7 @@ use latent_lab::model::{Kind, ModelConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
+const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
 
 enum Budget {
     Seconds { total: f64, every: f64 },

@@ -3,7 +3,7 @@
 //! caller-owned buffers so a step allocates nothing.
 
 use super::matmul::{multiply, Act, Epilogue, Strided, LEAK};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Recon};
 use crate::layout::ParamLayout;
 use anyhow::Result;
 
@@ -89,9 +89,12 @@ pub fn softplus(l: f32) -> f32 {
     l.max(0.0) + (-l.abs()).exp().ln_1p()
 }
 
-/// Σ over rows of BCE(sigmoid(logits), x) (x's rows `x_rs` apart, their first `p` columns the
-/// targets), and the logits overwritten by the gradient of that sum ÷ `n`: (sigmoid(l) − x) / n.
-pub fn bce_with_logits_backward(logits: &mut [f32], p: usize, x: &[f32], x_rs: usize, n: usize) -> f64 {
+/// Σ over rows of the reconstruction loss of sigmoid(logits) against x (x's rows `x_rs` apart,
+/// their first `p` columns the targets), and the logits overwritten by the gradient of that sum ÷ `n`:
+/// - BCE: max(l, 0) − x·l + log(1 + e^−|l|), gradient (s − x) / n, s = sigmoid(l);
+/// - L2: (s − x)², gradient 2(s − x)·s(1 − s) / n;
+/// - L1: |s − x|, gradient sign(s − x)·s(1 − s) / n (0 where s = x).
+pub fn recon_backward(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_rs: usize, n: usize) -> f64 {
     let scale = 1.0 / n as f32;
     let mut sum = 0f64;
     for (i, row) in logits.chunks_exact_mut(p).take(n).enumerate() {
@@ -100,11 +103,26 @@ pub fn bce_with_logits_backward(logits: &mut [f32], p: usize, x: &[f32], x_rs: u
         for (l, &t) in row.iter_mut().zip(target) {
             // one exp for both: e = e^−|l|, log(1 + e^−|l|) and sigmoid(l) = 1/(1 + e) or e/(1 + e)
             let e = (-l.abs()).exp();
-            row_sum += l.max(0.0) - t * *l + e.ln_1p();
             let s = if *l >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            *l = (s - t) * scale;
+            let d = s - t;
+            (row_sum, *l) = match recon {
+                Recon::Bce => (row_sum + l.max(0.0) - t * *l + e.ln_1p(), d * scale),
+                Recon::L2 => (row_sum + d * d, 2.0 * d * s * (1.0 - s) * scale),
+                Recon::L1 => (row_sum + d.abs(), sign(d) * s * (1.0 - s) * scale),
+            };
         }
         sum += row_sum as f64;
     }
     sum
+}
+
+/// −1, 0 or 1 (f32::signum gives 1 at 0: L1's subgradient there is taken as 0).
+fn sign(d: f32) -> f32 {
+    if d > 0.0 {
+        1.0
+    } else if d < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
 }

@@ -3,11 +3,12 @@
 //!
 //!   x [n, 784 (+10)] → fc1 → ReLU → h1 → fc21 → μ, fc22 → log σ²
 //!   z = μ + exp(½ log σ²)·ε (+ label) → fc3 → ReLU → h3 → fc4 → logits
-//!   loss = BCE(logits, x) + KL(μ, log σ²), each summed per example and averaged over the batch
+//!   loss = recon(logits, x) + β·KL(μ, log σ²), each summed per example and averaged over the batch
+//!   (recon: BCE, or L2 or L1 of sigmoid(logits), as the batch's objective says)
 //!
 //! then the backward pass in reverse order into the flat gradient, the step's check, and Adam.
 
-use super::layers::{act_backward, bce_with_logits_backward, Linear};
+use super::layers::{act_backward, recon_backward, Linear};
 use super::matmul::Act;
 use super::clock::Stopwatch;
 use super::{fill_inputs, Engine};
@@ -113,7 +114,8 @@ impl VaeStep {
         self.fc4.forward(th, n, &self.h3, h, &mut self.logits, Act::None, None);
         e.phases.forward += sw.lap();
         // loss; the logits become their gradient
-        let bce = bce_with_logits_backward(&mut self.logits[..n * p], p, &self.x, p + c, n) / n as f64;
+        let objective = batch.vae;
+        let bce = recon_backward(objective.recon, &mut self.logits[..n * p], p, &self.x, p + c, n) / n as f64;
         e.phases.loss += sw.lap();
         let dlogits = &self.logits;
         // backward, in reverse order
@@ -122,8 +124,8 @@ impl VaeStep {
         act_backward(&self.h3[..n * h], &mut self.dh3[..n * h], Act::Relu, None);
         // only the latent columns of dZ: the label takes no gradient
         self.fc3.backward(th, n, &self.z, l + c, &self.dh3, Some(g), Some((&mut self.dz, l, false)));
-        // KL = −½ Σ (1 + log σ² − μ² − σ²) per example; z = μ + σ·ε
-        let scale = 1.0 / n as f32;
+        // KL = −½ Σ (1 + log σ² − μ² − σ²) per example, weighted by β; z = μ + σ·ε
+        let scale = (objective.kl_weight / n as f64) as f32;
         let mut kl = 0f64;
         for k in 0..n * l {
             let (mu, lv, eps, dz) = (self.mu[k], self.logvar[k], batch.noise[k], self.dz[k]);
@@ -138,7 +140,7 @@ impl VaeStep {
         act_backward(&self.h1[..n * h], &mut self.dh1[..n * h], Act::Relu, None);
         self.fc1.backward(th, n, &self.x, p + c, &self.dh1, Some(g), None);
         // the step's check, then Adam over every parameter
-        let total = (bce + kl) as f32;
+        let total = (bce + objective.kl_weight * kl) as f32;
         if !total.is_finite() {
             return Err(diverged("the loss", total));
         }

@@ -20,7 +20,7 @@ use super::vae_step;
 use super::Gpu;
 use crate::adam::OptimizerState;
 use crate::mnist::{Dataset, IMAGE_PIXELS};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, VaeObjective};
 use crate::backend::{
     Batch, GanLosses, LossParts, PendingSnapshot, PendingStep, Snapshot, StepLosses, StepReadback, TrainBackend,
 };
@@ -60,6 +60,8 @@ pub struct GpuBackend {
     state: TrainState,
     data: Option<GpuDataset>,
     plans: PlanCache<StepPlan>,
+    /// The VAE objective `plans` were recorded for.
+    plans_objective: VaeObjective,
     sample_plans: PlanCache<SamplePlan>,
     /// Steps committed, as last read back; steps submitted and not yet read back.
     committed: u64,
@@ -95,6 +97,7 @@ impl GpuBackend {
             state,
             data: None,
             plans: PlanCache::new(),
+            plans_objective: VaeObjective::default(),
             sample_plans: PlanCache::new(),
             committed,
             in_flight: 0,
@@ -208,10 +211,11 @@ impl GpuBackend {
     }
 }
 
-/// The recorded step for `n` rows, recorded now if the cache has none.
-fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize) -> Result<&'p StepPlan> {
+/// The recorded step for `n` rows, recorded now if the cache has none (a VAE's for `objective`:
+/// the cache holds one objective's plans).
+fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize, objective: VaeObjective) -> Result<&'p StepPlan> {
     plans.get_or_record(n, || {
-        let plan = if graph.cfg.kind.is_gan() { gan_step::record(graph, n)? } else { vae_step::record(graph, n)? };
+        let plan = if graph.cfg.kind.is_gan() { gan_step::record(graph, n)? } else { vae_step::record(graph, n, objective)? };
         graph.gpu.check()?;
         Ok(plan)
     })
@@ -264,7 +268,11 @@ impl TrainBackend for GpuBackend {
             images: &d.images,
             labels: &d.labels,
         };
-        let plan = step_plan(&mut self.plans, &graph, n)?;
+        if !gan && batch.vae != self.plans_objective {
+            self.plans.clear(); // recorded for another objective (steps in flight keep their buffers)
+            self.plans_objective = batch.vae;
+        }
+        let plan = step_plan(&mut self.plans, &graph, n, batch.vae)?;
         // Packed before anything is written, so draws of the wrong shape leave the queue untouched.
         let gan_uploads = match (&plan.gan, batch.gan) {
             (Some(inputs), Some(draws)) => Some((inputs, inputs.layout.pack(draws)?, inputs.layout.wrong_labels(draws)?)),

@@ -189,7 +189,7 @@ pub(crate) fn record(g: &StepGraph, n: usize) -> Result<StepPlan> {
     let (g_off, g_count) = g.layout.range("generator.");
     r.sum(&s.grads, g_off, g_count as usize, &s.stats, stats::G_GRAD_SQ, 1.0, true);
     s.record_adam(&mut r, g.layout, "generator.");
-    r.check_step(true, &s.stats, &s.control);
+    r.check_step(None, &s.stats, &s.control);
     s.record_commit(&mut r, g.layout);
     Ok(StepPlan {
         recorded: r.finish(),

@@ -94,14 +94,19 @@ uniform! {
 }
 
 uniform! {
-    /// vae.wgsl: `reparameterise`, `kl_reparameterise_backward`, `bce`.
+    /// vae.wgsl: `reparameterise`, `kl_reparameterise_backward`, `reconstruction`.
     Vae {
         rows: u32, latent: u32,
         /// Z's row length (latent + label columns).
         width: u32,
         /// X's row length (pixels + label columns).
         x_width: u32,
-        inv_n: f32, _pad0: u32, _pad1: u32, _pad2: u32,
+        inv_n: f32,
+        /// The reconstruction loss: `recon::BCE`, `recon::L2` or `recon::L1`.
+        recon: u32,
+        /// β / n: the KL term's gradient scale.
+        kl_scale: f32,
+        _pad0: u32,
     }
 }
 
@@ -135,9 +140,9 @@ uniform! {
 }
 
 uniform! {
-    /// reduce.wgsl `check_step`.
+    /// reduce.wgsl `check_step`: a VAE's loss is reconstruction + kl_weight · KL.
     Check {
-        gan: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+        gan: u32, kl_weight: f32, _pad0: u32, _pad1: u32,
     }
 }
 
@@ -213,6 +218,22 @@ pub mod label {
     pub const WRONG: u32 = 2;
 }
 
+/// The VAE's reconstruction losses (`config::Recon`).
+pub mod recon {
+    use crate::config::Recon;
+    pub const BCE: u32 = 0;
+    pub const L2: u32 = 1;
+    pub const L1: u32 = 2;
+
+    pub fn code(r: Recon) -> u32 {
+        match r {
+            Recon::Bce => BCE,
+            Recon::L2 => L2,
+            Recon::L1 => L1,
+        }
+    }
+}
+
 /// LeakyReLU's slope for negative inputs (src/gan.rs's).
 pub const LEAK: f32 = 0.2;
 
@@ -264,6 +285,9 @@ pub fn wgsl_prelude() -> String {
         ("LABEL_NONE", label::NONE),
         ("LABEL_OWN", label::OWN),
         ("LABEL_WRONG", label::WRONG),
+        ("RECON_BCE", recon::BCE),
+        ("RECON_L2", recon::L2),
+        ("RECON_L1", recon::L1),
         ("PIXELS", crate::mnist::IMAGE_PIXELS as u32),
         ("SUM_CHUNK", SUM_CHUNK),
     ];

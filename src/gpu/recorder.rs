@@ -248,6 +248,7 @@ impl<'a> Recorder<'a> {
             width: width as u32,
             x_width: x_width as u32,
             inv_n: 1.0 / rows_n as f32,
+            kl_scale: 1.0 / rows_n as f32,
             ..Default::default()
         }
     }
@@ -268,12 +269,13 @@ impl<'a> Recorder<'a> {
         self.push(Kernel::Reparameterise, &p, &[mu, logvar, eps, labels, idx, z], workgroups(rows_n * width, 256));
     }
 
-    /// The reparameterisation's backward from dZ [rows, width], plus the KL term's gradient and
-    /// its per-element terms.
+    /// The reparameterisation's backward from dZ [rows, width], plus the KL term's gradient
+    /// (weighted by `kl_weight`) and its per-element terms (unweighted).
     #[allow(clippy::too_many_arguments)]
     pub fn kl_reparameterise_backward(
         &mut self,
         (rows_n, latent, width): (usize, usize, usize),
+        kl_weight: f32,
         mu: &wgpu::Buffer,
         logvar: &wgpu::Buffer,
         eps: &wgpu::Buffer,
@@ -282,15 +284,15 @@ impl<'a> Recorder<'a> {
         dlogvar: &wgpu::Buffer,
         kl_terms: &wgpu::Buffer,
     ) {
-        let p = Self::vae_params(rows_n, latent, width, 0);
+        let p = params::Vae { kl_scale: kl_weight / rows_n as f32, ..Self::vae_params(rows_n, latent, width, 0) };
         self.push(Kernel::KlReparameteriseBackward, &p, &[mu, logvar, eps, dz, dmu, dlogvar, kl_terms], workgroups(rows_n * latent, 256));
     }
 
-    /// BCE on logits against the pixels of X [rows, x_width]: per-element terms, and the logits
-    /// replaced by their gradient.
-    pub fn bce(&mut self, rows_n: usize, x_width: usize, x: &wgpu::Buffer, logits: &wgpu::Buffer, terms: &wgpu::Buffer) {
-        let p = Self::vae_params(rows_n, 0, 0, x_width);
-        self.push(Kernel::Bce, &p, &[x, logits, terms], workgroups(rows_n * IMAGE_PIXELS, 256));
+    /// The reconstruction loss (`params::recon`'s code) of the logits against the pixels of X
+    /// [rows, x_width]: per-element terms, and the logits replaced by their gradient.
+    pub fn reconstruction(&mut self, rows_n: usize, x_width: usize, recon: u32, x: &wgpu::Buffer, logits: &wgpu::Buffer, terms: &wgpu::Buffer) {
+        let p = params::Vae { recon, ..Self::vae_params(rows_n, 0, 0, x_width) };
+        self.push(Kernel::Reconstruction, &p, &[x, logits, terms], workgroups(rows_n * IMAGE_PIXELS, 256));
     }
 
     // ----- gan.wgsl -----
@@ -335,9 +337,10 @@ impl<'a> Recorder<'a> {
         self.owned.push(partials);
     }
 
-    /// The step's verdict into its stats and the control words.
-    pub fn check_step(&mut self, gan: bool, stats: &wgpu::Buffer, control: &wgpu::Buffer) {
-        let p = params::Check { gan: gan as u32, ..Default::default() };
+    /// The step's verdict into its stats and the control words; a VAE's (`vae_kl_weight` given)
+    /// loss is reconstruction + kl_weight · KL, a GAN's (None) losses are already in.
+    pub fn check_step(&mut self, vae_kl_weight: Option<f32>, stats: &wgpu::Buffer, control: &wgpu::Buffer) {
+        let p = params::Check { gan: vae_kl_weight.is_none() as u32, kl_weight: vae_kl_weight.unwrap_or(0.0), ..Default::default() };
         self.push(Kernel::CheckStep, &p, &[stats, control], (1, 1, 1));
     }
 

@@ -65,7 +65,7 @@ fn finite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000
 
 @compute @workgroup_size(1)
 fn check_step() {
-  if (c.gan == 0u) { c_stats[STAT_LOSS] = c_stats[STAT_BCE] + c_stats[STAT_KL]; }
+  if (c.gan == 0u) { c_stats[STAT_LOSS] = c_stats[STAT_BCE] + c.kl_weight * c_stats[STAT_KL]; }
   var ok = finite(c_stats[STAT_LOSS]) && finite(c_stats[STAT_GRAD_SQ]) && control[CONTROL_HALTED] == 0u;
   if (c.gan != 0u) { ok = ok && finite(c_stats[STAT_G_LOSS]) && finite(c_stats[STAT_G_GRAD_SQ]); }
   if (ok) { control[CONTROL_COMMITTED] += 1u; } else { control[CONTROL_HALTED] = 1u; }

@@ -2,10 +2,12 @@
 //
 // reparameterise: z = μ + exp(½ log σ²) · ε            Z[r, :latent]; label columns as latent_input
 //   backward:     dμ = dz,   d log σ² = dz · ε · ½ exp(½ log σ²)
-// KL per example: −½ Σ_j (1 + log σ² − μ² − σ²),  averaged over the batch (÷ n)
-//   backward:     dμ += μ / n,   d log σ² += ½ (σ² − 1) / n
-// BCE on logits:  max(l, 0) − x·l + log(1 + e^−|l|), summed over pixels, averaged over the batch
-//   backward:     dl = (sigmoid(l) − x) / n
+// KL per example: −½ Σ_j (1 + log σ² − μ² − σ²),  averaged over the batch (÷ n), weighted by β
+//   backward:     dμ += β μ / n,   d log σ² += β ½ (σ² − 1) / n
+// reconstruction, summed over pixels, averaged over the batch, s = sigmoid(l):
+//   BCE on logits: max(l, 0) − x·l + log(1 + e^−|l|),  dl = (s − x) / n
+//   L2:            (s − x)²,                           dl = 2(s − x)·s(1 − s) / n
+//   L1:            |s − x|,                            dl = sign(s − x)·s(1 − s) / n
 // The per-element loss terms go to `terms`; reduce.wgsl sums them. Vae is declared in params.rs.
 
 @group(0) @binding(0) var<uniform> v: Vae;
@@ -53,21 +55,31 @@ fn kl_reparameterise_backward(@builtin(global_invocation_id) gid: vec3u) {
   let g = dz[r * kb.width + c];
   let sd = exp(0.5 * lv);
   kl_terms[j] = -0.5 * (1.0 + lv - m * m - exp(lv));
-  dmu[j] = g + m * kb.inv_n;
-  dlogvar[j] = g * k_eps[j] * 0.5 * sd + 0.5 * (exp(lv) - 1.0) * kb.inv_n;
+  dmu[j] = g + m * kb.kl_scale;
+  dlogvar[j] = g * k_eps[j] * 0.5 * sd + 0.5 * (exp(lv) - 1.0) * kb.kl_scale;
 }
 
 @group(0) @binding(0) var<uniform> bb: Vae;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> logits: array<f32>;   // becomes dL/dlogits
-@group(0) @binding(3) var<storage, read_write> bce_terms: array<f32>;
+@group(0) @binding(3) var<storage, read_write> recon_terms: array<f32>;
 
 @compute @workgroup_size(256)
-fn bce(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn reconstruction(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= bb.rows * PIXELS) { return; }
   let t = x[(i / PIXELS) * bb.x_width + i % PIXELS];
   let l = logits[i];
-  bce_terms[i] = max(l, 0.0) - t * l + log(1.0 + exp(-abs(l)));
-  logits[i] = (1.0 / (1.0 + exp(-l)) - t) * bb.inv_n;
+  let s = 1.0 / (1.0 + exp(-l));
+  let d = s - t;
+  if (bb.recon == RECON_L2) {
+    recon_terms[i] = d * d;
+    logits[i] = 2.0 * d * s * (1.0 - s) * bb.inv_n;
+  } else if (bb.recon == RECON_L1) {
+    recon_terms[i] = abs(d);
+    logits[i] = sign(d) * s * (1.0 - s) * bb.inv_n;
+  } else {
+    recon_terms[i] = max(l, 0.0) - t * l + log(1.0 + exp(-abs(l)));
+    logits[i] = d * bb.inv_n;
+  }
 }

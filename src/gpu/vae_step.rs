@@ -2,18 +2,20 @@
 //!
 //!   x [n, 784 (+10)] → fc1 → ReLU → h1 → fc21 → μ, fc22 → log σ²
 //!   z = μ + exp(½ log σ²)·ε (+ label) → fc3 → ReLU → h3 → fc4 → logits
-//!   loss = BCE(logits, x) + KL(μ, log σ²), each per example (÷ n)
+//!   loss = recon(logits, x) + β·KL(μ, log σ²), each per example (÷ n); recon BCE, L2 or L1
 //!
 //! then the backward pass in reverse order, the gradient's squared norm, the step's check, Adam's
 //! proposal over every parameter and its commit.
 
-use super::params::{act, label, stats};
+use super::params::{act, label, recon, stats};
+use crate::config::VaeObjective;
 use super::plan::{StepGraph, StepPlan};
 use super::recorder::{rows, Recorder};
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::Result;
 
-pub(crate) fn record(g: &StepGraph, n: usize) -> Result<StepPlan> {
+/// The step for `n` rows minimising `objective` (recorded into the plan: a new objective is a new plan).
+pub(crate) fn record(g: &StepGraph, n: usize, objective: VaeObjective) -> Result<StepPlan> {
     let cfg = g.cfg;
     let (l, h, p, c) = (cfg.latent, cfg.hidden, IMAGE_PIXELS, cfg.kind.label_width());
     let idx = g.buffer("idx", n);
@@ -48,12 +50,13 @@ pub(crate) fn record(g: &StepGraph, n: usize) -> Result<StepPlan> {
     r.linear_forward(n, rows(&zc, 0, l + c), fc3, th, &h3, act::RELU, None);
     r.linear_forward(n, rows(&h3, 0, h), fc4, th, &logits, act::NONE, None);
     // loss, then backward in reverse order (logits becomes dlogits)
-    r.bce(n, p + c, &x, &logits, &bce_terms);
+    r.reconstruction(n, p + c, recon::code(objective.recon), &x, &logits, &bce_terms);
     r.linear_backward(n, rows(&h3, 0, h), &logits, fc4, th, grads, Some((&dh3, h, false)));
     r.act_backward(n * h, &h3, &dh3, act::RELU, None);
     r.linear_backward(n, rows(&zc, 0, l + c), &dh3, fc3, th, grads, Some((&dz, l, false)));
     // dz holds only the latent columns of dZ (fc3's backward writes l of them): row stride l.
-    r.kl_reparameterise_backward((n, l, l), &mu, &logvar, &noise, &dz, &dmu, &dlogvar, &kl_terms);
+    let beta = objective.kl_weight as f32;
+    r.kl_reparameterise_backward((n, l, l), beta, &mu, &logvar, &noise, &dz, &dmu, &dlogvar, &kl_terms);
     r.linear_backward(n, rows(&h1, 0, h), &dmu, fc21, th, grads, Some((&dh1, h, false)));
     r.linear_backward(n, rows(&h1, 0, h), &dlogvar, fc22, th, grads, Some((&dh1, h, true)));
     r.act_backward(n * h, &h1, &dh1, act::RELU, None);
@@ -62,7 +65,7 @@ pub(crate) fn record(g: &StepGraph, n: usize) -> Result<StepPlan> {
     r.sum(&bce_terms, 0, n * p, &s.stats, stats::BCE, 1.0 / n as f32, false);
     r.sum(&kl_terms, 0, n * l, &s.stats, stats::KL, 1.0 / n as f32, false);
     r.sum(&s.grads, 0, g.layout.total, &s.stats, stats::GRAD_SQ, 1.0, true);
-    r.check_step(false, &s.stats, &s.control);
+    r.check_step(Some(beta), &s.stats, &s.control);
     s.record_adam(&mut r, g.layout, "");
     s.record_commit(&mut r, g.layout);
     Ok(StepPlan {

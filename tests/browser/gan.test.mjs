@@ -129,6 +129,8 @@ test('training the GAN in the tab plots both losses, redraws the grid and the co
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('GAN'));
   await page.selectOption('#train-recipe', 'fast');
   assert.deepEqual(await settings(), ['fast', '32', '0.002', 'inverse-epoch']);
+  // A GAN has no reconstruction loss or KL weight to set.
+  assert.deepEqual([await page.isVisible('#train-recon'), await page.isVisible('#train-beta')], [false, false]);
   await page.selectOption('#train-from', 'fresh');
   await page.fill('#train-epochs', '1');
   await page.click('#train-start');

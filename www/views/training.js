@@ -29,11 +29,24 @@ export function drawTrainingGrid(canvas, images, cell) {
   drawGrid(canvas, images, 4, cell);
 }
 
-/** The status line of one step's message ({step, totalSteps, epoch, seconds} and the loss parts). */
+// A VAE's reconstruction losses (the API's reconstruction_loss), as the step line names them.
+const RECON_NAMES = { bce: 'BCE', l2: 'L2', l1: 'L1' };
+
+/** A VAE's objective ({reconstructionLoss, klWeight}) as a sum: "BCE + KL", "L1 + 4 × KL". */
+export function objectiveLine({ reconstructionLoss, klWeight }) {
+  return `${RECON_NAMES[reconstructionLoss] ?? reconstructionLoss} + ${klWeight === 1 ? '' : `${klWeight} × `}KL`;
+}
+
+/**
+ * The status line of one step's message ({step, totalSteps, epoch, seconds}, the loss parts, and
+ * a VAE's objective {reconstructionLoss, klWeight}): the loss is the reconstruction term plus β times the KL term.
+ */
 export function stepLine(msg) {
   const head = `step ${msg.step}/${msg.totalSteps} · ${Math.round(msg.seconds)} s · epoch ${msg.epoch.toFixed(2)}`;
   if (msg.loss !== undefined) {
-    return `${head} · loss ${msg.loss.toFixed(2)} (BCE ${msg.bce.toFixed(2)} + KL ${msg.kl.toFixed(2)})`;
+    const recon = RECON_NAMES[msg.reconstructionLoss ?? 'bce'];
+    const beta = (msg.klWeight ?? 1) === 1 ? '' : `${msg.klWeight} × `;
+    return `${head} · loss ${msg.loss.toFixed(2)} (${recon} ${msg.bce.toFixed(2)} + ${beta}KL ${msg.kl.toFixed(2)})`;
   }
   return `${head} · D loss ${msg.d_loss.toFixed(3)}, G loss ${msg.g_loss.toFixed(3)} · D(real) ${msg.d_real.toFixed(2)}, D(generated) ${msg.d_fake.toFixed(2)}`;
 }
@@ -109,6 +122,8 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
       verdict.hidden = false;
     }
     else if (msg.recovered) showNote(recoveryLine(msg.recovered));
+    else if (msg.objective && msg.from) showNote(`From step ${msg.from} the loss is ${objectiveLine(msg.objective)}.`);
+    else if (msg.objectiveRefused) showNote(`The loss stays ${objectiveLine(msg.objective)}: ${msg.objectiveRefused}.`);
     else if (msg.resumed) {
       // A resumed run's curves so far, as its autosave kept them.
       for (const s of series) s.values = (msg.resumed.curves[s.field] ?? []).slice(0, msg.resumed.step);
@@ -159,7 +174,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
   return {
     /**
      * Trains a copy of `model` (or, with settings.fresh, new weights of its kind): settings are the
-     * worker's {epochs, batchSize, learningRate, lrDecay?, backend?, autosave?}; `extras` more views
+     * worker's {epochs, batchSize, learningRate, lrDecay?, reconstructionLoss?, klWeight?, backend?, autosave?}; `extras` more views
      * to decode as it runs.
      */
     start(model, { fresh = false, ...settings }, extras = {}) {
@@ -175,6 +190,8 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
       return launch({ cmd: 'resume', autosave, ...views }, caps, views);
     },
     stop: () => worker?.postMessage({ cmd: 'stop' }),
+    /** A VAE run's reconstruction loss and KL weight β, changed while it trains: {reconstructionLoss, klWeight}. */
+    setObjective: ({ reconstructionLoss, klWeight }) => worker?.postMessage({ cmd: 'objective', reconstructionLoss, klWeight }),
     /** Destroys the worker's WebGPU device (?debug), to watch the CPU take over. */
     loseDevice: () => worker?.postMessage({ cmd: 'lose-device' }),
     /** Kills the worker mid-run (?debug), as a crash would, to watch it restart from the autosave. */
