@@ -4,6 +4,7 @@
 
 mod common;
 
+mod beta_table;
 mod engine;
 mod explore;
 mod fuzz;
