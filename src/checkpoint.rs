@@ -216,8 +216,14 @@ fn infer_config(st: &SafeTensors, meta: &Metadata) -> Result<ModelConfig> {
         let fc21 = shape_of(st, "fc21.weight")?;
         let kind = if label_width(fc1[1], "fc1.weight")? == 0 { Kind::Vae } else { Kind::Cvae };
         ModelConfig { kind, latent: fc21[0], hidden: fc1[0] }
+    } else if has("encoder.0.weight") {
+        // the autoencoder: 784 → hidden → hidden/2 → 12 → latent; the shapes are checked against these after
+        let e0 = shape_of(st, "encoder.0.weight")?;
+        let e6 = shape_of(st, "encoder.6.weight")?;
+        ensure!(e0[1] == IMAGE_PIXELS, "weight `encoder.0.weight` takes {} inputs; an autoencoder's takes an image of 784", e0[1]);
+        ModelConfig { kind: Kind::Ae, latent: e6[0], hidden: e0[0] }
     } else {
-        bail!("weights file has no tensor `fc1.weight` (a VAE) or `generator.fc1.weight` (a GAN)");
+        bail!("weights file has no tensor `fc1.weight` (a VAE), `generator.fc1.weight` (a GAN) or `encoder.0.weight` (an autoencoder)");
     };
     cfg.validate().context("weights file")?;
     if let Some(k) = meta.get("kind") {

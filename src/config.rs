@@ -8,6 +8,7 @@
 //! | `cvae` | encoder + decoder               | the encoder's input, the latent    |
 //! | `gan`  | generator + discriminator (`gan.rs`) | —                             |
 //! | `cgan` | generator + discriminator       | the generator's z, the discriminator's input |
+//! | `ae`   | encoder + decoder (`ae.rs`)     | —                                  |
 
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
 use anyhow::{bail, ensure, Result};
@@ -19,10 +20,30 @@ pub enum Kind {
     Cvae,
     Gan,
     Cgan,
+    /// The plain autoencoder the tutorials start from (a point code, no KL term).
+    Ae,
+}
+
+/// The model families: what a kind's training step and its losses are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Vae,
+    Gan,
+    Ae,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Vae => "vae",
+            Family::Gan => "gan",
+            Family::Ae => "ae",
+        }
+    }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Vae, Kind::Cvae, Kind::Gan, Kind::Cgan];
+    pub const ALL: [Kind; 5] = [Kind::Vae, Kind::Cvae, Kind::Gan, Kind::Cgan, Kind::Ae];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +51,15 @@ impl Kind {
             Kind::Cvae => "cvae",
             Kind::Gan => "gan",
             Kind::Cgan => "cgan",
+            Kind::Ae => "ae",
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Kind::Vae | Kind::Cvae => Family::Vae,
+            Kind::Gan | Kind::Cgan => Family::Gan,
+            Kind::Ae => Family::Ae,
         }
     }
 
@@ -38,7 +68,12 @@ impl Kind {
     }
 
     pub fn is_gan(self) -> bool {
-        matches!(self, Kind::Gan | Kind::Cgan)
+        self.family() == Family::Gan
+    }
+
+    /// Whether the model has an encoder (`encode`, `reconstruct`, the latent map): the VAEs and the autoencoder.
+    pub fn has_encoder(self) -> bool {
+        !self.is_gan()
     }
 
     /// Whether the model takes a digit label beside its latent vector.
@@ -51,13 +86,21 @@ impl Kind {
         if self.is_conditional() { CLASSES } else { 0 }
     }
 
-    /// The sizes the tutorials use: VAE latent 20, hidden 400; GAN z 64, hidden 256 (G 64→256→512→784).
+    /// The sizes the tutorials use: VAE latent 20, hidden 400; GAN z 64, hidden 256 (G 64→256→512→784);
+    /// autoencoder code 3, hidden 128 (784→128→64→12→3).
     pub fn default_config(self) -> ModelConfig {
-        if self.is_gan() {
-            ModelConfig { kind: self, latent: 64, hidden: 256 }
-        } else {
-            ModelConfig { kind: self, latent: 20, hidden: 400 }
-        }
+        let (latent, hidden) = match self.family() {
+            Family::Gan => (64, 256),
+            Family::Vae => (20, 400),
+            Family::Ae => (3, 128),
+        };
+        ModelConfig { kind: self, latent, hidden }
+    }
+
+    /// How the networks see a pixel v in [0, 1]: v·scale + shift. The autoencoder's data is
+    /// scaled to [−1, 1] for its Tanh output (the tutorial's `Normalize((0.5,), (0.5,))`).
+    pub fn input_scaling(self) -> (f32, f32) {
+        if self == Kind::Ae { (2.0, -1.0) } else { (1.0, 0.0) }
     }
 }
 
@@ -130,7 +173,8 @@ impl Recipe {
         by_name(&Recipe::ALL, Recipe::name, s, "recipe", "recipes")
     }
 
-    /// - tutorial: batch 128 at a constant rate; the VAEs at PyTorch's lr 1e-3, the GANs at DCGAN's 2e-4.
+    /// - tutorial: batch 128 at a constant rate; the VAEs and the autoencoder at their tutorials'
+    ///   lr 1e-3, the GANs at DCGAN's 2e-4.
     /// - fast: batch 32 at ten times the GAN's rate (2e-3), and for the VAEs twice theirs (2e-3),
     ///   falling as 1/(1 + epoch). At this model size a step costs the tab little more at batch 32
     ///   than at 128, so a minute buys about three times the updates, and the higher rate makes
@@ -193,6 +237,29 @@ impl Default for VaeObjective {
 }
 
 impl VaeObjective {
+    /// A kind's objective unless told otherwise: BCE + KL for the VAEs; for the autoencoder its
+    /// tutorial's squared error (`nn.MSELoss`, here summed over the pixels) and no KL term.
+    pub fn for_kind(kind: Kind) -> Self {
+        if kind == Kind::Ae { Self { recon: Recon::L2, kl_weight: 0.0 } } else { Self::default() }
+    }
+
+    /// Whether a model of `kind` can minimise this: a VAE any loss at β in 0..=100; the
+    /// autoencoder L2 or L1 of its Tanh output (BCE needs probabilities) with no KL term; a GAN none.
+    pub fn check_for(self, kind: Kind) -> Result<()> {
+        match kind.family() {
+            Family::Gan => bail!("a GAN has no reconstruction loss or KL weight: those are a VAE's settings"),
+            Family::Ae => {
+                ensure!(
+                    self.recon != Recon::Bce,
+                    "an autoencoder's reconstruction loss is l2 or l1: its Tanh output in [−1, 1] is not a probability, so bce does not apply"
+                );
+                ensure!(self.kl_weight == 0.0, "an autoencoder has no KL term, so no KL weight: that is a VAE's setting");
+                Ok(())
+            }
+            Family::Vae => Self::check_kl_weight(self.kl_weight),
+        }
+    }
+
     /// The KL weight β's range: 0 (an autoencoder with noise) to 100.
     pub fn check_kl_weight(beta: f64) -> Result<()> {
         ensure!(beta.is_finite() && (0.0..=100.0).contains(&beta), "KL weight β = {beta} is outside 0..=100");
@@ -269,23 +336,31 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         ensure!((1..=512).contains(&self.latent), "latent size {} is outside 1..=512", self.latent);
         ensure!((1..=4096).contains(&self.hidden), "hidden size {} is outside 1..=4096", self.hidden);
+        if self.kind == Kind::Ae {
+            ensure!(self.hidden >= 2, "an autoencoder's hidden size {} is below 2 (its second layer is half as wide)", self.hidden);
+        }
         Ok(())
     }
 
     /// The linear layers, in initialisation order, as (PyTorch name, fan_in, fan_out).
     pub fn layers(&self) -> Vec<(&'static str, usize, usize)> {
         let (l, h, p, c) = (self.latent, self.hidden, IMAGE_PIXELS, self.kind.label_width());
-        if self.kind.is_gan() {
-            vec![
+        match self.kind.family() {
+            Family::Gan => vec![
                 ("generator.fc1", l + c, h),
                 ("generator.fc2", h, 2 * h),
                 ("generator.fc3", 2 * h, p),
                 ("discriminator.fc1", p + c, 2 * h),
                 ("discriminator.fc2", 2 * h, h),
                 ("discriminator.fc3", h, 1),
-            ]
-        } else {
-            vec![("fc1", p + c, h), ("fc21", h, l), ("fc22", h, l), ("fc3", l + c, h), ("fc4", h, p)]
+            ],
+            Family::Vae => vec![("fc1", p + c, h), ("fc21", h, l), ("fc22", h, l), ("fc3", l + c, h), ("fc4", h, p)],
+            Family::Ae => {
+                let w = ae_widths(self);
+                let mut layers: Vec<_> = AE_ENCODER.iter().zip(w.windows(2)).map(|(&n, io)| (n, io[0], io[1])).collect();
+                layers.extend(AE_DECODER.iter().zip(w.windows(2).rev()).map(|(&n, io)| (n, io[1], io[0])));
+                layers
+            }
         }
     }
 
@@ -294,12 +369,41 @@ impl ModelConfig {
         linear_param_shapes(&self.layers())
     }
 
-    /// The parameters that decode (a VAE's fc3 and fc4, a GAN's generator): all that sampling needs.
+    /// The parameters that decode (a VAE's fc3 and fc4, a GAN's generator, an autoencoder's
+    /// decoder): all that sampling needs.
     pub fn decoder_param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let gan = self.kind.is_gan();
-        let decodes = |n: &str| if gan { n.starts_with("generator.") } else { n.starts_with("fc3.") || n.starts_with("fc4.") };
+        let family = self.kind.family();
+        let decodes = |n: &str| match family {
+            Family::Gan => n.starts_with("generator."),
+            Family::Vae => n.starts_with("fc3.") || n.starts_with("fc4."),
+            Family::Ae => n.starts_with("decoder."),
+        };
         self.param_shapes().into_iter().filter(|(n, _)| decodes(n)).collect()
     }
+
+    /// The decoder's linear layers in the order they run (PyTorch name, fan_in, fan_out).
+    pub fn decoder_layers(&self) -> Vec<(&'static str, usize, usize)> {
+        let names: &[&str] = match self.kind.family() {
+            Family::Gan => &["generator.fc1", "generator.fc2", "generator.fc3"],
+            Family::Vae => &["fc3", "fc4"],
+            Family::Ae => &AE_DECODER,
+        };
+        let layers = self.layers();
+        names.iter().filter_map(|n| layers.iter().find(|l| l.0 == *n).copied()).collect()
+    }
+}
+
+/// The autoencoder's linear layers as `nn.Sequential` names them (ReLUs at the odd indices; the
+/// decoder's Tanh at 7), encoder first.
+pub const AE_ENCODER: [&str; 4] = ["encoder.0", "encoder.2", "encoder.4", "encoder.6"];
+pub const AE_DECODER: [&str; 4] = ["decoder.0", "decoder.2", "decoder.4", "decoder.6"];
+/// The width of the autoencoder's third layer (the tutorial's 12), whatever the other sizes.
+pub const AE_NARROW: usize = 12;
+
+/// The autoencoder's widths from the image to the code: 784, hidden, hidden/2, 12, latent (the
+/// tutorial's 784 → 128 → 64 → 12 → 3); the decoder runs them backwards.
+pub fn ae_widths(cfg: &ModelConfig) -> [usize; 5] {
+    [IMAGE_PIXELS, cfg.hidden, cfg.hidden / 2, AE_NARROW, cfg.latent]
 }
 
 pub fn linear_param_shapes(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<usize>)> {

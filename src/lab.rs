@@ -13,7 +13,8 @@ use crate::train::{
     CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
     Trainer,
 };
-use crate::config::{batch_one_hot, VaeObjective};
+use crate::ae::Autoencoder;
+use crate::config::{batch_one_hot, Recon, VaeObjective};
 use crate::mnist::batch_images;
 use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -163,12 +164,12 @@ impl Lab {
     }
 
     /// The VAE, the checked images x [n, 784] and labels y, and the posterior (μ, log σ²) of each
-    /// image: what `encode` and `reconstruct` share. `call` names the caller in the error a GAN gets.
+    /// image: what `encode` and `reconstruct` share for a VAE. `call` names the caller in the
+    /// error a GAN gets.
     fn posterior(&self, images: &[f32], labels: Option<&[u8]>, call: &str) -> Result<Posterior<'_>> {
-        let Net::Vae(vae) = self.net()? else {
-            bail!("a `{}` model has no encoder; {call} works on vae and cvae models", self.cfg.kind.name());
+        let Net::Vae(vae) = self.encoder(call)? else {
+            bail!("a `{}` model has no posterior; {call} of this kind goes through its code", self.cfg.kind.name());
         };
-        self.whole(call)?;
         let n = count_images(images)?;
         let y = self.labels_for(labels, n, "images")?;
         let x = Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?;
@@ -176,17 +177,47 @@ impl Lab {
         Ok(Posterior { vae, x, y, mu, logvar })
     }
 
+    /// The model, when it has an encoder (a VAE or the autoencoder) and all its weights.
+    fn encoder(&self, call: &str) -> Result<&Net> {
+        let net = self.net()?;
+        if matches!(net, Net::Gan(_)) {
+            bail!("a `{}` model has no encoder; {call} works on vae, cvae and ae models", self.cfg.kind.name());
+        }
+        self.whole(call)?;
+        Ok(net)
+    }
+
+    /// The autoencoder and the checked images [n, 784], or None for another kind.
+    fn autoencoder_input(&self, images: &[f32], labels: Option<&[u8]>, call: &str) -> Result<Option<(&Autoencoder, Tensor)>> {
+        let Net::Ae(ae) = self.encoder(call)? else { return Ok(None) };
+        let n = count_images(images)?;
+        self.labels_for(labels, n, "images")?;
+        Ok(Some((ae, Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?)))
+    }
+
     /// Images, flattened [n, 784] in [0, 1] (and their digit labels for a cVAE) → posterior means
-    /// and log-variances, each [n, latent]. A GAN has no encoder.
+    /// and log-variances, each [n, latent]. A GAN has no encoder. An autoencoder's code is a
+    /// point, not a distribution: its codes come back as the means, with log σ² = −∞ (σ = 0).
     pub fn encode(&self, images: &[f32], labels: Option<&[u8]>) -> Result<(Vec<f32>, Vec<f32>)> {
+        if let Some((ae, x)) = self.autoencoder_input(images, labels, "encode")? {
+            let code: Vec<f32> = ae.encode(&x)?.flatten_all()?.to_vec1()?;
+            let logvar = vec![f32::NEG_INFINITY; code.len()];
+            return Ok((code, logvar));
+        }
         let p = self.posterior(images, labels, "encode")?;
         Ok((p.mu.flatten_all()?.to_vec1()?, p.logvar.flatten_all()?.to_vec1()?))
     }
 
     /// Images [n, 784] (and their digit labels for a cVAE) → their reconstructions [n, 784],
     /// decoded from the posterior means, and each image's loss: BCE of that reconstruction plus
-    /// the KL term (the training loss with the noise at zero, so the figure is repeatable).
+    /// the KL term (the training loss with the noise at zero, so the figure is repeatable). An
+    /// autoencoder's loss is its squared error summed over the pixels (in the [−1, 1] units it
+    /// trains in), whichever loss it trained with.
     pub fn reconstruct(&self, images: &[f32], labels: Option<&[u8]>) -> Result<(Vec<f32>, Vec<f32>)> {
+        if let Some((ae, x)) = self.autoencoder_input(images, labels, "reconstruct")? {
+            let (loss, recon) = ae.reconstruction(&x, Recon::L2)?;
+            return Ok((recon.flatten_all()?.to_vec1()?, loss.to_vec1()?));
+        }
         let Posterior { vae, x, y, mu, logvar } = self.posterior(images, labels, "reconstruct")?;
         let logits = vae.decode_logits(&mu, y.as_ref())?;
         let loss = (bce_with_logits(&logits, &x)?.sum(1)? + kl_to_unit_gaussian(&mu, &logvar)?)?;
@@ -306,14 +337,18 @@ impl Lab {
         Ok(Some(g.sample(z, labels)?))
     }
 
-    /// A VAE's per-example loss over `data`, with fixed noise. (A GAN has no such loss; the
-    /// `eval` command measures its samples instead.)
+    /// A VAE's per-example loss over `data`, with fixed noise; an autoencoder's squared error
+    /// per example (`loss` and `bce` both, `kl` 0). (A GAN has no such loss; the `eval` command
+    /// measures its samples instead.)
     pub fn evaluate(&self, data: &Dataset) -> Result<LossParts> {
         self.whole("be evaluated")?;
-        let Net::Vae(vae) = self.net()? else {
-            bail!("a `{}` model has no test loss; measure its samples with the eval command", self.cfg.kind.name());
-        };
-        evaluate(vae, data, 0, &self.device)
+        match self.net()? {
+            Net::Vae(vae) => evaluate(vae, data, 0, &self.device),
+            Net::Ae(ae) => evaluate_autoencoder(ae, data, &self.device),
+            Net::Gan(_) => {
+                bail!("a `{}` model has no test loss; measure its samples with the eval command", self.cfg.kind.name())
+            }
+        }
     }
 
     pub fn save(&self) -> Result<Vec<u8>> {
@@ -358,6 +393,19 @@ struct Posterior<'a> {
     y: Option<Tensor>,
     mu: Tensor,
     logvar: Tensor,
+}
+
+/// An autoencoder's squared error per example over a whole dataset, in batches of 1,000.
+fn evaluate_autoencoder(ae: &Autoencoder, data: &Dataset, device: &Device) -> Result<LossParts> {
+    ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut sum = 0f64;
+    for chunk in indices.chunks(1000) {
+        let (loss, _) = ae.reconstruction(&batch_images(data, chunk, device)?, Recon::L2)?;
+        sum += loss.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    let loss = (sum / data.len() as f64) as f32;
+    Ok(LossParts { loss, bce: loss, kl: 0.0 })
 }
 
 /// A VAE's per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also

@@ -4,7 +4,7 @@
 //! 1. `mnist` (the dataset and its files), `input` (checks on what comes in from outside)
 //! 2. `config` (the kinds, their sizes and layers, how a label joins an input), `layout` (where
 //!    each parameter sits in a backend's flat buffers)
-//! 3. the generative networks `vae` and `gan`; `adam` (the optimiser, its settings and state)
+//! 3. the generative networks `vae`, `gan` and `ae` (the plain autoencoder); `adam` (the optimiser, its settings and state)
 //! 4. `model` (initialisation, one type over every generative kind), `checkpoint` (safetensors)
 //! 5. `classifier` (the digit classifier, the quality yardstick); `backend` (the training seam: a
 //!    step's batch and losses, the `TrainBackend` trait)
@@ -22,6 +22,7 @@
 //!     module's thin `#[wasm_bindgen]` binding, with the `full` feature), the binaries in `src/bin/`
 
 pub mod adam;
+pub mod ae;
 pub mod backend;
 pub mod checkpoint;
 pub mod classifier;

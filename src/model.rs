@@ -2,6 +2,8 @@
 //! samples from any of them. The kinds and sizes are `config.rs`'s, re-exported here.
 
 pub use crate::config::{linear_param_shapes, one_hot, with_label, Kind, ModelConfig};
+use crate::ae::Autoencoder;
+use crate::config::Family;
 use crate::gan::Gan;
 use crate::vae::Vae;
 use anyhow::Result;
@@ -49,20 +51,26 @@ pub fn init_uniform(specs: &[(String, Vec<usize>, usize)], seed: u64, device: &D
 pub enum Net {
     Vae(Vae),
     Gan(Gan),
+    Ae(Autoencoder),
 }
 
 impl Net {
     pub fn new(cfg: ModelConfig, varmap: &VarMap, device: &Device) -> Result<Net> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-        Ok(if cfg.kind.is_gan() { Net::Gan(Gan::new(cfg, vb)?) } else { Net::Vae(Vae::new(cfg, vb)?) })
+        Ok(match cfg.kind.family() {
+            Family::Gan => Net::Gan(Gan::new(cfg, vb)?),
+            Family::Vae => Net::Vae(Vae::new(cfg, vb)?),
+            Family::Ae => Net::Ae(Autoencoder::new(cfg, vb)?),
+        })
     }
 
     /// z [n, latent] (and one-hot labels [n, 10] for conditional kinds) → images [n, 784] in [0, 1]:
-    /// the VAE's decoder or the GAN's generator.
+    /// the VAE's decoder, the GAN's generator or the autoencoder's decoder.
     pub fn generate(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
         match self {
             Net::Vae(v) => v.decode(z, y),
             Net::Gan(g) => g.generator.forward(z, y),
+            Net::Ae(a) => a.decode(z),
         }
     }
 }

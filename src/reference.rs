@@ -10,6 +10,7 @@ use crate::backend::{
 use crate::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, Discriminator, DropoutKeep, Gan};
 use crate::mnist::batch_images;
 use crate::model::{one_hot, ModelConfig, Net};
+use crate::ae::Autoencoder;
 use crate::vae::Vae;
 use anyhow::{anyhow, bail, ensure, Result};
 use candle_core::{backprop::GradStore, DType, Device, Tensor};
@@ -52,6 +53,7 @@ pub struct CandleBackend {
 enum CpuModel {
     Vae { vae: Vae, opt: Adam },
     Gan { gan: Gan, opt_g: Adam, opt_d: Adam },
+    Ae { ae: Autoencoder, opt: Adam },
 }
 
 impl CandleBackend {
@@ -60,6 +62,7 @@ impl CandleBackend {
         let adam = AdamConfig::for_kind(cfg.kind);
         let model = match Net::new(cfg, params, &device)? {
             Net::Vae(vae) => CpuModel::Vae { vae, opt: Adam::new(Adam::vars_under(params, "")?, &adam)? },
+            Net::Ae(ae) => CpuModel::Ae { ae, opt: Adam::new(Adam::vars_under(params, "")?, &adam)? },
             Net::Gan(gan) => CpuModel::Gan {
                 gan,
                 opt_g: Adam::new(Adam::vars_under(params, "generator.")?, &adam)?,
@@ -84,7 +87,7 @@ impl CandleBackend {
 
     fn optimizers(&self) -> Vec<&Adam> {
         match &self.model {
-            CpuModel::Vae { opt, .. } => vec![opt],
+            CpuModel::Vae { opt, .. } | CpuModel::Ae { opt, .. } => vec![opt],
             CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
         }
     }
@@ -92,7 +95,7 @@ impl CandleBackend {
     #[cfg(feature = "test-hooks")]
     fn optimizers_mut(&mut self) -> Vec<&mut Adam> {
         match &mut self.model {
-            CpuModel::Vae { opt, .. } => vec![opt],
+            CpuModel::Vae { opt, .. } | CpuModel::Ae { opt, .. } => vec![opt],
             CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
         }
     }
@@ -169,6 +172,14 @@ impl CandleBackend {
                     bce: loss.bce.to_scalar::<f32>()?,
                     kl: loss.kl.to_scalar::<f32>()?,
                 })
+            }
+            CpuModel::Ae { ae, opt } => {
+                let loss = ae.loss(&x, batch.vae.recon)?;
+                let (total, grads) = checked_backward(&loss, opt, None)?;
+                #[cfg(feature = "test-hooks")]
+                recorded.push(opt.named_grads(&grads)?);
+                opt.step(&grads, learning_rate)?;
+                StepLosses::Vae(LossParts { loss: total, bce: total, kl: 0.0 })
             }
             CpuModel::Gan { gan, opt_g, opt_d } => {
                 let draws = batch.gan.ok_or_else(|| anyhow!("a GAN step needs its dropout draws in the batch"))?;
@@ -254,7 +265,7 @@ impl TrainBackend for CandleBackend {
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
         match &mut self.model {
-            CpuModel::Vae { opt, .. } => opt.set_state(state),
+            CpuModel::Vae { opt, .. } | CpuModel::Ae { opt, .. } => opt.set_state(state),
             CpuModel::Gan { opt_g, opt_d, .. } => {
                 opt_d.set_state(state)?;
                 opt_g.set_state(state)

@@ -1,4 +1,5 @@
-//! Sampling with no tensor library: a model's decoder (a VAE's fc3 and fc4, a GAN's generator)
+//! Sampling with no tensor library: a model's decoder (a VAE's fc3 and fc4, a GAN's generator, an
+//! autoencoder's decoder)
 //! over plain vectors, through the CPU engine's products. It is all the page's light wasm module
 //! holds (built without the `full` feature: a quarter of the whole module's bytes gzipped), so a
 //! reader's first digits wait for a decoder file and this, not for candle, the trainer and WebGPU.
@@ -7,7 +8,7 @@
 //! call refused by one is refused by the other with the same words.
 
 use crate::checkpoint::{self, Loaded, Metadata};
-use crate::config::{one_hot_rows, ModelConfig};
+use crate::config::{one_hot_rows, Family, ModelConfig};
 use crate::engine::layers::{sigmoid, Linear};
 use crate::engine::matmul::Act;
 use crate::input::count_rows;
@@ -25,7 +26,8 @@ pub struct Sampler {
     /// The decoder's weights and biases, layer after layer, each layer's `Linear` pointing in here.
     theta: Vec<f32>,
     /// The decoder's layers in order, each with the activation stored with its output (the last
-    /// one's is None: its output goes through a sigmoid into [0, 1]).
+    /// one's is None: its output goes through a sigmoid into [0, 1], or an autoencoder's Tanh
+    /// and back to [0, 1]).
     layers: Vec<(Linear, Act)>,
 }
 
@@ -34,23 +36,19 @@ impl Sampler {
     /// `Model.load` checks them, then dropped) or a decoder file.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let Loaded { cfg, values, meta, decoder_only } = checkpoint::load_checked(bytes)?;
-        let (hidden_act, names): (Act, &[&str]) = if cfg.kind.is_gan() {
-            (Act::Leaky, &["generator.fc1", "generator.fc2", "generator.fc3"])
-        } else {
-            (Act::Relu, &["fc3", "fc4"])
-        };
+        let hidden_act = if cfg.kind.is_gan() { Act::Leaky } else { Act::Relu };
         let value = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+        let decoder = cfg.decoder_layers();
         let mut theta = Vec::new();
         let mut layers = Vec::new();
-        for (i, &name) in names.iter().enumerate() {
-            let Some(&(_, fan_in, fan_out)) = cfg.layers().iter().find(|l| l.0 == name) else { bail!("no layer {name}") };
+        for (i, &(name, fan_in, fan_out)) in decoder.iter().enumerate() {
             let (Some(w), Some(b)) = (value(&format!("{name}.weight")), value(&format!("{name}.bias"))) else {
                 bail!("weights file has no parameters for `{name}`");
             };
             let linear = Linear { w: theta.len(), b: theta.len() + w.len(), fan_in, fan_out };
             theta.extend_from_slice(w);
             theta.extend_from_slice(b);
-            layers.push((linear, if i + 1 < names.len() { hidden_act } else { Act::None }));
+            layers.push((linear, if i + 1 < decoder.len() { hidden_act } else { Act::None }));
         }
         Ok(Self { cfg, meta, decoder_only, theta, layers })
     }
@@ -98,7 +96,12 @@ impl Sampler {
             }
             let logits = &bufs[(self.layers.len() - 1) % 2][..rows * IMAGE_PIXELS];
             let out = &mut images[start * IMAGE_PIXELS..(start + rows) * IMAGE_PIXELS];
-            out.iter_mut().zip(logits).for_each(|(p, &logit)| *p = sigmoid(logit));
+            if self.cfg.kind.family() == Family::Ae {
+                // Tanh into [−1, 1], then back to pixels in [0, 1]
+                out.iter_mut().zip(logits).for_each(|(p, &a)| *p = (a.tanh() + 1.0) * 0.5);
+            } else {
+                out.iter_mut().zip(logits).for_each(|(p, &logit)| *p = sigmoid(logit));
+            }
         }
         Ok(images)
     }

@@ -9,7 +9,7 @@ pub use crate::backend::{
 };
 pub use crate::cpu::CpuBackend;
 pub use crate::mnist::batch_images;
-use crate::config::{Decay, Recipe, SettingsChoice, TrainSettings, VaeObjective};
+use crate::config::{Decay, Family, Recipe, SettingsChoice, TrainSettings, VaeObjective};
 use crate::gan::GanDraws;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
@@ -179,7 +179,7 @@ impl Trainer {
             batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
             learning_rate: Recipe::DEFAULT.settings(cfg.kind).learning_rate,
             decay: Recipe::DEFAULT.settings(cfg.kind).decay,
-            objective: VaeObjective::default(),
+            objective: VaeObjective::for_kind(cfg.kind),
             prior_epochs: 0.0,
             steps: 0,
             examples_seen: 0,
@@ -245,7 +245,9 @@ impl Trainer {
         t.set_batch_size(s.batch_size)?;
         t.set_learning_rate(s.learning_rate)?;
         t.set_decay(s.decay);
-        t.set_objective(state.objective)?;
+        if !t.cfg.kind.is_gan() {
+            t.set_objective(state.objective)?;
+        }
         t.set_sync_interval(state.sync_interval)?;
         t.set_max_recoveries(state.max_recoveries)?;
         t.set_prior_epochs(state.prior_epochs)?;
@@ -381,6 +383,10 @@ impl Trainer {
         }
         if choice.recon.is_some() || choice.kl_weight.is_some() {
             ensure!(!self.cfg.kind.is_gan(), "--recon and --beta set a VAE's loss; a GAN has neither");
+            ensure!(
+                choice.kl_weight.is_none() || self.cfg.kind.family() != Family::Ae,
+                "--beta weighs a VAE's KL term; an autoencoder has none"
+            );
             let o = self.objective;
             self.set_objective(VaeObjective { recon: choice.recon.unwrap_or(o.recon), kl_weight: choice.kl_weight.unwrap_or(o.kl_weight) })?;
         }
@@ -395,7 +401,7 @@ impl Trainer {
     /// Takes effect from the next step submitted (steps already queued keep theirs). A GAN's steps
     /// ignore it.
     pub fn set_objective(&mut self, objective: VaeObjective) -> Result<()> {
-        VaeObjective::check_kl_weight(objective.kl_weight)?;
+        objective.check_for(self.cfg.kind)?;
         self.objective = objective;
         Ok(())
     }

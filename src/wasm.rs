@@ -310,12 +310,10 @@ impl Model {
         Ok(std::cell::RefMut::map(self.inner.try_borrow_mut().map_err(|_| busy())?, |i| &mut i.lab))
     }
 
-    /// A VAE's objective changed by `change`; a GAN has no reconstruction loss or KL term.
+    /// A VAE's or autoencoder's objective changed by `change` (checked for the kind: a GAN has no
+    /// reconstruction loss or KL term, an autoencoder no KL term).
     fn set_objective(&self, change: impl FnOnce(VaeObjective) -> VaeObjective) -> Result<(), JsValue> {
         let mut lab = self.lab_mut()?;
-        if lab.config().kind.is_gan() {
-            return Err(JsError::new("a GAN has no reconstruction loss or KL weight: those are a VAE's settings").into());
-        }
         let objective = change(lab.trainer().objective());
         lab.trainer_mut().set_objective(objective).map_err(js_err)
     }
@@ -388,7 +386,7 @@ impl Model {
     }
 
     /// What this model can do, so the page need not guess from its kind's name: `{kind, family:
-    /// "vae" | "gan", encoder, conditional, latent, hidden, losses}`, where `encoder` says whether
+    /// "vae" | "gan" | "ae", encoder, conditional, latent, hidden, losses}`, where `encoder` says whether
     /// `encode` and `reconstruct` work, `conditional` whether the calls take digit labels, and
     /// `losses` names the parts a training step reports (`TrainStats.losses`' keys), and `whole`
     /// is false for a model loaded from a decoder file (it samples; encoding and training need the whole file).
@@ -504,6 +502,7 @@ impl Model {
     /// A VAE's reconstruction loss, summed over the 784 pixels: `"bce"` (binary cross-entropy,
     /// the default), `"l2"` (squared error) or `"l1"` (absolute error) of the decoded pixels.
     /// Setting it takes effect from the next step, also while training runs; a GAN refuses it.
+    /// An autoencoder's is `"l2"` (its tutorial's squared error, the default) or `"l1"`.
     #[wasm_bindgen(getter)]
     pub fn reconstruction_loss(&self) -> String {
         self.peek(|lab| lab.trainer().objective().recon.name().to_string())
@@ -516,7 +515,8 @@ impl Model {
     }
 
     /// A VAE's KL weight β: each step minimises reconstruction + β·KL (1, the plain VAE; 0 to
-    /// 100). Takes effect from the next step, also while training runs; a GAN refuses it.
+    /// 100). Takes effect from the next step, also while training runs; a GAN refuses it, and an
+    /// autoencoder (0: it has no KL term) refuses any other value.
     #[wasm_bindgen(getter)]
     pub fn kl_weight(&self) -> f64 {
         self.peek(|lab| lab.trainer().objective().kl_weight)

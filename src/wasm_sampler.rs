@@ -8,7 +8,7 @@
 //! What both bindings share lives here too: errors as thrown `Error`s, plain objects through
 //! serde-wasm-bindgen, the capabilities. Nothing here panics.
 
-use crate::config::ModelConfig;
+use crate::config::{Family, ModelConfig};
 use crate::sampler;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -50,15 +50,20 @@ pub struct Capabilities {
 
 impl Capabilities {
     pub fn of(cfg: &ModelConfig, whole: bool) -> Capabilities {
-        let gan = cfg.kind.is_gan();
+        let family = cfg.kind.family();
         Capabilities {
             kind: cfg.kind.name(),
-            family: if gan { "gan" } else { "vae" },
-            encoder: !gan,
+            family: family.name(),
+            encoder: cfg.kind.has_encoder(),
             conditional: cfg.kind.is_conditional(),
             latent: cfg.latent,
             hidden: cfg.hidden,
-            losses: if gan { &["d_loss", "g_loss", "d_real", "d_fake"] } else { &["loss", "bce", "kl"] },
+            losses: match family {
+                Family::Gan => &["d_loss", "g_loss", "d_real", "d_fake"],
+                Family::Vae => &["loss", "bce", "kl"],
+                // the autoencoder's loss is its reconstruction error alone
+                Family::Ae => &["loss"],
+            },
             whole,
         }
     }

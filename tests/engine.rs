@@ -64,7 +64,7 @@ fn params(cfg: &ModelConfig) -> candle_nn::VarMap {
 /// One step from the same weights and minibatch (clear of the activations' kinks) on the engine
 /// and on candle: the losses, and every gradient.
 fn one_step_parity(kind: Kind) {
-    one_step_parity_with(kind, VaeObjective::default());
+    one_step_parity_with(kind, VaeObjective::for_kind(kind));
 }
 
 fn one_step_parity_with(kind: Kind, objective: VaeObjective) {
@@ -102,6 +102,13 @@ fn one_step_parity_of_each_reconstruction_loss_and_kl_weight() {
     for (kind, recon, kl_weight) in [(Kind::Vae, Recon::L2, 0.25), (Kind::Cvae, Recon::L1, 4.0), (Kind::Vae, Recon::Bce, 0.0)] {
         one_step_parity_with(kind, VaeObjective { recon, kl_weight });
     }
+}
+
+/// The autoencoder at its tutorial's squared error, and at L1.
+#[test]
+fn one_step_parity_ae() {
+    one_step_parity(Kind::Ae);
+    one_step_parity_with(Kind::Ae, VaeObjective { recon: Recon::L1, kl_weight: 0.0 });
 }
 
 #[test]
@@ -187,6 +194,11 @@ fn curves_agree_vae() {
 #[test]
 fn curves_agree_cvae() {
     curves_agree(Kind::Cvae);
+}
+
+#[test]
+fn curves_agree_ae() {
+    curves_agree(Kind::Ae);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod autoencoder;
 mod beta_table;
 mod engine;
 mod explore;

@@ -2,7 +2,7 @@
 //! where it stood: the same steps, minibatches and random numbers, to the bit, for every kind.
 
 use crate::common::{self, bits, expect_err};
-use latent_lab::config::{Kind, Recon, VaeObjective};
+use latent_lab::config::{Family, Kind, Recon, VaeObjective};
 use latent_lab::lab::Lab;
 use latent_lab::mnist::Dataset;
 use latent_lab::resume;
@@ -35,9 +35,11 @@ fn a_resumed_run_takes_the_steps_the_saved_one_would_have_taken_for_every_kind()
         lab.set_dataset(data()).unwrap();
         lab.trainer_mut().set_max_recoveries(3).unwrap();
         lab.trainer_mut().set_learning_rate(1.5e-3).unwrap();
-        if !kind.is_gan() {
-            // An objective other than the default, which the resumed steps must minimise too.
-            lab.trainer_mut().set_objective(VaeObjective { recon: Recon::L2, kl_weight: 0.5 }).unwrap();
+        // An objective other than the default, which the resumed steps must minimise too.
+        match kind.family() {
+            Family::Vae => lab.trainer_mut().set_objective(VaeObjective { recon: Recon::L2, kl_weight: 0.5 }).unwrap(),
+            Family::Ae => lab.trainer_mut().set_objective(VaeObjective { recon: Recon::L1, kl_weight: 0.0 }).unwrap(),
+            Family::Gan => {}
         }
         steps(&mut lab, 10); // into the second epoch
         let saved = lab.save_run().unwrap();

@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
+/// Every generative model under www/weights/.
+const SHIPPED_FILES: [&str; 7] = ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64", "ae-z3", "vae-z3"];
+
 fn path(latent: usize) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("www/weights/vae-z{latent}.safetensors"))
 }
@@ -93,6 +96,28 @@ fn shipped_z2_metadata_test_loss_matches_evaluation() {
 }
 
 #[test]
+fn shipped_z3_test_loss_at_most_142_and_recorded() {
+    check_quality(3, 142.0);
+    check_recorded_test_loss(3);
+}
+
+/// The shipped autoencoder (the tutorial's 784 → 128 → 64 → 12 → 3, trained by its recipe): its
+/// test squared error per image (summed over pixels in [−1, 1]; ÷ 784 is the tutorial's MSELoss)
+/// is what its file records, and at most 105. Its quality as a generator is in tests/quality.rs.
+#[test]
+fn shipped_autoencoder_reconstructs_the_test_digits_as_recorded() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/weights/ae-z3.safetensors");
+    let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let lab = Lab::from_safetensors(&bytes).unwrap();
+    assert_eq!(lab.config(), latent_lab::model::Kind::Ae.default_config());
+    let test = lab.evaluate(&common::mnist().test).unwrap();
+    println!("ae-z3: test squared error {:.3} per image ({:.5} per pixel)", test.loss, test.loss / 784.0);
+    let recorded: f32 = common::read_metadata(&bytes)["test_loss"].parse().unwrap();
+    assert!((recorded - test.loss).abs() <= 0.01, "ae-z3: metadata test_loss {recorded} but evaluated {:.4}", test.loss);
+    assert!(test.loss <= 105.0, "ae-z3: test squared error {:.3} is above 105", test.loss);
+}
+
+#[test]
 fn shipped_z2_decodes_a_grid_of_digits() {
     // The 2-d latent space the page draws as a grid: every point decodes to a finite image with some ink.
     let bytes = std::fs::read(path(2)).unwrap_or_else(|e| panic!("{}: {e}", path(2).display()));
@@ -118,7 +143,7 @@ fn shipped_z2_decodes_a_grid_of_digits() {
 #[test]
 fn every_shipped_file_records_a_command_that_names_its_settings() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/weights");
-    for file in ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64"] {
+    for file in SHIPPED_FILES {
         let meta = common::read_metadata(&std::fs::read(dir.join(format!("{file}.safetensors"))).unwrap());
         let command = &meta["trainer"];
         for flag in ["--batch ", "--lr ", "--decay ", "--seed ", "--epochs "] {
@@ -137,7 +162,7 @@ fn every_shipped_file_records_a_command_that_names_its_settings() {
 #[test]
 fn every_shipped_file_is_f16_with_its_decoder_beside_it() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/weights");
-    for file in ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64"] {
+    for file in SHIPPED_FILES {
         let whole = std::fs::read(dir.join(format!("{file}.safetensors"))).unwrap();
         let decoder = std::fs::read(dir.join(format!("{file}.decoder.safetensors"))).unwrap();
         let (w, d) = (safetensors::SafeTensors::deserialize(&whole).unwrap(), safetensors::SafeTensors::deserialize(&decoder).unwrap());

@@ -14,6 +14,8 @@ export const MODELS = [
   { key: 'cvae-z2', name: 'Conditional VAE, latent 2' },
   { key: 'gan-z64', name: 'GAN, z 64' },
   { key: 'cgan-z64', name: 'Conditional GAN, z 64' },
+  { key: 'ae-z3', name: 'Autoencoder, code 3' },
+  { key: 'vae-z3', name: 'VAE, latent 3' },
 ];
 export const MODEL_KEYS = MODELS.map((m) => m.key);
 

@@ -7,6 +7,7 @@
 import { MODELS, MODEL_KEYS, shippedDecoder, shippedModel, wasm } from './assets.js';
 import { ago, deleteModel, deleteRun, getRun, listModels, putModel, storageProblem } from './autosave.js';
 import { setupCompare } from './compare.js';
+import { setupAeCompare } from './ae-compare.js';
 import { whenNear } from './dom.js';
 import { GRID_GAP, drawGrid, drawHistogram } from './draw.js';
 import { setupExplorer } from './explore.js';
@@ -597,6 +598,11 @@ async function main() {
   whenNear($('compare-panel'), guard(async () => {
     await setupCompare({ ensureModel, guard });
     document.body.dataset.compareReady = 'true';
+  }), '0px');
+  // The autoencoder beside the VAE: two whole models and their maps (10,000 digits encoded by each).
+  whenNear($('ae-panel'), guard(async () => {
+    await setupAeCompare({ guard });
+    document.body.dataset.aeCompareReady = 'true';
   }), '0px');
 }
 

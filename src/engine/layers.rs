@@ -117,7 +117,7 @@ pub fn recon_backward(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_r
 }
 
 /// −1, 0 or 1 (f32::signum gives 1 at 0: L1's subgradient there is taken as 0).
-fn sign(d: f32) -> f32 {
+pub fn sign(d: f32) -> f32 {
     if d > 0.0 {
         1.0
     } else if d < 0.0 {

@@ -7,13 +7,14 @@
 //! - `matmul.rs`: the products (register-blocked simd128 tiles in the browser, the `gemm` crate natively);
 //! - `layers.rs`: a linear layer's forward and backward, activations, losses;
 //! - `adam.rs`: the fused Adam pass and its commit;
-//! - `vae_step.rs`, `gan_step.rs`: one step per model family;
+//! - `vae_step.rs`, `gan_step.rs`, `ae_step.rs`: one step per model family;
 //! - `classify.rs`: the digit classifier's forward (the quality yardstick's, not trained here);
 //! - `clock.rs`: where the steps' time goes, phase by phase (the benchmark's shares).
 //!
 //! candle's autograd (`reference.rs`) is what the tests hold it to.
 
 pub mod adam;
+mod ae_step;
 pub mod classify;
 pub mod clock;
 mod gan_step;
@@ -23,12 +24,13 @@ mod vae_step;
 
 use crate::adam::AdamConfig;
 use crate::backend::{Batch, StepLosses};
-use crate::config::ModelConfig;
+use crate::config::{Family, ModelConfig};
 use crate::layout::ParamLayout;
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
 use adam::Moments;
 use clock::{PhaseTimes, Stopwatch};
 use anyhow::{bail, ensure, Result};
+use ae_step::AeStep;
 use gan_step::GanStep;
 use std::ops::Range;
 use vae_step::VaeStep;
@@ -45,12 +47,13 @@ pub struct Engine {
     /// Where the steps' time went.
     pub phases: PhaseTimes,
     adam: AdamConfig,
-    step: Option<Family>,
+    step: Option<FamilyStep>,
 }
 
-enum Family {
+enum FamilyStep {
     Vae(VaeStep),
     Gan(GanStep),
+    Ae(AeStep),
 }
 
 impl Engine {
@@ -70,7 +73,11 @@ impl Engine {
             adam: AdamConfig::for_kind(cfg.kind),
             step: None,
         };
-        e.step = Some(if cfg.kind.is_gan() { Family::Gan(GanStep::new(&e)?) } else { Family::Vae(VaeStep::new(&e)?) });
+        e.step = Some(match cfg.kind.family() {
+            Family::Gan => FamilyStep::Gan(GanStep::new(&e)?),
+            Family::Vae => FamilyStep::Vae(VaeStep::new(&e)?),
+            Family::Ae => FamilyStep::Ae(AeStep::new(&e)?),
+        });
         Ok(e)
     }
 
@@ -93,8 +100,9 @@ impl Engine {
             bail!("the engine's step was lost in an earlier step that did not return");
         };
         let result = match &mut family {
-            Family::Vae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
-            Family::Gan(s) => s.run(self, batch, lr).map(StepLosses::Gan),
+            FamilyStep::Vae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
+            FamilyStep::Gan(s) => s.run(self, batch, lr).map(StepLosses::Gan),
+            FamilyStep::Ae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
         };
         self.step = Some(family);
         let losses = result?;

@@ -77,6 +77,12 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// The model over `params` (and Adam's state, if training continues) on `gpu`.
     pub fn new(gpu: Gpu, cfg: ModelConfig, params: &VarMap, state: Option<&OptimizerState>) -> Result<Self> {
+        // The WGSL graphs are the VAEs' and GANs' (`vae_step.rs`, `gan_step.rs`).
+        anyhow::ensure!(
+            cfg.kind.family() != crate::config::Family::Ae,
+            "an `{}` model trains on the CPU: the WebGPU backend has the VAE and GAN steps only",
+            cfg.kind.name()
+        );
         let layout = ParamLayout::new(&cfg);
         let data = params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
         let theta = layout.join("the model", |name| {

@@ -34,7 +34,7 @@ pub fn assert_close_rel(what: &str, a: f32, b: f32, rel: f32) {
 }
 
 /// The smallest |pre-activation| of the ReLU / LeakyReLU units a step's forward pass goes through
-/// (the VAE's fc1 and fc3; the GAN's generator and its discriminator on real and generated rows,
+/// (the VAE's fc1 and fc3; the autoencoder's six hidden layers; the GAN's generator and its discriminator on real and generated rows,
 /// dropout included), computed on the CPU. At a kink the gradient jumps: a unit within rounding
 /// of 0 can take the other slope on the other backend, which is not a disagreement of the
 /// backends' arithmetic. The parity test picks a minibatch whose units all stay clear of it.
@@ -54,6 +54,22 @@ fn kink_margin(cfg: &ModelConfig, data: &Dataset, indices: &[usize], noise: &[f3
     let x = latent_lab::train::batch_images(data, indices, &dev).unwrap();
     let eps = Tensor::from_slice(noise, (n, cfg.latent), &dev).unwrap();
     let leaky = |t: &Tensor| t.maximum(&(t * 0.2).unwrap()).unwrap();
+    if cfg.kind.family() == latent_lab::config::Family::Ae {
+        // the eight layers as one chain; all but the code's (3) and the last (7) take a ReLU
+        use latent_lab::config::{AE_DECODER, AE_ENCODER};
+        let mut h = x.affine(2.0, -1.0).unwrap();
+        let mut m = f32::INFINITY;
+        for (k, name) in AE_ENCODER.iter().chain(&AE_DECODER).enumerate() {
+            let a = pre(&h, name);
+            h = if k == 3 || k == 7 {
+                a
+            } else {
+                m = m.min(margin(&a));
+                a.relu().unwrap()
+            };
+        }
+        return m;
+    }
     if cfg.kind.is_gan() {
         let g1 = pre(&with_y(&eps), "generator.fc1");
         let g2 = pre(&leaky(&g1), "generator.fc2");

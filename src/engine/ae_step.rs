@@ -1,0 +1,121 @@
+//! One autoencoder training step, hand-derived from src/ae.rs:
+//!
+//!   x [n, 784] in [−1, 1] → encoder.0 → ReLU → encoder.2 → ReLU → encoder.4 → ReLU → encoder.6 → code
+//!   code → decoder.0 → ReLU → decoder.2 → ReLU → decoder.4 → ReLU → decoder.6 → tanh → y
+//!   loss = Σ over pixels (y − x)² (L2) or |y − x| (L1) per example, averaged over the batch
+//!
+//! then the backward pass in reverse order into the flat gradient, the step's check, and Adam.
+//! The eight layers run as one chain: activation k is layer k's output (0 is the input), and
+//! every layer but the code's (3) and the last (7) is followed by a ReLU.
+
+use super::clock::Stopwatch;
+use super::layers::{act_backward, sign, Linear};
+use super::matmul::Act;
+use super::{fill_inputs, Engine};
+use crate::backend::{diverged, Batch, LossParts};
+use crate::config::{Recon, AE_DECODER, AE_ENCODER};
+use crate::mnist::IMAGE_PIXELS;
+use anyhow::{bail, Result};
+
+/// The code layer: its output takes no activation.
+const CODE: usize = 3;
+
+pub struct AeStep {
+    layers: Vec<Linear>,
+    rows: usize,
+    /// acts[0] = x, acts[k + 1] = layer k's output (after its activation; the last after tanh).
+    acts: Vec<Vec<f32>>,
+    /// grads[k] = the gradient at layer k's output, before its activation.
+    grads: Vec<Vec<f32>>,
+}
+
+impl AeStep {
+    pub fn new(e: &Engine) -> Result<Self> {
+        let layers = AE_ENCODER
+            .iter()
+            .chain(&AE_DECODER)
+            .map(|name| Linear::of(&e.layout, &e.cfg, name))
+            .collect::<Result<Vec<_>>>()?;
+        let count = layers.len();
+        Ok(Self { layers, rows: 0, acts: vec![Vec::new(); count + 1], grads: vec![Vec::new(); count] })
+    }
+
+    fn act(k: usize, count: usize) -> Act {
+        if k == CODE || k + 1 == count { Act::None } else { Act::Relu }
+    }
+
+    /// Room for `n` examples (buffers only ever grow, so steady training allocates nothing).
+    fn reserve(&mut self, n: usize) {
+        if n <= self.rows {
+            return;
+        }
+        self.rows = n;
+        self.acts[0].resize(n * IMAGE_PIXELS, 0.0);
+        for (k, layer) in self.layers.iter().enumerate() {
+            self.acts[k + 1].resize(n * layer.fan_out, 0.0);
+            self.grads[k].resize(n * layer.fan_out, 0.0);
+        }
+    }
+
+    /// Forward, backward and Adam's proposal; the caller commits. A step whose loss or gradient
+    /// is not finite is refused before anything is proposed.
+    pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
+        let n = batch.indices.len();
+        self.reserve(n);
+        let count = self.layers.len();
+        let p = IMAGE_PIXELS;
+        let mut sw = Stopwatch::start();
+        let th = &e.theta;
+        // forward
+        fill_inputs(batch, None, e.cfg.kind.input_scaling(), &mut self.acts[0][..n * p], p, 0)?;
+        for (k, layer) in self.layers.iter().enumerate() {
+            let (done, next) = self.acts.split_at_mut(k + 1);
+            layer.forward(th, n, &done[k], layer.fan_in, &mut next[0][..n * layer.fan_out], Self::act(k, count), None);
+        }
+        let y = &mut self.acts[count][..n * p];
+        y.iter_mut().for_each(|v| *v = v.tanh());
+        e.phases.forward += sw.lap();
+        // loss, and its gradient at the last layer's output (before tanh): d·(1 − y²) / n
+        let recon = batch.vae.recon;
+        let scale = 1.0 / n as f32;
+        let mut sum = 0f64;
+        let (x, y, dy) = (&self.acts[0][..n * p], &self.acts[count][..n * p], &mut self.grads[count - 1][..n * p]);
+        for ((row_x, row_y), row_d) in x.chunks_exact(p).zip(y.chunks_exact(p)).zip(dy.chunks_exact_mut(p)) {
+            let mut row_sum = 0f32;
+            for ((&t, &o), d) in row_x.iter().zip(row_y).zip(row_d) {
+                let diff = o - t;
+                let slope = (1.0 - o * o) * scale;
+                (row_sum, *d) = match recon {
+                    Recon::L2 => (row_sum + diff * diff, 2.0 * diff * slope),
+                    Recon::L1 => (row_sum + diff.abs(), sign(diff) * slope),
+                    Recon::Bce => bail!("an autoencoder's reconstruction loss is l2 or l1, not bce"),
+                };
+            }
+            sum += row_sum as f64;
+        }
+        let loss = (sum / n as f64) as f32;
+        e.phases.loss += sw.lap();
+        // backward, in reverse order
+        let g = &mut e.grad;
+        for k in (0..count).rev() {
+            let layer = &self.layers[k];
+            let (below, here) = self.grads.split_at_mut(k);
+            let dx = below.last_mut().map(|d| (&mut d[..n * layer.fan_in], layer.fan_in, false));
+            layer.backward(th, n, &self.acts[k], layer.fan_in, &here[0], Some(g), dx);
+            if k > 0 {
+                act_backward(&self.acts[k][..n * layer.fan_in], &mut below[k - 1][..n * layer.fan_in], Self::act(k - 1, count), None);
+            }
+        }
+        // the step's check, then Adam over every parameter
+        if !loss.is_finite() {
+            return Err(diverged("the loss", loss));
+        }
+        if !e.grad_sq_norm(0..e.layout.total).is_finite() {
+            return Err(diverged("the gradient", "not finite"));
+        }
+        e.phases.backward += sw.lap();
+        e.propose(lr, 0..e.layout.total);
+        e.phases.optimizer += sw.lap();
+        Ok(LossParts { loss, bce: loss, kl: 0.0 })
+    }
+}
