@@ -22,6 +22,7 @@ const CSS_TEXT = `
 :host { min-height: 150px; }
 :host(:not([view])), :host([view="sliders"]) { min-height: 300px; }
 :host([view="grid"]) { min-height: 400px; }
+:host([view="ae-vs-vae"]) { min-height: 600px; }
 :host([hidden]) { display: none; }
 * { box-sizing: border-box; }
 .frame {
@@ -72,6 +73,8 @@ canvas.map, canvas.drawpad { image-rendering: auto; aspect-ratio: 1; cursor: cro
 .small { display: flex; gap: 8px; align-items: flex-end; }
 .small canvas { width: 84px; }
 canvas.curve { image-rendering: auto; }
+.pair { flex-basis: 100%; display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 12px; }
+.pair figure { margin: 0; display: flex; flex-direction: column; gap: 6px; min-width: 0; }
 `;
 
 let sheet = null;

@@ -7,6 +7,7 @@
 //   <latent-lab view="map" model="vae-z2"></latent-lab>
 //   <latent-lab view="draw" model="vae-z20"></latent-lab>
 //   <latent-lab view="train" model="vae-z2" epochs="1"></latent-lab>
+//   <latent-lab view="ae-vs-vae"></latent-lab>
 //
 // Attributes (all optional except that an unknown value is reported inside the element):
 //   view    "sliders" (default): the decoded digit and one range slider per latent dimension
@@ -28,9 +29,14 @@
 //           (./worker.js and its protocol), with a loss curve and 16 fixed samples redrawn as it
 //           learns. The worker downloads MNIST (./data/mnist.safetensors.gz, 11.6 MB)
 //           when Train is first pressed. Needs the CSP to allow a same-origin worker
-//           (worker-src, or script-src 'self' which it falls back to).
-//   model   which shipped weights: vae-z20 (default), vae-z2, cvae-z2, gan-z64, cgan-z64, read
-//           from ./weights/<model>.safetensors next to this file.
+//           (worker-src, or script-src 'self' which it falls back to);
+//           "ae-vs-vae": the plain autoencoder beside the VAE, both with a code of 3 (ae-z3 and
+//           vae-z3, whatever `model` says): the same random codes from N(0, I) decoded by each,
+//           the classifier's histogram of the digits they make, and each one's latent map with
+//           the random codes marked (www/views/ae-vs-vae.js, as the page's panel draws it). It
+//           fetches both whole models, the classifier and the test digits.
+//   model   which shipped weights: vae-z20 (default), vae-z2, cvae-z2, gan-z64, cgan-z64, ae-z3
+//           (the autoencoder), vae-z3, read from ./weights/<model>.safetensors next to this file.
 //   width   the element's width: a number (pixels) or any CSS length ("420px", "60%", "30em").
 //           Without it the element takes the full width of its container; every canvas scales
 //           with CSS, so it fits a phone as well.
@@ -64,11 +70,12 @@
 // Errors (an unknown model or view, a failed download, a wasm that will not instantiate, an
 // exception while drawing) are shown as text inside the element that hit them, in a
 // role="alert" paragraph; other elements on the page carry on.
-import { latentMap, shippedDecoder, shippedModel, wasm } from './assets.js';
+import { classifier, latentMap, shippedDecoder, shippedModel, wasm } from './assets.js';
 import { clamp, h, whenNear } from './dom.js';
 import { styleSheet } from './embed-style.js';
 import { axisNames } from './latent-map.js';
 import { normals } from './random.js';
+import { mountAeVsVae } from './views/ae-vs-vae.js';
 import { mountDigitPicker } from './views/digit-picker.js';
 import { mountDrawPad } from './views/draw-pad.js';
 import { drawInterpolation } from './views/interpolation.js';
@@ -77,8 +84,10 @@ import { mountMap } from './views/map.js';
 import { mountSliders } from './views/sliders.js';
 import { drawTrainingGrid, mountTraining, trainingGrid } from './views/training.js';
 
-const KIND_NAMES = { vae: 'VAE', cvae: 'Conditional VAE', gan: 'GAN', cgan: 'Conditional GAN' };
-const VIEWS = ['sliders', 'grid', 'interpolate', 'map', 'draw', 'train'];
+const KIND_NAMES = { vae: 'VAE', cvae: 'Conditional VAE', gan: 'GAN', cgan: 'Conditional GAN', ae: 'Autoencoder' };
+const VIEWS = ['sliders', 'grid', 'interpolate', 'map', 'draw', 'train', 'ae-vs-vae'];
+// The autoencoder-versus-VAE view's pair: the same code size, so the same random codes.
+const AE_PAIR = ['ae-z3', 'vae-z3'];
 // The views that only decode, for which the decoder file alone is fetched.
 const SAMPLES_ONLY = ['sliders', 'grid', 'interpolate'];
 const SLIDER_STEP = 0.1; // one arrow-key press
@@ -210,6 +219,14 @@ class LatentLabElement extends HTMLElement {
         await new Promise((resolve) => this.#whenVisible(resolve));
         if (token !== this.#token) return;
       }
+      if (view === 'ae-vs-vae') {
+        await this.#aeVsVae({ body, guard: (fn) => this.#guard(fn), live: () => token === this.#token });
+        if (token !== this.#token) return;
+        this.#status.removeAttribute('role');
+        this.#status.className = 'caption';
+        this.#status.textContent = `Autoencoder beside VAE, code 3 (${AE_PAIR.join(', ')})`;
+        return;
+      }
       // A view that only samples fetches the decoder alone; the others the whole model.
       const model = await (SAMPLES_ONLY.includes(view) ? shippedDecoder(name) : shippedModel(name));
       if (token !== this.#token) return;
@@ -329,9 +346,35 @@ class LatentLabElement extends HTMLElement {
     if (caps.encoder) return true;
     body.append(h('p', {
       className: 'caption',
-      textContent: `A ${KIND_NAMES[caps.kind] ?? caps.kind} has no encoder, so it cannot ${what}. Use a VAE: vae-z2, vae-z20 or cvae-z2.`,
+      textContent: `A ${KIND_NAMES[caps.kind] ?? caps.kind} has no encoder, so it cannot ${what}. Use a VAE (vae-z2, vae-z20, vae-z3 or cvae-z2) or the autoencoder (ae-z3).`,
     }));
     return false;
+  }
+
+  // ---- view: ae-vs-vae -----------------------------------------------------------------------
+
+  async #aeVsVae({ body, guard, live }) {
+    const sides = ['autoencoder', 'VAE'].map((who) => ({
+      grid: h('canvas', { width: 378, height: 114 }, { role: 'img', 'aria-label': `Random codes decoded by the ${who}` }),
+      bars: h('canvas', { width: 378, height: 70 }, { role: 'img', 'aria-label': `Digit histogram of the ${who}'s decoded random codes` }),
+      map: h('canvas', { className: 'map', width: 378, height: 378 }, { role: 'img', 'aria-label': `The ${who}'s latent map with random codes marked` }),
+      caption: h('p', { className: 'caption' }),
+    }));
+    const resample = h('button', { type: 'button', textContent: 'New codes' });
+    body.append(
+      h('div', { className: 'buttons' }, {}, [resample]),
+      h('div', { className: 'pair' }, {}, sides.map((s) => h('figure', {}, {}, [s.grid, s.bars, s.map, s.caption]))),
+    );
+    const [reader, ...models] = await Promise.all([classifier(), ...AE_PAIR.map(shippedModel)]);
+    const maps = await Promise.all(models.map(latentMap));
+    if (!live()) return;
+    const view = mountAeVsVae(sides);
+    let seed = 21;
+    resample.addEventListener('click', guard(() => {
+      seed += 2;
+      view.show(models[0], models[1], maps, seed, reader);
+    }));
+    view.show(models[0], models[1], maps, seed, reader);
   }
 
   // ---- view: map -----------------------------------------------------------------------------

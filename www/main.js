@@ -142,10 +142,11 @@ async function selectModel(key) {
   buildSliders(m);
   redrawAll();
   guard(showRecipe)(m); // after the first digits: it waits for the whole module
-  // A GAN has no reconstruction loss or KL term to weigh.
+  // A GAN has no reconstruction loss or KL term to weigh; an autoencoder trains on its own loss.
   for (const setting of document.querySelectorAll('.vae-setting')) setting.hidden = caps.family !== 'vae';
   const meta = m.meta;
-  const quality = meta.test_loss ? `test loss ${meta.test_loss} per digit, ` : '';
+  const lossName = caps.family === 'ae' ? 'test squared error' : 'test loss';
+  const quality = meta.test_loss ? `${lossName} ${meta.test_loss} per digit, ` : '';
   setStatus(`${state.models.get(key).name}: ${caps.kind.toUpperCase()}, ${quality}${meta.epochs ?? '?'} epochs of training.`);
 }
 

@@ -326,3 +326,41 @@ test('under the strict CSP, the map, draw and train views work and the test digi
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test('under the strict CSP, the ae-vs-vae view draws both models from the same codes, and the autoencoder samples with sliders', async () => {
+  const { page, problems } = await openWith(EXAMPLE, async (p) => {
+    await p.setViewportSize({ width: 900, height: 900 });
+  });
+  await page.evaluate(() => {
+    for (const [id, attrs] of [['pair', { view: 'ae-vs-vae' }], ['ae', { view: 'sliders', model: 'ae-z3' }]]) {
+      const el = document.createElement('latent-lab');
+      el.id = id;
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+      document.querySelector('article').prepend(el);
+    }
+  });
+  await settled(page, '#ae');
+  assert.equal(await errorText(page, '#ae'), null);
+  await assertInked(page, '#ae');
+  const sliders = await page.evaluate(() => document.querySelector('#ae').shadowRoot.querySelectorAll('input[type=range]').length);
+  assert.equal(sliders, 3, 'one slider per number of the code');
+  assert.match(await page.evaluate(() => document.querySelector('#ae').shadowRoot.textContent), /Autoencoder, latent 3 \(ae-z3\)/);
+
+  await page.locator('#pair').scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => {
+    const el = document.querySelector('#pair');
+    return !el.hasAttribute('aria-busy') && el.shadowRoot.querySelectorAll('canvas[data-entropy]').length === 2;
+  }, null, { timeout: TIMEOUT });
+  assert.equal(await errorText(page, '#pair'), null);
+  const entropies = await page.evaluate(() => Array.from(
+    document.querySelector('#pair').shadowRoot.querySelectorAll('canvas[data-entropy]'), (c) => Number(c.dataset.entropy)));
+  assert.ok(entropies[1] > 2.0 && entropies[0] < entropies[1] - 0.5, `entropies AE ${entropies[0]}, VAE ${entropies[1]}`);
+  for (const i of [0, 1]) {
+    const grid = await stats(page, '#pair', `figure:nth-of-type(${i + 1}) canvas:first-of-type`);
+    assert.ok(grid.lit / grid.total > 0.03, `side ${i}: sample grid nearly blank`);
+    const map = await stats(page, '#pair', `figure:nth-of-type(${i + 1}) canvas.map`);
+    assert.ok(map.lit / map.total > 0.05, `side ${i}: the map is blank`);
+  }
+  assert.deepEqual(problems, []);
+  await page.close();
+});

@@ -221,7 +221,7 @@ test('a model states what it can do, for every kind', async () => {
   const { page } = await readyPage(env);
   const caps = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
-    return Object.fromEntries(['vae', 'cvae', 'gan', 'cgan'].map((kind) => {
+    return Object.fromEntries(['vae', 'cvae', 'gan', 'cgan', 'ae'].map((kind) => {
       const m = Model.create(kind, 1, 2, 8);
       const c = m.capabilities;
       m.free();
@@ -234,6 +234,31 @@ test('a model states what it can do, for every kind', async () => {
   assert.deepEqual(caps.cvae, { kind: 'cvae', ...vae, conditional: true, latent: 2, hidden: 8 });
   assert.deepEqual(caps.gan, { kind: 'gan', ...gan, conditional: false, latent: 2, hidden: 8 });
   assert.deepEqual(caps.cgan, { kind: 'cgan', ...gan, conditional: true, latent: 2, hidden: 8 });
+  assert.deepEqual(caps.ae, { kind: 'ae', family: 'ae', encoder: true, losses: ['loss'], whole: true, conditional: false, latent: 2, hidden: 8 });
+  await page.close();
+});
+
+test('the autoencoder trains in the tab on the CPU, says why when WebGPU is chosen, and its loss falls', async () => {
+  const { page, problems } = await openPage(env, '', (p) => p.addInitScript(recordWorkerMessages));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  await page.selectOption('#model-select', 'ae-z3');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Autoencoder, code 3:'));
+  assert.equal(await page.locator('#sliders input[type=range]').count(), 3);
+  assert.equal(await page.isVisible('#train-beta'), false, 'an autoencoder has no KL weight to set');
+  await page.selectOption('#train-from', 'fresh');
+  await page.selectOption('#train-backend', 'webgpu');
+  await page.click('#train-start');
+  await page.waitForFunction(() => window.__training.filter((m) => m.loss !== undefined).length >= 150, null, { timeout: 120_000 });
+  assert.match(await page.textContent('#train-device'), /^Training on the CPU: an autoencoder trains on the CPU: WebGPU has the VAE and GAN steps only\.$/);
+  await page.click('#train-stop');
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
+  const losses = await page.evaluate(() => window.__training.filter((m) => m.loss !== undefined).map((m) => m.loss));
+  const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
+  const [first, last] = [mean(losses.slice(0, 10)), mean(losses.slice(-20))];
+  // Σ (y − x)² per image on [−1, 1]: a fresh network's is a few hundred; 150 steps bring it down.
+  assert.ok(first > 200 && last < 0.6 * first, `loss ${first} over the first 10 steps, ${last} over the last 20`);
+  assert.ok(losses.every((l) => Number.isFinite(l)));
+  assert.deepEqual(problems, []);
   await page.close();
 });
 
