@@ -173,6 +173,18 @@ pub fn class_histogram(predictions: &[u8]) -> [usize; CLASSES] {
     h
 }
 
+/// The Fréchet distance between two sets of images (each flattened [n, 784] in [0, 1], n ≥ 2),
+/// as the classifier's features see them: the page's measure of how sharp a VAE's
+/// reconstructions are (reconstructions against the digits they rebuild).
+pub fn frechet_distance_of_images(classifier: &Classifier, a: &[f32], b: &[f32]) -> Result<f64> {
+    let fit = |images: &[f32], which: &str| -> Result<Gaussian> {
+        let n = crate::input::count_images(images)?;
+        ensure!(n >= 2, "a Fréchet distance needs at least 2 images in each set; the {which} set has {n}");
+        Gaussian::fit(&features_and_predictions(classifier, images)?.0, FEATURES)
+    };
+    Ok(frechet_distance(&fit(a, "first")?, &fit(b, "second")?))
+}
+
 /// Real digits as the classifier sees them: the statistics of its features (the reference that
 /// samples are compared to) and the share it reads correctly, from one pass over `data`.
 pub struct RealDigits {

@@ -729,4 +729,11 @@ impl Classifier {
     pub fn classify(&self, images: &[f32]) -> Result<Vec<u8>, JsValue> {
         self.model.classify(images).map_err(js_err)
     }
+
+    /// The Fréchet distance between two sets of images (each flattened [n, 784] in [0, 1], at
+    /// least 2 of each) in the classifier's 128 features, as `eval` measures samples: lower is
+    /// closer. The page measures how sharp reconstructions are with it (against their originals).
+    pub fn frechet_distance(&self, images_a: &[f32], images_b: &[f32]) -> Result<f64, JsValue> {
+        crate::metrics::frechet_distance_of_images(&self.model.net, images_a, images_b).map_err(js_err)
+    }
 }

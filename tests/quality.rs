@@ -64,7 +64,7 @@ fn class_entropy_is_ln_10_for_even_digits_and_zero_for_one() {
 }
 
 /// The shipped generative models, as the README's quality table lists them.
-const SHIPPED: [&str; 7] = [
+const SHIPPED: [&str; 9] = [
     "vae-z20.safetensors",
     "vae-z2.safetensors",
     "cvae-z2.safetensors",
@@ -72,6 +72,8 @@ const SHIPPED: [&str; 7] = [
     "cgan-z64.safetensors",
     "ae-z3.safetensors",
     "vae-z3.safetensors",
+    "vae-z20-l2.safetensors",
+    "vae-z20-l1.safetensors",
 ];
 
 /// What `eval` printed: its line on the classifier and the real digits, and a row per model.
@@ -82,6 +84,9 @@ struct Evaluated {
     /// The Fréchet distance of 10,000 real training digits to the test digits.
     real_frechet_distance: f64,
     rows: HashMap<String, Measured>,
+    /// The reconstructions table: per model with an encoder, its cells as printed (file, test
+    /// loss, Fréchet distance of the reconstructions).
+    reconstructions: Vec<[String; 3]>,
 }
 
 /// One row of `eval`'s table.
@@ -135,7 +140,15 @@ fn evaluated() -> &'static Evaluated {
                 (file.to_string(), m)
             })
             .collect();
+        let reconstructions = printed
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<String> = l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+                (l.starts_with("| ") && cells.len() == 3 && cells[1].parse::<f64>().is_ok()).then(|| cells.try_into().unwrap())
+            })
+            .collect();
         Evaluated {
+            reconstructions,
             accuracy: number(after("test accuracy ")),
             recorded_accuracy: after("measured, ").to_string(),
             real_frechet_distance: number(after("real training digits lie at Fréchet distance ")),
@@ -194,6 +207,33 @@ fn random_codes_through_the_autoencoder_are_worse_digits_than_through_the_vae() 
     assert!(ae.class_entropy < vae.class_entropy, "entropy: autoencoder {:.4}, VAE {:.4}", ae.class_entropy, vae.class_entropy);
 }
 
+/// The blur argument, measured on the shipped latent-20 VAEs that differ only in their loss: the
+/// squared error's reconstructions (an average of the plausible strokes) are the furthest from the
+/// real digits, further than BCE's and than L1's (a median); and the README's reconstructions table
+/// is what `eval` prints.
+#[test]
+fn l2_reconstructions_are_the_blurriest_and_the_readme_says_what_eval_prints() {
+    let rows = &evaluated().reconstructions;
+    let fd = |file: &str| -> f64 {
+        let row = rows.iter().find(|r| r[0] == file).unwrap_or_else(|| panic!("eval printed no reconstructions of {file}"));
+        row[2].parse().unwrap()
+    };
+    let (bce, l2, l1) = (fd("vae-z20.safetensors"), fd("vae-z20-l2.safetensors"), fd("vae-z20-l1.safetensors"));
+    assert!(l2 > 2.0 * bce && l2 > l1, "reconstructions' distance: BCE {bce}, L2 {l2}, L1 {l1}");
+    let encoders: Vec<&str> = SHIPPED.iter().copied().filter(|f| !f.starts_with("gan") && !f.starts_with("cgan")).collect();
+    assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), encoders, "one row per model with an encoder");
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for row in rows {
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} | ", row[0])) && l.matches('|').count() == 4)
+            .unwrap_or_else(|| panic!("the README's reconstructions table has no row for {}", row[0]));
+        let cells: Vec<f64> = line.trim_matches('|').split('|').skip(1).map(|c| c.trim().parse().unwrap()).collect();
+        assert!((cells[0] - row[1].parse::<f64>().unwrap()).abs() <= 0.01, "{}: README {line}, eval {row:?}", row[0]);
+        assert!((cells[1] - row[2].parse::<f64>().unwrap()).abs() <= 0.05, "{}: README {line}, eval {row:?}", row[0]);
+    }
+}
+
 /// The README's sample-quality table: (file, kind, FD, entropy, label accuracy) per row.
 fn readme_table() -> Vec<[String; 5]> {
     let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -229,4 +269,43 @@ fn readme_quality_table_is_what_eval_prints() {
             assert!(close(&cells[4], &row[4], 0.05), "{}: README says {}, eval prints {}", row[0], row[4], cells[4]);
         }
     }
+}
+
+/// The page's sharpness measure: two sets of images through the classifier's features. The same
+/// digits are at distance 0, two halves of the test set close, real digits against blurred copies
+/// of themselves further, against noise far; a set of one image or a bad pixel is refused by name.
+#[test]
+fn frechet_distance_of_images_orders_real_blurred_and_noise() {
+    use latent_lab::classifier::ClassifierModel;
+    use latent_lab::metrics::frechet_distance_of_images;
+    let bytes = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/weights/classifier.safetensors")).unwrap();
+    let c = ClassifierModel::load(&bytes, &candle_core::Device::Cpu).unwrap();
+    let test = common::mnist().test.take(1000);
+    let images: Vec<f32> = test.images.iter().map(|&p| p as f32 / 255.0).collect();
+    let (a, b) = images.split_at(500 * 784);
+    // a 3×3 box blur of each digit: what an averaging decoder does to strokes
+    let blurred: Vec<f32> = a
+        .chunks(784)
+        .flat_map(|img| {
+            (0..784).map(move |i| {
+                let (y, x) = ((i / 28) as i32, (i % 28) as i32);
+                let mut s = 0.0;
+                for (dy, dx) in (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dy, dx))) {
+                    let (yy, xx) = (y + dy, x + dx);
+                    if (0..28).contains(&yy) && (0..28).contains(&xx) {
+                        s += img[(yy * 28 + xx) as usize];
+                    }
+                }
+                s / 9.0
+            })
+        })
+        .collect();
+    let noise = common::Rng::new(5).vec(500 * 784, 0.0, 1.0);
+    let fd = |x: &[f32], y: &[f32]| frechet_distance_of_images(&c.net, x, y).unwrap();
+    let (same, halves, blur, random) = (fd(a, a), fd(a, b), fd(a, &blurred), fd(a, &noise));
+    eprintln!("FD: same {same:.4}, halves {halves:.2}, blurred {blur:.2}, noise {random:.1}");
+    assert!(same.abs() < 1e-3, "the same digits at {same}");
+    assert!(halves < blur && blur < random, "halves {halves}, blurred {blur}, noise {random}");
+    common::expect_err(frechet_distance_of_images(&c.net, &a[..784], b), &["at least 2 images", "first set has 1"]);
+    common::expect_err(frechet_distance_of_images(&c.net, a, &[2.0; 1568]), &["pixel 0 is 2"]);
 }

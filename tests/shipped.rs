@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 /// Every generative model under www/weights/.
-const SHIPPED_FILES: [&str; 7] = ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64", "ae-z3", "vae-z3"];
+const SHIPPED_FILES: [&str; 9] =
+    ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64", "ae-z3", "vae-z3", "vae-z20-l2", "vae-z20-l1"];
 
 fn path(latent: usize) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("www/weights/vae-z{latent}.safetensors"))

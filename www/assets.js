@@ -16,6 +16,8 @@ export const MODELS = [
   { key: 'cgan-z64', name: 'Conditional GAN, z 64' },
   { key: 'ae-z3', name: 'Autoencoder, code 3' },
   { key: 'vae-z3', name: 'VAE, latent 3' },
+  { key: 'vae-z20-l2', name: 'VAE, latent 20, L2 loss' },
+  { key: 'vae-z20-l1', name: 'VAE, latent 20, L1 loss' },
 ];
 export const MODEL_KEYS = MODELS.map((m) => m.key);
 

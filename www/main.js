@@ -8,6 +8,7 @@ import { MODELS, MODEL_KEYS, shippedDecoder, shippedModel, wasm } from './assets
 import { ago, deleteModel, deleteRun, getRun, listModels, putModel, storageProblem } from './autosave.js';
 import { setupCompare } from './compare.js';
 import { setupAeCompare } from './ae-compare.js';
+import { setupLossCompare } from './loss-compare.js';
 import { whenNear } from './dom.js';
 import { GRID_GAP, drawGrid, drawHistogram } from './draw.js';
 import { setupExplorer } from './explore.js';
@@ -604,6 +605,11 @@ async function main() {
   whenNear($('ae-panel'), guard(async () => {
     await setupAeCompare({ guard });
     document.body.dataset.aeCompareReady = 'true';
+  }), '0px');
+  // The three reconstruction losses: three whole VAEs, each rebuilding 1,000 test digits once.
+  whenNear($('loss-panel'), guard(async () => {
+    await setupLossCompare({ guard });
+    document.body.dataset.lossCompareReady = 'true';
   }), '0px');
 }
 

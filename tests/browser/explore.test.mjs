@@ -290,3 +290,26 @@ test('autoencoder beside VAE: the same random codes decoded by both, the AE\'s c
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test('reconstruction loss: the same test digits rebuilt by the BCE, L2 and L1 VAEs, each with its Fréchet distance', async () => {
+  const { page, problems } = await readyPage(env);
+  await page.locator('#loss-panel').scrollIntoViewIfNeeded();
+  await page.waitForSelector('body[data-loss-compare-ready="true"]', { timeout: TIMEOUT });
+  const grid = await canvasStats(page, '#loss-grid');
+  assert.equal(grid.height, 4 * 36 + 3 * 2, 'originals and three rows of reconstructions');
+  assert.ok(grid.lit / grid.total > 0.05, 'the grid is nearly blank');
+  const fd = [];
+  for (const i of [0, 1, 2]) {
+    const text = await page.textContent(`#loss-caption-${i}`);
+    assert.match(text, [/^Row 2: binary cross-entropy/, /^Row 3: squared error, L2/, /^Row 4: absolute error, L1/][i]);
+    fd.push(Number(await page.getAttribute(`#loss-caption-${i}`, 'data-frechet-distance')));
+  }
+  assert.ok(fd.every((d) => Number.isFinite(d) && d > 0), `distances ${fd}`);
+  // The blur argument, measured on the shipped files: L2's averaged reconstructions are the furthest.
+  assert.ok(fd[1] > 2 * fd[0] && fd[1] > fd[2], `BCE ${fd[0]}, L2 ${fd[1]}, L1 ${fd[2]}`);
+  const before = grid.hash;
+  await page.click('#loss-resample');
+  assert.notEqual((await canvasStats(page, '#loss-grid')).hash, before, 'New digits drew the same digits');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
