@@ -120,6 +120,8 @@ pub struct Fallback {
 #[derive(Clone, Copy)]
 pub struct TrainStats {
     losses: StepLosses,
+    /// An autoencoder's steps report their loss alone (it has no KL term).
+    autoencoder: bool,
     /// Steps taken by this model's trainer, this one included.
     #[wasm_bindgen(readonly)]
     pub step: f64,
@@ -134,15 +136,25 @@ pub struct TrainStats {
 enum LossesObject {
     Vae { loss: f32, bce: f32, kl: f32 },
     Gan { d_loss: f32, g_loss: f32, d_real: f32, d_fake: f32 },
+    Ae { loss: f32 },
+}
+
+impl TrainStats {
+    fn of(lab: &Lab, s: crate::train::StepStats) -> Self {
+        let autoencoder = lab.config().kind.family() == crate::config::Family::Ae;
+        TrainStats { losses: s.losses, autoencoder, step: s.step as f64, epoch: s.epoch }
+    }
 }
 
 #[wasm_bindgen]
 impl TrainStats {
     /// The step's losses as one object: `{loss, bce, kl}` for a VAE step, `{d_loss, g_loss,
-    /// d_real, d_fake}` for a GAN step (the names `capabilities.losses` lists).
+    /// d_real, d_fake}` for a GAN step, `{loss}` for an autoencoder's (the names
+    /// `capabilities.losses` lists).
     #[wasm_bindgen(getter)]
     pub fn losses(&self) -> JsValue {
         to_js(&match self.losses {
+            StepLosses::Vae(p) if self.autoencoder => LossesObject::Ae { loss: p.loss },
             StepLosses::Vae(p) => LossesObject::Vae { loss: p.loss, bce: p.bce, kl: p.kl },
             StepLosses::Gan(g) => LossesObject::Gan { d_loss: g.d_loss, g_loss: g.g_loss, d_real: g.d_real, d_fake: g.d_fake },
         })
@@ -565,8 +577,9 @@ impl Model {
     /// discriminator and one generator step of the GAN. If a loss or gradient is not finite it
     /// throws and leaves the weights untouched. (On WebGPU, use `submit_step` and `next_stats`.)
     pub fn train_step(&mut self) -> Result<TrainStats, JsValue> {
-        let s = self.lab_mut()?.train_step().map_err(js_err)?;
-        Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch })
+        let mut lab = self.lab_mut()?;
+        let s = lab.train_step().map_err(js_err)?;
+        Ok(TrainStats::of(&lab, s))
     }
 
     /// Moves training (and `sample_async`) to WebGPU: the weights, Adam's state and the dataset go
@@ -622,7 +635,7 @@ impl Model {
             let outcome = step.read().await.map_err(|e| js_err(e))?;
             let mut inner = inner.try_borrow_mut().map_err(|_| JsValue::from(busy()))?;
             let s = inner.lab.finish_step(outcome).map_err(|e| js_err(e))?;
-            Ok(TrainStats { losses: s.losses, step: s.step as f64, epoch: s.epoch }.into())
+            Ok(TrainStats::of(&inner.lab, s).into())
         }))
     }
 

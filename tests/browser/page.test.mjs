@@ -250,6 +250,9 @@ test('the autoencoder trains in the tab on the CPU, says why when WebGPU is chos
   await page.click('#train-start');
   await page.waitForFunction(() => window.__training.filter((m) => m.loss !== undefined).length >= 150, null, { timeout: 120_000 });
   assert.match(await page.textContent('#train-device'), /^Training on the CPU: an autoencoder trains on the CPU: WebGPU has the VAE and GAN steps only\.$/);
+  assert.match(await page.textContent('#train-status'), /· loss [\d.]+ \(squared error, no KL term\)/);
+  const sent = await page.evaluate(() => window.__training.find((m) => m.loss !== undefined));
+  assert.equal(sent.kl, undefined, 'an autoencoder step reports no KL term');
   await page.click('#train-stop');
   await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
   const losses = await page.evaluate(() => window.__training.filter((m) => m.loss !== undefined).map((m) => m.loss));

@@ -43,6 +43,7 @@ export function objectiveLine({ reconstructionLoss, klWeight }) {
  */
 export function stepLine(msg) {
   const head = `step ${msg.step}/${msg.totalSteps} · ${Math.round(msg.seconds)} s · epoch ${msg.epoch.toFixed(2)}`;
+  if (msg.loss !== undefined && msg.kl === undefined) return `${head} · loss ${msg.loss.toFixed(2)} (squared error, no KL term)`;
   if (msg.loss !== undefined) {
     const recon = RECON_NAMES[msg.reconstructionLoss ?? 'bce'];
     const beta = (msg.klWeight ?? 1) === 1 ? '' : `${msg.klWeight} × `;
