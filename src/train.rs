@@ -398,8 +398,8 @@ impl Trainer {
         self.objective
     }
 
-    /// Takes effect from the next step submitted (steps already queued keep theirs). A GAN's steps
-    /// ignore it.
+    /// Takes effect from the next step submitted (steps already queued keep theirs). Checked for
+    /// the kind (`VaeObjective::check_for`): a GAN refuses any, an autoencoder a KL weight or BCE.
     pub fn set_objective(&mut self, objective: VaeObjective) -> Result<()> {
         objective.check_for(self.cfg.kind)?;
         self.objective = objective;

@@ -170,12 +170,18 @@ impl TrainStats {
     /// Kept for compatibility: `losses.bce`.
     #[wasm_bindgen(getter)]
     pub fn bce(&self) -> Option<f32> {
-        if let StepLosses::Vae(p) = self.losses { Some(p.bce) } else { None }
+        match self.losses {
+            StepLosses::Vae(p) if !self.autoencoder => Some(p.bce),
+            _ => None,
+        }
     }
     /// Kept for compatibility: `losses.kl`.
     #[wasm_bindgen(getter)]
     pub fn kl(&self) -> Option<f32> {
-        if let StepLosses::Vae(p) = self.losses { Some(p.kl) } else { None }
+        match self.losses {
+            StepLosses::Vae(p) if !self.autoencoder => Some(p.kl),
+            _ => None,
+        }
     }
     /// Kept for compatibility: `losses.d_loss`.
     #[wasm_bindgen(getter)]
@@ -438,14 +444,16 @@ impl Model {
     }
 
     /// Images, flattened [n, 784] in [0, 1] → posterior means and log-variances (VAE kinds; a
-    /// cVAE also takes the images' digit `labels`). A GAN has no encoder and throws.
+    /// cVAE also takes the images' digit `labels`); an autoencoder's codes as the means, with
+    /// log-variances of −Infinity (a point). A GAN has no encoder and throws.
     pub fn encode(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Encoding, JsValue> {
         let (mu, logvar) = self.lab()?.encode(images, labels.as_deref()).map_err(js_err)?;
         Ok(Encoding { mu, logvar })
     }
 
     /// Images [n, 784] in [0, 1] (and their digit `labels` for a cVAE) → their reconstructions
-    /// from the posterior means and each image's loss (BCE + KL). VAE kinds only.
+    /// from the posterior means and each image's loss (BCE + KL; an autoencoder's squared error,
+    /// summed over the pixels on [−1, 1]). A GAN has no encoder and throws.
     pub fn reconstruct(&self, images: &[f32], labels: Option<Vec<u8>>) -> Result<Reconstruction, JsValue> {
         let (images, losses) = self.lab()?.reconstruct(images, labels.as_deref()).map_err(js_err)?;
         Ok(Reconstruction { images, losses })

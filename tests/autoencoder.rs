@@ -42,8 +42,9 @@ fn worst(a: &[f32], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).abs()).fold(0.0, f64::max)
 }
 
-/// The tutorial's layer names and shapes (784 → 128 → 64 → 12 → 3 and back), hand-built as
-/// PyTorch would save them (no metadata), at the tutorial's sizes and at others: the kind and
+/// A file of the tutorial's layer names and shapes (784 → 128 → 64 → 12 → 3 and back, checked
+/// here against the widths and, layer by layer, by the reference forward pass), with no metadata
+/// as PyTorch's `save_file` writes it, at the tutorial's sizes and at others: the kind and
 /// sizes are read off the tensors, and sampling (whole model and light sampler), encoding and
 /// reconstructing agree with a plain f64 forward pass to 1e-5.
 #[test]
@@ -104,8 +105,8 @@ fn a_pytorch_state_dict_of_the_tutorials_autoencoder_loads_and_computes_as_the_r
     expect_err(Lab::from_safetensors(&write_safetensors(&tensors, None)), &["encoder.2.weight"]);
 }
 
-/// An autoencoder has no KL term, no probabilities to score with BCE, no labels, and no WebGPU
-/// step: each asked of it is a clear error, and the model is as it was.
+/// An autoencoder has no KL term, no probabilities to score with BCE and no labels: each asked of
+/// it is a clear error, and the model is as it was (its lack of a WebGPU step: tests/gpu.rs).
 #[test]
 fn an_autoencoder_refuses_what_it_does_not_have() {
     let mut lab = Lab::fresh(ModelConfig { kind: Kind::Ae, latent: 3, hidden: 32 }, 1).unwrap();

@@ -27,7 +27,7 @@ fn inputs(cfg: &ModelConfig, rows: usize, seed: u64) -> (Vec<f32>, Option<Vec<u8
 
 #[test]
 fn shipped_decoders_sample_what_the_whole_model_samples() {
-    for key in ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64", "ae-z3", "vae-z3"] {
+    for key in ["vae-z20", "vae-z2", "cvae-z2", "gan-z64", "cgan-z64", "ae-z3", "vae-z3", "vae-z20-l2", "vae-z20-l1"] {
         let whole = weights(&format!("{key}.safetensors"));
         let lab = Lab::from_safetensors(&whole).unwrap();
         let cfg = lab.config();

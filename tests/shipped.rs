@@ -183,3 +183,20 @@ fn every_shipped_file_is_f16_with_its_decoder_beside_it() {
         assert_eq!(dm, wm, "{file}: the decoder's metadata is not the whole file's");
     }
 }
+
+/// The latent-20 VAEs trained on L2 and L1 record the test loss (BCE + KL, whatever they trained
+/// on) that evaluating them gives, and train on the loss their command names.
+#[test]
+fn the_l2_and_l1_vaes_record_their_test_loss_and_loss() {
+    for (file, recon) in [("vae-z20-l2", "l2"), ("vae-z20-l1", "l1")] {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("www/weights/{file}.safetensors"));
+        let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let lab = Lab::from_safetensors(&bytes).unwrap();
+        assert_eq!(lab.config(), ModelConfig::vae(20, 400), "{file}");
+        let test = lab.evaluate(&common::mnist().test).unwrap();
+        let meta = common::read_metadata(&bytes);
+        let recorded: f32 = meta["test_loss"].parse().unwrap();
+        assert!((recorded - test.loss).abs() <= 0.01, "{file}: metadata test_loss {recorded} but evaluated {:.4}", test.loss);
+        assert!(meta["trainer"].contains(&format!(" --recon {recon} ")), "{file}: {}", meta["trainer"]);
+    }
+}

@@ -70,12 +70,12 @@
 // Errors (an unknown model or view, a failed download, a wasm that will not instantiate, an
 // exception while drawing) are shown as text inside the element that hit them, in a
 // role="alert" paragraph; other elements on the page carry on.
-import { classifier, latentMap, shippedDecoder, shippedModel, wasm } from './assets.js';
+import { latentMap, shippedDecoder, shippedModel, wasm } from './assets.js';
 import { clamp, h, whenNear } from './dom.js';
 import { styleSheet } from './embed-style.js';
 import { axisNames } from './latent-map.js';
 import { normals } from './random.js';
-import { mountAeVsVae } from './views/ae-vs-vae.js';
+import { AE_PAIR, startAeVsVae } from './views/ae-vs-vae.js';
 import { mountDigitPicker } from './views/digit-picker.js';
 import { mountDrawPad } from './views/draw-pad.js';
 import { drawInterpolation } from './views/interpolation.js';
@@ -86,8 +86,6 @@ import { drawTrainingGrid, mountTraining, trainingGrid } from './views/training.
 
 const KIND_NAMES = { vae: 'VAE', cvae: 'Conditional VAE', gan: 'GAN', cgan: 'Conditional GAN', ae: 'Autoencoder' };
 const VIEWS = ['sliders', 'grid', 'interpolate', 'map', 'draw', 'train', 'ae-vs-vae'];
-// The autoencoder-versus-VAE view's pair: the same code size, so the same random codes.
-const AE_PAIR = ['ae-z3', 'vae-z3'];
 // The views that only decode, for which the decoder file alone is fetched.
 const SAMPLES_ONLY = ['sliders', 'grid', 'interpolate'];
 const SLIDER_STEP = 0.1; // one arrow-key press
@@ -206,7 +204,7 @@ class LatentLabElement extends HTMLElement {
     this.#cleanUp();
     const view = (this.getAttribute('view') ?? 'sliders').trim() || 'sliders';
     const name = (this.getAttribute('model') ?? 'vae-z20').trim() || 'vae-z20';
-    this.#status = h('p', { className: 'status', textContent: `Loading ${name}…` }, { role: 'status' });
+    this.#status = h('p', { className: 'status', textContent: `Loading ${view === 'ae-vs-vae' ? AE_PAIR.join(' and ') : name}…` }, { role: 'status' });
     this.#error = h('p', { className: 'error', hidden: true }, { role: 'alert' });
     const body = h('div', { className: 'body' });
     this.#frame = h('div', { className: 'frame' }, { part: 'frame' }, [body, this.#status, this.#error]);
@@ -365,16 +363,7 @@ class LatentLabElement extends HTMLElement {
       h('div', { className: 'buttons' }, {}, [resample]),
       h('div', { className: 'pair' }, {}, sides.map((s) => h('figure', {}, {}, [s.grid, s.bars, s.map, s.caption]))),
     );
-    const [reader, ...models] = await Promise.all([classifier(), ...AE_PAIR.map(shippedModel)]);
-    const maps = await Promise.all(models.map(latentMap));
-    if (!live()) return;
-    const view = mountAeVsVae(sides);
-    let seed = 21;
-    resample.addEventListener('click', guard(() => {
-      seed += 2;
-      view.show(models[0], models[1], maps, seed, reader);
-    }));
-    view.show(models[0], models[1], maps, seed, reader);
+    await startAeVsVae({ sides, resample, guard, live });
   }
 
   // ---- view: map -----------------------------------------------------------------------------

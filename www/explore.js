@@ -139,7 +139,9 @@ export function setupExplorer(page) {
     const { images, labels } = await reconDigits();
     if (model() !== m) return;
     $('recon-body').hidden = false;
-    $('recon-note').textContent = 'Top: eight MNIST test digits. Bottom: the model\'s reconstruction of each, decoded from its posterior mean. Under each, its loss (binary cross-entropy plus KL, in nats).';
+    $('recon-note').textContent = m.capabilities.family === 'ae'
+      ? 'Top: eight MNIST test digits. Bottom: the autoencoder\'s reconstruction of each, decoded from its code. Under each, its squared error (summed over the pixels on [−1, 1]).'
+      : 'Top: eight MNIST test digits. Bottom: the model\'s reconstruction of each, decoded from its posterior mean. Under each, its loss (binary cross-entropy plus KL, in nats).';
     const r = m.reconstruct(images, m.capabilities.conditional ? labels : undefined);
     drawRecon(r.images, r.losses);
     r.free();

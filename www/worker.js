@@ -159,9 +159,11 @@ async function train(msg) {
     postMessage({ status: `training on ${where.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${run ? `steps ${steps + 1} to ` : ''}${totalSteps} steps` });
     // Changes asked for while it got ready (from here on they reach `training` directly).
     if (caps.family === 'vae' && objectiveAsked) setObjective(model, objectiveAsked);
-    // What a VAE's steps minimise, as the step lines label it (a resumed run's as it was saved).
+    // What a VAE's steps minimise, as the step lines label it (a resumed run's as it was saved);
+    // an autoencoder's loss is named on its step lines alone (it has no controls to follow).
     objective = caps.family === 'vae' ? { reconstructionLoss: model.reconstruction_loss, klWeight: model.kl_weight } : null;
     if (objective) postMessage({ objective });
+    if (caps.family === 'ae') objective = { reconstructionLoss: model.reconstruction_loss };
     training = model;
     const began = performance.now();
     const seconds = () => secondsBefore + (performance.now() - began) / 1000;

@@ -139,7 +139,10 @@ fn main() -> Result<()> {
 
 fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     let mut lab = Lab::fresh(cfg, a.seed)?;
-    if a.backend != Backend::Cpu {
+    if cfg.kind.family() == Family::Ae && a.backend == Backend::Auto {
+        // the WebGPU backend has no autoencoder step; --backend webgpu says so by name below
+        eprintln!("an autoencoder trains on the CPU: the WebGPU backend has the VAE and GAN steps only");
+    } else if a.backend != Backend::Cpu {
         match pollster::block_on(Gpu::request()) {
             Ok(gpu) => {
                 eprintln!("training on WebGPU: {}", gpu.adapter);

@@ -4,11 +4,15 @@
 // those random codes marked on it. Nothing pulls an autoencoder's codes towards N(0, I), so most
 // random codes land between or beyond its clusters and decode to no digit; the VAE's KL term packed
 // its codes around the origin, so a random code decodes to something digit-like. The page's
-// "Autoencoder beside VAE" panel mounts it.
+// "Autoencoder beside VAE" panel and <latent-lab view="ae-vs-vae"> mount it (`startAeVsVae`).
+import { classifier as loadClassifier, latentMap, shippedModel } from '../assets.js';
 import { entropy, histogram } from '../coverage.js';
 import { drawGrid, drawHistogram, drawMap, mapToPixel, renderMapLayer } from '../draw.js';
 import { normals } from '../random.js';
 
+/** The shipped pair: the same code size (3), so the same random codes. */
+export const AE_PAIR = ['ae-z3', 'vae-z3'];
+const FIRST_SEED = 21;
 const COLS = 10;
 const ROWS = 3;
 const COVERAGE_SAMPLES = 500;
@@ -52,4 +56,22 @@ export function mountAeVsVae(sides) {
       });
     },
   };
+}
+
+/**
+ * Loads the shipped pair whole (their maps need the encoders), their maps and the classifier, and
+ * draws them onto `sides` (see mountAeVsVae); `resample` (a button) draws other codes. Nothing is
+ * drawn once `live()` turns false (the element was re-rendered meanwhile).
+ */
+export async function startAeVsVae({ sides, resample, guard, live = () => true }) {
+  const [classifier, ...models] = await Promise.all([loadClassifier(), ...AE_PAIR.map(shippedModel)]);
+  const maps = await Promise.all(models.map(latentMap));
+  if (!live()) return;
+  const view = mountAeVsVae(sides);
+  let seed = FIRST_SEED;
+  resample.addEventListener('click', guard(() => {
+    seed += 2;
+    view.show(models[0], models[1], maps, seed, classifier);
+  }));
+  view.show(models[0], models[1], maps, seed, classifier);
 }

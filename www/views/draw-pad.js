@@ -42,7 +42,7 @@ export function mountDrawPad({ pad, clear, useTest, input, recon, styles, result
     drawGrid(input, image, 1, cells.input);
     const caps = m.capabilities;
     if (!caps.encoder) {
-      result.textContent = `A ${caps.kind.toUpperCase()} has no encoder, so it cannot encode a drawing: pick a VAE.`;
+      result.textContent = `A ${caps.kind.toUpperCase()} has no encoder, so it cannot encode a drawing: pick a VAE or the autoencoder.`;
       styles.hidden = true;
       return;
     }
@@ -59,8 +59,11 @@ export function mountDrawPad({ pad, clear, useTest, input, recon, styles, result
     const sd = Array.from(logvar, (lv) => Math.exp(lv / 2));
     const meanSd = sd.reduce((a, b) => a + b, 0) / sd.length;
     const mean = `${Array.from(mu.subarray(0, 2), (v) => v.toFixed(2)).join(', ')}${mu.length > 2 ? ', …' : ''}`;
-    result.textContent = `The classifier reads your drawing as a ${digit}${caps.conditional ? ', and the conditional VAE encodes it with that label' : ''}. `
-      + `Reconstruction loss ${loss.toFixed(1)} (BCE + KL); posterior mean (${mean}), spread σ ≈ ${meanSd.toFixed(2)} per dimension.${note}`;
+    const read = `The classifier reads your drawing as a ${digit}${caps.conditional ? ', and the conditional VAE encodes it with that label' : ''}. `;
+    // An autoencoder's code is a point (log σ² = −∞): it has no spread to report, and its loss is its squared error.
+    result.textContent = caps.family === 'ae'
+      ? `${read}Reconstruction error ${loss.toFixed(1)} (squared, summed over the pixels on [−1, 1]); code (${mean}).${note}`
+      : `${read}Reconstruction loss ${loss.toFixed(1)} (BCE + KL); posterior mean (${mean}), spread σ ≈ ${meanSd.toFixed(2)} per dimension.${note}`;
     styles.hidden = !caps.conditional;
     if (caps.conditional) {
       // The drawing's style (its posterior mean) decoded as every digit.

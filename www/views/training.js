@@ -43,7 +43,10 @@ export function objectiveLine({ reconstructionLoss, klWeight }) {
  */
 export function stepLine(msg) {
   const head = `step ${msg.step}/${msg.totalSteps} · ${Math.round(msg.seconds)} s · epoch ${msg.epoch.toFixed(2)}`;
-  if (msg.loss !== undefined && msg.kl === undefined) return `${head} · loss ${msg.loss.toFixed(2)} (squared error, no KL term)`;
+  // an autoencoder's step: its reconstruction error alone
+  if (msg.loss !== undefined && msg.kl === undefined) {
+    return `${head} · loss ${msg.loss.toFixed(2)} (${msg.reconstructionLoss === 'l1' ? 'absolute' : 'squared'} error, no KL term)`;
+  }
   if (msg.loss !== undefined) {
     const recon = RECON_NAMES[msg.reconstructionLoss ?? 'bce'];
     const beta = (msg.klWeight ?? 1) === 1 ? '' : `${msg.klWeight} × `;
