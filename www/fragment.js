@@ -2,16 +2,16 @@
 //
 //   #model=vae-z2&z=0.50,-1.20&digit=3&view=map&at=0.12,-0.80
 //
-//   model  a shipped model's key (vae-z20, vae-z2, cvae-z2, gan-z64, cgan-z64)
+//   model  a shipped model's key (one of assets.js's MODELS: vae-z20, vae-z2, cvae-z2, gan-z64, …)
 //   z      the latent sliders, one number per dimension (two decimals, the sliders' step)
 //   digit  the digit a conditional model draws (0–9)
-//   view   the panel last used: samples, sliders, interp, compare, train, map, manifold, draw, recon
+//   view   the panel last used: samples, sliders, interp, compare, ae, loss, train, map, manifold, draw, recon
 //   at     the latent map's cursor, in map coordinates (z1, z2, or PC1, PC2)
 //
 // Parsing never throws: an unknown key, a malformed or out-of-range value is left out of the
 // result, and the page falls back to its defaults for whatever is missing.
 
-export const VIEWS = ['samples', 'sliders', 'interp', 'compare', 'train', 'map', 'manifold', 'draw', 'recon'];
+export const VIEWS = ['samples', 'sliders', 'interp', 'compare', 'ae', 'loss', 'train', 'map', 'manifold', 'draw', 'recon'];
 
 const numbers = (text) => {
   const parts = text.split(',');
