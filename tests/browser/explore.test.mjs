@@ -287,8 +287,15 @@ test('autoencoder beside VAE: the same random codes decoded by both, the AE\'s c
   const before = await canvasStats(page, '#ae-compare-ae');
   await page.click('#ae-resample');
   assert.notEqual((await canvasStats(page, '#ae-compare-ae')).hash, before.hash);
+  // The panel in use goes into the URL fragment, and a page opened on it shows the panel.
+  await page.waitForFunction(() => /view=ae(&|$)/.test(location.hash));
+  const hash = await page.evaluate(() => location.hash);
   assert.deepEqual(problems, []);
   await page.close();
+  const again = await openPage(env, hash);
+  await again.page.waitForSelector('body[data-ae-compare-ready="true"]', { timeout: TIMEOUT });
+  assert.deepEqual(again.problems, []);
+  await again.page.close();
 });
 
 test('reconstruction loss: the same test digits rebuilt by the BCE, L2 and L1 VAEs, each with its Fréchet distance', async () => {
