@@ -185,6 +185,23 @@ pub fn frechet_distance_of_images(classifier: &Classifier, a: &[f32], b: &[f32])
     Ok(frechet_distance(&fit(a, "first")?, &fit(b, "second")?))
 }
 
+/// The Fréchet distance of `lab`'s reconstructions of `data` (decoded from their codes; a
+/// conditional model is given each digit's label) to `reference`, in 1,000-digit calls: how sharp
+/// what it rebuilds is (`eval`'s second table). `lab` must have an encoder.
+pub fn measure_reconstructions(lab: &Lab, classifier: &Classifier, reference: &Gaussian, data: &Dataset) -> Result<f64> {
+    let conditional = lab.config().kind.is_conditional();
+    let mut features = Vec::with_capacity(data.len() * FEATURES);
+    let mut images = Vec::with_capacity(1000 * crate::mnist::IMAGE_PIXELS);
+    for start in (0..data.len()).step_by(1000) {
+        let end = (start + 1000).min(data.len());
+        images.clear();
+        (start..end).for_each(|i| data.image_f32(i, &mut images));
+        let (rebuilt, _) = lab.reconstruct(&images, conditional.then(|| &data.labels[start..end]))?;
+        features.extend(features_and_predictions(classifier, &rebuilt)?.0);
+    }
+    Ok(frechet_distance(&Gaussian::fit(&features, FEATURES)?, reference))
+}
+
 /// Real digits as the classifier sees them: the statistics of its features (the reference that
 /// samples are compared to) and the share it reads correctly, from one pass over `data`.
 pub struct RealDigits {

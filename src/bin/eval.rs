@@ -18,9 +18,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use latent_lab::classifier::FEATURES;
 use latent_lab::lab::Lab;
-use latent_lab::classifier::features_and_predictions;
-use latent_lab::metrics::{frechet_distance, measure_real, Gaussian, Yardstick};
-use latent_lab::mnist::IMAGE_PIXELS;
+use latent_lab::metrics::{frechet_distance, measure_real, measure_reconstructions, Yardstick};
 use latent_lab::mnist;
 use std::path::PathBuf;
 
@@ -72,18 +70,8 @@ fn main() -> Result<()> {
     for file in &files {
         let lab = Lab::from_safetensors(&read(file)?).with_context(|| format!("loading {}", file.display()))?;
         if lab.config().kind.has_encoder() && !lab.decoder_only() {
-            // the test digits rebuilt from their codes, 1,000 at a time, into the classifier's features
-            let test = &data.test;
-            let mut features = Vec::with_capacity(test.len() * FEATURES);
-            for start in (0..test.len()).step_by(1000) {
-                let end = (start + 1000).min(test.len());
-                let images: Vec<f32> = test.images[start * IMAGE_PIXELS..end * IMAGE_PIXELS].iter().map(|&p| p as f32 / 255.0).collect();
-                let labels = lab.config().kind.is_conditional().then(|| &test.labels[start..end]);
-                let (rebuilt, _) = lab.reconstruct(&images, labels)?;
-                features.extend(features_and_predictions(&classifier.net, &rebuilt)?.0);
-            }
-            let fd = frechet_distance(&Gaussian::fit(&features, FEATURES)?, &real.features);
-            let loss = lab.evaluate(test)?;
+            let fd = measure_reconstructions(&lab, &classifier.net, &real.features, &data.test)?;
+            let loss = lab.evaluate(&data.test)?;
             let name = file.file_name().map_or("?".into(), |n| n.to_string_lossy().into_owned());
             reconstructions.push(format!("| {name} | {:.3} | {fd:.2} |", loss.loss));
         }
