@@ -97,11 +97,6 @@ impl Kind {
         ModelConfig { kind: self, latent, hidden }
     }
 
-    /// How the networks see a pixel v in [0, 1]: v·scale + shift. The autoencoder's data is
-    /// scaled to [−1, 1] for its Tanh output (the tutorial's `Normalize((0.5,), (0.5,))`).
-    pub fn input_scaling(self) -> (f32, f32) {
-        if self == Kind::Ae { (2.0, -1.0) } else { (1.0, 0.0) }
-    }
 }
 
 /// How a model trains unless told otherwise: its minibatch size and Adam's learning rate (Adam's β

@@ -19,6 +19,9 @@ use anyhow::{bail, Result};
 
 /// The code layer: its output takes no activation.
 const CODE: usize = 3;
+/// Pixels v in [0, 1] as the network sees them, 2v − 1 in [−1, 1] for its Tanh output (ae.rs's
+/// `to_signed`, the tutorial's `Normalize((0.5,), (0.5,))`).
+const SIGNED_PIXELS: (f32, f32) = (2.0, -1.0);
 
 pub struct AeStep {
     layers: Vec<Linear>,
@@ -67,7 +70,7 @@ impl AeStep {
         let mut sw = Stopwatch::start();
         let th = &e.theta;
         // forward
-        fill_inputs(batch, None, e.cfg.kind.input_scaling(), &mut self.acts[0][..n * p], p, 0)?;
+        fill_inputs(batch, None, SIGNED_PIXELS, &mut self.acts[0][..n * p], p, 0)?;
         for (k, layer) in self.layers.iter().enumerate() {
             let (done, next) = self.acts.split_at_mut(k + 1);
             layer.forward(th, n, &done[k], layer.fan_in, &mut next[0][..n * layer.fan_out], Self::act(k, count), None);
