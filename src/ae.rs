@@ -24,6 +24,42 @@ pub struct Autoencoder {
     decoder: Vec<Linear>,
 }
 
+/// What every autoencoder kind is (this one, the convolutional one of `conv_ae.rs`): an encoder
+/// and a decoder in the [−1, 1] units it trains in; pixels in [0, 1] and the loss follow from them.
+pub trait PointNet: std::fmt::Debug + Send + Sync {
+    fn config(&self) -> ModelConfig;
+
+    /// x [n, 784] in [−1, 1] → code [n, latent]
+    fn encode_scaled(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// code [n, latent] → the Tanh output [n, 784] in [−1, 1]
+    fn decode_scaled(&self, z: &Tensor) -> Result<Tensor>;
+
+    /// Images [n, 784] in [0, 1] → codes [n, latent]
+    fn encode(&self, images: &Tensor) -> Result<Tensor> {
+        self.encode_scaled(&to_signed(images)?)
+    }
+
+    /// Codes [n, latent] → images [n, 784] in [0, 1]
+    fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(((self.decode_scaled(z)? + 1.0)? * 0.5)?)
+    }
+
+    /// Images [n, 784] in [0, 1] → the reconstruction loss per example (summed over pixels, in
+    /// the [−1, 1] units the network trains in) [n], and the reconstructions in [0, 1].
+    fn reconstruction(&self, images: &Tensor, recon: Recon) -> Result<(Tensor, Tensor)> {
+        let x = to_signed(images)?;
+        let y = self.decode_scaled(&self.encode_scaled(&x)?)?;
+        let loss = reconstruction_error(recon, &y, &x)?.sum(1)?;
+        Ok((loss, ((y + 1.0)? * 0.5)?))
+    }
+
+    /// Images [n, 784] in [0, 1] → the loss per example averaged over the batch (what a step minimises).
+    fn loss(&self, images: &Tensor, recon: Recon) -> Result<Tensor> {
+        Ok(self.reconstruction(images, recon)?.0.mean_all()?)
+    }
+}
+
 impl Autoencoder {
     pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Self> {
         let w = ae_widths(&cfg);
@@ -39,39 +75,19 @@ impl Autoencoder {
             .collect::<Result<_>>()?;
         Ok(Self { cfg, encoder, decoder })
     }
+}
 
-    /// x [n, 784] in [−1, 1] → code [n, latent]
-    pub fn encode_scaled(&self, x: &Tensor) -> Result<Tensor> {
+impl PointNet for Autoencoder {
+    fn config(&self) -> ModelConfig {
+        self.cfg
+    }
+
+    fn encode_scaled(&self, x: &Tensor) -> Result<Tensor> {
         relu_chain(&self.encoder, x)
     }
 
-    /// code [n, latent] → the Tanh output [n, 784] in [−1, 1]
-    pub fn decode_scaled(&self, z: &Tensor) -> Result<Tensor> {
+    fn decode_scaled(&self, z: &Tensor) -> Result<Tensor> {
         Ok(relu_chain(&self.decoder, z)?.tanh()?)
-    }
-
-    /// Images [n, 784] in [0, 1] → codes [n, latent]
-    pub fn encode(&self, images: &Tensor) -> Result<Tensor> {
-        self.encode_scaled(&to_signed(images)?)
-    }
-
-    /// Codes [n, latent] → images [n, 784] in [0, 1]
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        Ok(((self.decode_scaled(z)? + 1.0)? * 0.5)?)
-    }
-
-    /// Images [n, 784] in [0, 1] → the reconstruction loss per example (summed over pixels, in
-    /// the [−1, 1] units the network trains in) [n], and the reconstructions in [0, 1].
-    pub fn reconstruction(&self, images: &Tensor, recon: Recon) -> Result<(Tensor, Tensor)> {
-        let x = to_signed(images)?;
-        let y = self.decode_scaled(&self.encode_scaled(&x)?)?;
-        let loss = reconstruction_error(recon, &y, &x)?.sum(1)?;
-        Ok((loss, ((y + 1.0)? * 0.5)?))
-    }
-
-    /// Images [n, 784] in [0, 1] → the loss per example averaged over the batch (what a step minimises).
-    pub fn loss(&self, images: &Tensor, recon: Recon) -> Result<Tensor> {
-        Ok(self.reconstruction(images, recon)?.0.mean_all()?)
     }
 }
 

@@ -159,6 +159,21 @@ pub trait TrainBackend {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
+/// The backend on the CPU that the trainer keeps the weights on (`train.rs`): it trains when no
+/// device does, holds the weights as last copied out of one, and is the model's own, so sampling,
+/// encoding and saving read what it trained. The engine (`cpu.rs`) is it for every kind it has;
+/// candle's autograd (`reference.rs`) for the convolutional kinds, which the engine lacks.
+pub trait HostBackend: TrainBackend {
+    fn config(&self) -> crate::config::ModelConfig;
+    /// Brings the model's parameters (the `VarMap` it was built over) up to date with training:
+    /// call before reading the model (sampling, encoding, saving, moving to a GPU).
+    fn publish(&self) -> Result<()>;
+    /// Takes over another backend's weights and Adam's state; a bad snapshot changes nothing.
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
+    /// The weights and Adam's state now.
+    fn snapshot(&self) -> Result<Snapshot>;
+}
+
 /// A step refused because its loss or gradient was not finite; the weights are as before it.
 /// Recognised by type (`anyhow::Error::downcast_ref`), so callers can act on it without parsing text.
 #[derive(Debug, Clone, PartialEq)]

@@ -179,6 +179,12 @@ fn decoder_config(meta: &Metadata) -> Result<ModelConfig> {
 /// kind, sizes and `part = decoder` in the metadata: all that sampling needs, in half the bytes
 /// or less, for a page's first digits.
 pub fn save_decoder(cfg: &ModelConfig, params: &VarMap, meta: &Metadata, dtype: StoredDtype) -> Result<Vec<u8>> {
+    // A decoder file serves the light sampler, which decodes linear layers only.
+    ensure!(
+        !cfg.kind.is_convolutional(),
+        "a `{}` model is saved whole: the decoder-only file is for the light sampler, which has no convolutions",
+        cfg.kind.name()
+    );
     let mut meta = with_config(cfg, meta);
     meta.insert(PART.0.into(), PART.1.into());
     save_params(&cfg.decoder_param_shapes(), params, &meta, dtype)
@@ -203,7 +209,21 @@ fn infer_config(st: &SafeTensors, meta: &Metadata) -> Result<ModelConfig> {
             _ => bail!("weight `{name}` takes {input} inputs; expected 784 (an image) or 794 (an image and a label)"),
         }
     };
-    let cfg = if has("generator.fc1.weight") {
+    let conv_encoder = st.tensor("encoder.0.weight").is_ok_and(|t| t.shape().len() == 4);
+    let cfg = if conv_encoder {
+        // a convolutional kind: its sizes from the layers that carry them, every shape checked after
+        let e0 = st.tensor("encoder.0.weight").map_err(|_| anyhow!("weights file has no tensor `encoder.0.weight`"))?.shape().to_vec();
+        if has("fc21.weight") {
+            let fc21 = shape_of(st, "fc21.weight")?;
+            ModelConfig { kind: Kind::ConvVae, latent: fc21[0], hidden: fc21[1] }
+        } else {
+            let e3 = st.tensor("encoder.3.weight").map_err(|_| {
+                anyhow!("weights file has a convolution `encoder.0.weight` but no `fc21.weight` (a conv-vae) or `encoder.3.weight` (a conv-ae)")
+            })?;
+            let code_channels = e3.shape()[0];
+            ModelConfig { kind: Kind::ConvAe, latent: code_channels * crate::config::CONV_AE_CODE_PIXELS, hidden: e0[0] }
+        }
+    } else if has("generator.fc1.weight") {
         let g1 = shape_of(st, "generator.fc1.weight")?;
         let c = label_width(shape_of(st, "discriminator.fc1.weight")?[1], "discriminator.fc1.weight")?;
         let kind = if c == 0 { Kind::Gan } else { Kind::Cgan };

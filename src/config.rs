@@ -9,6 +9,8 @@
 //! | `gan`  | generator + discriminator (`gan.rs`) | —                             |
 //! | `cgan` | generator + discriminator       | the generator's z, the discriminator's input |
 //! | `ae`   | encoder + decoder (`ae.rs`)     | —                                  |
+//! | `conv-ae`  | conv encoder + transposed-conv decoder (`conv_ae.rs`) | —            |
+//! | `conv-vae` | conv encoder + transposed-conv decoder (`conv_vae.rs`) | —           |
 
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
 use anyhow::{bail, ensure, Result};
@@ -22,6 +24,10 @@ pub enum Kind {
     Cgan,
     /// The plain autoencoder the tutorials start from (a point code, no KL term).
     Ae,
+    /// The tutorials' convolutional autoencoder.
+    ConvAe,
+    /// A VAE with a convolutional encoder and a transposed-convolution decoder.
+    ConvVae,
 }
 
 /// The model families: what a kind's training step and its losses are.
@@ -43,7 +49,7 @@ impl Family {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Vae, Kind::Cvae, Kind::Gan, Kind::Cgan, Kind::Ae];
+    pub const ALL: [Kind; 7] = [Kind::Vae, Kind::Cvae, Kind::Gan, Kind::Cgan, Kind::Ae, Kind::ConvAe, Kind::ConvVae];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -52,14 +58,16 @@ impl Kind {
             Kind::Gan => "gan",
             Kind::Cgan => "cgan",
             Kind::Ae => "ae",
+            Kind::ConvAe => "conv-ae",
+            Kind::ConvVae => "conv-vae",
         }
     }
 
     pub fn family(self) -> Family {
         match self {
-            Kind::Vae | Kind::Cvae => Family::Vae,
+            Kind::Vae | Kind::Cvae | Kind::ConvVae => Family::Vae,
             Kind::Gan | Kind::Cgan => Family::Gan,
-            Kind::Ae => Family::Ae,
+            Kind::Ae | Kind::ConvAe => Family::Ae,
         }
     }
 
@@ -76,6 +84,19 @@ impl Kind {
         !self.is_gan()
     }
 
+    /// Whether the model has convolutions: then it trains on candle's autograd (`reference.rs`),
+    /// since the engine and the WebGPU backend have linear layers only.
+    pub fn is_convolutional(self) -> bool {
+        matches!(self, Kind::ConvAe | Kind::ConvVae)
+    }
+
+    /// Why a backend built of linear layers cannot train this kind, if it cannot.
+    pub fn linear_only_refusal(self, backend: &str) -> Option<String> {
+        self.is_convolutional().then(|| {
+            format!("a `{}` model trains on the CPU: {backend} has linear layers only, not its convolutions", self.name())
+        })
+    }
+
     /// Whether the model takes a digit label beside its latent vector.
     pub fn is_conditional(self) -> bool {
         matches!(self, Kind::Cvae | Kind::Cgan)
@@ -87,12 +108,17 @@ impl Kind {
     }
 
     /// The sizes the tutorials use: VAE latent 20, hidden 400; GAN z 64, hidden 256 (G 64→256→512→784);
-    /// autoencoder code 3, hidden 128 (784→128→64→12→3).
+    /// autoencoder code 3, hidden 128 (784→128→64→12→3); the convolutional autoencoder's code of
+    /// 8 channels × 2 × 2 behind a first convolution of 16 channels; the conv VAE latent 20, its
+    /// dense layer 400 wide.
     pub fn default_config(self) -> ModelConfig {
-        let (latent, hidden) = match self.family() {
-            Family::Gan => (64, 256),
-            Family::Vae => (20, 400),
-            Family::Ae => (3, 128),
+        let (latent, hidden) = match self {
+            Kind::ConvAe => (CONV_AE_CODE_PIXELS * 8, 16),
+            _ => match self.family() {
+                Family::Gan => (64, 256),
+                Family::Vae => (20, 400),
+                Family::Ae => (3, 128),
+            },
         };
         ModelConfig { kind: self, latent, hidden }
     }
@@ -235,7 +261,7 @@ impl VaeObjective {
     /// A kind's objective unless told otherwise: BCE + KL for the VAEs; for the autoencoder its
     /// tutorial's squared error (`nn.MSELoss`, here summed over the pixels) and no KL term.
     pub fn for_kind(kind: Kind) -> Self {
-        if kind == Kind::Ae { Self { recon: Recon::L2, kl_weight: 0.0 } } else { Self::default() }
+        if kind.family() == Family::Ae { Self { recon: Recon::L2, kl_weight: 0.0 } } else { Self::default() }
     }
 
     /// Whether a model of `kind` can minimise this: a VAE any loss at β in 0..=100; the
@@ -334,12 +360,68 @@ impl ModelConfig {
         if self.kind == Kind::Ae {
             ensure!(self.hidden >= 2, "an autoencoder's hidden size {} is below 2 (its second layer is half as wide)", self.hidden);
         }
+        if self.kind == Kind::ConvAe {
+            ensure!(
+                self.latent % CONV_AE_CODE_PIXELS == 0,
+                "a conv-ae's code of {} is not a whole number of 2×2 channels (a multiple of 4)",
+                self.latent
+            );
+        }
         Ok(())
     }
 
-    /// The linear layers, in initialisation order, as (PyTorch name, fan_in, fan_out).
+    /// The convolutions, in the order they run: a conv-ae's, a conv-vae's; none for the other kinds.
+    pub fn conv_layers(&self) -> Vec<ConvLayer> {
+        let conv = |name, c_in, c_out, kernel, stride, padding| ConvLayer { name, c_in, c_out, kernel, stride, padding, transposed: false };
+        let deconv = |name, c_in, c_out, kernel, stride, padding| ConvLayer { name, c_in, c_out, kernel, stride, padding, transposed: true };
+        let h = self.hidden;
+        match self.kind {
+            // b×1×28×28 → b×h×10×10 → pool b×h×5×5 → b×c×3×3 → pool b×c×2×2, and back.
+            Kind::ConvAe => {
+                let c = self.latent / CONV_AE_CODE_PIXELS;
+                vec![
+                    conv("encoder.0", 1, h, 3, 3, 1),
+                    conv("encoder.3", h, c, 3, 2, 1),
+                    deconv("decoder.0", c, h, 3, 2, 0),
+                    deconv("decoder.2", h, 8, 5, 3, 1),
+                    deconv("decoder.4", 8, 1, 2, 2, 1),
+                ]
+            }
+            // b×1×28×28 → b×32×14×14 → b×64×7×7, and back from b×64×7×7.
+            Kind::ConvVae => vec![
+                conv("encoder.0", 1, CONV_VAE_CHANNELS[0], 4, 2, 1),
+                conv("encoder.2", CONV_VAE_CHANNELS[0], CONV_VAE_CHANNELS[1], 4, 2, 1),
+                deconv("decoder.0", CONV_VAE_CHANNELS[1], CONV_VAE_CHANNELS[0], 4, 2, 1),
+                deconv("decoder.2", CONV_VAE_CHANNELS[0], 1, 4, 2, 1),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every parameter as (PyTorch name, shape, fan_in), in initialisation order: the order the
+    /// layers run in, encoder first.
+    pub fn param_specs(&self) -> Vec<(String, Vec<usize>, usize)> {
+        let linear = |layers: &[(&str, usize, usize)]| linear_param_specs(layers);
+        let conv = |layers: &[ConvLayer]| -> Vec<(String, Vec<usize>, usize)> { layers.iter().flat_map(ConvLayer::param_specs).collect() };
+        let (convs, linears) = (self.conv_layers(), self.layers());
+        match self.kind {
+            Kind::ConvVae => [conv(&convs[..2]), linear(&linears), conv(&convs[2..])].concat(),
+            Kind::ConvAe => conv(&convs),
+            _ => linear(&linears),
+        }
+    }
+
+    /// The linear layers, in initialisation order, as (PyTorch name, fan_in, fan_out) (of a
+    /// convolutional kind, the linear layers between its convolutions: `conv_layers` has those).
     pub fn layers(&self) -> Vec<(&'static str, usize, usize)> {
         let (l, h, p, c) = (self.latent, self.hidden, IMAGE_PIXELS, self.kind.label_width());
+        if self.kind == Kind::ConvAe {
+            return Vec::new();
+        }
+        if self.kind == Kind::ConvVae {
+            let f = CONV_VAE_FEATURES;
+            return vec![("fc1", f, h), ("fc21", h, l), ("fc22", h, l), ("fc3", l, h), ("fc4", h, f)];
+        }
         match self.kind.family() {
             Family::Gan => vec![
                 ("generator.fc1", l + c, h),
@@ -359,9 +441,10 @@ impl ModelConfig {
         }
     }
 
-    /// Every parameter with its PyTorch name and shape: `.weight` is [out, in], `.bias` is [out].
+    /// Every parameter with its PyTorch name and shape: a linear `.weight` is [out, in], a
+    /// convolution's [out, in, k, k], a transposed convolution's [in, out, k, k]; `.bias` is [out].
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        linear_param_shapes(&self.layers())
+        self.param_specs().into_iter().map(|(name, shape, _)| (name, shape)).collect()
     }
 
     /// The parameters that decode (a VAE's fc3 and fc4, a GAN's generator, an autoencoder's
@@ -370,13 +453,14 @@ impl ModelConfig {
         let family = self.kind.family();
         let decodes = |n: &str| match family {
             Family::Gan => n.starts_with("generator."),
-            Family::Vae => n.starts_with("fc3.") || n.starts_with("fc4."),
+            Family::Vae => n.starts_with("fc3.") || n.starts_with("fc4.") || n.starts_with("decoder."),
             Family::Ae => n.starts_with("decoder."),
         };
         self.param_shapes().into_iter().filter(|(n, _)| decodes(n)).collect()
     }
 
-    /// The decoder's linear layers in the order they run (PyTorch name, fan_in, fan_out).
+    /// The decoder's linear layers in the order they run (PyTorch name, fan_in, fan_out); of a
+    /// convolutional kind, only those before its transposed convolutions.
     pub fn decoder_layers(&self) -> Vec<(&'static str, usize, usize)> {
         let names: &[&str] = match self.kind.family() {
             Family::Gan => &["generator.fc1", "generator.fc2", "generator.fc3"],
@@ -387,6 +471,52 @@ impl ModelConfig {
         names.iter().filter_map(|n| layers.iter().find(|l| l.0 == *n).copied()).collect()
     }
 }
+
+/// A 2-D convolution (or a transposed one) of PyTorch's, square kernel, no output padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvLayer {
+    pub name: &'static str,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// `ConvTranspose2d`: its weight is [c_in, c_out, k, k].
+    pub transposed: bool,
+}
+
+impl ConvLayer {
+    /// The weight's shape as PyTorch stores it.
+    pub fn weight_shape(&self) -> Vec<usize> {
+        let (a, b) = if self.transposed { (self.c_in, self.c_out) } else { (self.c_out, self.c_in) };
+        vec![a, b, self.kernel, self.kernel]
+    }
+
+    /// (name, shape, fan_in) of the weight and the bias; PyTorch's fan_in is the weight's
+    /// dimension 1 times the kernel's area (so a transposed convolution's counts its outputs).
+    pub fn param_specs(&self) -> [(String, Vec<usize>, usize); 2] {
+        let shape = self.weight_shape();
+        let fan_in = shape[1] * self.kernel * self.kernel;
+        [(format!("{}.weight", self.name), shape, fan_in), (format!("{}.bias", self.name), vec![self.c_out], fan_in)]
+    }
+
+    /// The side of the output, for a side of `n` pixels in.
+    pub fn out_side(&self, n: usize) -> Option<usize> {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        if self.transposed {
+            ((n.checked_sub(1)? * s) + k).checked_sub(2 * p)
+        } else {
+            Some((n + 2 * p).checked_sub(k)? / s + 1)
+        }
+    }
+}
+
+/// The convolutional autoencoder's code is its last pool's 2×2 pixels of each channel.
+pub const CONV_AE_CODE_PIXELS: usize = 4;
+/// The conv VAE's two convolutions' channels, and what they leave of an image: 64 channels of 7×7.
+pub const CONV_VAE_CHANNELS: [usize; 2] = [32, 64];
+pub const CONV_VAE_SIDE: usize = 7;
+pub const CONV_VAE_FEATURES: usize = CONV_VAE_CHANNELS[1] * CONV_VAE_SIDE * CONV_VAE_SIDE;
 
 /// The autoencoder's linear layers as `nn.Sequential` names them (ReLUs at the odd indices; the
 /// decoder's Tanh at 7), encoder first.
@@ -401,13 +531,18 @@ pub fn ae_widths(cfg: &ModelConfig) -> [usize; 5] {
     [IMAGE_PIXELS, cfg.hidden, cfg.hidden / 2, AE_NARROW, cfg.latent]
 }
 
-pub fn linear_param_shapes(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<usize>)> {
+/// Linear layers' parameters as (PyTorch name, shape, fan_in): `.weight` [out, in], `.bias` [out].
+pub fn linear_param_specs(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<usize>, usize)> {
     layers
         .iter()
         .flat_map(|&(name, fan_in, fan_out)| {
-            [(format!("{name}.weight"), vec![fan_out, fan_in]), (format!("{name}.bias"), vec![fan_out])]
+            [(format!("{name}.weight"), vec![fan_out, fan_in], fan_in), (format!("{name}.bias"), vec![fan_out], fan_in)]
         })
         .collect()
+}
+
+pub fn linear_param_shapes(layers: &[(&str, usize, usize)]) -> Vec<(String, Vec<usize>)> {
+    linear_param_specs(layers).into_iter().map(|(name, shape, _)| (name, shape)).collect()
 }
 
 /// Labels [n] in 0..10 → one-hot rows [n, 10], flattened.

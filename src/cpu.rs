@@ -4,7 +4,7 @@
 //! of every weight would cost a tenth of a small step.
 
 use crate::adam::OptimizerState;
-use crate::backend::{Batch, PendingSnapshot, PendingStep, Snapshot, StepLosses, StepReadback, TrainBackend};
+use crate::backend::{Batch, HostBackend, PendingSnapshot, PendingStep, Snapshot, StepLosses, StepReadback, TrainBackend};
 use crate::engine::Engine;
 use crate::model::ModelConfig;
 use anyhow::{anyhow, Result};
@@ -46,46 +46,9 @@ impl CpuBackend {
         })
     }
 
-    pub fn config(&self) -> ModelConfig {
-        self.engine.cfg
-    }
-
-    /// Writes the engine's parameters into the model's `VarMap` if they have moved since the last
-    /// time: call before reading the model (sampling, encoding, saving, moving to a GPU).
-    pub fn publish(&self) -> Result<()> {
-        if !self.stale.get() {
-            return Ok(());
-        }
-        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        for (name, shape, off) in &self.engine.layout.entries {
-            let var = vars.get(name).ok_or_else(|| anyhow!("the model has no {name}"))?;
-            let n: usize = shape.iter().product();
-            var.set(&Tensor::from_slice(&self.engine.theta[*off..off + n], shape.as_slice(), &self.device)?)?;
-        }
-        self.stale.set(false);
-        Ok(())
-    }
-
-    /// Takes over another backend's weights and Adam's state.
-    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        // Everything checked and built first, so a bad snapshot changes nothing.
-        let layout = &self.engine.layout;
-        let theta = layout.join("the snapshot", |name| snapshot.params.get(name))?;
-        let (m, v) = snapshot.optimizer.flat_moments(layout)?;
-        self.engine.theta = theta;
-        (self.engine.moments.m, self.engine.moments.v, self.engine.t) = (m, v, snapshot.optimizer.t);
-        self.stale.set(true);
-        Ok(())
-    }
-
     /// Where the engine's steps' time has gone so far.
     pub fn phases(&self) -> crate::engine::clock::PhaseTimes {
         self.engine.phases
-    }
-
-    /// The weights and Adam's state now.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        Ok(Snapshot { params: self.engine.layout.split(&self.engine.theta), optimizer: self.optimizer_state()? })
     }
 
     /// Adam alone on given gradients (by name, every parameter's): the parity tests' check of the optimiser.
@@ -151,5 +114,42 @@ impl TrainBackend for CpuBackend {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+impl HostBackend for CpuBackend {
+    fn config(&self) -> ModelConfig {
+        self.engine.cfg
+    }
+
+    /// Writes the engine's parameters into the model's `VarMap` if they have moved since the last
+    /// time (not after every step, since a copy of every weight costs a tenth of a small step).
+    fn publish(&self) -> Result<()> {
+        if !self.stale.get() {
+            return Ok(());
+        }
+        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        for (name, shape, off) in &self.engine.layout.entries {
+            let var = vars.get(name).ok_or_else(|| anyhow!("the model has no {name}"))?;
+            let n: usize = shape.iter().product();
+            var.set(&Tensor::from_slice(&self.engine.theta[*off..off + n], shape.as_slice(), &self.device)?)?;
+        }
+        self.stale.set(false);
+        Ok(())
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+        // Everything checked and built first, so a bad snapshot changes nothing.
+        let layout = &self.engine.layout;
+        let theta = layout.join("the snapshot", |name| snapshot.params.get(name))?;
+        let (m, v) = snapshot.optimizer.flat_moments(layout)?;
+        self.engine.theta = theta;
+        (self.engine.moments.m, self.engine.moments.v, self.engine.t) = (m, v, snapshot.optimizer.t);
+        self.stale.set(true);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot { params: self.engine.layout.split(&self.engine.theta), optimizer: self.optimizer_state()? })
     }
 }

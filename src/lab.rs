@@ -10,13 +10,13 @@ use crate::model::{init_params, ModelConfig, Net};
 use crate::sampler::{interpolate_with, label_rows};
 pub use crate::train::{Fallback, Recovery};
 use crate::train::{
-    CpuBackend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats, TrainBackend,
+    host_backend, LossParts, PendingSnapshot, PendingStep, Snapshot, StepReadback, StepStats,
     Trainer,
 };
-use crate::ae::Autoencoder;
+use crate::ae::PointNet;
 use crate::config::{batch_one_hot, Recon, VaeObjective};
 use crate::mnist::batch_images;
-use crate::vae::{bce_with_logits, kl_to_unit_gaussian, Vae};
+use crate::vae::{bce_with_logits, kl_to_unit_gaussian, VariationalNet};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -45,7 +45,7 @@ impl Lab {
     fn from_params(cfg: ModelConfig, params: VarMap, meta: Metadata, seed: u64) -> Result<Self> {
         let device = Device::Cpu;
         let net = Net::new(cfg, &params, &device)?;
-        let trainer = Trainer::new(CpuBackend::new(cfg, &params, device.clone())?, seed);
+        let trainer = Trainer::new(host_backend(cfg, &params, device.clone())?, seed);
         Ok(Self { cfg, params, net, meta, trainer, folded_epochs: 0.0, decoder_only: false, device })
     }
 
@@ -174,7 +174,7 @@ impl Lab {
         let y = self.labels_for(labels, n, "images")?;
         let x = Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?;
         let (mu, logvar) = vae.encode(&x, y.as_ref())?;
-        Ok(Posterior { vae, x, y, mu, logvar })
+        Ok(Posterior { vae: vae.as_ref(), x, y, mu, logvar })
     }
 
     /// The model, when it has an encoder (a VAE or the autoencoder) and all its weights.
@@ -188,11 +188,11 @@ impl Lab {
     }
 
     /// The autoencoder and the checked images [n, 784], or None for another kind.
-    fn autoencoder_input(&self, images: &[f32], labels: Option<&[u8]>, call: &str) -> Result<Option<(&Autoencoder, Tensor)>> {
+    fn autoencoder_input(&self, images: &[f32], labels: Option<&[u8]>, call: &str) -> Result<Option<(&dyn PointNet, Tensor)>> {
         let Net::Ae(ae) = self.encoder(call)? else { return Ok(None) };
         let n = count_images(images)?;
         self.labels_for(labels, n, "images")?;
-        Ok(Some((ae, Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?)))
+        Ok(Some((ae.as_ref(), Tensor::from_slice(images, (n, IMAGE_PIXELS), &self.device)?)))
     }
 
     /// Images, flattened [n, 784] in [0, 1] (and their digit labels for a cVAE) → posterior means
@@ -343,8 +343,8 @@ impl Lab {
     pub fn evaluate(&self, data: &Dataset) -> Result<LossParts> {
         self.whole("be evaluated")?;
         match self.net()? {
-            Net::Vae(vae) => evaluate(vae, data, 0, &self.device),
-            Net::Ae(ae) => evaluate_autoencoder(ae, data, &self.device),
+            Net::Vae(vae) => evaluate(vae.as_ref(), data, 0, &self.device),
+            Net::Ae(ae) => evaluate_autoencoder(ae.as_ref(), data, &self.device),
             Net::Gan(_) => {
                 bail!("a `{}` model has no test loss; measure its samples with the eval command", self.cfg.kind.name())
             }
@@ -372,7 +372,7 @@ impl Lab {
         let ck = saved.checkpoint;
         let device = Device::Cpu;
         let net = Net::new(ck.cfg, &ck.params, &device)?;
-        let cpu = CpuBackend::new(ck.cfg, &ck.params, device.clone())?;
+        let cpu = host_backend(ck.cfg, &ck.params, device.clone())?;
         let trainer = Trainer::resume(cpu, &saved.trainer, &saved.optimizer)?;
         let folded_epochs = saved.folded_epochs;
         Ok(Self { cfg: ck.cfg, params: ck.params, net, meta: ck.meta, trainer, folded_epochs, decoder_only: false, device })
@@ -388,7 +388,7 @@ impl Lab {
 
 /// A VAE's encoding of checked images: see [`Lab::posterior`].
 struct Posterior<'a> {
-    vae: &'a Vae,
+    vae: &'a dyn VariationalNet,
     x: Tensor,
     y: Option<Tensor>,
     mu: Tensor,
@@ -396,7 +396,7 @@ struct Posterior<'a> {
 }
 
 /// An autoencoder's squared error per example over a whole dataset, in batches of 1,000.
-fn evaluate_autoencoder(ae: &Autoencoder, data: &Dataset, device: &Device) -> Result<LossParts> {
+fn evaluate_autoencoder(ae: &dyn PointNet, data: &Dataset, device: &Device) -> Result<LossParts> {
     ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut sum = 0f64;
@@ -410,17 +410,18 @@ fn evaluate_autoencoder(ae: &Autoencoder, data: &Dataset, device: &Device) -> Re
 
 /// A VAE's per-example loss over a whole dataset, with noise from `seed` (PyTorch's example also
 /// samples z when it tests), in batches of 1,000.
-fn evaluate(vae: &Vae, data: &Dataset, seed: u64, device: &Device) -> Result<LossParts> {
+fn evaluate(vae: &dyn VariationalNet, data: &Dataset, seed: u64, device: &Device) -> Result<LossParts> {
     ensure!(!data.is_empty(), "cannot evaluate on an empty dataset");
     let mut rng = StdRng::seed_from_u64(seed);
+    let cfg = vae.config();
     let (mut bce, mut kl) = (0f64, 0f64);
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(1000) {
         let x = batch_images(data, chunk, device)?;
-        let noise: Vec<f32> = (0..chunk.len() * vae.cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
-        let eps = Tensor::from_vec(noise, (chunk.len(), vae.cfg.latent), device)?;
+        let noise: Vec<f32> = (0..chunk.len() * cfg.latent).map(|_| rng.sample(StandardNormal)).collect();
+        let eps = Tensor::from_vec(noise, (chunk.len(), cfg.latent), device)?;
         let labels: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
-        let y = batch_one_hot(&vae.cfg, &labels, device)?;
+        let y = batch_one_hot(&cfg, &labels, device)?;
         // the plain VAE's loss (BCE + KL), whatever the model trained with, so files compare
         let loss = vae.loss(&x, y.as_ref(), &eps, VaeObjective::default())?;
         bce += loss.bce.to_scalar::<f32>()? as f64 * chunk.len() as f64;

@@ -4,7 +4,9 @@
 //! 1. `mnist` (the dataset and its files), `input` (checks on what comes in from outside)
 //! 2. `config` (the kinds, their sizes and layers, how a label joins an input), `layout` (where
 //!    each parameter sits in a backend's flat buffers)
-//! 3. the generative networks `vae`, `gan` and `ae` (the plain autoencoder); `adam` (the optimiser, its settings and state)
+//! 3. the convolution blocks `conv` and `pool` (max pooling with its backward); then the
+//!    generative networks `vae`, `gan`, `ae` (the plain autoencoder), `conv_ae` and `conv_vae`;
+//!    `adam` (the optimiser, its settings and state)
 //! 4. `model` (initialisation, one type over every generative kind), `checkpoint` (safetensors)
 //! 5. `classifier` (the digit classifier, the quality yardstick); `backend` (the training seam: a
 //!    step's batch and losses, the `TrainBackend` trait)
@@ -27,6 +29,9 @@ pub mod backend;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod conv;
+pub mod conv_ae;
+pub mod conv_vae;
 pub mod cpu;
 pub mod engine;
 pub mod explore;
@@ -37,6 +42,7 @@ pub mod layout;
 pub mod lab;
 pub mod metrics;
 pub mod mnist;
+pub mod pool;
 pub mod model;
 pub mod reference;
 pub mod resume;

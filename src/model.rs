@@ -2,10 +2,13 @@
 //! samples from any of them. The kinds and sizes are `config.rs`'s, re-exported here.
 
 pub use crate::config::{linear_param_shapes, one_hot, with_label, Kind, ModelConfig};
-use crate::ae::Autoencoder;
+use crate::ae::{Autoencoder, PointNet};
 use crate::config::Family;
+use crate::conv_ae::ConvAutoencoder;
+use crate::conv_vae::ConvVae;
 use crate::gan::Gan;
-use crate::vae::Vae;
+use crate::vae::{Vae, VariationalNet};
+use std::sync::Arc;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -15,18 +18,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 /// uniform in ±1/√fan_in), layer by layer from one seeded generator, so a run can be repeated exactly.
 pub fn init_params(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<VarMap> {
     cfg.validate()?;
-    init_linear_params(&cfg.layers(), seed, device)
+    init_uniform(&cfg.param_specs(), seed, device)
 }
 
-pub fn init_linear_params(layers: &[(&str, usize, usize)], seed: u64, device: &Device) -> Result<VarMap> {
-    let specs: Vec<(String, Vec<usize>, usize)> = layers
-        .iter()
-        .flat_map(|&(name, fan_in, fan_out)| {
-            [(format!("{name}.weight"), vec![fan_out, fan_in], fan_in), (format!("{name}.bias"), vec![fan_out], fan_in)]
-        })
-        .collect();
-    init_uniform(&specs, seed, device)
-}
 
 /// Each (name, shape, fan_in) drawn uniform in ±1/√fan_in, in order, from one generator seeded
 /// with `seed` (PyTorch's default for `nn.Linear` and `nn.Conv2d` weights and biases).
@@ -49,18 +43,22 @@ pub fn init_uniform(specs: &[(String, Vec<usize>, usize)], seed: u64, device: &D
 /// optimiser stepping them changes what it computes.
 #[derive(Clone, Debug)]
 pub enum Net {
-    Vae(Vae),
+    /// The VAEs: the MLP's (`vae`, `cvae`) and the convolutional one.
+    Vae(Arc<dyn VariationalNet>),
     Gan(Gan),
-    Ae(Autoencoder),
+    /// The autoencoders: the linear one and the convolutional one.
+    Ae(Arc<dyn PointNet>),
 }
 
 impl Net {
     pub fn new(cfg: ModelConfig, varmap: &VarMap, device: &Device) -> Result<Net> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-        Ok(match cfg.kind.family() {
-            Family::Gan => Net::Gan(Gan::new(cfg, vb)?),
-            Family::Vae => Net::Vae(Vae::new(cfg, vb)?),
-            Family::Ae => Net::Ae(Autoencoder::new(cfg, vb)?),
+        Ok(match (cfg.kind.family(), cfg.kind.is_convolutional()) {
+            (Family::Gan, _) => Net::Gan(Gan::new(cfg, vb)?),
+            (Family::Vae, false) => Net::Vae(Arc::new(Vae::new(cfg, vb)?)),
+            (Family::Vae, true) => Net::Vae(Arc::new(ConvVae::new(cfg, vb)?)),
+            (Family::Ae, false) => Net::Ae(Arc::new(Autoencoder::new(cfg, vb)?)),
+            (Family::Ae, true) => Net::Ae(Arc::new(ConvAutoencoder::new(cfg, vb)?)),
         })
     }
 

@@ -4,14 +4,15 @@
 
 use crate::adam::{Adam, AdamConfig};
 use crate::backend::{
-    diverged, Batch, GanLosses, LossParts, OptimizerState, PendingSnapshot, PendingStep, Snapshot, StepLosses,
+    diverged, Batch, GanLosses, HostBackend, LossParts, OptimizerState, PendingSnapshot, PendingStep, Snapshot, StepLosses,
     StepReadback, TrainBackend,
 };
 use crate::gan::{conditional_discriminator_loss, discriminator_loss, generator_loss, Discriminator, DropoutKeep, Gan};
 use crate::mnist::batch_images;
 use crate::model::{one_hot, ModelConfig, Net};
-use crate::ae::Autoencoder;
-use crate::vae::Vae;
+use crate::ae::PointNet;
+use crate::vae::VariationalNet;
+use std::sync::Arc;
 use anyhow::{anyhow, bail, ensure, Result};
 use candle_core::{backprop::GradStore, DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -51,9 +52,9 @@ pub struct CandleBackend {
 }
 
 enum CpuModel {
-    Vae { vae: Vae, opt: Adam },
+    Vae { vae: Arc<dyn VariationalNet>, opt: Adam },
     Gan { gan: Gan, opt_g: Adam, opt_d: Adam },
-    Ae { ae: Autoencoder, opt: Adam },
+    Ae { ae: Arc<dyn PointNet>, opt: Adam },
 }
 
 impl CandleBackend {
@@ -81,10 +82,6 @@ impl CandleBackend {
         })
     }
 
-    pub fn config(&self) -> ModelConfig {
-        self.cfg
-    }
-
     fn optimizers(&self) -> Vec<&Adam> {
         match &self.model {
             CpuModel::Vae { opt, .. } | CpuModel::Ae { opt, .. } => vec![opt],
@@ -98,35 +95,6 @@ impl CandleBackend {
             CpuModel::Vae { opt, .. } | CpuModel::Ae { opt, .. } => vec![opt],
             CpuModel::Gan { opt_g, opt_d, .. } => vec![opt_d, opt_g],
         }
-    }
-
-    /// Takes over another backend's weights and Adam's state.
-    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        // Everything checked and built first, so a bad snapshot changes nothing.
-        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        let mut next = Vec::with_capacity(vars.len());
-        for (name, var) in vars.iter() {
-            let values = snapshot.params.get(name).ok_or_else(|| anyhow!("the snapshot has no {name}"))?;
-            ensure!(values.len() == var.elem_count(), "the snapshot's {name} has {} values", values.len());
-            next.push((var.clone(), Tensor::from_slice(values, var.shape(), &self.device)?));
-        }
-        drop(vars);
-        self.set_optimizer_state(&snapshot.optimizer)?;
-        for (var, value) in next {
-            var.set(&value)?;
-        }
-        Ok(())
-    }
-
-    /// The weights and Adam's state now.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
-        let params = vars
-            .iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        drop(vars);
-        Ok(Snapshot { params, optimizer: self.optimizer_state()? })
     }
 
     #[cfg(feature = "test-hooks")]
@@ -279,5 +247,44 @@ impl TrainBackend for CandleBackend {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+/// The convolutional kinds train here in the trainer and the tab; its parameters are the model's
+/// own, so there is nothing to publish.
+impl HostBackend for CandleBackend {
+    fn config(&self) -> ModelConfig {
+        self.cfg
+    }
+
+    fn publish(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+        // Everything checked and built first, so a bad snapshot changes nothing.
+        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        let mut next = Vec::with_capacity(vars.len());
+        for (name, var) in vars.iter() {
+            let values = snapshot.params.get(name).ok_or_else(|| anyhow!("the snapshot has no {name}"))?;
+            ensure!(values.len() == var.elem_count(), "the snapshot's {name} has {} values", values.len());
+            next.push((var.clone(), Tensor::from_slice(values, var.shape(), &self.device)?));
+        }
+        drop(vars);
+        self.set_optimizer_state(&snapshot.optimizer)?;
+        for (var, value) in next {
+            var.set(&value)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let vars = self.params.data().lock().map_err(|_| anyhow!("parameter map is poisoned"))?;
+        let params = vars
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        drop(vars);
+        Ok(Snapshot { params, optimizer: self.optimizer_state()? })
     }
 }

@@ -36,6 +36,11 @@ impl Sampler {
     /// `Model.load` checks them, then dropped) or a decoder file.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let Loaded { cfg, values, meta, decoder_only } = checkpoint::load_checked(bytes)?;
+        ensure!(
+            !cfg.kind.is_convolutional(),
+            "a `{}` model's decoder has convolutions, and the light sampler decodes linear layers only: load it whole (Model.load)",
+            cfg.kind.name()
+        );
         let hidden_act = if cfg.kind.is_gan() { Act::Leaky } else { Act::Relu };
         let value = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
         let decoder = cfg.decoder_layers();

@@ -4,10 +4,11 @@
 //! re-exported here, with the CPU backend (`cpu.rs`).
 
 pub use crate::backend::{
-    Batch, Diverged, DEFAULT_SYNC_INTERVAL, GanLosses, LossParts, OptimizerState, PendingSnapshot, PendingStep, Snapshot, StepLosses,
+    Batch, Diverged, DEFAULT_SYNC_INTERVAL, GanLosses, HostBackend, LossParts, OptimizerState, PendingSnapshot, PendingStep, Snapshot, StepLosses,
     StepReadback, TrainBackend,
 };
 pub use crate::cpu::CpuBackend;
+pub use crate::reference::CandleBackend;
 pub use crate::mnist::batch_images;
 use crate::config::{Decay, Family, Recipe, SettingsChoice, TrainSettings, VaeObjective};
 use crate::gan::GanDraws;
@@ -21,6 +22,16 @@ use rand_chacha::ChaCha12Rng as Stream;
 use rand_distr::StandardNormal;
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// The CPU backend for a model over `params`: the engine for the kinds it has (every linear
+/// one), candle's autograd for the convolutional kinds.
+pub fn host_backend(cfg: ModelConfig, params: &candle_nn::VarMap, device: candle_core::Device) -> Result<Box<dyn HostBackend>> {
+    Ok(if cfg.kind.is_convolutional() {
+        Box::new(CandleBackend::new(cfg, params, device)?)
+    } else {
+        Box::new(CpuBackend::new(cfg, params, device)?)
+    })
+}
 
 /// What a training step reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,7 +76,7 @@ const DROPOUT_STREAM: u64 = 0x6472_6f70;
 /// take over if the device is lost.
 pub struct Trainer {
     cfg: ModelConfig,
-    cpu: CpuBackend,
+    cpu: Box<dyn HostBackend>,
     device: Option<DeviceTraining>,
     sync_interval: u64,
     data: Option<Dataset>,
@@ -162,9 +173,9 @@ struct DeviceTraining {
 }
 
 impl Trainer {
-    /// Trains with `cpu` at the default recipe's batch size and learning rate; `seed` seeds the
-    /// shuffles, the noise and (apart) the dropout draws.
-    pub fn new(cpu: CpuBackend, seed: u64) -> Self {
+    /// Trains with `cpu` (`host_backend`'s choice, or one a test picks) at the default recipe's
+    /// batch size and learning rate; `seed` seeds the shuffles, the noise and (apart) the dropout draws.
+    pub fn new(cpu: Box<dyn HostBackend>, seed: u64) -> Self {
         let cfg = cpu.config();
         Self {
             cfg,
@@ -219,7 +230,7 @@ impl Trainer {
 
     /// A trainer that goes on from a saved `state`, with Adam's state into `cpu` (which holds the
     /// saved weights): the dataset handed over next keeps the saved place in its epoch.
-    pub fn resume(cpu: CpuBackend, state: &TrainerState, optimizer: &OptimizerState) -> Result<Self> {
+    pub fn resume(cpu: Box<dyn HostBackend>, state: &TrainerState, optimizer: &OptimizerState) -> Result<Self> {
         let n = state.order.len();
         ensure!(state.cursor <= n, "the place in the epoch ({}) is past its {n} examples", state.cursor);
         ensure!(
@@ -302,8 +313,13 @@ impl Trainer {
     }
 
     /// The CPU backend: training's fallback, and the weights as last copied out of a device.
-    pub fn cpu(&self) -> &CpuBackend {
-        &self.cpu
+    pub fn cpu(&self) -> &dyn HostBackend {
+        self.cpu.as_ref()
+    }
+
+    /// Where the engine's steps' time has gone, when the engine is the CPU backend.
+    pub fn engine_phases(&self) -> Option<crate::engine::clock::PhaseTimes> {
+        self.cpu.as_any().downcast_ref::<CpuBackend>().map(CpuBackend::phases)
     }
 
     pub fn set_dataset(&mut self, data: Dataset) -> Result<()> {
@@ -514,7 +530,7 @@ impl Trainer {
         let device = self.device.as_mut().map(|d| d.backend.as_mut());
         let backend: &mut dyn TrainBackend = match device {
             Some(b) => b,
-            None => &mut self.cpu,
+            None => self.cpu.as_mut(),
         };
         let Some(data) = self.data.as_ref() else {
             bail!("no dataset: hand one over with set_dataset before train_step");

@@ -25,6 +25,36 @@ pub struct Vae {
     fc4: Linear,
 }
 
+/// What every VAE kind is (this MLP, the conv VAE of `conv_vae.rs`): an encoder to a Gaussian
+/// and a decoder to logits; decoding to pixels and the loss follow from those two.
+pub trait VariationalNet: std::fmt::Debug + Send + Sync {
+    fn config(&self) -> ModelConfig;
+
+    /// x [n, 784] in [0, 1], y [n, 10] for a conditional kind → (μ [n, latent], log σ² [n, latent])
+    fn encode(&self, x: &Tensor, y: Option<&Tensor>) -> Result<(Tensor, Tensor)>;
+
+    /// z [n, latent], y [n, 10] for a conditional kind → logits [n, 784]
+    fn decode_logits(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor>;
+
+    /// z [n, latent], y [n, 10] for a conditional kind → images [n, 784] in [0, 1]
+    fn decode(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+        Ok(candle_nn::ops::sigmoid(&self.decode_logits(z, y)?)?)
+    }
+
+    /// x [n, 784], y [n, 10] for a conditional kind, ε [n, latent] → the per-example loss,
+    /// averaged over the batch: the reconstruction term `objective.recon` says plus β·KL.
+    fn loss(&self, x: &Tensor, y: Option<&Tensor>, eps: &Tensor, objective: VaeObjective) -> Result<VaeLoss> {
+        let (mu, logvar) = self.encode(x, y)?;
+        let z = (&mu + (&logvar * 0.5)?.exp()? * eps)?;
+        let logits = self.decode_logits(&z, y)?;
+        let n = x.dim(0)? as f64;
+        let bce = (reconstruction_terms(objective.recon, &logits, x)?.sum_all()? / n)?;
+        let kl = (kl_to_unit_gaussian(&mu, &logvar)?.sum_all()? / n)?;
+        let total = (&bce + (&kl * objective.kl_weight)?)?;
+        Ok(VaeLoss { total, bce, kl })
+    }
+}
+
 impl Vae {
     pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Self> {
         let (l, h, p, c) = (cfg.latent, cfg.hidden, IMAGE_PIXELS, cfg.kind.label_width());
@@ -38,34 +68,23 @@ impl Vae {
         })
     }
 
-    /// x [n, 784] in [0, 1], y [n, 10] for a cVAE → (μ [n, latent], log σ² [n, latent])
-    pub fn encode(&self, x: &Tensor, y: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+}
+
+impl VariationalNet for Vae {
+    fn config(&self) -> ModelConfig {
+        self.cfg
+    }
+
+    /// x [n, 784] → fc1 → ReLU → (fc21, fc22), the label joined first for a cVAE
+    fn encode(&self, x: &Tensor, y: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let h = self.fc1.forward(&with_label(x, y)?)?.relu()?;
         Ok((self.fc21.forward(&h)?, self.fc22.forward(&h)?))
     }
 
-    /// z [n, latent], y [n, 10] for a cVAE → logits [n, 784]
-    pub fn decode_logits(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+    /// z [n, latent] → fc3 → ReLU → fc4 → logits [n, 784], the label joined first for a cVAE
+    fn decode_logits(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
         let h = self.fc3.forward(&with_label(z, y)?)?.relu()?;
         Ok(self.fc4.forward(&h)?)
-    }
-
-    /// z [n, latent], y [n, 10] for a cVAE → images [n, 784] in [0, 1]
-    pub fn decode(&self, z: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
-        Ok(candle_nn::ops::sigmoid(&self.decode_logits(z, y)?)?)
-    }
-
-    /// x [n, 784], y [n, 10] for a cVAE, ε [n, latent] → the per-example loss, averaged over the
-    /// batch: the reconstruction term `objective.recon` says plus β·KL.
-    pub fn loss(&self, x: &Tensor, y: Option<&Tensor>, eps: &Tensor, objective: VaeObjective) -> Result<VaeLoss> {
-        let (mu, logvar) = self.encode(x, y)?;
-        let z = (&mu + (&logvar * 0.5)?.exp()? * eps)?;
-        let logits = self.decode_logits(&z, y)?;
-        let n = x.dim(0)? as f64;
-        let bce = (reconstruction_terms(objective.recon, &logits, x)?.sum_all()? / n)?;
-        let kl = (kl_to_unit_gaussian(&mu, &logvar)?.sum_all()? / n)?;
-        let total = (&bce + (&kl * objective.kl_weight)?)?;
-        Ok(VaeLoss { total, bce, kl })
     }
 }
 

@@ -564,7 +564,7 @@ impl Model {
     #[wasm_bindgen(getter)]
     pub fn step_phases(&self) -> JsValue {
         self.peek(|lab| {
-            let p = lab.trainer().cpu().phases();
+            let p = lab.trainer().engine_phases().unwrap_or_default();
             to_js(&Phases { forward: p.forward, loss: p.loss, backward: p.backward, optimizer: p.optimizer })
         })
     }

@@ -42,6 +42,9 @@ pub struct Capabilities {
     conditional: bool,
     latent: usize,
     hidden: usize,
+    /// Why WebGPU cannot train this kind, when it cannot (the convolutional kinds): the Train
+    /// panel's "On" choice says it; `null` otherwise.
+    cpu_only: Option<String>,
     losses: &'static [&'static str],
     /// False for a model loaded from its decoder alone: it samples and interpolates; the rest
     /// (encode, train, save) needs the whole file.
@@ -58,6 +61,7 @@ impl Capabilities {
             conditional: cfg.kind.is_conditional(),
             latent: cfg.latent,
             hidden: cfg.hidden,
+            cpu_only: cfg.kind.linear_only_refusal("WebGPU"),
             losses: match family {
                 Family::Gan => &["d_loss", "g_loss", "d_real", "d_fake"],
                 Family::Vae => &["loss", "bce", "kl"],

@@ -177,7 +177,7 @@ fn curves_agree(kind: Kind) {
     let steps = 80;
     let run = |on_gpu: bool| -> (Vec<f32>, Vec<Snapshot>) {
         let p = params(&cfg);
-        let mut t = Trainer::new(CpuBackend::new(cfg, &p, Device::Cpu).unwrap(), SEED);
+        let mut t = Trainer::new(Box::new(CpuBackend::new(cfg, &p, Device::Cpu).unwrap()), SEED);
         t.set_batch_size(16).unwrap();
         t.set_sync_interval(10).unwrap();
         t.set_dataset(common::mnist().train.take(640)).unwrap();
@@ -252,7 +252,7 @@ fn curves_agree_cgan() {
 /// The GPU decodes the same images as the CPU from the same weights (every kind it trains).
 #[test]
 fn sampling_matches_the_cpu() {
-    for kind in Kind::ALL.into_iter().filter(|&k| k != Kind::Ae) {
+    for kind in Kind::ALL.into_iter().filter(|&k| k != Kind::Ae && !k.is_convolutional()) {
         let cfg = kind.default_config();
         let lab = Lab::fresh(cfg, SEED).unwrap();
         let mut gpu = GpuBackend::new(gpu(), cfg, &params(&cfg), None).unwrap();

@@ -108,13 +108,14 @@ fn our_adam_equals_candle_adamw_bit_for_bit() {
 #[test]
 fn every_kind_saves_and_loads_and_is_recognised_without_metadata() {
     for kind in Kind::ALL {
-        let c = ModelConfig { kind, latent: 6, hidden: 24 };
+        // conv-ae's code is whole channels of 2×2 pixels
+        let c = ModelConfig { kind, latent: if kind == Kind::ConvAe { 8 } else { 6 }, hidden: 24 };
         let lab = Lab::fresh(c, 3).unwrap();
         let bytes = lab.save().unwrap();
         assert_eq!(read_metadata(&bytes).get("kind").map(String::as_str), Some(kind.name()));
         let loaded = Lab::from_safetensors(&bytes).unwrap();
         assert_eq!(loaded.config(), c);
-        let z = Rng::new(1).vec(3 * 6, -2.0, 2.0);
+        let z = Rng::new(1).vec(3 * c.latent, -2.0, 2.0);
         let labels = kind.is_conditional().then_some(&[0u8, 4, 9][..]);
         assert_eq!(bits(&lab.sample(&z, labels).unwrap()), bits(&loaded.sample(&z, labels).unwrap()), "{kind:?}");
         // A PyTorch state_dict without metadata: the kind comes from the names and shapes.

@@ -51,7 +51,8 @@ fn shipped_decoders_sample_what_the_whole_model_samples() {
 
 #[test]
 fn fresh_models_of_odd_sizes_sample_alike() {
-    for kind in Kind::ALL {
+    // the light sampler decodes linear layers only (tests/conv.rs: it refuses the others by name)
+    for kind in Kind::ALL.into_iter().filter(|k| !k.is_convolutional()) {
         let cfg = ModelConfig { kind, latent: 3, hidden: 37 };
         let lab = Lab::fresh(cfg, 5).unwrap();
         let (z, labels) = inputs(&cfg, 13, 3);

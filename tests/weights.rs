@@ -462,6 +462,11 @@ fn a_decoder_file_samples_as_the_whole_model_and_refuses_the_rest() {
         let mut cfg = kind.default_config();
         cfg.hidden = 24;
         let lab = Lab::fresh(cfg, 5).unwrap();
+        if kind.is_convolutional() {
+            // the decoder file serves the light sampler, which has no convolutions
+            expect_err(lab.save_decoder(StoredDtype::F32), &[&format!("a `{}` model is saved whole", kind.name())]);
+            continue;
+        }
         let whole = lab.save().unwrap();
         let decoder = lab.save_decoder(StoredDtype::F32).unwrap();
         let names: Vec<String> = {

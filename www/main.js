@@ -145,10 +145,22 @@ async function selectModel(key) {
   guard(showRecipe)(m); // after the first digits: it waits for the whole module
   // A GAN has no reconstruction loss or KL term to weigh; an autoencoder trains on its own loss.
   for (const setting of document.querySelectorAll('.vae-setting')) setting.hidden = caps.family !== 'vae';
+  showBackendChoice(caps);
   const meta = m.meta;
   const lossName = caps.family === 'ae' ? 'test squared error' : 'test loss';
   const quality = meta.test_loss ? `${lossName} ${meta.test_loss} per digit, ` : '';
   setStatus(`${state.models.get(key).name}: ${caps.kind.toUpperCase()}, ${quality}${meta.epochs ?? '?'} epochs of training.`);
+}
+
+/**
+ * The Train panel's "On" choice for this kind: a convolutional model trains on the CPU whatever
+ * is chosen (WebGPU has linear layers only), so the WebGPU options are greyed and the note says why.
+ */
+function showBackendChoice(caps) {
+  for (const opt of $('train-backend').options) opt.disabled = Boolean(caps.cpu_only) && opt.value !== 'cpu';
+  if (caps.cpu_only) $('train-backend').value = 'cpu';
+  $('train-backend-note').hidden = !caps.cpu_only;
+  $('train-backend-note').textContent = caps.cpu_only ? `CPU only: ${caps.cpu_only}.` : '';
 }
 
 function redrawAll() {

@@ -59,7 +59,9 @@ fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
         "weights" => {
             let mut out = Vec::new();
             for kind in Kind::ALL {
-                let cfg = ModelConfig { latent: 2, hidden: 3, ..kind.default_config() };
+                // conv-ae's code is whole 2×2 channels
+                let latent = if kind == Kind::ConvAe { 4 } else { 2 };
+                let cfg = ModelConfig { latent, hidden: 3, ..kind.default_config() };
                 let lab = Lab::fresh(cfg, 1)?;
                 out.push(lab.save()?);
                 out.push(lab.save_as(StoredDtype::F16)?);

@@ -4,8 +4,9 @@
 //!     cargo run --release --bin train -- gan --epochs 30
 //!     cargo run --release --bin train -- classifier --epochs 5
 //!
-//! Kinds: vae, cvae, gan, cgan, ae (generative: the VAEs, the GANs, the plain autoencoder) and
-//! classifier (the quality yardstick).
+//! Kinds: vae, cvae, gan, cgan, ae, conv-ae, conv-vae (generative: the VAEs, the GANs, the
+//! autoencoders, the convolutional autoencoder and VAE, which train on the CPU) and classifier
+//! (the quality yardstick).
 //! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
 //! --recipe fast|tutorial (fast: batch 32, lr 2e-3; tutorial: batch 128, vae lr 1e-3, gan 2e-4),
 //! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's; the classifier trains at
@@ -33,7 +34,7 @@ use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|conv-ae|conv-vae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -139,7 +140,9 @@ fn main() -> Result<()> {
 
 fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     let mut lab = Lab::fresh(cfg, a.seed)?;
-    if cfg.kind.family() == Family::Ae && a.backend == Backend::Auto {
+    if let (Some(why), Backend::Auto) = (cfg.kind.linear_only_refusal("the WebGPU backend"), a.backend) {
+        eprintln!("{why}");
+    } else if cfg.kind.family() == Family::Ae && a.backend == Backend::Auto {
         // the WebGPU backend has no autoencoder step; --backend webgpu says so by name below
         eprintln!("an autoencoder trains on the CPU: the WebGPU backend has the VAE and GAN steps only");
     } else if a.backend != Backend::Cpu {
@@ -254,14 +257,21 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
                 cfg.latent,
                 cfg.hidden,
                 a.seed,
-                if lab.backend_name() == "cpu" { "" } else { " --backend webgpu" },
+                if lab.backend_name() == "webgpu" { " --backend webgpu" } else { "" },
                 if a.dtype == StoredDtype::F16 { " --dtype f16" } else { "" }
             ),
         );
         write(&out, &lab.save_as(a.dtype)?)?;
-        write(&decoder_path(&out), &lab.save_decoder(a.dtype)?)?;
+        // The light sampler decodes linear layers only: a convolutional model is fetched whole.
+        if !cfg.kind.is_convolutional() {
+            write(&decoder_path(&out), &lab.save_decoder(a.dtype)?)?;
+        }
     }
-    println!("wrote {} and {}", out.display(), decoder_path(&out).display());
+    if cfg.kind.is_convolutional() {
+        println!("wrote {}", out.display());
+    } else {
+        println!("wrote {} and {}", out.display(), decoder_path(&out).display());
+    }
     Ok(())
 }
 

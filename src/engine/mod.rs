@@ -59,6 +59,9 @@ enum FamilyStep {
 impl Engine {
     /// An engine over `theta` (flat, in `ParamLayout::new(cfg)`'s order) with zero moments.
     pub fn new(cfg: ModelConfig, theta: Vec<f32>) -> Result<Self> {
+        if let Some(why) = cfg.kind.linear_only_refusal("the engine") {
+            anyhow::bail!("{why} (candle's autograd trains it: `train::host_backend`)");
+        }
         let layout = ParamLayout::new(&cfg);
         ensure!(theta.len() == layout.total, "{} parameters for a model of {}", theta.len(), layout.total);
         let total = layout.total;

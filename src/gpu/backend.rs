@@ -77,7 +77,10 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// The model over `params` (and Adam's state, if training continues) on `gpu`.
     pub fn new(gpu: Gpu, cfg: ModelConfig, params: &VarMap, state: Option<&OptimizerState>) -> Result<Self> {
-        // The WGSL graphs are the VAEs' and GANs' (`vae_step.rs`, `gan_step.rs`).
+        // The WGSL graphs are the linear VAEs' and GANs' (`vae_step.rs`, `gan_step.rs`).
+        if let Some(why) = cfg.kind.linear_only_refusal("the WebGPU backend") {
+            anyhow::bail!("{why}");
+        }
         anyhow::ensure!(
             cfg.kind.family() != crate::config::Family::Ae,
             "an `{}` model trains on the CPU: the WebGPU backend has the VAE and GAN steps only",
