@@ -12,7 +12,7 @@
 //! matrices, and so is each of its gradients (no per-image products to sum).
 //!
 //! `col2im` is the adjoint of `im2col` (each adds back what the other gathers), so each is the
-//! other's backward; `tests/layers.rs` checks both layers against PyTorch's definitions and
+//! other's backward; `tests/conv.rs` checks both layers against PyTorch's definitions and
 //! finite differences at odd sizes.
 
 use crate::config::ConvLayer;

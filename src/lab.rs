@@ -181,7 +181,7 @@ impl Lab {
     fn encoder(&self, call: &str) -> Result<&Net> {
         let net = self.net()?;
         if matches!(net, Net::Gan(_)) {
-            bail!("a `{}` model has no encoder; {call} works on vae, cvae and ae models", self.cfg.kind.name());
+            bail!("a `{}` model has no encoder; {call} works on the VAEs and the autoencoders", self.cfg.kind.name());
         }
         self.whole(call)?;
         Ok(net)

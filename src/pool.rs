@@ -6,7 +6,7 @@
 //! backward: dx = each window's dy added at the first largest element of that window, in
 //!           row-major order (PyTorch's choice), so overlapping windows add up where they share it
 //!
-//! `tests/layers.rs` checks both against finite differences and a plain loop at odd sizes.
+//! `tests/conv.rs` checks both against finite differences and a plain loop at odd sizes.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 

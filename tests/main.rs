@@ -6,6 +6,7 @@ mod common;
 
 mod autoencoder;
 mod beta_table;
+mod conv;
 mod engine;
 mod explore;
 mod fuzz;

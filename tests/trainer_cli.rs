@@ -115,3 +115,30 @@ fn the_trainer_takes_a_reconstruction_loss_and_kl_weight() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A convolutional kind trains on the CPU whatever `--backend` asks: `auto` says why and records
+/// no backend in the file's command, `webgpu` is refused by name; no decoder file is written (the
+/// light sampler that reads one has no convolutions).
+#[test]
+fn a_convolutional_kind_trains_on_the_cpu_and_says_why() {
+    let dir = scratch("conv");
+    small_mnist(&dir.join("mnist"), 256, 100);
+    let (mnist, out_path) = (dir.join("mnist"), dir.join("conv-ae.safetensors"));
+    let (mnist, out) = (mnist.to_str().unwrap(), out_path.to_str().unwrap());
+    let run_on = |backend| train(&["conv-ae", "--latent", "8", "--hidden", "4", "--epochs", "1", "--backend", backend, "--mnist", mnist, "--out", out]);
+    let run = run_on("auto");
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("a `conv-ae` model trains on the CPU: the WebGPU backend has linear layers only, not its convolutions"), "{stderr}");
+    let meta = read_metadata(&std::fs::read(&out_path).unwrap());
+    assert_eq!((meta["kind"].as_str(), meta["latent"].as_str(), meta["hidden"].as_str()), ("conv-ae", "8", "4"));
+    assert!(meta["trainer"].ends_with("--epochs 1 --batch 32 --lr 0.002 --seed 1 --decay inverse-epoch"), "{}", meta["trainer"]);
+    assert!(!dir.join("conv-ae.decoder.safetensors").exists(), "a decoder file was written");
+    assert!(stdout.contains(&format!("wrote {out}\n")), "{stdout}");
+
+    let run = run_on("webgpu");
+    assert!(!run.status.success(), "--backend webgpu trained a conv-ae");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("a `conv-ae` model trains on the CPU: the WebGPU backend has linear layers only"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,9 @@ export const MODELS = [
   { key: 'vae-z3', name: 'VAE, latent 3' },
   { key: 'vae-z20-l2', name: 'VAE, latent 20, L2 loss' },
   { key: 'vae-z20-l1', name: 'VAE, latent 20, L1 loss' },
+  // `whole`: no decoder file; the light sampler has no convolutions, so these load whole.
+  { key: 'conv-vae-z20', name: 'Conv VAE, latent 20', whole: true },
+  { key: 'conv-ae-z32', name: 'Conv autoencoder, code 32', whole: true },
 ];
 export const MODEL_KEYS = MODELS.map((m) => m.key);
 
@@ -116,9 +119,11 @@ export const shippedModel = shippedFrom(URLS.model, 'weights', { module: wasm, f
  * The shared Sampler of the shipped model `key`, from its decoder file (about half the bytes, a
  * GAN's generator, a VAE's fc3 and fc4) through the light module: it has Model's getters,
  * `sample` and `interpolate`, and draws the same digits as the whole model; `capabilities.whole`
- * is false. What a view that only samples fetches first.
+ * is false. What a view that only samples fetches first. A convolutional model (`whole` in
+ * MODELS) has no decoder file: its whole Model comes instead.
  */
-export const shippedDecoder = shippedFrom(URLS.decoder, 'decoder', { module: samplerWasm, from: (m, bytes) => m.Sampler.load(bytes) });
+const shippedDecoderFile = shippedFrom(URLS.decoder, 'decoder', { module: samplerWasm, from: (m, bytes) => m.Sampler.load(bytes) });
+export const shippedDecoder = (key) => (MODELS.find((m) => m.key === key)?.whole ? shippedModel(key) : shippedDecoderFile(key));
 
 export const classifier = once(async () => {
   const [{ Classifier }, bytes] = await Promise.all([wasm(), fetchBytes(URLS.classifier, 'the digit classifier')]);

@@ -36,7 +36,9 @@
 //           the random codes marked (www/views/ae-vs-vae.js, as the page's panel draws it). It
 //           fetches both whole models, the classifier and the test digits.
 //   model   which shipped weights: vae-z20 (default), vae-z2, cvae-z2, gan-z64, cgan-z64, ae-z3
-//           (the autoencoder), vae-z3, read from ./weights/<model>.safetensors next to this file.
+//           (the autoencoder), vae-z3, vae-z20-l2, vae-z20-l1, conv-vae-z20 and conv-ae-z32 (the
+//           convolutional VAE and autoencoder: fetched whole, as they have no decoder file; they
+//           train on the CPU), read from ./weights/<model>.safetensors next to this file.
 //   width   the element's width: a number (pixels) or any CSS length ("420px", "60%", "30em").
 //           Without it the element takes the full width of its container; every canvas scales
 //           with CSS, so it fits a phone as well.
@@ -84,7 +86,10 @@ import { mountMap } from './views/map.js';
 import { mountSliders } from './views/sliders.js';
 import { drawTrainingGrid, mountTraining, trainingGrid } from './views/training.js';
 
-const KIND_NAMES = { vae: 'VAE', cvae: 'Conditional VAE', gan: 'GAN', cgan: 'Conditional GAN', ae: 'Autoencoder' };
+const KIND_NAMES = {
+  vae: 'VAE', cvae: 'Conditional VAE', gan: 'GAN', cgan: 'Conditional GAN', ae: 'Autoencoder',
+  'conv-vae': 'Convolutional VAE', 'conv-ae': 'Convolutional autoencoder',
+};
 const VIEWS = ['sliders', 'grid', 'interpolate', 'map', 'draw', 'train', 'ae-vs-vae'];
 // The views that only decode, for which the decoder file alone is fetched.
 const SAMPLES_ONLY = ['sliders', 'grid', 'interpolate'];
@@ -344,7 +349,7 @@ class LatentLabElement extends HTMLElement {
     if (caps.encoder) return true;
     body.append(h('p', {
       className: 'caption',
-      textContent: `A ${KIND_NAMES[caps.kind] ?? caps.kind} has no encoder, so it cannot ${what}. Use a VAE (vae-z2, vae-z20, vae-z3 or cvae-z2) or the autoencoder (ae-z3).`,
+      textContent: `A ${KIND_NAMES[caps.kind] ?? caps.kind} has no encoder, so it cannot ${what}. Use a VAE (vae-z2, vae-z20, vae-z3, cvae-z2 or conv-vae-z20) or an autoencoder (ae-z3 or conv-ae-z32).`,
     }));
     return false;
   }

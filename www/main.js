@@ -157,10 +157,17 @@ async function selectModel(key) {
  * is chosen (WebGPU has linear layers only), so the WebGPU options are greyed and the note says why.
  */
 function showBackendChoice(caps) {
-  for (const opt of $('train-backend').options) opt.disabled = Boolean(caps.cpu_only) && opt.value !== 'cpu';
-  if (caps.cpu_only) $('train-backend').value = 'cpu';
+  const select = $('train-backend');
+  // The reader's own choice comes back when a model that can train on WebGPU is shown again.
+  if (caps.cpu_only && select.dataset.chosen === undefined) select.dataset.chosen = select.value;
+  if (!caps.cpu_only && select.dataset.chosen !== undefined) {
+    select.value = select.dataset.chosen;
+    delete select.dataset.chosen;
+  }
+  for (const opt of select.options) opt.disabled = Boolean(caps.cpu_only) && opt.value !== 'cpu';
+  if (caps.cpu_only) select.value = 'cpu';
   $('train-backend-note').hidden = !caps.cpu_only;
-  $('train-backend-note').textContent = caps.cpu_only ? `CPU only: ${caps.cpu_only}.` : '';
+  $('train-backend-note').textContent = caps.cpu_only ? `${caps.cpu_only}.` : '';
 }
 
 function redrawAll() {

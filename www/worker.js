@@ -72,10 +72,10 @@ let objectiveAsked = null; // one asked for while the run was getting ready, app
 
 /** Moves `model` to WebGPU unless told not to; says where it trains and why. */
 async function chooseBackend(model, choice) {
-  if (choice === 'cpu') return { backend: 'cpu', reason: 'the CPU was chosen' };
   // Whatever was chosen: the WGSL steps are the linear VAEs' and GANs' alone.
   const cpuOnly = model.capabilities.cpu_only;
   if (cpuOnly) return { backend: 'cpu', reason: cpuOnly };
+  if (choice === 'cpu') return { backend: 'cpu', reason: 'the CPU was chosen' };
   if (model.capabilities.family === 'ae') return { backend: 'cpu', reason: 'an autoencoder trains on the CPU: WebGPU has the VAE and GAN steps only' };
   try {
     const gpu = await (await wasm()).WebGpu.request();

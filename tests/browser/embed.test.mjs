@@ -327,12 +327,12 @@ test('under the strict CSP, the map, draw and train views work and the test digi
   await page.close();
 });
 
-test('under the strict CSP, the ae-vs-vae view draws both models from the same codes, and the autoencoder samples with sliders', async () => {
+test('under the strict CSP, the ae-vs-vae view draws both models from the same codes, and the autoencoder and the conv VAE sample with sliders', async () => {
   const { page, problems } = await openWith(EXAMPLE, async (p) => {
     await p.setViewportSize({ width: 900, height: 900 });
   });
   await page.evaluate(() => {
-    for (const [id, attrs] of [['pair', { view: 'ae-vs-vae' }], ['ae', { view: 'sliders', model: 'ae-z3' }]]) {
+    for (const [id, attrs] of [['pair', { view: 'ae-vs-vae' }], ['ae', { view: 'sliders', model: 'ae-z3' }], ['conv', { view: 'sliders', model: 'conv-vae-z20' }]]) {
       const el = document.createElement('latent-lab');
       el.id = id;
       for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
@@ -345,6 +345,11 @@ test('under the strict CSP, the ae-vs-vae view draws both models from the same c
   const sliders = await page.evaluate(() => document.querySelector('#ae').shadowRoot.querySelectorAll('input[type=range]').length);
   assert.equal(sliders, 3, 'one slider per number of the code');
   assert.match(await page.evaluate(() => document.querySelector('#ae').shadowRoot.textContent), /Autoencoder, latent 3 \(ae-z3\)/);
+  // A convolutional model has no decoder file: the element fetches it whole.
+  await settled(page, '#conv');
+  await assertInked(page, '#conv');
+  assert.equal(await page.evaluate(() => document.querySelector('#conv').shadowRoot.querySelectorAll('input[type=range]').length), 20);
+  assert.match(await page.evaluate(() => document.querySelector('#conv').shadowRoot.textContent), /Convolutional VAE, latent 20 \(conv-vae-z20\)/);
 
   await page.locator('#pair').scrollIntoViewIfNeeded();
   await page.waitForFunction(() => {

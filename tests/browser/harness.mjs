@@ -41,6 +41,16 @@ export async function openPage(env, path = '', setup = async () => {}) {
 export async function readyPage(env) {
   const opened = await openPage(env);
   await opened.page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  // The first digits come from the light module; the whole one, which the tests' own calls use,
+  // is initialised just after them. Until it is, its exports throw.
+  await opened.page.waitForFunction(async () => {
+    const { recipe_settings } = await import('/pkg/latent_lab.js');
+    try {
+      return Boolean(recipe_settings('vae', 'fast'));
+    } catch {
+      return false;
+    }
+  }, null, { timeout: 60_000 });
   return opened;
 }
 

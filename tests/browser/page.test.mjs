@@ -221,20 +221,24 @@ test('a model states what it can do, for every kind', async () => {
   const { page } = await readyPage(env);
   const caps = await page.evaluate(async () => {
     const { Model } = await import('/pkg/latent_lab.js');
-    return Object.fromEntries(['vae', 'cvae', 'gan', 'cgan', 'ae'].map((kind) => {
-      const m = Model.create(kind, 1, 2, 8);
+    return Object.fromEntries(['vae', 'cvae', 'gan', 'cgan', 'ae', 'conv-vae', 'conv-ae'].map((kind) => {
+      const m = Model.create(kind, 1, kind === 'conv-ae' ? 4 : 2, 8); // conv-ae's code: whole 2×2 channels
       const c = m.capabilities;
       m.free();
       return [kind, c];
     }));
   });
-  const vae = { family: 'vae', encoder: true, losses: ['loss', 'bce', 'kl'], whole: true };
-  const gan = { family: 'gan', encoder: false, losses: ['d_loss', 'g_loss', 'd_real', 'd_fake'], whole: true };
+  const vae = { family: 'vae', encoder: true, losses: ['loss', 'bce', 'kl'], whole: true, cpu_only: null };
+  const gan = { family: 'gan', encoder: false, losses: ['d_loss', 'g_loss', 'd_real', 'd_fake'], whole: true, cpu_only: null };
+  const ae = { family: 'ae', encoder: true, losses: ['loss'], whole: true, conditional: false };
   assert.deepEqual(caps.vae, { kind: 'vae', ...vae, conditional: false, latent: 2, hidden: 8 });
   assert.deepEqual(caps.cvae, { kind: 'cvae', ...vae, conditional: true, latent: 2, hidden: 8 });
   assert.deepEqual(caps.gan, { kind: 'gan', ...gan, conditional: false, latent: 2, hidden: 8 });
   assert.deepEqual(caps.cgan, { kind: 'cgan', ...gan, conditional: true, latent: 2, hidden: 8 });
-  assert.deepEqual(caps.ae, { kind: 'ae', family: 'ae', encoder: true, losses: ['loss'], whole: true, conditional: false, latent: 2, hidden: 8 });
+  assert.deepEqual(caps.ae, { kind: 'ae', ...ae, latent: 2, hidden: 8, cpu_only: null });
+  const cpuOnly = (kind) => `a \`${kind}\` model trains on the CPU: WebGPU has linear layers only, not its convolutions`;
+  assert.deepEqual(caps['conv-vae'], { kind: 'conv-vae', ...vae, conditional: false, latent: 2, hidden: 8, cpu_only: cpuOnly('conv-vae') });
+  assert.deepEqual(caps['conv-ae'], { kind: 'conv-ae', ...ae, latent: 4, hidden: 8, cpu_only: cpuOnly('conv-ae') });
   await page.close();
 });
 
@@ -261,6 +265,42 @@ test('the autoencoder trains in the tab on the CPU, says why when WebGPU is chos
   // Σ (y − x)² per image on [−1, 1]: a fresh network's is a few hundred; 150 steps bring it down.
   assert.ok(first > 200 && last < 0.6 * first, `loss ${first} over the first 10 steps, ${last} over the last 20`);
   assert.ok(losses.every((l) => Number.isFinite(l)));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the convolutional VAE trains in the tab on the CPU, the Train panel greys WebGPU and says why, and its loss falls', async () => {
+  const { page, problems } = await openPage(env, '', (p) => p.addInitScript(recordWorkerMessages));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  await page.selectOption('#train-backend', 'webgpu');
+  await page.selectOption('#model-select', 'conv-vae-z20');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Conv VAE, latent 20:'), null, { timeout: 60_000 });
+  assert.equal(await page.locator('#sliders input[type=range]').count(), 20);
+  const why = 'a `conv-vae` model trains on the CPU: WebGPU has linear layers only, not its convolutions.';
+  assert.equal(await page.textContent('#train-backend-note'), why);
+  assert.ok(await page.isVisible('#train-backend-note'));
+  const choice = () => page.evaluate(() => {
+    const select = document.querySelector('#train-backend');
+    return { value: select.value, disabled: [...select.options].filter((o) => o.disabled).map((o) => o.value) };
+  });
+  assert.deepEqual(await choice(), { value: 'cpu', disabled: ['auto', 'webgpu'] });
+  await page.selectOption('#train-from', 'fresh');
+  await page.click('#train-start');
+  await page.waitForFunction(() => window.__training.filter((m) => m.loss !== undefined).length >= 30, null, { timeout: 180_000 });
+  assert.equal(await page.textContent('#train-device'), `Training on the CPU: ${why}`);
+  await page.click('#train-stop');
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 60_000 });
+  const steps = await page.evaluate(() => window.__training.filter((m) => m.loss !== undefined));
+  assert.ok(steps.every((s) => Number.isFinite(s.loss) && s.kl > 0), 'a step without a finite loss and a KL term');
+  const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
+  const [first, last] = [mean(steps.slice(0, 5).map((s) => s.loss)), mean(steps.slice(-5).map((s) => s.loss))];
+  // BCE + KL per image: a fresh network's is above 500; thirty steps of batch 32 bring it well down.
+  assert.ok(first > 400 && last < 0.6 * first, `loss ${first} over the first 5 steps, ${last} over the last 5`);
+  // Back on a linear model, the reader's own choice returns.
+  await page.selectOption('#model-select', 'vae-z20');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('VAE, latent 20:'));
+  assert.deepEqual(await choice(), { value: 'webgpu', disabled: [] });
+  assert.equal(await page.isVisible('#train-backend-note'), false);
   assert.deepEqual(problems, []);
   await page.close();
 });
