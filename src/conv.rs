@@ -3,7 +3,7 @@
 //!
 //! Both directions are a matrix product and a rearrangement, so the product is candle's fast
 //! one and each backward pass is the other rearrangement (candle 0.11's own `conv_transpose2d`
-//! is a plain loop, and its backward ignores `output_padding`):
+//! runs a plain loop on the CPU; none of the tutorials' layers has `output_padding`):
 //!
 //! conv2d:           x [n, c_in, h, w] → im2col → cols [c_in·k·k, n·oh·ow];  y = W [c_out, c_in·k·k] · cols
 //! conv_transpose2d: cols = Wᵀ [c_out·k·k, c_in] · x [c_in, n·h·w];  y = col2im(cols) [n, c_out, oh, ow]

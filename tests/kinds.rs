@@ -45,7 +45,7 @@ fn gan_and_conditional_shapes_follow_the_tutorials() {
     assert_eq!(cvae["fc3.weight"], vec![400, 30]);
     assert_eq!(cvae["fc21.weight"], vec![20, 400]);
     assert_eq!(Kind::parse("cgan").unwrap(), Kind::Cgan);
-    expect_err(Kind::parse("wgan"), &["unknown model kind `wgan`; the kinds are vae, cvae, gan, cgan and ae"]);
+    expect_err(Kind::parse("wgan"), &["unknown model kind `wgan`; the kinds are vae, cvae, gan, cgan, ae, conv-ae and conv-vae"]);
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn every_kind_saves_and_loads_and_is_recognised_without_metadata() {
 fn calls_a_kind_cannot_do_are_clear_errors() {
     let gan = Lab::fresh(ModelConfig { kind: Kind::Gan, latent: 8, hidden: 16 }, 1).unwrap();
     let px = vec![0.5f32; 784];
-    expect_err(gan.encode(&px, None), &["`gan` model has no encoder", "vae, cvae and ae"]);
+    expect_err(gan.encode(&px, None), &["`gan` model has no encoder", "encode works on the VAEs and the autoencoders"]);
     expect_err(gan.evaluate(&common::mnist().test.take(10)), &["`gan` model has no test loss"]);
     expect_err(gan.sample(&[0.0; 8], Some(&[3])), &["`gan` model takes no digit labels"]);
 
