@@ -1,6 +1,6 @@
 //! The training seam: what a step is given (a [`Batch`], every random number in it), what it
-//! reports, and the [`TrainBackend`] trait that the CPU backend (`cpu.rs`) and the WebGPU backend
-//! (`gpu/`) both implement, so the trainer (`train.rs`) does not care which runs a step. A step is
+//! reports, and the [`TrainBackend`] trait that the CPU backend (`cpu.rs`), candle's reference
+//! (`reference.rs`) and the WebGPU backend (`gpu/`) implement, so the trainer (`train.rs`) does not care which runs a step. A step is
 //! submitted and finished apart, so a GPU's steps queue without waiting for their readback.
 
 pub use crate::adam::OptimizerState;

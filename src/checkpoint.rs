@@ -220,8 +220,12 @@ fn infer_config(st: &SafeTensors, meta: &Metadata) -> Result<ModelConfig> {
             let e3 = st.tensor("encoder.3.weight").map_err(|_| {
                 anyhow!("weights file has a convolution `encoder.0.weight` but no `fc21.weight` (a conv-vae) or `encoder.3.weight` (a conv-ae)")
             })?;
-            let code_channels = e3.shape()[0];
-            ModelConfig { kind: Kind::ConvAe, latent: code_channels * crate::config::CONV_AE_CODE_PIXELS, hidden: e0[0] }
+            let &[code_channels, _, _, _] = e3.shape() else {
+                bail!("weight `encoder.3.weight` has shape {:?}; a conv-ae's second convolution is [out, in, k, k]", e3.shape());
+            };
+            // an absurd channel count is refused by the size check below, not wrapped
+            let latent = code_channels.checked_mul(crate::config::CONV_AE_CODE_PIXELS).unwrap_or(usize::MAX);
+            ModelConfig { kind: Kind::ConvAe, latent, hidden: e0[0] }
         }
     } else if has("generator.fc1.weight") {
         let g1 = shape_of(st, "generator.fc1.weight")?;

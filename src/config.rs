@@ -361,6 +361,8 @@ impl ModelConfig {
             ensure!(self.hidden >= 2, "an autoencoder's hidden size {} is below 2 (its second layer is half as wide)", self.hidden);
         }
         if self.kind == Kind::ConvAe {
+            // channels, not a dense width: 4096 of them would need gigabytes of activations
+            ensure!(self.hidden <= 256, "a conv-ae's first convolution of {} channels is above 256", self.hidden);
             ensure!(
                 self.latent % CONV_AE_CODE_PIXELS == 0,
                 "a conv-ae's code of {} is not a whole number of 2×2 channels (a multiple of 4)",

@@ -1,6 +1,6 @@
 //! The reference training backend: candle's autograd for the backward pass, then `adam.rs`'s Adam,
-//! each model as `vae.rs` and `gan.rs` write it. The CPU backend (`cpu.rs`, the engine) is held to
-//! it by the tests; nothing else trains on it.
+//! each model as its module writes it. The CPU backend (`cpu.rs`, the engine) is held to it by the
+//! tests, and it trains the convolutional kinds, which the engine lacks (`train::host_backend`).
 
 use crate::adam::{Adam, AdamConfig};
 use crate::backend::{

@@ -279,7 +279,8 @@ impl Trainer {
         Ok(t)
     }
 
-    /// `"cpu"`, or the device's backend name (`"webgpu"`).
+    /// The CPU backend's name (`"cpu"`, the engine; `"candle"` for a convolutional kind), or the
+    /// device's (`"webgpu"`).
     pub fn backend_name(&self) -> &'static str {
         self.device.as_ref().map_or(self.cpu.name(), |d| d.backend.name())
     }

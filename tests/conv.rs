@@ -388,6 +388,17 @@ fn pytorch_state_dicts_of_the_conv_kinds_load_and_compute_as_the_reference_does(
         assert!(relative(&got, &out.v) <= 1e-5, "conv-vae {hidden}/{latent}: images {} apart", relative(&got, &out.v));
         expect_err(Sampler::from_safetensors(&lab.save().unwrap()), &["a `conv-vae` model's decoder has convolutions"]);
     }
+    // Malformed files are refused by name, never a panic: a scalar where the second convolution
+    // should be, a channel count that would overflow the code's size (a tensor of no elements
+    // needs no bytes), and more first-layer channels than a conv-ae takes.
+    let conv_ae = |e3: Vec<usize>, values: Vec<f32>| {
+        let mut sd = pytorch_state_dict(&[("encoder.0", vec![16, 1, 3, 3]), ("decoder.0", vec![8, 16, 3, 3])], 1);
+        sd.push(("encoder.3.weight".into(), e3, values));
+        Lab::from_safetensors(&write_safetensors(&sd, None))
+    };
+    expect_err(conv_ae(vec![], vec![1.0]), &["weight `encoder.3.weight` has shape []", "[out, in, k, k]"]);
+    expect_err(conv_ae(vec![1 << 62, 0, 3, 3], vec![]), &["outside 1..=512"]);
+    expect_err(Lab::fresh(ModelConfig { kind: Kind::ConvAe, latent: 32, hidden: 300 }, 1), &["a conv-ae's first convolution of 300 channels is above 256"]);
 }
 
 /// Fresh models of both kinds learn on the CPU (candle's autograd through the crate's

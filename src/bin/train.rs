@@ -140,7 +140,11 @@ fn main() -> Result<()> {
 
 fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     let mut lab = Lab::fresh(cfg, a.seed)?;
-    if let (Some(why), Backend::Auto) = (cfg.kind.linear_only_refusal("the WebGPU backend"), a.backend) {
+    // A convolutional kind is refused before any device is asked for, so the reason is its own.
+    if let (Some(why), true) = (cfg.kind.linear_only_refusal("the WebGPU backend"), a.backend != Backend::Cpu) {
+        if a.backend == Backend::WebGpu {
+            bail!("--backend webgpu: {why}");
+        }
         eprintln!("{why}");
     } else if cfg.kind.family() == Family::Ae && a.backend == Backend::Auto {
         // the WebGPU backend has no autoencoder step; --backend webgpu says so by name below
