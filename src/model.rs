@@ -21,7 +21,6 @@ pub fn init_params(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<VarM
     init_uniform(&cfg.param_specs(), seed, device)
 }
 
-
 /// Each (name, shape, fan_in) drawn uniform in ±1/√fan_in, in order, from one generator seeded
 /// with `seed` (PyTorch's default for `nn.Linear` and `nn.Conv2d` weights and biases).
 pub fn init_uniform(specs: &[(String, Vec<usize>, usize)], seed: u64, device: &Device) -> Result<VarMap> {
