@@ -67,7 +67,6 @@ impl Vae {
             fc4: candle_nn::linear(h, p, vb.pp("fc4"))?,
         })
     }
-
 }
 
 impl VariationalNet for Vae {
