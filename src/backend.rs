@@ -62,6 +62,9 @@ pub struct Batch<'a> {
     pub gan: Option<&'a GanDraws>,
     /// VAE kinds: the reconstruction loss and the KL weight (GANs ignore it).
     pub vae: VaeObjective,
+    /// cGAN: what the label's one-hot is multiplied by in the discriminator's input
+    /// (`TrainSettings::label_gain`; 1 is the plain one-hot). Other kinds ignore it.
+    pub label_gain: f32,
 }
 
 /// What a backend reads back for one step; only the backend that submitted it can interpret it.
@@ -172,6 +175,26 @@ pub trait HostBackend: TrainBackend {
     fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
     /// The weights and Adam's state now.
     fn snapshot(&self) -> Result<Snapshot>;
+    /// GAN kinds: keep the generator's weights averaged over the steps and have `publish` write
+    /// the average (what sampling and saving read), or stop. False where the backend cannot
+    /// (it keeps no average: candle's, which trains GANs only as the tests' reference).
+    fn set_generator_average(&mut self, on: bool) -> bool {
+        !on
+    }
+    /// The averaged generator by parameter name, when kept (what a saved run stores beside the
+    /// trained weights, so a resumed run shows what it showed).
+    fn generator_average(&self) -> Option<HashMap<String, Vec<f32>>> {
+        None
+    }
+    /// Takes a saved average over (after `set_generator_average(true)`); every generator tensor, checked.
+    fn restore_generator_average(&mut self, _average: &HashMap<String, Vec<f32>>) -> Result<()> {
+        anyhow::bail!("this backend keeps no average of the generator")
+    }
+    /// As `publish`, but the generator's own trained weights rather than its average: what a
+    /// device that takes over training must start from.
+    fn publish_trained(&self) -> Result<()> {
+        self.publish()
+    }
 }
 
 /// A step refused because its loss or gradient was not finite; the weights are as before it.

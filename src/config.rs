@@ -143,7 +143,18 @@ pub struct TrainSettings {
     /// The rate of the first epoch; `decay` lowers it in later ones.
     pub learning_rate: f64,
     pub decay: Decay,
+    /// GAN kinds: sample (and save) the generator's weights averaged over the steps, an
+    /// exponential moving average (`cpu.rs`), rather than the last step's. Training itself is the same.
+    pub average: bool,
+    /// cGAN: what the one-hot label is multiplied by where it joins the discriminator's input
+    /// (1: the tutorials' plain one-hot). It changes only training: the generator and the files are as ever.
+    pub label_gain: f64,
 }
+
+/// The fast recipe's label gain for the cGAN's discriminator: 10 of its 794 inputs are the label,
+/// and at its initial weights a one-hot of 1 is too faint for it to learn within a minute that a
+/// digit shown with the wrong label is fake (README, "Time to digits").
+pub const FAST_LABEL_GAIN: f64 = 10.0;
 
 /// How the learning rate falls over a run's epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,14 +210,17 @@ impl Recipe {
     /// - fast: batch 32 at ten times the GAN's rate (2e-3), and for the VAEs twice theirs (2e-3),
     ///   falling as 1/(1 + epoch). At this model size a step costs the tab little more at batch 32
     ///   than at 128, so a minute buys about three times the updates, and the higher rate makes
-    ///   each count; the decay lets a long run settle.
+    ///   each count; the decay lets a long run settle. A GAN's samples come from its generator
+    ///   averaged over the steps, and the cGAN's discriminator sees its label ×10 (`FAST_LABEL_GAIN`).
     pub fn settings(self, kind: Kind) -> TrainSettings {
         let (batch_size, learning_rate, decay) = match (self, kind.is_gan()) {
             (Recipe::Tutorial, false) => (128, 1e-3, Decay::None),
             (Recipe::Tutorial, true) => (128, 2e-4, Decay::None),
             (Recipe::Fast, _) => (32, 2e-3, Decay::InverseEpoch),
         };
-        TrainSettings { batch_size, learning_rate, decay }
+        let fast = self == Recipe::Fast;
+        let label_gain = if fast && kind == Kind::Cgan { FAST_LABEL_GAIN } else { 1.0 };
+        TrainSettings { batch_size, learning_rate, decay, average: fast && kind.is_gan(), label_gain }
     }
 
     /// The recipe whose settings these are, if any (a hand-set rate or batch is no recipe).
@@ -296,6 +310,8 @@ pub struct SettingsChoice {
     pub batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
     pub decay: Option<Decay>,
+    pub average: Option<bool>,
+    pub label_gain: Option<f64>,
     /// VAE kinds: the reconstruction loss and the KL weight β.
     pub recon: Option<Recon>,
     pub kl_weight: Option<f64>,
@@ -303,7 +319,7 @@ pub struct SettingsChoice {
 
 impl SettingsChoice {
     pub const USAGE: &str =
-        "[--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F]";
+        "[--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--recon bce|l2|l1] [--beta F]";
 
     /// Takes `flag value` when the flag is one of `USAGE`'s; `Ok(false)` for any other flag.
     pub fn take(&mut self, flag: &str, value: &str) -> Result<bool> {
@@ -313,6 +329,14 @@ impl SettingsChoice {
             "--batch" => self.batch_size = Some(value.parse().map_err(|_| bad())?),
             "--lr" => self.learning_rate = Some(value.parse().map_err(|_| bad())?),
             "--decay" => self.decay = Some(Decay::parse(value)?),
+            "--average" => {
+                self.average = Some(match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--average: `{value}` is neither on nor off"),
+                })
+            }
+            "--label-gain" => self.label_gain = Some(value.parse().map_err(|_| bad())?),
             "--recon" => self.recon = Some(Recon::parse(value)?),
             "--beta" => self.kl_weight = Some(value.parse().map_err(|_| bad())?),
             _ => return Ok(false),

@@ -259,7 +259,8 @@ impl Lab {
         self.whole("train")?;
         ensure!(self.trainer.device().is_none(), "this model already trains on WebGPU");
         let state = self.trainer.cpu().optimizer_state()?;
-        self.trainer.cpu().publish()?;
+        // The device trains on from the trained weights, not a GAN generator's average.
+        self.trainer.cpu().publish_trained()?;
         let backend = GpuBackend::new(gpu, self.cfg, &self.params, Some(&state))?;
         self.trainer.use_device(Box::new(backend))
     }
@@ -327,8 +328,10 @@ impl Lab {
     }
 
     /// Decodes on the GPU when training there (`None`: decode with `sample`). Same checks as `sample`.
+    /// A GAN whose samples come from its averaged generator decodes on the CPU, from the average
+    /// as of the last copy out (the device holds only the trained weights).
     pub fn sample_on_gpu(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<Option<PendingCopy>> {
-        if self.gpu_backend().is_none() {
+        if self.gpu_backend().is_none() || self.trainer.settings().average {
             return Ok(None);
         }
         let n = count_rows(z, self.cfg.latent, "latent vectors", "the latent size")?;
@@ -362,7 +365,8 @@ impl Lab {
         let trainer = self.trainer.state()?;
         // The metadata as `save` writes it (epochs counting this trainer's, so the file also loads
         // as plain weights whose decay goes on from there): it folds in all the trainer's epochs.
-        resume::write(&self.cfg, &self.trainer.cpu().snapshot()?, &self.metadata(), &trainer, self.trainer.epochs())
+        let cpu = self.trainer.cpu();
+        resume::write(&self.cfg, &cpu.snapshot()?, &self.metadata(), &trainer, self.trainer.epochs(), cpu.generator_average().as_ref())
     }
 
     /// A run saved by `save_run`, to go on with: hand over the same dataset (`set_dataset`) and
@@ -373,7 +377,10 @@ impl Lab {
         let device = Device::Cpu;
         let net = Net::new(ck.cfg, &ck.params, &device)?;
         let cpu = host_backend(ck.cfg, &ck.params, device.clone())?;
-        let trainer = Trainer::resume(cpu, &saved.trainer, &saved.optimizer)?;
+        let mut trainer = Trainer::resume(cpu, &saved.trainer, &saved.optimizer)?;
+        if let Some(average) = &saved.average {
+            trainer.restore_generator_average(average)?;
+        }
         let folded_epochs = saved.folded_epochs;
         Ok(Self { cfg: ck.cfg, params: ck.params, net, meta: ck.meta, trainer, folded_epochs, decoder_only: false, device })
     }

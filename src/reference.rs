@@ -155,13 +155,17 @@ impl CandleBackend {
                 let h = self.cfg.hidden;
                 let masks = |keep: &DropoutKeep| keep.masks(n, h, &self.device);
                 let fake = gan.generator.forward(&noise, y)?;
+                // The discriminator's label, ×gain (`TrainSettings::label_gain`).
+                let gain = batch.label_gain as f64;
+                let d_y = y.map(|y| y * gain).transpose()?;
+                let d_y = d_y.as_ref();
                 // Discriminator half: real against a detached fake, so only D's weights get gradients.
-                let real_logits = gan.discriminator.forward(&x, y, Some(&masks(&draws.real)?))?;
-                let fake_logits = gan.discriminator.forward(&fake.detach(), y, Some(&masks(&draws.fake)?))?;
+                let real_logits = gan.discriminator.forward(&x, d_y, Some(&masks(&draws.real)?))?;
+                let fake_logits = gan.discriminator.forward(&fake.detach(), d_y, Some(&masks(&draws.fake)?))?;
                 let d_loss = match &draws.mismatched {
                     // Each real digit shown once more with a label it is not.
                     Some(m) if self.cfg.kind.is_conditional() => {
-                        let wrong = one_hot(&m.labels, &self.device)?;
+                        let wrong = (one_hot(&m.labels, &self.device)? * gain)?;
                         let mismatched_logits = gan.discriminator.forward(&x, Some(&wrong), Some(&masks(&m.keep)?))?;
                         conditional_discriminator_loss(&real_logits, &fake_logits, &mismatched_logits)?
                     }
@@ -176,7 +180,7 @@ impl CandleBackend {
                 // plain tensors, that discriminator takes no gradient of its own.
                 let vb = VarBuilder::from_tensors(opt_d.proposed_params(&d_update), DType::F32, &self.device);
                 let next_d = Discriminator::new(self.cfg, vb.pp("discriminator"))?;
-                let g_loss = generator_loss(&next_d.forward(&fake, y, Some(&masks(&draws.generator)?))?)?;
+                let g_loss = generator_loss(&next_d.forward(&fake, d_y, Some(&masks(&draws.generator)?))?)?;
                 let (g_loss_value, g_grads) = checked_backward(&g_loss, opt_g, Some("generator"))?;
                 #[cfg(feature = "test-hooks")]
                 recorded.push(opt_g.named_grads(&g_grads)?);

@@ -15,6 +15,7 @@ use crate::train::{OptimizerState, Snapshot, StreamPosition, TrainerState};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::Device;
 use safetensors::Dtype;
+use std::collections::HashMap;
 use std::str::FromStr;
 
 /// The metadata entry that marks a training state (its value: the format's version).
@@ -31,11 +32,24 @@ pub struct SavedRun {
     pub trainer: TrainerState,
     /// How many of the trainer's epochs the model's `epochs` entry already counts.
     pub folded_epochs: f64,
+    /// A GAN's averaged generator (`average.generator.*`), when the run kept one.
+    pub average: Option<HashMap<String, Vec<f32>>>,
 }
 
+/// Where a saved run keeps its averaged generator: `average.` + the generator's names.
+const AVERAGE: &str = "average.";
+
 /// The run as bytes: the weights and Adam's state of `snapshot`, `meta` (the model's own), the
-/// trainer's place, and how many of its epochs `meta`'s `epochs` already counts.
-pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &TrainerState, folded_epochs: f64) -> Result<Vec<u8>> {
+/// trainer's place, how many of its epochs `meta`'s `epochs` already counts, and a GAN's averaged
+/// generator if it keeps one.
+pub fn write(
+    cfg: &ModelConfig,
+    snapshot: &Snapshot,
+    meta: &Metadata,
+    trainer: &TrainerState,
+    folded_epochs: f64,
+    average: Option<&HashMap<String, Vec<f32>>>,
+) -> Result<Vec<u8>> {
     let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let mut tensors = Vec::new();
     for (name, shape) in cfg.param_shapes() {
@@ -43,6 +57,9 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
         let (m, v) = snapshot.optimizer.moments.get(&name).with_context(|| format!("Adam's state has no `{name}`"))?;
         tensors.push((format!("exp_avg.{name}"), Dtype::F32, shape.clone(), f32s(m)));
         tensors.push((format!("exp_avg_sq.{name}"), Dtype::F32, shape.clone(), f32s(v)));
+        if let Some(a) = average.and_then(|a| a.get(&name)) {
+            tensors.push((format!("{AVERAGE}{name}"), Dtype::F32, shape.clone(), f32s(a)));
+        }
         tensors.push((name, Dtype::F32, shape, f32s(w)));
     }
     let order: Vec<u8> = trainer.order.iter().flat_map(|i| i.to_le_bytes()).collect();
@@ -50,7 +67,7 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
 
     let mut meta = checkpoint::with_config(cfg, meta);
     let s = &trainer.settings;
-    let fields: [(&str, String); 17] = [
+    let fields: [(&str, String); 19] = [
         (MARK, VERSION.into()),
         (FOLDED_EPOCHS, folded_epochs.to_string()),
         ("optimizer.t", snapshot.optimizer.t.to_string()),
@@ -64,6 +81,8 @@ pub fn write(cfg: &ModelConfig, snapshot: &Snapshot, meta: &Metadata, trainer: &
         ("trainer.batch_size", s.batch_size.to_string()),
         ("trainer.learning_rate", s.learning_rate.to_string()), // shortest text that reads back exactly
         ("trainer.decay", s.decay.name().into()),
+        ("trainer.average", s.average.to_string()),
+        ("trainer.label_gain", s.label_gain.to_string()),
         ("trainer.recon", trainer.objective.recon.name().into()),
         ("trainer.kl_weight", trainer.objective.kl_weight.to_string()),
         ("trainer.rollbacks", format!("{}/{}", trainer.recoveries, trainer.max_recoveries)),
@@ -91,8 +110,13 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
     let real = |key: &str| -> Result<f64> { parse(key, field(key)?) };
 
     let cfg = checkpoint.cfg;
-    let mut moments = std::collections::HashMap::new();
+    let mut moments = HashMap::new();
+    let mut average = HashMap::new();
     for (name, shape) in cfg.param_shapes() {
+        if name.starts_with("generator.") && st.tensor(&format!("{AVERAGE}{name}")).is_ok() {
+            let a = checkpoint::load_values(&st, &format!("{AVERAGE}{name}"), &shape).context("the averaged generator")?;
+            average.insert(name.clone(), a);
+        }
         let m = checkpoint::load_values(&st, &format!("exp_avg.{name}"), &shape).context("Adam's state")?;
         let v = checkpoint::load_values(&st, &format!("exp_avg_sq.{name}"), &shape).context("Adam's state")?;
         if let Some(i) = v.iter().position(|&x| x < 0.0) {
@@ -129,6 +153,9 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
             batch_size: parse("trainer.batch_size", field("trainer.batch_size")?)?,
             learning_rate: real("trainer.learning_rate")?,
             decay: Decay::parse(field("trainer.decay")?)?,
+            // runs saved before these were settings trained without them
+            average: meta.get("trainer.average").map(|b| parse("trainer.average", b)).transpose()?.unwrap_or(false),
+            label_gain: meta.get("trainer.label_gain").map(|g| parse("trainer.label_gain", g)).transpose()?.unwrap_or(1.0),
         },
         // runs saved before the objective was a setting trained the plain VAE's
         objective: VaeObjective {
@@ -142,7 +169,8 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
     let folded_epochs = real(FOLDED_EPOCHS)?;
     ensure!(folded_epochs.is_finite() && folded_epochs >= 0.0, "the saved run's `{FOLDED_EPOCHS}` ({folded_epochs}) is not a count of epochs");
     forget_run(&mut checkpoint.meta);
-    Ok(SavedRun { checkpoint, optimizer, trainer, folded_epochs })
+    let average = (!average.is_empty()).then_some(average);
+    Ok(SavedRun { checkpoint, optimizer, trainer, folded_epochs, average })
 }
 
 /// Takes a saved run's own entries (the marker, `trainer.*`, `optimizer.*`, `lab.*`) out of its

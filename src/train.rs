@@ -90,6 +90,9 @@ pub struct Trainer {
     batch_size: usize,
     learning_rate: f64,
     decay: Decay,
+    /// A GAN's averaged generator (the CPU backend keeps the average) and a cGAN's label gain.
+    average: bool,
+    label_gain: f64,
     /// What a VAE's steps minimise (each step takes it as it is then).
     objective: VaeObjective,
     /// Epochs the weights had trained before this trainer took them, which the decay counts from.
@@ -177,7 +180,8 @@ impl Trainer {
     /// batch size and learning rate; `seed` seeds the shuffles, the noise and (apart) the dropout draws.
     pub fn new(cpu: Box<dyn HostBackend>, seed: u64) -> Self {
         let cfg = cpu.config();
-        Self {
+        let fresh = Recipe::DEFAULT.settings(cfg.kind);
+        let mut t = Self {
             cfg,
             cpu,
             device: None,
@@ -187,9 +191,11 @@ impl Trainer {
             dropout_rng: Stream::seed_from_u64(seed ^ DROPOUT_STREAM),
             order: Arc::new(Vec::new()),
             cursor: 0,
-            batch_size: Recipe::DEFAULT.settings(cfg.kind).batch_size,
-            learning_rate: Recipe::DEFAULT.settings(cfg.kind).learning_rate,
-            decay: Recipe::DEFAULT.settings(cfg.kind).decay,
+            batch_size: fresh.batch_size,
+            learning_rate: fresh.learning_rate,
+            decay: fresh.decay,
+            average: false,
+            label_gain: fresh.label_gain,
             objective: VaeObjective::for_kind(cfg.kind),
             prior_epochs: 0.0,
             steps: 0,
@@ -202,7 +208,9 @@ impl Trainer {
             max_recoveries: DEFAULT_MAX_RECOVERIES,
             recoveries: 0,
             keep_place: false,
-        }
+        };
+        t.average = fresh.average && t.cpu.set_generator_average(true);
+        t
     }
 
     /// Where training stands, to save and resume (`resume`). The weights are the CPU backend's,
@@ -256,6 +264,8 @@ impl Trainer {
         t.set_batch_size(s.batch_size)?;
         t.set_learning_rate(s.learning_rate)?;
         t.set_decay(s.decay);
+        t.set_average(s.average)?;
+        t.set_label_gain(s.label_gain)?;
         if !t.cfg.kind.is_gan() {
             t.set_objective(state.objective)?;
         }
@@ -363,7 +373,13 @@ impl Trainer {
 
     /// The batch size, the learning rate (of the first epoch) and its decay.
     pub fn settings(&self) -> TrainSettings {
-        TrainSettings { batch_size: self.batch_size, learning_rate: self.learning_rate, decay: self.decay }
+        TrainSettings {
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            decay: self.decay,
+            average: self.average,
+            label_gain: self.label_gain,
+        }
     }
 
     /// The rate the next step trains at: the learning rate as the decay leaves it by now,
@@ -384,6 +400,40 @@ impl Trainer {
         self.decay = decay;
     }
 
+    /// Whether a GAN's samples come from its generator averaged over the steps (the fast
+    /// recipe's) or from the last step's weights (the tutorials'). Only a GAN has the choice.
+    pub fn set_average(&mut self, on: bool) -> Result<()> {
+        if on == self.average {
+            return Ok(());
+        }
+        ensure!(!on || self.cfg.kind.is_gan(), "only a GAN's generator is averaged; a `{}` model has none", self.cfg.kind.name());
+        ensure!(
+            self.cpu.set_generator_average(on),
+            "the `{}` backend keeps no average of the generator",
+            self.cpu.name()
+        );
+        self.average = on;
+        Ok(())
+    }
+
+    /// A saved run's averaged generator, taken over by the CPU backend (a run saved with it on).
+    pub fn restore_generator_average(&mut self, average: &std::collections::HashMap<String, Vec<f32>>) -> Result<()> {
+        ensure!(self.average, "this run does not average its generator, yet its file holds an average");
+        self.cpu.restore_generator_average(average)
+    }
+
+    /// The cGAN discriminator's label gain (1: the plain one-hot). Only a cGAN has a label there.
+    pub fn set_label_gain(&mut self, gain: f64) -> Result<()> {
+        ensure!(gain.is_finite() && (0.0..=100.0).contains(&gain), "label gain {gain} is outside 0..=100");
+        ensure!(
+            gain == 1.0 || self.cfg.kind == crate::config::Kind::Cgan,
+            "only a cGAN's discriminator takes a label; a `{}` model's gain stays 1",
+            self.cfg.kind.name()
+        );
+        self.label_gain = gain;
+        Ok(())
+    }
+
     /// A command line's choice: its recipe's settings, then each setting it gave on its own.
     pub fn choose(&mut self, choice: &SettingsChoice) -> Result<()> {
         if let Some(recipe) = choice.recipe {
@@ -394,6 +444,12 @@ impl Trainer {
         }
         if let Some(lr) = choice.learning_rate {
             self.set_learning_rate(lr)?;
+        }
+        if let Some(on) = choice.average {
+            self.set_average(on)?;
+        }
+        if let Some(gain) = choice.label_gain {
+            self.set_label_gain(gain)?;
         }
         if let Some(decay) = choice.decay {
             self.set_decay(decay);
@@ -426,7 +482,9 @@ impl Trainer {
     /// Sets the batch size, learning rate and decay to `recipe`'s for this kind.
     pub fn set_recipe(&mut self, recipe: Recipe) {
         let s = recipe.settings(self.cfg.kind);
-        (self.batch_size, self.learning_rate, self.decay) = (s.batch_size, s.learning_rate, s.decay);
+        (self.batch_size, self.learning_rate, self.decay, self.label_gain) = (s.batch_size, s.learning_rate, s.decay, s.label_gain);
+        // Only a backend that keeps no average (candle's, the tests' reference) refuses, and it trains no GAN but there.
+        let _ = self.set_average(s.average);
     }
 
     pub fn set_batch_size(&mut self, n: usize) -> Result<()> {
@@ -545,7 +603,8 @@ impl Trainer {
         let indices = &self.order[self.cursor..end];
         let noise: Vec<f32> =
             (0..indices.len() * self.cfg.latent).map(|_| self.rng.sample(StandardNormal)).collect();
-        let mut batch = Batch { data, indices, noise: &noise, gan: None, vae: self.objective };
+        let label_gain = self.label_gain as f32;
+        let mut batch = Batch { data, indices, noise: &noise, gan: None, vae: self.objective, label_gain };
         let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels()));
         batch.gan = gan.as_ref();
         let submitted = backend.submit(&batch, rate)?;

@@ -76,7 +76,9 @@ fn one_step_parity_with(kind: Kind, objective: VaeObjective) {
     candle.record_gradients = true;
     let (indices, noise) = parity::clear_minibatch(&cfg, &data, 128);
     let draws = parity::gan_draws(&cfg, &data, &indices);
-    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: objective };
+    // The fast recipe's label gain: a cGAN's discriminator sees its label ×10.
+    let label_gain = Recipe::Fast.settings(kind).label_gain as f32;
+    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: objective, label_gain };
     // The tutorials' rate, as tests/gpu.rs takes: at step 1 Adam moves every weight by about
     // ±lr whatever its gradient's size, so a gradient at rounding level (a unit barely used) can
     // move either way on two backends, and the generator's gradient, taken through the updated
@@ -249,7 +251,7 @@ fn a_batch_outside_the_dataset_is_refused_and_changes_nothing() {
         let indices = [3usize, 100];
         let noise = vec![0.5f32; 2 * cfg.latent];
         let draws = parity::gan_draws(&cfg, &common::mnist().train, &indices);
-        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default() };
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0 };
         common::expect_err(engine.run_step(&batch, 1e-3), &["example 100 is outside the dataset of 100"]);
         assert_eq!(engine.snapshot().unwrap().params, before, "{}: the refused step changed the weights", kind.name());
     }

@@ -63,14 +63,16 @@ fn read(p: latent_lab::gpu::PendingCopy) -> Vec<f32> {
 }
 
 /// One step from the same weights, minibatch and noise: losses within 1e-4 relative, and every
-/// gradient tensor within 1e-3 of that tensor's largest absolute value.
+/// gradient tensor within 1e-3 of that tensor's largest absolute value; a cGAN's discriminator at
+/// the fast recipe's label gain.
 fn one_step_parity(kind: Kind) {
     let (cfg, mut cpu, mut gpu) = backends(kind);
     let data = data();
     gpu.set_dataset(&data).unwrap();
     let (indices, noise) = parity::clear_minibatch(&cfg, &data, 128);
     let draws = parity::gan_draws(&cfg, &data, &indices);
-    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default() };
+    let label_gain = Recipe::Fast.settings(kind).label_gain as f32;
+    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain };
     let lr = Recipe::Tutorial.settings(cfg.kind).learning_rate;
     let c = step(&mut cpu, &batch, lr).unwrap();
     let g = step(&mut gpu, &batch, lr).unwrap();
@@ -98,7 +100,7 @@ fn each_step_minimises_its_own_objective() {
     let (indices, noise) = parity::clear_minibatch(&cfg, &data, 64);
     let lr = Recipe::Tutorial.settings(cfg.kind).learning_rate;
     for (recon, kl_weight) in [(Recon::L2, 0.25), (Recon::L1, 4.0), (Recon::Bce, 1.0)] {
-        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: VaeObjective { recon, kl_weight } };
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: VaeObjective { recon, kl_weight }, label_gain: 1.0 };
         let c = step(&mut cpu, &batch, lr).unwrap();
         let g = step(&mut gpu, &batch, lr).unwrap();
         for (i, (a, b)) in parity::headline_parts(&c).iter().zip(parity::headline_parts(&g)).enumerate() {
@@ -291,9 +293,9 @@ fn a_diverging_step_leaves_the_weights() {
     let indices: Vec<usize> = (0..64).collect();
     let mut noise = vec![0f32; 64 * cfg.latent];
     noise[5] = f32::INFINITY;
-    let bad = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: Default::default() };
+    let bad = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: Default::default(), label_gain: 1.0 };
     let good_noise = vec![0.1f32; 64 * cfg.latent];
-    let good = Batch { data: &data, indices: &indices, noise: &good_noise, gan: None, vae: Default::default() };
+    let good = Batch { data: &data, indices: &indices, noise: &good_noise, gan: None, vae: Default::default(), label_gain: 1.0 };
     let first = gpu.submit(&bad, 1e-3).unwrap();
     let second = gpu.submit(&good, 1e-3).unwrap();
     let e = gpu.finish(pollster::block_on(first.read()).unwrap()).unwrap_err();

@@ -217,21 +217,22 @@ fn gather_pixels_and_labels() {
     let px = (tensor(&picked, &[n, 784]) / 255.0).unwrap();
     let own: Vec<u8> = idx.iter().map(|&i| labels[i as usize] as u8).collect();
     let wrong_u8: Vec<u8> = wrong.iter().map(|&l| l as u8).collect();
-    for (mode, width, scale, shift, label) in [
-        (params::label::NONE, 784, 1.0, 0.0, None),
-        (params::label::OWN, 794, 2.0, -1.0, Some(&own)),
-        (params::label::WRONG, 794, 2.0, -1.0, Some(&wrong_u8)),
+    // (the label's value: 1, or a cGAN discriminator's label gain)
+    for (mode, width, scale, shift, hot, label) in [
+        (params::label::NONE, 784, 1.0, 0.0, 1.0, None),
+        (params::label::OWN, 794, 2.0, -1.0, 10.0, Some(&own)),
+        (params::label::WRONG, 794, 2.0, -1.0, 1.0, Some(&wrong_u8)),
     ] {
         let row0 = 2;
         let x0 = vec![-7.0f32; (row0 + n) * width];
         let out = testing::run(&gpu(), &[&images[..], words(&labels), words(&idx), words(&wrong), bytes(&x0)], |r, b| {
-            r.gather((n, row0, width), mode, (scale, shift), &b[0], &b[1], &b[2], Some(&b[3]), &b[4]);
+            r.gather((n, row0, width), mode, (scale, shift), hot, &b[0], &b[1], &b[2], Some(&b[3]), &b[4]);
             Ok(())
         })
         .unwrap();
         let pixels = px.affine(scale as f64, shift as f64).unwrap();
         let want_rows = match label {
-            Some(l) => Tensor::cat(&[&pixels, &one_hot(l, &DEV).unwrap()], 1).unwrap(),
+            Some(l) => Tensor::cat(&[&pixels, &(one_hot(l, &DEV).unwrap() * hot as f64).unwrap()], 1).unwrap(),
             None => pixels,
         };
         let mut want = x0[..row0 * width].to_vec();
@@ -348,7 +349,7 @@ fn reconstruction_forward_and_backward() {
 
 // ----- gan.wgsl -----
 
-/// The generator's images as the discriminator sees them, 2·sigmoid(l) − 1 and the label, from
+/// The generator's images as the discriminator sees them, 2·sigmoid(l) − 1 and the label ×3, from
 /// row `row0`; and its backward, dl = dX · 2s(1 − s), against candle's autograd.
 #[test]
 fn fake_to_d_forward_and_fake_backward() {
@@ -360,7 +361,7 @@ fn fake_to_d_forward_and_fake_backward() {
     let row0 = 3;
     let xd0 = vec![0.5f32; (row0 + n) * 794];
     let out = testing::run(&gpu(), &[bytes(&logits), words(&labels), words(&idx), bytes(&xd0)], |r, b| {
-        r.fake_to_d((n, row0, 794), &b[0], &b[1], &b[2], &b[3]);
+        r.fake_to_d((n, row0, 794), 3.0, &b[0], &b[1], &b[2], &b[3]);
         Ok(())
     })
     .unwrap();
@@ -368,7 +369,7 @@ fn fake_to_d_forward_and_fake_backward() {
     let img = candle_nn::ops::sigmoid(&lv.as_tensor().reshape((n, 784)).unwrap()).unwrap().affine(2.0, -1.0).unwrap();
     let y: Vec<u8> = idx.iter().map(|&i| labels[i as usize] as u8).collect();
     let mut want = xd0[..row0 * 794].to_vec();
-    want.extend(values(&Tensor::cat(&[&img, &one_hot(&y, &DEV).unwrap()], 1).unwrap()));
+    want.extend(values(&Tensor::cat(&[&img, &(one_hot(&y, &DEV).unwrap() * 3.0).unwrap()], 1).unwrap()));
     assert_close("X_d", &floats(&out[3]), &want, 1e-6);
 
     let dx = rng.vec(n * 784, -1.0, 1.0);

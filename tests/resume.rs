@@ -117,15 +117,15 @@ fn a_damaged_or_wrong_file_is_refused_by_name() {
     let meta = latent_lab::checkpoint::Metadata::new();
     let mut state = lab.trainer().state().unwrap();
     state.order[0] = state.order[1];
-    expect_err(Lab::resume(&resume::write(&cfg, &snapshot, &meta, &state, 0.0).unwrap()), &["the epoch's shuffle is not an order of 0..200"]);
+    expect_err(Lab::resume(&resume::write(&cfg, &snapshot, &meta, &state, 0.0, None).unwrap()), &["the epoch's shuffle is not an order of 0..200"]);
     let mut state = lab.trainer().state().unwrap();
     state.cursor = 201;
-    expect_err(Lab::resume(&resume::write(&cfg, &snapshot, &meta, &state, 0.0).unwrap()), &["the place in the epoch (201) is past its 200 examples"]);
+    expect_err(Lab::resume(&resume::write(&cfg, &snapshot, &meta, &state, 0.0, None).unwrap()), &["the place in the epoch (201) is past its 200 examples"]);
     let mut bad = lab.trainer().cpu().snapshot().unwrap();
     bad.optimizer.moments.get_mut("generator.fc1.bias").unwrap().1[3] = -1.0;
     let state = lab.trainer().state().unwrap();
     expect_err(
-        Lab::resume(&resume::write(&cfg, &bad, &meta, &state, 0.0).unwrap()),
+        Lab::resume(&resume::write(&cfg, &bad, &meta, &state, 0.0, None).unwrap()),
         &["Adam's `exp_avg_sq.generator.fc1.bias` holds a negative second moment (-1) at element 3"],
     );
 }

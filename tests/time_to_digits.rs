@@ -6,9 +6,13 @@
 use std::process::{Command, Output};
 
 /// What 60 seconds of training buy in headless Chromium on this machine kind at the fast recipe's
-/// batch 32, one CPU thread, on the CPU engine (bench/time-to-digits.mjs measured 2,252 to 2,452
-/// GAN steps for three seeds: about 26 ms a step).
+/// batch 32, one CPU thread, on the CPU engine: bench/time-to-digits.mjs measured 2,252 to 2,452
+/// GAN steps for three seeds (about 26 ms a step) and about 1,900 cGAN steps (its discriminator
+/// takes a third more rows) on the slowest machine of this kind measured; a later one trained
+/// 3,837 to 4,142 and 2,994 to 3,448 (README, "Time to digits"). The slower machine's counts are
+/// the bars' steps, so they hold wherever a minute buys at least that much.
 const STEPS_IN_A_MINUTE: u64 = 2300;
+const CGAN_STEPS_IN_A_MINUTE: u64 = 1900;
 
 fn time_to_digits(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_time-to-digits")).current_dir(env!("CARGO_MANIFEST_DIR")).args(args).output().unwrap()
@@ -26,27 +30,49 @@ fn curve(out: &Output) -> (String, Vec<Vec<String>>) {
     (printed, rows)
 }
 
-/// The last row `time-to-digits` prints: (class entropy / ln 10, Fréchet distance).
-fn after_a_minute(kind: &str, seed: u64) -> (f64, f64) {
-    let steps = STEPS_IN_A_MINUTE.to_string();
+/// The last row `time-to-digits` prints: (class entropy / ln 10, Fréchet distance, and for a
+/// conditional kind the share read as asked, in %).
+fn after_a_minute(kind: &str, seed: u64) -> (f64, f64, Option<f64>) {
+    let steps = if kind == "cgan" { CGAN_STEPS_IN_A_MINUTE } else { STEPS_IN_A_MINUTE }.to_string();
     let args = [kind, "--steps", &steps, "--every-steps", &steps, "--seed", &seed.to_string(), "--samples", "5000"];
     let (printed, rows) = curve(&time_to_digits(&args));
     println!("{kind} seed {seed}:\n{printed}");
     assert_eq!(rows.len(), 1, "one row for a budget of one interval:\n{printed}");
     assert_eq!(rows[0][1], steps, "the row is at the budget's last step");
-    (rows[0][3].parse().unwrap(), rows[0][4].parse().unwrap())
+    let accuracy = rows[0].get(5).map(|a| a.trim_end_matches('%').parse().unwrap());
+    (rows[0][3].parse().unwrap(), rows[0][4].parse().unwrap(), accuracy)
 }
 
 /// The fast recipe's GAN after a minute, for two seeds (a test each, so they run side by side).
-/// The goal (entropy ≥ 0.9 × ln 10 and a Fréchet distance ≤ 147, the shipped VAE's) is not reached yet (here: 0.95 and 178, 0.88 and
-/// 188); these bars hold what the recipe reaches today, well clear of the tutorials' rate at the
-/// same batch (entropy 0.66, distance 635 after 1,000 steps; at their batch 128 a minute's 688
-/// steps give 0.88 and 629: the README's tables), so a recipe or an engine that stops learning
-/// fast fails here.
+/// The goal is entropy ≥ 0.9 × ln 10 and a Fréchet distance ≤ 147, the shipped VAE's.
+/// Here the averaged generator gives 0.94 and 154.6, 0.95 and 154.0 (the last step's weights:
+/// 0.94 and 178, 0.88 and 188), so the distance bar is the goal's plus this machine's seed-to-seed
+/// spread, not the goal (README, "Time to digits"); the tutorials' recipe reaches 0.88 and 629
+/// in a minute's 688 steps, so a recipe or an engine that stops learning fast fails here.
 fn gan_bars_after_a_minute(seed: u64) {
-    let (entropy, fd) = after_a_minute("gan", seed);
-    assert!(entropy >= 0.8, "seed {seed}: class entropy {entropy} of ln 10 after {STEPS_IN_A_MINUTE} steps");
-    assert!(fd <= 260.0, "seed {seed}: Fréchet distance {fd} after {STEPS_IN_A_MINUTE} steps");
+    let (entropy, fd, _) = after_a_minute("gan", seed);
+    assert!(entropy >= 0.9, "seed {seed}: class entropy {entropy} of ln 10 after {STEPS_IN_A_MINUTE} steps");
+    assert!(fd <= 170.0, "seed {seed}: Fréchet distance {fd} after {STEPS_IN_A_MINUTE} steps");
+}
+
+/// The fast recipe's cGAN after a minute: the goal is ≥ 90% read as asked. Natively 91.3% and
+/// 89.3% for seeds 1 and 2 (with the label at the plain ×1 in the discriminator, seed 1: 58%), so
+/// the bar leaves the seeds' spread below the goal; and its digits are sharper than the GAN's.
+fn cgan_bars_after_a_minute(seed: u64) {
+    let (entropy, fd, accuracy) = after_a_minute("cgan", seed);
+    let accuracy = accuracy.expect("a conditional kind's row has its share read as asked");
+    assert!(accuracy >= 85.0, "seed {seed}: {accuracy}% read as asked after {CGAN_STEPS_IN_A_MINUTE} steps");
+    assert!(entropy >= 0.95 && fd <= 120.0, "seed {seed}: entropy {entropy}, distance {fd} after {CGAN_STEPS_IN_A_MINUTE} steps");
+}
+
+#[test]
+fn a_fresh_cgan_draws_the_digits_asked_for_after_the_steps_a_minute_buys_seed_1() {
+    cgan_bars_after_a_minute(1);
+}
+
+#[test]
+fn a_fresh_cgan_draws_the_digits_asked_for_after_the_steps_a_minute_buys_seed_2() {
+    cgan_bars_after_a_minute(2);
 }
 
 #[test]
@@ -64,7 +90,7 @@ fn a_fresh_gan_draws_most_digits_after_the_steps_a_minute_buys_seed_2() {
 fn score_measures_saved_files_and_bad_budgets_are_refused() {
     let (printed, rows) = curve(&time_to_digits(&["score", "12.5:400:www/weights/cgan-z64.safetensors", "--samples", "1000"]));
     let cells = rows.iter().find(|r| r[0] == "12.5" && r[1] == "400").unwrap_or_else(|| panic!("no row:\n{printed}"));
-    // The shipped cGAN: every digit equally often, nearly all read as asked (eval: 97.3%).
+    // The shipped cGAN: every digit equally often, nearly all read as asked (eval: 98.5%).
     let (entropy, accuracy): (f64, f64) = (cells[3].parse().unwrap(), cells[5].trim_end_matches('%').parse().unwrap());
     assert!(entropy > 0.99 && accuracy > 95.0, "{cells:?}");
     for (args, says) in [

@@ -29,10 +29,14 @@ fn fresh_models_train_with_the_fast_recipe_and_the_tutorials_is_there_by_name() 
         let mut lab = Lab::fresh(kind.default_config(), 1).unwrap();
         let t = lab.trainer_mut();
         assert_eq!(t.recipe(), Some(Recipe::Fast), "{kind:?}");
-        assert_eq!(t.settings(), TrainSettings { batch_size: 32, learning_rate: 2e-3, decay: Decay::InverseEpoch }, "{kind:?}");
+        // The fast recipe averages a GAN's generator and gives the cGAN's discriminator its label ×10.
+        let label_gain = if kind == Kind::Cgan { 10.0 } else { 1.0 };
+        let fast = TrainSettings { batch_size: 32, learning_rate: 2e-3, decay: Decay::InverseEpoch, average: kind.is_gan(), label_gain };
+        assert_eq!(t.settings(), fast, "{kind:?}");
         t.set_recipe(Recipe::Tutorial);
         let want = if kind.is_gan() { 2e-4 } else { 1e-3 };
-        assert_eq!(t.settings(), TrainSettings { batch_size: 128, learning_rate: want, decay: Decay::None }, "{kind:?}");
+        let tutorial = TrainSettings { batch_size: 128, learning_rate: want, decay: Decay::None, average: false, label_gain: 1.0 };
+        assert_eq!(t.settings(), tutorial, "{kind:?}");
         assert_eq!(t.recipe(), Some(Recipe::Tutorial));
         // A rate or decay set by hand is no recipe, until one is chosen again.
         t.set_learning_rate(5e-4).unwrap();
@@ -300,4 +304,76 @@ fn epochs_keep_counting_across_a_new_dataset() {
 fn evaluating_an_empty_dataset_is_an_error() {
     let lab = Lab::fresh(CFG, 5).unwrap();
     expect_err(lab.evaluate(&common::mnist().test.take(0)), &["empty dataset"]);
+}
+
+/// The averaged generator (the fast recipe's, for GANs): what sampling and saving read is each
+/// step's weights folded into a moving average, d = min(0.999, (1 + t)/(10 + t)), recomputed here
+/// from the trained weights step by step; the discriminator and what training goes on from stay
+/// the trained weights. Off (the tutorials'), the file holds the trained generator itself.
+#[test]
+fn a_gans_samples_and_file_come_from_its_generator_averaged_over_the_steps() {
+    use latent_lab::backend::HostBackend;
+    use latent_lab::cpu::CpuBackend;
+    use std::collections::HashMap;
+    let cfg = ModelConfig { hidden: 32, ..Kind::Cgan.default_config() };
+    let saved = |lab: &Lab| -> HashMap<String, Vec<f32>> {
+        let tensors = candle_core::safetensors::load_buffer(&lab.save().unwrap(), &candle_core::Device::Cpu).unwrap();
+        tensors.into_iter().map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
+    };
+    let mut lab = Lab::fresh(cfg, 3).unwrap();
+    lab.set_dataset(common::mnist().train.take(640)).unwrap();
+    assert!(lab.trainer().settings().average);
+    let mut want: HashMap<String, Vec<f32>> = lab.trainer().cpu().snapshot().unwrap().params;
+    for t in 1..=30u64 {
+        lab.train_step().unwrap();
+        let d = 0.999f64.min((1.0 + t as f64) / (10.0 + t as f64)) as f32;
+        for (name, w) in lab.trainer().cpu().snapshot().unwrap().params {
+            if name.starts_with("generator.") {
+                want.get_mut(&name).unwrap().iter_mut().zip(&w).for_each(|(a, &w)| *a = d * *a + (1.0 - d) * w);
+            }
+        }
+    }
+    let trained = lab.trainer().cpu().snapshot().unwrap().params;
+    let file = saved(&lab);
+    for (name, w) in &trained {
+        let got = &file[name];
+        if name.starts_with("generator.") {
+            let worst = got.iter().zip(&want[name]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let apart = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-6, "{name}: the saved generator is off the average by {worst}");
+            assert!(apart > 1e-3, "{name}: the saved generator is the trained one ({apart} apart)");
+        } else {
+            assert_eq!(got, w, "{name}: the discriminator is saved as trained");
+        }
+    }
+    // The first digits the page draws (the generator file) are the average's too.
+    let z = vec![0.3f32; cfg.latent];
+    let from_file = Lab::from_safetensors(&lab.save().unwrap()).unwrap();
+    assert_eq!(lab.sample(&z, Some(&[4])).unwrap(), from_file.sample(&z, Some(&[4])).unwrap());
+    // Off: the file's generator is the trained one.
+    lab.trainer_mut().set_average(false).unwrap();
+    let file = saved(&lab);
+    assert_eq!(file["generator.fc1.weight"], trained["generator.fc1.weight"]);
+    expect_err(Lab::fresh(Kind::Vae.default_config(), 1).unwrap().trainer_mut().set_average(true), &["only a GAN's generator is averaged"]);
+
+    // Weights copied out of a device every k steps count as k steps of those weights: d^k.
+    let p = latent_lab::model::init_params(&cfg, 5, &candle_core::Device::Cpu).unwrap();
+    let mut cpu = CpuBackend::new(cfg, &p, candle_core::Device::Cpu).unwrap();
+    assert!(cpu.set_generator_average(true));
+    let mut copy = cpu.snapshot().unwrap();
+    let before = copy.params["generator.fc2.bias"].clone();
+    copy.params.get_mut("generator.fc2.bias").unwrap().iter_mut().for_each(|b| *b += 1.0);
+    copy.optimizer.t = 50;
+    cpu.restore(&copy).unwrap();
+    cpu.publish().unwrap();
+    let keep = (51.0f64 / 60.0).powi(50) as f32;
+    let published = p.data().lock().unwrap()["generator.fc2.bias"].as_tensor().to_vec1::<f32>().unwrap();
+    for (i, (&got, &b)) in published.iter().zip(&before).enumerate() {
+        let want = keep * b + (1.0 - keep) * (b + 1.0);
+        assert!((got - want).abs() <= 1e-6, "bias {i}: {got}, want {want}");
+    }
+    // A device starts from the trained weights, not the average.
+    cpu.publish_trained().unwrap();
+    let trained = p.data().lock().unwrap()["generator.fc2.bias"].as_tensor().to_vec1::<f32>().unwrap();
+    assert_eq!(trained, copy.params["generator.fc2.bias"]);
 }

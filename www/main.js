@@ -309,6 +309,7 @@ async function startTraining() {
   training.start(m, {
     fresh: $('train-from').value === 'fresh',
     epochs,
+    recipe: $('train-recipe').value,
     batchSize: Math.round(Number($('train-batch').value)),
     learningRate: Number($('train-lr').value),
     lrDecay: $('train-decay').value,

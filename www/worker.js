@@ -1,6 +1,8 @@
 // Training runs here, off the page's thread, on its own instance of the wasm module.
 //
-// in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs, batchSize,
+// in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs,
+//       recipe?: 'fast' | 'tutorial' | 'custom' (a recipe also sets what the panel does not show:
+//       a GAN's averaged generator, the cGAN's label gain; custom keeps the model's), batchSize,
 //       learningRate, lrDecay: 'inverse-epoch' | 'none', backend: 'auto' | 'webgpu' | 'cpu',
 //       syncInterval?, maxRecoveries? (rollbacks allowed after a divergence; the model's 4 if absent),
 //       reconstructionLoss?: 'bce' | 'l2' | 'l1', klWeight? (a VAE's objective; bce and 1 if absent),
@@ -139,6 +141,7 @@ async function train(msg) {
     model.set_dataset_safetensors(data);
     if (!run) {
       // A resumed run keeps the settings it was saved with.
+      if (msg.recipe && msg.recipe !== 'custom') model.recipe = msg.recipe;
       model.batch_size = msg.batchSize;
       model.learning_rate = msg.learningRate;
       if (msg.lrDecay) model.lr_decay = msg.lrDecay;

@@ -25,7 +25,7 @@ use latent_lab::model::{Kind, ModelConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
+const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--recon bce|l2|l1] [--beta F] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
 
 enum Budget {
     Seconds { total: f64, every: f64 },
@@ -167,7 +167,7 @@ fn main() -> Result<()> {
     lab.set_dataset(data.train.clone())?;
     let s = lab.trainer().settings();
     eprintln!(
-        "{} latent {} hidden {}, recipe {}: batch {}, lr {}, decay {}, seed {seed}, on the CPU",
+        "{} latent {} hidden {}, recipe {}: batch {}, lr {}, decay {}, average {}, label gain {}, seed {seed}, on the CPU",
         cfg.kind.name(),
         cfg.latent,
         cfg.hidden,
@@ -175,6 +175,8 @@ fn main() -> Result<()> {
         s.batch_size,
         s.learning_rate,
         s.decay.name(),
+        if s.average { "on" } else { "off" },
+        s.label_gain,
     );
     Judge::header(cfg.kind);
     let mut trained = Duration::ZERO;

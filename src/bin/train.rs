@@ -10,7 +10,9 @@
 //! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
 //! --recipe fast|tutorial (fast: batch 32, lr 2e-3; tutorial: batch 128, vae lr 1e-3, gan 2e-4),
 //! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's; the classifier trains at
-//! batch 64), --recon bce|l2|l1 and --beta F (a VAE's reconstruction loss, summed over pixels, and
+//! batch 64), --average on|off (a GAN's samples and file from its generator averaged over the
+//! steps: the fast recipe's), --label-gain F (the cGAN discriminator's label ×F: fast 10,
+//! tutorial 1), --recon bce|l2|l1 and --beta F (a VAE's reconstruction loss, summed over pixels, and
 //! the KL term's weight β: bce and 1, the plain VAE; an autoencoder's --recon is l2, its tutorial's,
 //! or l1, and it has no β), --seed N (1), --out PATH
 //! (www/weights/<kind>-z<latent>.safetensors; classifier.safetensors), --mnist DIR
@@ -34,7 +36,7 @@ use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|conv-ae|conv-vae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|conv-ae|conv-vae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -166,9 +168,13 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     // Only a VAE trained on another objective than the plain one says so, so the shipped files'
     // commands read as they always have.
     let objective = lab.trainer().objective();
+    let settings = lab.trainer().settings();
     let objective = match cfg.kind.family() {
+        Family::Gan if cfg.kind.is_conditional() => {
+            format!(" --average {} --label-gain {}", if settings.average { "on" } else { "off" }, settings.label_gain)
+        }
+        Family::Gan => format!(" --average {}", if settings.average { "on" } else { "off" }),
         _ if objective == VaeObjective::for_kind(cfg.kind) => String::new(),
-        Family::Gan => String::new(),
         Family::Ae => format!(" --recon {}", objective.recon.name()),
         Family::Vae => format!(" --recon {} --beta {}", objective.recon.name(), objective.kl_weight),
     };

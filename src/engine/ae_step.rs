@@ -70,7 +70,7 @@ impl AeStep {
         let mut sw = Stopwatch::start();
         let th = &e.theta;
         // forward
-        fill_inputs(batch, None, SIGNED_PIXELS, &mut self.acts[0][..n * p], p, 0)?;
+        fill_inputs(batch, None, SIGNED_PIXELS, 1.0, &mut self.acts[0][..n * p], p, 0)?;
         for (k, layer) in self.layers.iter().enumerate() {
             let (done, next) = self.acts.split_at_mut(k + 1);
             layer.forward(th, n, &done[k], layer.fan_in, &mut next[0][..n * layer.fan_out], Self::act(k, count), None);

@@ -166,7 +166,7 @@ impl GanStep {
             let row = &mut self.gin[i * (l + c)..(i + 1) * (l + c)];
             row[..l].copy_from_slice(&batch.noise[i * l..(i + 1) * l]);
             if conditional {
-                one_hot_into(label(i), &mut row[l..])?;
+                one_hot_into(label(i), 1.0, &mut row[l..])?;
             }
         }
         self.g1.forward(th, n, &self.gin, l + c, &mut self.gh1, Act::Leaky, None);
@@ -174,20 +174,21 @@ impl GanStep {
         self.g3.forward(th, n, &self.gh2, 2 * h, &mut self.gimages, Act::None, None);
         self.gimages[..n * p].iter_mut().for_each(|l| *l = sigmoid(*l));
         // the discriminator's rows: real digits, the generator's (2·sigmoid − 1), real digits with
-        // wrong labels, each with its label
-        fill_inputs(batch, None, (2.0, -1.0), &mut self.din[..n * w], p, c)?;
+        // wrong labels, each with its label (×gain)
+        let gain = batch.label_gain;
+        fill_inputs(batch, None, (2.0, -1.0), gain, &mut self.din[..n * w], p, c)?;
         for i in 0..n {
             let row = &mut self.din[(n + i) * w..(n + i + 1) * w];
             for (d, &s) in row[..p].iter_mut().zip(&self.gimages[i * p..(i + 1) * p]) {
                 *d = 2.0 * s - 1.0;
             }
             if conditional {
-                one_hot_into(label(i), &mut row[p..])?;
+                one_hot_into(label(i), gain, &mut row[p..])?;
             }
         }
         if let Some(m) = &draws.mismatched {
             ensure!(m.labels.len() == n, "{} mismatched labels for {n} rows", m.labels.len());
-            fill_inputs(batch, Some(&m.labels), (2.0, -1.0), &mut self.din[2 * n * w..3 * n * w], p, c)?;
+            fill_inputs(batch, Some(&m.labels), (2.0, -1.0), gain, &mut self.din[2 * n * w..3 * n * w], p, c)?;
         }
         // discriminator forward, loss and backward (the generator's images enter as constants)
         self.d1.forward(th, rd, &self.din, w, &mut self.dh1, Act::Leaky, Some(&self.dmask1));

@@ -143,9 +143,9 @@ impl Engine {
 }
 
 /// The batch's images as rows [n, p + c] of pixel·scale + shift, each followed (c = 10) by the
-/// one-hot of its label, or of `labels` where given (a cGAN's mismatched rows). The indices were
-/// checked against the dataset by `Engine::step`.
-fn fill_inputs(batch: &Batch, labels: Option<&[u8]>, (scale, shift): (f32, f32), out: &mut [f32], p: usize, c: usize) -> Result<()> {
+/// one-hot of its label, or of `labels` where given (a cGAN's mismatched rows), its one at `hot`
+/// (a cGAN discriminator's label gain; else 1). The indices were checked by `Engine::step`.
+fn fill_inputs(batch: &Batch, labels: Option<&[u8]>, (scale, shift): (f32, f32), hot: f32, out: &mut [f32], p: usize, c: usize) -> Result<()> {
     let data = batch.data;
     for (r, (&i, row)) in batch.indices.iter().zip(out.chunks_exact_mut(p + c)).enumerate() {
         let pixels = &data.images[i * p..(i + 1) * p];
@@ -153,16 +153,16 @@ fn fill_inputs(batch: &Batch, labels: Option<&[u8]>, (scale, shift): (f32, f32),
             *o = (v as f32 / 255.0) * scale + shift;
         }
         if c == CLASSES {
-            one_hot_into(labels.map_or(data.labels[i], |l| l[r]), &mut row[p..])?;
+            one_hot_into(labels.map_or(data.labels[i], |l| l[r]), hot, &mut row[p..])?;
         }
     }
     Ok(())
 }
 
-/// The one-hot row of digit `label`, written into `out` (10 wide).
-fn one_hot_into(label: u8, out: &mut [f32]) -> Result<()> {
+/// The one-hot row of digit `label` (its one at `hot`), written into `out` (10 wide).
+fn one_hot_into(label: u8, hot: f32, out: &mut [f32]) -> Result<()> {
     ensure!((label as usize) < out.len(), "label {label} is not a digit from 0 to 9");
     out.fill(0.0);
-    out[label as usize] = 1.0;
+    out[label as usize] = hot;
     Ok(())
 }

@@ -98,7 +98,7 @@ impl VaeStep {
         let mut sw = Stopwatch::start();
         let th = &e.theta;
         // forward
-        fill_inputs(batch, None, (1.0, 0.0), &mut self.x[..n * (p + c)], p, c)?;
+        fill_inputs(batch, None, (1.0, 0.0), 1.0, &mut self.x[..n * (p + c)], p, c)?;
         self.fc1.forward(th, n, &self.x, p + c, &mut self.h1, Act::Relu, None);
         self.fc21.forward(th, n, &self.h1, h, &mut self.mu, Act::None, None);
         self.fc22.forward(th, n, &self.h1, h, &mut self.logvar, Act::None, None);

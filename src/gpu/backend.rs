@@ -60,8 +60,9 @@ pub struct GpuBackend {
     state: TrainState,
     data: Option<GpuDataset>,
     plans: PlanCache<StepPlan>,
-    /// The VAE objective `plans` were recorded for.
+    /// The VAE objective `plans` were recorded for, and a cGAN's label gain.
     plans_objective: VaeObjective,
+    plans_label_gain: f32,
     sample_plans: PlanCache<SamplePlan>,
     /// Steps committed, as last read back; steps submitted and not yet read back.
     committed: u64,
@@ -107,6 +108,7 @@ impl GpuBackend {
             data: None,
             plans: PlanCache::new(),
             plans_objective: VaeObjective::default(),
+            plans_label_gain: 1.0,
             sample_plans: PlanCache::new(),
             committed,
             in_flight: 0,
@@ -220,11 +222,11 @@ impl GpuBackend {
     }
 }
 
-/// The recorded step for `n` rows, recorded now if the cache has none (a VAE's for `objective`:
-/// the cache holds one objective's plans).
-fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize, objective: VaeObjective) -> Result<&'p StepPlan> {
+/// The recorded step for `n` rows, recorded now if the cache has none (a VAE's for `objective`, a
+/// cGAN's for `label_gain`: the cache holds one setting's plans).
+fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize, objective: VaeObjective, label_gain: f32) -> Result<&'p StepPlan> {
     plans.get_or_record(n, || {
-        let plan = if graph.cfg.kind.is_gan() { gan_step::record(graph, n)? } else { vae_step::record(graph, n, objective)? };
+        let plan = if graph.cfg.kind.is_gan() { gan_step::record(graph, n, label_gain)? } else { vae_step::record(graph, n, objective)? };
         graph.gpu.check()?;
         Ok(plan)
     })
@@ -281,7 +283,11 @@ impl TrainBackend for GpuBackend {
             self.plans.clear(); // recorded for another objective (steps in flight keep their buffers)
             self.plans_objective = batch.vae;
         }
-        let plan = step_plan(&mut self.plans, &graph, n, batch.vae)?;
+        if gan && batch.label_gain != self.plans_label_gain {
+            self.plans.clear(); // recorded for another label gain
+            self.plans_label_gain = batch.label_gain;
+        }
+        let plan = step_plan(&mut self.plans, &graph, n, batch.vae, batch.label_gain)?;
         // Packed before anything is written, so draws of the wrong shape leave the queue untouched.
         let gan_uploads = match (&plan.gan, batch.gan) {
             (Some(inputs), Some(draws)) => Some((inputs, inputs.layout.pack(draws)?, inputs.layout.wrong_labels(draws)?)),

@@ -1,7 +1,7 @@
 // Minibatches, gathered on the GPU from the dataset uploaded once, and the networks' inputs.
 //
 // gather:       X[row0 + r, c] = scale · pixel(idx[r], c) / 255 + shift       c < 784
-//               X[row0 + r, 784 + j] = (j == label) ? 1 : 0                    j < 10 (conditional)
+//               X[row0 + r, 784 + j] = (j == label) ? hot : 0                  j < 10 (conditional)
 //               The VAE reads x as is (scale 1, shift 0); the GAN's discriminator reads 2x − 1.
 //               The label is the digit's own, or (cGAN's mismatched rows) wrong[r].
 // latent_input: Z[r, :latent] = ε[r]  (the GAN's z), Z[r, latent + j] = one-hot label
@@ -31,7 +31,7 @@ fn gather(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
     let byte = (images[byte_index / 4u] >> (8u * (byte_index % 4u))) & 255u;
     v = g.scale * (f32(byte) / 255.0) + g.shift;
   } else {
-    v = select(0.0, 1.0, c - PIXELS == label_of(r));
+    v = select(0.0, g.hot, c - PIXELS == label_of(r));
   }
   x[(g.row0 + r) * g.width + c] = v;
 }

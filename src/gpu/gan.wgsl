@@ -1,7 +1,7 @@
 // The GAN's own kernels: the generator's output as the discriminator sees it, and the losses.
 //
 // fake_to_d:  X_d[n + r, c] = 2·sigmoid(l[r, c]) − 1   (the generator's images, centred as real
-//             digits are; label columns one-hot, conditional kinds)
+//             digits are; label columns one-hot ×hot, the label gain, conditional kinds)
 //   backward: dl = dX_d · 2·s·(1 − s),  s = sigmoid(l)                   (fake_backward, in place)
 // discriminator loss over logits [rows]: real rows 0..n, generated n..2n, mismatched 2n..3n (cGAN):
 //   L_D = mean softplus(−l_real) + w·(mean softplus(l_fake) [+ mean softplus(l_mismatched)])
@@ -28,7 +28,7 @@ fn fake_to_d(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   if (c < PIXELS) {
     v = 2.0 * sigmoid(logits[r * PIXELS + c]) - 1.0;
   } else {
-    v = select(0.0, 1.0, c - PIXELS == labels[idx[r]]);
+    v = select(0.0, f.hot, c - PIXELS == labels[idx[r]]);
   }
   xd[(f.row0 + r) * f.width + c] = v;
 }

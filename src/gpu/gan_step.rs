@@ -101,7 +101,8 @@ pub(crate) struct GanInputs {
     pub wrong: wgpu::Buffer,
 }
 
-pub(crate) fn record(g: &StepGraph, n: usize) -> Result<StepPlan> {
+/// `label_gain`: a cGAN discriminator's label value (`Batch::label_gain`).
+pub(crate) fn record(g: &StepGraph, n: usize, label_gain: f32) -> Result<StepPlan> {
     let cfg = g.cfg;
     let conditional = cfg.kind.is_conditional();
     let (l, h, p, c) = (cfg.latent, cfg.hidden, IMAGE_PIXELS, cfg.kind.label_width());
@@ -150,10 +151,10 @@ pub(crate) fn record(g: &StepGraph, n: usize) -> Result<StepPlan> {
     r.linear_forward(n, rows(&g2, 0, 2 * h), gf3, th, &glogit, act::NONE, None);
     // the discriminator's batch: real digits, the generator's, real digits with wrong labels
     let own = if conditional { label::OWN } else { label::NONE };
-    r.gather((n, 0, w), own, (2.0, -1.0), g.images, g.labels, &idx, Some(&wrong), &din);
-    r.fake_to_d((n, n, w), &glogit, g.labels, &idx, &din);
+    r.gather((n, 0, w), own, (2.0, -1.0), label_gain, g.images, g.labels, &idx, Some(&wrong), &din);
+    r.fake_to_d((n, n, w), label_gain, &glogit, g.labels, &idx, &din);
     if conditional {
-        r.gather((n, 2 * n, w), label::WRONG, (2.0, -1.0), g.images, g.labels, &idx, Some(&wrong), &din);
+        r.gather((n, 2 * n, w), label::WRONG, (2.0, -1.0), label_gain, g.images, g.labels, &idx, Some(&wrong), &din);
     }
     // discriminator forward, loss and backward (the generator's images enter as constants)
     r.linear_forward(rd, rows(&din, 0, w), df1, th, &d1, act::LEAKY, m1);

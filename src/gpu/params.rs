@@ -82,7 +82,10 @@ uniform! {
         rows: u32, row0: u32, width: u32,
         /// LABEL_NONE, LABEL_OWN or LABEL_WRONG.
         label_mode: u32,
-        scale: f32, shift: f32, _pad0: u32, _pad1: u32,
+        scale: f32, shift: f32,
+        /// The label's one-hot value (a cGAN discriminator's label gain; else 1).
+        hot: f32,
+        _pad0: u32,
     }
 }
 
@@ -113,7 +116,9 @@ uniform! {
 uniform! {
     /// gan.wgsl `fake_to_d` and `fake_backward`.
     Fake {
-        rows: u32, width: u32, row0: u32, _pad: u32,
+        rows: u32, width: u32, row0: u32,
+        /// `fake_to_d`: the label's one-hot value (the label gain).
+        hot: f32,
     }
 }
 

@@ -221,13 +221,14 @@ impl<'a> Recorder<'a> {
         (rows_n, row0, width): (usize, usize, usize),
         label_mode: u32,
         (scale, shift): (f32, f32),
+        hot: f32,
         images: &wgpu::Buffer,
         labels: &wgpu::Buffer,
         idx: &wgpu::Buffer,
         wrong: Option<&wgpu::Buffer>,
         x: &wgpu::Buffer,
     ) {
-        let p = params::Gather { rows: rows_n as u32, row0: row0 as u32, width: width as u32, label_mode, scale, shift, ..Default::default() };
+        let p = params::Gather { rows: rows_n as u32, row0: row0 as u32, width: width as u32, label_mode, scale, shift, hot, ..Default::default() };
         let wrong = wrong.unwrap_or(&self.dummy).clone();
         self.push(Kernel::Gather, &p, &[images, labels, idx, &wrong, x], workgroups(rows_n * width, 256));
     }
@@ -299,8 +300,8 @@ impl<'a> Recorder<'a> {
 
     /// X_d[row0 + r] = 2·sigmoid(logits[r]) − 1, then the one-hot label of idx[r] if `width` has room.
     #[allow(clippy::too_many_arguments)]
-    pub fn fake_to_d(&mut self, (rows_n, row0, width): (usize, usize, usize), logits: &wgpu::Buffer, labels: &wgpu::Buffer, idx: &wgpu::Buffer, xd: &wgpu::Buffer) {
-        let p = params::Fake { rows: rows_n as u32, width: width as u32, row0: row0 as u32, _pad: 0 };
+    pub fn fake_to_d(&mut self, (rows_n, row0, width): (usize, usize, usize), hot: f32, logits: &wgpu::Buffer, labels: &wgpu::Buffer, idx: &wgpu::Buffer, xd: &wgpu::Buffer) {
+        let p = params::Fake { rows: rows_n as u32, width: width as u32, row0: row0 as u32, hot };
         self.push(Kernel::FakeToD, &p, &[logits, labels, idx, xd], workgroups(rows_n * width, 256));
     }
 

@@ -42,7 +42,7 @@ pub(crate) fn record(g: &StepGraph, n: usize, objective: VaeObjective) -> Result
     let mut r = Recorder::new(g.gpu)?;
     // forward
     let label_mode = if c > 0 { label::OWN } else { label::NONE };
-    r.gather((n, 0, p + c), label_mode, (1.0, 0.0), g.images, g.labels, &idx, None, &x);
+    r.gather((n, 0, p + c), label_mode, (1.0, 0.0), 1.0, g.images, g.labels, &idx, None, &x);
     r.linear_forward(n, rows(&x, 0, p + c), fc1, th, &h1, act::RELU, None);
     r.linear_forward(n, rows(&h1, 0, h), fc21, th, &mu, act::NONE, None);
     r.linear_forward(n, rows(&h1, 0, h), fc22, th, &logvar, act::NONE, None);
