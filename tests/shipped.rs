@@ -187,6 +187,11 @@ fn every_shipped_file_records_a_command_that_names_its_settings() {
         assert_eq!(value("--lr "), meta["learning_rate"], "{file}");
         assert_eq!(value("--epochs "), meta["epochs"], "{file}");
         assert!(command.ends_with(" --dtype f16"), "{file}: `{command}` does not write f16");
+        // The GANs' files: the fast recipe's averaged generator, and the cGAN's label gain.
+        if file.contains("gan") {
+            assert!(command.contains(" --average on"), "{file}: `{command}`");
+            assert_eq!(command.contains(" --label-gain 10"), file.starts_with("cgan"), "{file}: `{command}`");
+        }
     }
 }
 
