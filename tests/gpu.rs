@@ -398,8 +398,41 @@ fn files_move_between_backends() {
     let cpu_images = on_cpu.sample(&z, Some(&labels)).unwrap();
     assert_ne!(cpu_images, fresh.sample(&z, Some(&labels)).unwrap(), "the file holds the trained weights");
     let mut on_gpu = Lab::from_safetensors(&bytes).unwrap();
+    // A GAN's averaged generator decodes on the CPU; the device decodes the trained weights.
+    on_gpu.trainer_mut().set_average(false).unwrap();
     on_gpu.use_gpu(gpu()).unwrap();
     let gpu_images = read(on_gpu.sample_on_gpu(&z, Some(&labels)).unwrap().expect("on the GPU"));
     let worst = cpu_images.iter().zip(&gpu_images).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-4, "the same file decodes differently on the two backends: {worst}");
+}
+
+/// A GAN with its generator averaged (the fast recipe's) trains on the device as ever; the CPU
+/// folds each copy out into the average, so what is sampled and saved is the average, decoded on
+/// the CPU (the device holds only the trained weights); without the average the device decodes.
+#[test]
+fn an_averaged_gan_on_the_gpu_samples_its_average_from_each_copy_out() {
+    use latent_lab::backend::HostBackend;
+    let cfg = ModelConfig { hidden: 32, ..Kind::Gan.default_config() };
+    let mut lab = Lab::fresh(cfg, 4).unwrap();
+    lab.set_dataset(common::mnist().train.take(640)).unwrap();
+    lab.use_gpu(gpu()).unwrap();
+    lab.set_sync_interval(10).unwrap();
+    for _ in 0..20 {
+        lab.train_step().unwrap();
+    }
+    assert_eq!(lab.trainer().unsynced_steps(), 0);
+    let z = vec![0.5f32; cfg.latent];
+    assert!(lab.sample_on_gpu(&z, None).unwrap().is_none(), "an averaged generator decodes on the CPU");
+    let trained = lab.trainer().cpu().snapshot().unwrap().params;
+    let tensors = candle_core::safetensors::load_buffer(&lab.save().unwrap(), &Device::Cpu).unwrap();
+    let saved = tensors["generator.fc3.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let apart = saved.iter().zip(&trained["generator.fc3.weight"]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(apart > 1e-4, "the saved generator is the trained one ({apart} apart)");
+    let saved_d = tensors["discriminator.fc3.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(saved_d, trained["discriminator.fc3.weight"]);
+    lab.trainer_mut().set_average(false).unwrap();
+    let on_gpu = read(lab.sample_on_gpu(&z, None).unwrap().expect("the device decodes the trained generator"));
+    let on_cpu = lab.sample(&z, None).unwrap();
+    let worst = on_gpu.iter().zip(&on_cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "the device's and the CPU's trained generator differ by {worst}");
 }

@@ -589,7 +589,7 @@ fn propose_and_commit_against_src_adam() {
 /// A uniform's Rust struct and its WGSL struct come from one field list, at the same offsets.
 #[test]
 fn a_uniform_declares_the_same_fields_in_both_languages() {
-    assert_eq!(params::Fake::WGSL, "struct Fake { rows: u32, width: u32, row0: u32, _pad: u32, }\n");
+    assert_eq!(params::Fake::WGSL, "struct Fake { rows: u32, width: u32, row0: u32, hot: f32, }\n");
     assert_eq!(std::mem::size_of::<params::Matmul>(), 64);
     let m = params::Matmul { k: 29, keep: 1.5, ..Default::default() };
     let words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&m));
