@@ -127,14 +127,16 @@ test('storage that is full says so, and training goes on to the end', async () =
   });
   await ready(page);
   await page.selectOption('#model-select', 'vae-z2');
-  await page.fill('#train-epochs', '0.05'); // 94 steps
+  // 938 steps: several seconds, so the autosaves every second (?autosave=1) come while it runs
+  // (94 steps took under a second on a fast machine of this kind).
+  await page.fill('#train-epochs', '0.5');
   await page.click('#train-start');
   await page.waitForSelector('#train-autosave:not([hidden])', { timeout: 60_000 });
   assert.equal(await page.textContent('#train-autosave'),
     "Autosave is off: the browser's storage for this page is full. Training goes on; Save weights keeps the result.");
   await page.waitForSelector('#train-start:not([disabled])', { timeout: 60_000 });
   const status = await page.textContent('#train-status');
-  assert.match(status, /^step 94\/94 · .* · done; the page now uses these weights \(this browser could not keep them: the browser's storage for this page is full; Save weights does\)$/);
+  assert.match(status, /^step 938\/938 · .* · done; the page now uses these weights \(this browser could not keep them: the browser's storage for this page is full; Save weights does\)$/);
   assert.deepEqual(problems, []);
   await page.close();
 });
