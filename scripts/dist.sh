@@ -17,7 +17,7 @@ rm -rf "$out.tmp"
 mkdir -p "$out.tmp/pkg"
 cp index.html "$out.tmp/"
 cp -r www "$out.tmp/www"
-cp pkg/latent_lab.js pkg/latent_lab_bg.wasm pkg/latent_lab.d.ts pkg/sampler.js pkg/sampler_bg.wasm pkg/sampler.d.ts "$out.tmp/pkg/"
+cp pkg/latent_lab.js pkg/latent_lab_bg.wasm pkg/latent_lab_relaxed_bg.wasm pkg/latent_lab.d.ts pkg/sampler.js pkg/sampler_bg.wasm pkg/sampler.d.ts "$out.tmp/pkg/"
 version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
 cat > "$out.tmp/package.json" <<JSON
 {

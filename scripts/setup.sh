@@ -61,7 +61,7 @@ native_tests=false
 # Rebuild the wasm modules when one is missing or any input is newer than them (the light
 # sampler is written last).
 wasm_lane() {
-  if [ ! -f pkg/latent_lab_bg.wasm ] || [ ! -f pkg/sampler_bg.wasm ] ||
+  if [ ! -f pkg/latent_lab_bg.wasm ] || [ ! -f pkg/latent_lab_relaxed_bg.wasm ] || [ ! -f pkg/sampler_bg.wasm ] ||
      [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/sampler_bg.wasm -print -quit)" ]; then
     say "building the wasm modules (a few minutes the first time)"
     scripts/build-wasm.sh

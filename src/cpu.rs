@@ -102,7 +102,8 @@ impl CpuBackend {
 /// The generator's weights averaged over the steps: each step moves the average towards the new
 /// weights by 1 − d, d = min(0.999, (1 + t)/(10 + t)) after t steps (TensorFlow's
 /// `ExponentialMovingAverage` with `num_updates`, so the first steps' weights are soon forgotten).
-/// About the last thousand steps weigh in; at batch 32 that is half a minute in the tab.
+/// At step t about the last t/9 steps weigh in (250 of a minute's 2,300 in the tab), at most the
+/// last thousand.
 struct GeneratorAverage {
     range: std::ops::Range<usize>,
     values: Vec<f32>,

@@ -249,6 +249,16 @@ pub fn recipe_settings(kind: &str, recipe: &str) -> Result<JsValue, JsValue> {
     Ok(to_js(&RecipeSettings { batch_size: s.batch_size, learning_rate: s.learning_rate, lr_decay: s.decay.name() }))
 }
 
+/// What the CPU engine of this build runs on: `"1 thread, relaxed SIMD"` for the relaxed-SIMD binary
+/// (`latent_lab_relaxed_bg.wasm`: its products use `f32x4.relaxed_madd`), `"1 thread, SIMD"` for the
+/// plain simd128 one, which browsers without relaxed SIMD load. Said by the binary itself, so the
+/// page reports what was loaded, not what it asked for.
+#[wasm_bindgen]
+pub fn cpu_engine() -> String {
+    let simd = if cfg!(target_feature = "relaxed-simd") { "relaxed SIMD" } else { "SIMD" };
+    format!("1 thread, {simd}")
+}
+
 /// One split (`"train"` or `"test"`) of the page's MNIST file: `www/data/mnist.safetensors.gz` or
 /// `www/data/mnist-test.safetensors.gz`, inflated (they are stored gzipped).
 #[wasm_bindgen]

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 /// batch 32, one CPU thread, on the CPU engine: bench/time-to-digits.mjs measured 2,252 to 2,452
 /// GAN steps for three seeds (about 26 ms a step) and about 1,900 cGAN steps (its discriminator
 /// takes a third more rows) on the slowest machine of this kind measured; a later one trained
-/// 3,837 to 4,142 and 2,994 to 3,448 (README, "Time to digits"). The slower machine's counts are
+/// 3,837 to 4,584 and 2,994 to 4,074 (README, "Time to digits"). The slower machine's counts are
 /// the bars' steps, so they hold wherever a minute buys at least that much.
 const STEPS_IN_A_MINUTE: u64 = 2300;
 const CGAN_STEPS_IN_A_MINUTE: u64 = 1900;

@@ -7,6 +7,31 @@ import { buildMap } from './latent-map.js';
 
 const here = (path) => new URL(path, import.meta.url);
 
+/**
+ * A module of one function that returns f32x4.relaxed_madd of three zero vectors: it validates
+ * where the browser has relaxed SIMD (Chromium since 114, Firefox since 145), not elsewhere (Safari
+ * rejects any module containing it).
+ */
+function relaxedSimdProbe() {
+  const zeros = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zeros, ...zeros, ...zeros, 0xfd, 0x85, 0x02, 0x0b]; // relaxed_madd, end
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+    0x03, 0x02, 0x01, 0x00, // one function of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body, // its code
+  ]);
+}
+
+/**
+ * Which build of the whole wasm module runs here: 'relaxed' (pkg/latent_lab_relaxed_bg.wasm, the
+ * engine's products in fused multiply-adds) where relaxed SIMD validates, else 'plain'
+ * (pkg/latent_lab_bg.wasm, simd128 alone). `?simd=plain` in the page's address forces the plain
+ * build, in the page and in its training worker (whose address carries it on).
+ */
+const simdForced = new URLSearchParams(self.location.search).get('simd') === 'plain';
+export const SIMD = !simdForced && WebAssembly.validate(relaxedSimdProbe()) ? 'relaxed' : 'plain';
+
 /** The shipped models, in the order the page's Model list shows them. */
 export const MODELS = [
   { key: 'vae-z20', name: 'VAE, latent 20' },
@@ -32,7 +57,7 @@ export const URLS = {
   // about 11.6 and 1.7 MB; fetchBytes inflates them.
   mnist: here('./data/mnist.safetensors.gz'),
   mnistTest: here('./data/mnist-test.safetensors.gz'),
-  worker: here('./worker.js'),
+  worker: simdForced ? here('./worker.js?simd=plain') : here('./worker.js'),
 };
 
 /**
@@ -80,13 +105,14 @@ function perKey(make, store = new Map()) {
 }
 
 /**
- * A wasm module's exports (`../pkg/${name}.js`), initialised once. The import is dynamic so that a
+ * A wasm module's exports (`../pkg/${name}.js`, over the binary `../pkg/${binaryName}_bg.wasm`),
+ * initialised once. The import is dynamic so that a
  * missing or blocked pkg/ becomes an error its caller shows (inside an element, on the page)
  * instead of a module that fails to load.
  */
-const wasmModule = (name) => once(async () => {
+const wasmModule = (name, binaryName = name) => once(async () => {
   // The binary's download starts beside its JS glue's, not after the glue has run.
-  const binary = fetch(here(`../pkg/${name}_bg.wasm`));
+  const binary = fetch(here(`../pkg/${binaryName}_bg.wasm`));
   binary.catch(() => {}); // a failed download is reported by init below
   const module = await import(`../pkg/${name}.js`);
   await module.default({ module_or_path: binary });
@@ -94,7 +120,7 @@ const wasmModule = (name) => once(async () => {
 });
 
 /** The whole wasm module: models that encode, train and save, the classifier, the MNIST reader. */
-export const wasm = wasmModule('latent_lab');
+export const wasm = wasmModule('latent_lab', SIMD === 'relaxed' ? 'latent_lab_relaxed' : 'latent_lab');
 
 /**
  * The light wasm module (src/wasm_sampler.rs): a `Sampler` alone, about a quarter of the whole

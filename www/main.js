@@ -446,6 +446,10 @@ function onWorkerMessage(msg) {
     const device = $('train-device');
     device.dataset.backend = msg.backend;
     device.textContent = msg.backend === 'webgpu' ? `Training on WebGPU (${msg.reason}).` : `Training on the CPU: ${msg.reason}.`;
+    // What the CPU engine runs on, as the loaded binary says (relaxed SIMD where the browser has it).
+    const engine = $('train-engine');
+    engine.hidden = msg.backend !== 'cpu';
+    engine.textContent = msg.backend === 'cpu' ? `On the CPU: ${msg.engine}.` : '';
   } else if (msg.coverage) {
     drawHistogram($('train-coverage'), msg.coverage);
   } else if (msg.error) {

@@ -26,7 +26,9 @@
 //                                               (asked for before the run starts: from its first)
 //      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
 // out: {status: string}                         what is happening now
-//      {backend: 'webgpu' | 'cpu', reason}      where training runs and why; again after a fallback
+//      {backend: 'webgpu' | 'cpu', reason, engine}   where training runs and why; again after a
+//                                               fallback. engine: what the CPU engine runs on, as
+//                                               the loaded binary says ("1 thread, relaxed SIMD")
 //      {recovered: {divergedAt, resumedAt, learningRate, retriesLeft, why}}   a step diverged: training
 //                                               went back to the last good weights (every sync
 //                                               interval) at half the learning rate
@@ -101,10 +103,10 @@ const isDeviceLoss = (e) => e?.name === 'DeviceLostError';
 async function prepare() {
   if (!ready) {
     ready = (async () => {
-      const { Model } = await wasm();
+      const { Model, cpu_engine: cpuEngine } = await wasm();
       postMessage({ status: 'downloading MNIST (60,000 training digits)…' });
       const [data, digitClassifier] = await Promise.all([fetchBytes(URLS.mnist, 'the MNIST training digits'), classifier()]);
-      return { Model, data, classifier: digitClassifier };
+      return { Model, data, classifier: digitClassifier, engine: cpuEngine() };
     })();
     ready.catch(() => (ready = null)); // a failed download may be retried
   }
@@ -123,7 +125,7 @@ const yieldToEvents = () =>
 async function train(msg) {
   stopRequested = false;
   objectiveAsked = null;
-  const { Model, data, classifier } = await prepare();
+  const { Model, data, classifier, engine } = await prepare();
   const run = msg.cmd === 'resume' ? await getRun() : null;
   if (msg.cmd === 'resume' && !run) throw new Error('there is no autosaved run in this browser to resume');
   if (run && msg.runId && run.runId !== msg.runId) {
@@ -152,7 +154,8 @@ async function train(msg) {
     const totalSteps = run ? run.totalSteps : Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
     const choice = run ? run.backend : msg.backend ?? 'auto';
     const where = await chooseBackend(model, choice);
-    postMessage(where);
+    // The convolutional kinds train on candle's autograd, not on the engine.
+    postMessage({ ...where, engine: model.backend === 'candle' ? "candle's autograd, 1 thread" : engine });
     let submitted = model.steps_trained; // steps handed to the backend (the trainer's count)
     let steps = submitted; // steps whose results came back
     // The loss curves so far, by field, kept here so that an autosave has them.
@@ -215,6 +218,7 @@ async function train(msg) {
           submitted = steps = f.resumed_at;
           postMessage({
             backend: 'cpu',
+            engine,
             reason: `the WebGPU device was lost (${e.message}); training continues on the CPU from step ${f.resumed_at}, the last weights read back, and repeats the ${f.lost_steps} steps after it`,
           });
           f.free();
