@@ -58,8 +58,8 @@ fi
 native_tests=false
 [ "${1:-}" = "--native-tests" ] && native_tests=true
 
-# Rebuild the wasm modules when one is missing or any input is newer than them (the light
-# sampler is written last).
+# Rebuild the wasm modules when one is missing or any input is newer than the light sampler's
+# (build-wasm.sh moves all of pkg/ into place at once, so they are as new as each other).
 wasm_lane() {
   if [ ! -f pkg/latent_lab_bg.wasm ] || [ ! -f pkg/latent_lab_relaxed_bg.wasm ] || [ ! -f pkg/sampler_bg.wasm ] ||
      [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/sampler_bg.wasm -print -quit)" ]; then

@@ -126,10 +126,15 @@ impl GeneratorAverage {
 
     /// Takes in the weights after step `t`. Weights more than one step on (a device's, copied out
     /// every sync interval) count as that many steps of these weights: d^k. Weights from an earlier
-    /// step (a rollback) leave the average as it is: it is of weights that were trained.
+    /// step (a rollback past a divergence) start the average again from them, so none of the
+    /// steps thrown away, which led to the divergence, stays in what is sampled and saved.
     fn follow(&mut self, theta: &[f32], t: u64) {
-        if t <= self.at {
+        if t < self.at {
+            self.values.copy_from_slice(&theta[self.range.clone()]);
             self.at = t;
+            return;
+        }
+        if t == self.at {
             return;
         }
         let keep = Self::decay(t).powi((t - self.at).min(i32::MAX as u64) as i32) as f32;

@@ -297,7 +297,8 @@ impl Trainer {
 
     /// Moves training to `backend` (a GPU), which must hold the weights and Adam's state as the
     /// CPU backend has them now (built from `cpu().snapshot()`, or from the model's parameters
-    /// after `cpu().publish()`, as `Lab::use_gpu` does); the dataset goes up too if one is set.
+    /// after `cpu().publish_trained()`, as `Lab::use_gpu` does: `publish` would hand it a GAN
+    /// generator's average); the dataset goes up too if one is set.
     pub fn use_device(&mut self, mut backend: Box<dyn TrainBackend>) -> Result<()> {
         ensure!(self.device.is_none(), "this model already trains on {}", self.backend_name());
         ensure!(self.in_flight.is_empty(), "{} steps are still in flight", self.in_flight.len());
@@ -371,7 +372,8 @@ impl Trainer {
         Recipe::of(self.cfg.kind, self.settings())
     }
 
-    /// The batch size, the learning rate (of the first epoch) and its decay.
+    /// The batch size, the learning rate (of the first epoch), its decay, a GAN's averaging and a
+    /// cGAN's label gain.
     pub fn settings(&self) -> TrainSettings {
         TrainSettings {
             batch_size: self.batch_size,
@@ -479,7 +481,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// Sets the batch size, learning rate and decay to `recipe`'s for this kind.
+    /// Sets the batch size, learning rate, decay, a GAN's averaging and a cGAN's label gain to
+    /// `recipe`'s for this kind.
     pub fn set_recipe(&mut self, recipe: Recipe) {
         let s = recipe.settings(self.cfg.kind);
         (self.batch_size, self.learning_rate, self.decay, self.label_gain) = (s.batch_size, s.learning_rate, s.decay, s.label_gain);

@@ -502,13 +502,15 @@ impl Model {
     }
 
     /// `"fast"` (the default), `"tutorial"`, or `"custom"` once the batch size, learning rate or
-    /// decay is set by hand: the recipe those settings are.
+    /// decay is set by hand: the recipe those settings are (with a GAN's averaging and a cGAN's
+    /// label gain, which only a recipe sets here).
     #[wasm_bindgen(getter)]
     pub fn recipe(&self) -> String {
         self.peek(|lab| lab.trainer().recipe().map_or("custom", Recipe::name).to_string())
     }
 
-    /// Sets the batch size, learning rate and decay to a recipe's for this kind: `"fast"` or `"tutorial"`.
+    /// Sets the batch size, learning rate, decay, a GAN's averaging and a cGAN's label gain to a
+    /// recipe's for this kind: `"fast"` or `"tutorial"`.
     #[wasm_bindgen(setter)]
     pub fn set_recipe(&mut self, name: &str) -> Result<(), JsValue> {
         let recipe = Recipe::parse(name).map_err(js_err)?;

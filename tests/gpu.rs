@@ -411,7 +411,6 @@ fn files_move_between_backends() {
 /// the CPU (the device holds only the trained weights); without the average the device decodes.
 #[test]
 fn an_averaged_gan_on_the_gpu_samples_its_average_from_each_copy_out() {
-    use latent_lab::backend::HostBackend;
     let cfg = ModelConfig { hidden: 32, ..Kind::Gan.default_config() };
     let mut lab = Lab::fresh(cfg, 4).unwrap();
     lab.set_dataset(common::mnist().train.take(640)).unwrap();

@@ -190,7 +190,7 @@ fn every_shipped_file_records_a_command_that_names_its_settings() {
         // The GANs' files: the fast recipe's averaged generator, and the cGAN's label gain.
         if file.contains("gan") {
             assert!(command.contains(" --average on"), "{file}: `{command}`");
-            assert_eq!(command.contains(" --label-gain 10"), file.starts_with("cgan"), "{file}: `{command}`");
+            assert_eq!(command.contains(" --label-gain 10 "), file.starts_with("cgan"), "{file}: `{command}`");
         }
     }
 }

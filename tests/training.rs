@@ -376,4 +376,13 @@ fn a_gans_samples_and_file_come_from_its_generator_averaged_over_the_steps() {
     cpu.publish_trained().unwrap();
     let trained = p.data().lock().unwrap()["generator.fc2.bias"].as_tensor().to_vec1::<f32>().unwrap();
     assert_eq!(trained, copy.params["generator.fc2.bias"]);
+    // A rollback (the weights of an earlier step) starts the average again from them: the steps
+    // it throws away, which led to a divergence, leave nothing in what is sampled.
+    let mut back = copy.clone();
+    back.optimizer.t = 20;
+    back.params.get_mut("generator.fc2.bias").unwrap().iter_mut().for_each(|b| *b -= 3.0);
+    cpu.restore(&back).unwrap();
+    cpu.publish().unwrap();
+    let published = p.data().lock().unwrap()["generator.fc2.bias"].as_tensor().to_vec1::<f32>().unwrap();
+    assert_eq!(published, back.params["generator.fc2.bias"]);
 }

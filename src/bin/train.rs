@@ -165,8 +165,8 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     lab.set_dataset(data.train.clone())?;
     let steps = lab.trainer().steps_per_epoch();
     let (batch, lr, decay) = (lab.trainer().batch_size(), lab.trainer().learning_rate(), lab.trainer().settings().decay.name());
-    // Only a VAE trained on another objective than the plain one says so, so the shipped files'
-    // commands read as they always have.
+    // A GAN's command names its averaging (and a cGAN's its label gain); a VAE's names its
+    // objective only when it is not the plain one, so the VAE files' commands read as they always have.
     let objective = lab.trainer().objective();
     let settings = lab.trainer().settings();
     let objective = match cfg.kind.family() {
