@@ -61,9 +61,9 @@ impl CpuBackend {
         for (name, shape, off) in &self.engine.layout.entries {
             let var = vars.get(name).ok_or_else(|| anyhow!("the model has no {name}"))?;
             let n: usize = shape.iter().product();
-            let values = match average {
-                Some(a) if a.range.contains(off) => &a.values[off - a.range.start..off - a.range.start + n],
-                _ => &self.engine.theta[*off..off + n],
+            let values = match average.and_then(|a| a.slot(*off, n).map(|r| &a.values[r])) {
+                Some(averaged) => averaged,
+                None => &self.engine.theta[*off..off + n],
             };
             var.set(&Tensor::from_slice(values, shape.as_slice(), &self.device)?)?;
         }
@@ -118,6 +118,11 @@ impl GeneratorAverage {
         let (off, count) = engine.layout.range("generator.");
         let range = off as usize..(off + count) as usize;
         Self { values: engine.theta[range.clone()].to_vec(), range, at: engine.t }
+    }
+
+    /// Where the `n` values at `off` in the flat buffers sit in `values`, if they are the generator's.
+    fn slot(&self, off: usize, n: usize) -> Option<std::ops::Range<usize>> {
+        self.range.contains(&off).then(|| off - self.range.start..off - self.range.start + n)
     }
 
     fn decay(t: u64) -> f64 {
@@ -218,24 +223,21 @@ impl HostBackend for CpuBackend {
 
     fn generator_average(&self) -> Option<HashMap<String, Vec<f32>>> {
         let a = self.average.as_ref()?;
-        let layout = &self.engine.layout;
-        let names = layout.entries.iter().filter(|(_, _, off)| a.range.contains(off));
-        Some(names.map(|(name, shape, off)| {
-            let n: usize = shape.iter().product();
-            (name.clone(), a.values[off - a.range.start..off - a.range.start + n].to_vec())
-        }).collect())
+        let entries = self.engine.layout.entries.iter();
+        Some(entries.filter_map(|(name, shape, off)| Some((name.clone(), a.values[a.slot(*off, shape.iter().product())?].to_vec()))).collect())
     }
 
     fn restore_generator_average(&mut self, average: &HashMap<String, Vec<f32>>) -> Result<()> {
         let layout = &self.engine.layout;
         let a = self.average.as_mut().ok_or_else(|| anyhow!("this model keeps no average of its generator"))?;
         let mut values = a.values.clone();
-        for (name, shape, off) in layout.entries.iter().filter(|(_, _, off)| a.range.contains(off)) {
+        for (name, shape, off) in &layout.entries {
             let n: usize = shape.iter().product();
+            let Some(slot) = a.slot(*off, n) else { continue };
             let v = average.get(name).ok_or_else(|| anyhow!("the averaged generator has no `{name}`"))?;
             anyhow::ensure!(v.len() == n, "the averaged `{name}` holds {} values, not {n}", v.len());
             anyhow::ensure!(v.iter().all(|x| x.is_finite()), "the averaged `{name}` holds a value that is not finite");
-            values[off - a.range.start..off - a.range.start + n].copy_from_slice(v);
+            values[slot].copy_from_slice(v);
         }
         a.values = values;
         a.at = self.engine.t;

@@ -60,9 +60,8 @@ pub struct GpuBackend {
     state: TrainState,
     data: Option<GpuDataset>,
     plans: PlanCache<StepPlan>,
-    /// The VAE objective `plans` were recorded for, and a cGAN's label gain.
-    plans_objective: VaeObjective,
-    plans_label_gain: f32,
+    /// The setting `plans` were recorded for.
+    plans_for: PlanSetting,
     sample_plans: PlanCache<SamplePlan>,
     /// Steps committed, as last read back; steps submitted and not yet read back.
     committed: u64,
@@ -107,8 +106,7 @@ impl GpuBackend {
             state,
             data: None,
             plans: PlanCache::new(),
-            plans_objective: VaeObjective::default(),
-            plans_label_gain: 1.0,
+            plans_for: PlanSetting::Vae(VaeObjective::default()),
             sample_plans: PlanCache::new(),
             committed,
             in_flight: 0,
@@ -222,11 +220,21 @@ impl GpuBackend {
     }
 }
 
-/// The recorded step for `n` rows, recorded now if the cache has none (a VAE's for `objective`, a
-/// cGAN's for `label_gain`: the cache holds one setting's plans).
-fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize, objective: VaeObjective, label_gain: f32) -> Result<&'p StepPlan> {
+/// What a recorded step bakes in besides its row count: a VAE's objective, a GAN's label gain
+/// (`Batch::label_gain`). The plan cache holds one setting's plans.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PlanSetting {
+    Vae(VaeObjective),
+    Gan { label_gain: f32 },
+}
+
+/// The recorded step for `n` rows, recorded now if the cache has none.
+fn step_plan<'p>(plans: &'p mut PlanCache<StepPlan>, graph: &StepGraph, n: usize, setting: PlanSetting) -> Result<&'p StepPlan> {
     plans.get_or_record(n, || {
-        let plan = if graph.cfg.kind.is_gan() { gan_step::record(graph, n, label_gain)? } else { vae_step::record(graph, n, objective)? };
+        let plan = match setting {
+            PlanSetting::Gan { label_gain } => gan_step::record(graph, n, label_gain)?,
+            PlanSetting::Vae(objective) => vae_step::record(graph, n, objective)?,
+        };
         graph.gpu.check()?;
         Ok(plan)
     })
@@ -279,15 +287,12 @@ impl TrainBackend for GpuBackend {
             images: &d.images,
             labels: &d.labels,
         };
-        if !gan && batch.vae != self.plans_objective {
-            self.plans.clear(); // recorded for another objective (steps in flight keep their buffers)
-            self.plans_objective = batch.vae;
+        let setting = if gan { PlanSetting::Gan { label_gain: batch.label_gain } } else { PlanSetting::Vae(batch.vae) };
+        if setting != self.plans_for {
+            self.plans.clear(); // recorded for another setting (steps in flight keep their buffers)
+            self.plans_for = setting;
         }
-        if gan && batch.label_gain != self.plans_label_gain {
-            self.plans.clear(); // recorded for another label gain
-            self.plans_label_gain = batch.label_gain;
-        }
-        let plan = step_plan(&mut self.plans, &graph, n, batch.vae, batch.label_gain)?;
+        let plan = step_plan(&mut self.plans, &graph, n, setting)?;
         // Packed before anything is written, so draws of the wrong shape leave the queue untouched.
         let gan_uploads = match (&plan.gan, batch.gan) {
             (Some(inputs), Some(draws)) => Some((inputs, inputs.layout.pack(draws)?, inputs.layout.wrong_labels(draws)?)),
