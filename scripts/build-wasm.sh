@@ -18,9 +18,16 @@ export RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
 # Both binaries share one JS glue, which the build checks.
 build() {
   local args=(build --lib --target wasm32-unknown-unknown --profile wasm-release "$@")
-  if have_rustup_wasm; then
+  if have_rustup_wasm && [[ " $* " != *" -Zbuild-std="* ]]; then
     cargo "${args[@]}"
+  elif have_rustup_wasm && have_rustup_src; then
+    # -Zbuild-std is unstable: stable cargo takes it where told it may.
+    RUSTC_BOOTSTRAP=1 cargo "${args[@]}"
   else
+    # (this path builds std in any case: the flag once, below)
+    local a kept=()
+    for a in "${args[@]}"; do [[ $a == -Zbuild-std=* ]] || kept+=("$a"); done
+    args=("${kept[@]}")
     # Debian's rustc ships no linker for wasm; rustup's toolchain carries rust-lld.
     lld="$("$(rustup which rustc)" --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
     [ -x "$lld" ] || lld=$(command -v wasm-ld-22 || command -v wasm-ld || true)
@@ -49,8 +56,21 @@ if ! cmp -s pkg.tmp/latent_lab.js pkg.tmp/relaxed/latent_lab.js; then
 fi
 mv pkg.tmp/relaxed/latent_lab_bg.wasm pkg.tmp/latent_lab_relaxed_bg.wasm
 rm -rf pkg.tmp/relaxed
+# Threads (feature `threads`, for cross-origin isolated pages' training workers): atomics and
+# bulk memory over one shared, imported memory (up to 1 GiB), with the thread-local storage
+# exports wasm-bindgen's thread support needs; std rebuilt with them (-Zbuild-std), since
+# rustup's wasm32 std is built without. Relaxed SIMD too: the browsers that validate it are the
+# ones it is chosen for. Its own glue (it imports its memory and exports initThreadPool), with
+# wasm-bindgen-rayon's worker script beside it in pkg/threads/snippets/.
+threads_flags="${RUSTFLAGS/+simd128/+simd128,+relaxed-simd,+atomics,+bulk-memory}"
+for arg in --shared-memory --max-memory=1073741824 --import-memory \
+           --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base; do
+  threads_flags+=" -C link-arg=$arg"
+done
+CARGO_TARGET_DIR="$PWD/target-wasm-threads" RUSTFLAGS="$threads_flags" build --features threads -Zbuild-std=std,panic_abort
+wasm-bindgen --target web --weak-refs --out-dir pkg.tmp/threads "$PWD/target-wasm-threads/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
 rm -rf pkg
 mv pkg.tmp pkg
-for m in latent_lab latent_lab_relaxed sampler; do
+for m in latent_lab latent_lab_relaxed sampler threads/latent_lab; do
   echo "build-wasm: pkg/${m}_bg.wasm $(stat -c %s pkg/${m}_bg.wasm) bytes, $(gzip -9c pkg/${m}_bg.wasm | wc -c) gzipped"
 done

@@ -10,3 +10,9 @@ have_rustup_wasm() {
 wasm_bindgen_version() {
   awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
 }
+
+# rustup's standard library source (rust-src) is installed: the threaded wasm build rebuilds std
+# with atomics from it (-Zbuild-std).
+have_rustup_src() {
+  rustup component list --installed 2>/dev/null | grep -x 'rust-src' >/dev/null
+}

@@ -2,8 +2,11 @@
 // Serves the repository root (index.html, www/, pkg/); compresses large files with gzip once
 // and keeps the result (the MNIST files are stored gzipped already and go as they are).
 //
-//   node scripts/serve.mjs [--port 8080]      (port 0 picks a free one)
+//   node scripts/serve.mjs [--port 8080] [--not-isolated]     (port 0 picks a free one)
 //
+// Every response says COOP: same-origin and COEP: require-corp, so the page is cross-origin
+// isolated and its training worker may run the threaded wasm build (www/assets.js THREADS);
+// --not-isolated leaves them out (what a blog post's host usually sends: one thread).
 // Tests import { startServer } and get back { url, close }.
 import http from 'node:http';
 import fs from 'node:fs/promises';
@@ -29,9 +32,18 @@ const TYPES = {
 // Only these top-level paths are served; nothing else of the checkout is exposed.
 const SERVED = ['/index.html', '/www/', '/pkg/', '/bench/', '/node_modules/@tensorflow/'];
 
-export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) {
+/** The headers that make a page cross-origin isolated (SharedArrayBuffer, and so wasm threads). */
+export const ISOLATION_HEADERS = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+};
+
+export async function startServer({ root = ROOT, port = 0, headers = {}, isolated = true } = {}) {
+  headers = { ...(isolated ? ISOLATION_HEADERS : {}), ...headers };
   const gzipCache = new Map(); // path -> { mtimeMs, body }
   const server = http.createServer(async (req, res) => {
+    // On every response, a 404 too (a page of the origin that is not ours is still isolated).
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     try {
       let urlPath = decodeURIComponent(new URL(req.url, 'http://x').pathname);
       if (urlPath === '/') urlPath = '/index.html';
@@ -46,7 +58,7 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
         return;
       }
       const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
-      const base = { 'content-type': type, 'cache-control': 'no-cache', ...headers };
+      const base = { 'content-type': type, 'cache-control': 'no-cache' };
       const wantsGzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
       if (wantsGzip && stat.size > 1024 && path.extname(file) !== '.gz') {
         let hit = gzipCache.get(file);
@@ -75,6 +87,7 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf('--port');
   const port = i > 0 ? Number(process.argv[i + 1]) : 8080;
-  const { url } = await startServer({ port });
-  console.log(`latent-lab: serving ${url}  (Ctrl-C stops)`);
+  const isolated = !process.argv.includes('--not-isolated');
+  const { url } = await startServer({ port, isolated });
+  console.log(`latent-lab: serving ${url}${isolated ? ' (cross-origin isolated: training may use threads)' : ' (not cross-origin isolated: one thread)'}  (Ctrl-C stops)`);
 }

@@ -20,11 +20,13 @@ need_apt libvulkan1
 
 # The wasm32 standard library: rustup's where it can be downloaded, else Debian's rustc-web built
 # from source with -Zbuild-std (rustup hangs rather than fails where it cannot reach its server).
-if ! have_rustup_wasm; then
+# The threaded build rebuilds std with atomics in any case, from rustup's rust-src or Debian's.
+if ! have_rustup_wasm || ! have_rustup_src; then
   if installed rustc-web && installed cargo-web && installed rust-web-src; then
     :
-  elif timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
-    say "rustup added wasm32-unknown-unknown"
+  elif (have_rustup_wasm || timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1) &&
+       (have_rustup_src || timeout 60 rustup component add rust-src >/dev/null 2>&1); then
+    say "rustup added wasm32-unknown-unknown and rust-src"
   else
     need_apt rustc-web; need_apt cargo-web; need_apt rust-web-src
   fi
@@ -62,6 +64,7 @@ native_tests=false
 # (build-wasm.sh moves all of pkg/ into place at once, so they are as new as each other).
 wasm_lane() {
   if [ ! -f pkg/latent_lab_bg.wasm ] || [ ! -f pkg/latent_lab_relaxed_bg.wasm ] || [ ! -f pkg/sampler_bg.wasm ] ||
+     [ ! -f pkg/threads/latent_lab_bg.wasm ] ||
      [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/sampler_bg.wasm -print -quit)" ]; then
     say "building the wasm modules (a few minutes the first time)"
     scripts/build-wasm.sh

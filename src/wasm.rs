@@ -251,12 +251,48 @@ pub fn recipe_settings(kind: &str, recipe: &str) -> Result<JsValue, JsValue> {
 
 /// What the CPU engine of this build runs on: `"1 thread, relaxed SIMD"` for the relaxed-SIMD binary
 /// (`latent_lab_relaxed_bg.wasm`: its products use `f32x4.relaxed_madd`), `"1 thread, SIMD"` for the
-/// plain simd128 one, which browsers without relaxed SIMD load. Said by the binary itself, so the
-/// page reports what was loaded, not what it asked for.
+/// plain simd128 one, which browsers without relaxed SIMD load, and `"2 threads, relaxed SIMD"` for
+/// the threaded one (`threads/latent_lab_bg.wasm`) once `start_threads(2)` has run. Said by the
+/// binary itself, so the page reports what was loaded and started, not what it asked for.
 #[wasm_bindgen]
 pub fn cpu_engine() -> String {
     let simd = if cfg!(target_feature = "relaxed-simd") { "relaxed SIMD" } else { "SIMD" };
-    format!("1 thread, {simd}")
+    match crate::engine::threads::count() {
+        1 => format!("1 thread, {simd}"),
+        n => format!("{n} threads, {simd}"),
+    }
+}
+
+/// The threaded build only: starts a pool of `threads` Web Workers over this module's shared
+/// memory (wasm-bindgen-rayon's `initThreadPool`), across which the engine's steps then split
+/// their products; resolves to the pool's size. Call it once, from a Worker (a step waits for
+/// its threads with `Atomics.wait`, which a page's main thread may not), before anything else
+/// of the module runs: a second call is refused.
+#[cfg(feature = "threads")]
+#[wasm_bindgen]
+pub async fn start_threads(threads: usize) -> Result<usize, JsError> {
+    use crate::engine::threads;
+    use wasm_bindgen::JsCast;
+    if threads < 1 || threads > 16 {
+        return Err(JsError::new(&format!("start_threads takes 1 to 16 threads, not {threads}")));
+    }
+    if threads::count() > 1 || STARTING.with(|s| s.replace(true)) {
+        return Err(JsError::new("the thread pool was started already"));
+    }
+    wasm_bindgen_futures::JsFuture::from(wasm_bindgen_rayon::init_thread_pool(threads))
+        .await
+        .map_err(|e| {
+            let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string());
+            JsError::new(&format!("the thread pool did not start: {}", why.unwrap_or_else(|| format!("{e:?}"))))
+        })?;
+    threads::started(threads);
+    Ok(threads)
+}
+
+#[cfg(feature = "threads")]
+thread_local! {
+    /// `start_threads` was called (the pool may still be starting).
+    static STARTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// One split (`"train"` or `"test"`) of the page's MNIST file: `www/data/mnist.safetensors.gz` or

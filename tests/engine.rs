@@ -57,6 +57,62 @@ fn the_blocked_product_matches_the_reference_at_odd_sizes() {
     }
 }
 
+/// Bands the split product handed to its kernel (`split_rows`'s test).
+static BANDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[allow(clippy::too_many_arguments)]
+fn counted_blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    BANDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    matmul::blocked(m, n, k, a, b, c, c_rs, e);
+}
+
+/// The threaded build's products: C's rows split into 2 to 4 bands run on rayon's threads (as in
+/// the browser's pool) give the blocked product's C bit for bit, so a step's numbers do not
+/// depend on the threads it ran on, in every layout and epilogue, at sizes whose bands are
+/// uneven or narrower than a tile; a product too small to be worth splitting runs whole.
+#[test]
+fn products_split_across_threads_match_the_whole_product_bit_for_bit() {
+    let mut rng = common::Rng::new(5);
+    for &(m, n, k) in &[(37, 130, 129), (9, 300, 200), (128, 401, 21), (20, 33, 800)] {
+        assert!(m * n * k >= matmul::MIN_SPLIT_WORK, "[{m}, {n}, {k}] is below the split's threshold");
+        for (transposed, b_by_columns) in [(false, false), (true, false), (false, true)] {
+            let a_values = rng.vec(m * k, -1.0, 1.0);
+            let a = if transposed { Strided::transposed(&a_values, m) } else { Strided::rows(&a_values, k) };
+            let b_values = rng.vec(k * n, -1.0, 1.0);
+            let b = if b_by_columns { Strided::transposed(&b_values, k) } else { Strided::rows(&b_values, n) };
+            let bias = rng.vec(n, -0.5, 0.5);
+            let mask: Vec<f32> = (0..m * n).map(|i| if i % 7 == 0 { 0.0 } else { 1.25 }).collect();
+            let start = rng.vec(m * (n + 3), -1.0, 1.0);
+            let epilogues = [
+                Epilogue::default(),
+                Epilogue { accumulate: true, bias: Some(&bias), act: Act::Leaky, mask: Some(&mask) },
+            ];
+            for (which, e) in epilogues.into_iter().enumerate() {
+                // C's rows n + 3 apart, as a band of a wider buffer
+                let mut whole = start.clone();
+                matmul::blocked(m, n, k, a, b, &mut whole, n + 3, e);
+                for parts in 2..=4 {
+                    let mut split = start.clone();
+                    BANDS.store(0, std::sync::atomic::Ordering::Relaxed);
+                    matmul::split_rows(parts, m, n, k, a, b, &mut split, n + 3, e, counted_blocked);
+                    let bands = BANDS.load(std::sync::atomic::Ordering::Relaxed);
+                    let what = format!("[{m}×{k}]·[{k}×{n}] A transposed {transposed}, B by columns {b_by_columns}, epilogue {which}, {parts} parts");
+                    // (a band under two tiles of rows, or under the threshold's work, splits no further)
+                    assert!((2..=parts).contains(&bands), "{what}: {bands} bands");
+                    assert!(split == whole, "{what}: differs from the whole product");
+                }
+            }
+        }
+    }
+    // Too little work to be worth a thread: one band.
+    let (a, b) = (vec![1.0; 16 * 16], vec![1.0; 16 * 16]);
+    let mut c = vec![0.0; 16 * 16];
+    BANDS.store(0, std::sync::atomic::Ordering::Relaxed);
+    matmul::split_rows(4, 16, 16, 16, Strided::rows(&a, 16), Strided::rows(&b, 16), &mut c, 16, Epilogue::default(), counted_blocked);
+    assert_eq!(BANDS.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(c.iter().all(|&v| v == 16.0));
+}
+
 fn params(cfg: &ModelConfig) -> candle_nn::VarMap {
     init_params(cfg, SEED, &Device::Cpu).unwrap()
 }

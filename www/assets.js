@@ -29,8 +29,28 @@ function relaxedSimdProbe() {
  * (pkg/latent_lab_bg.wasm, simd128 alone). `?simd=plain` in the page's address forces the plain
  * build, in the page and in its training worker (whose address carries it on).
  */
-const simdForced = new URLSearchParams(self.location.search).get('simd') === 'plain';
+const query = new URLSearchParams(self.location.search);
+const simdForced = query.get('simd') === 'plain';
 export const SIMD = !simdForced && WebAssembly.validate(relaxedSimdProbe()) ? 'relaxed' : 'plain';
+
+/**
+ * Threads for training: the training worker runs the threaded build (pkg/threads/, relaxed SIMD
+ * over a shared memory, the engine's products split across a pool of Web Workers) where the page
+ * is cross-origin isolated (COOP/COEP: SharedArrayBuffer exists), relaxed SIMD validates, there is
+ * more than one core and `?threads=1` does not ask for one thread. THREADS says how many the pool
+ * gets (up to 4: these layers gain nothing from more), or why one thread (`single`); the address
+ * carries `?threads=1` on to the worker, as it does `?simd=plain`. A page's main thread never
+ * runs the threaded build: a step waits for its threads with Atomics.wait, which it may not.
+ */
+export const THREADS = (() => {
+  if (query.get('threads') === '1') return { count: 1, single: 'one thread asked for' };
+  if (!self.crossOriginIsolated) return { count: 1, single: 'page not cross-origin isolated' };
+  if (SIMD !== 'relaxed') return { count: 1, single: 'the threaded build needs relaxed SIMD' };
+  const cores = navigator.hardwareConcurrency || 1;
+  if (cores < 2) return { count: 1, single: 'one core' };
+  return { count: Math.min(cores, 4), single: null };
+})();
+const inWorker = typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope;
 
 /** The shipped models, in the order the page's Model list shows them. */
 export const MODELS = [
@@ -57,7 +77,13 @@ export const URLS = {
   // about 11.6 and 1.7 MB; fetchBytes inflates them.
   mnist: here('./data/mnist.safetensors.gz'),
   mnistTest: here('./data/mnist-test.safetensors.gz'),
-  worker: simdForced ? here('./worker.js?simd=plain') : here('./worker.js'),
+  // The worker's address carries the page's choices of binary on.
+  worker: (() => {
+    const url = here('./worker.js');
+    if (simdForced) url.searchParams.set('simd', 'plain');
+    if (query.get('threads') === '1') url.searchParams.set('threads', '1');
+    return url;
+  })(),
 };
 
 /**
@@ -119,8 +145,43 @@ const wasmModule = (name, binaryName = name) => once(async () => {
   return module;
 });
 
-/** The whole wasm module: models that encode, train and save, the classifier, the MNIST reader. */
-export const wasm = wasmModule('latent_lab', SIMD === 'relaxed' ? 'latent_lab_relaxed' : 'latent_lab');
+const singleThreaded = wasmModule('latent_lab', SIMD === 'relaxed' ? 'latent_lab_relaxed' : 'latent_lab');
+
+/** Why the engine runs on one thread here (null where its pool started). */
+let oneThreadBecause = THREADS.single;
+
+/**
+ * The threaded build with its pool started, in a worker where THREADS allows it; the
+ * single-threaded build where it does not, or where the pool fails to start (saying why).
+ */
+const threaded = once(async () => {
+  let module;
+  try {
+    module = await import('../pkg/threads/latent_lab.js');
+    await module.default({ module_or_path: fetch(here('../pkg/threads/latent_lab_bg.wasm')) });
+    await module.start_threads(THREADS.count);
+    return module;
+  } catch (e) {
+    oneThreadBecause = `threads did not start: ${e.message}`;
+    return singleThreaded();
+  }
+});
+
+/**
+ * The whole wasm module: models that encode, train and save, the classifier, the MNIST reader.
+ * In the training worker, the threaded build where THREADS allows it.
+ */
+export const wasm = inWorker && THREADS.count > 1 ? threaded : singleThreaded;
+
+/**
+ * What the CPU engine trains on, as the Train panel says it: the binary's own words
+ * (`cpu_engine()`: "2 threads, relaxed SIMD") and, on one thread, why ("page not cross-origin
+ * isolated").
+ */
+export function engineLine(module) {
+  const line = module.cpu_engine();
+  return oneThreadBecause && line.startsWith('1 thread') ? `${line} (${oneThreadBecause})` : line;
+}
 
 /**
  * The light wasm module (src/wasm_sampler.rs): a `Sampler` alone, about a quarter of the whole

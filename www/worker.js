@@ -29,7 +29,9 @@
 // out: {status: string}                         what is happening now
 //      {backend: 'webgpu' | 'cpu', reason, engine}   where training runs and why; again after a
 //                                               fallback. engine: what the CPU engine runs on, as
-//                                               the loaded binary says ("1 thread, relaxed SIMD")
+//                                               the loaded binary says ("2 threads, relaxed SIMD";
+//                                               on one thread, why: "1 thread, relaxed SIMD (page
+//                                               not cross-origin isolated)"; assets.js THREADS)
 //      {recovered: {divergedAt, resumedAt, learningRate, retriesLeft, why}}   a step diverged: training
 //                                               went back to the last good weights (every sync
 //                                               interval) at half the learning rate
@@ -59,7 +61,7 @@
 //      {error: string, name}                    a step failed; the weights before it are kept
 //                                               (name: the wasm error's, e.g. 'DivergedError')
 //      {fatal: string}                          the wasm module trapped; this worker is unusable
-import { URLS, classifier, fetchBytes, wasm } from './assets.js';
+import { URLS, classifier, engineLine, fetchBytes, wasm } from './assets.js';
 import { deleteRun, getRun, putRun, storageProblem } from './autosave.js';
 import { histogram } from './coverage.js';
 import { normals } from './random.js';
@@ -104,10 +106,10 @@ const isDeviceLoss = (e) => e?.name === 'DeviceLostError';
 async function prepare() {
   if (!ready) {
     ready = (async () => {
-      const { Model, cpu_engine: cpuEngine } = await wasm();
+      const module = await wasm();
       postMessage({ status: 'downloading MNIST (60,000 training digits)…' });
       const [data, digitClassifier] = await Promise.all([fetchBytes(URLS.mnist, 'the MNIST training digits'), classifier()]);
-      return { Model, data, classifier: digitClassifier, engine: cpuEngine() };
+      return { Model: module.Model, data, classifier: digitClassifier, engine: engineLine(module) };
     })();
     ready.catch(() => (ready = null)); // a failed download may be retried
   }

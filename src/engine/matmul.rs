@@ -87,13 +87,44 @@ fn check(m: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &[f32], c_rs
 }
 
 /// C [m, n] (row stride `c_rs`) ← epilogue(A·B). In the browser either B's rows are contiguous
-/// (cs 1), or A's rows and B's columns are (the dot-product form).
+/// (cs 1), or A's rows and B's columns are (the dot-product form); its rows are split across the
+/// engine's threads where there are several (`threads::count`).
 #[allow(clippy::too_many_arguments)]
 pub fn multiply(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
     #[cfg(target_arch = "wasm32")]
-    blocked(m, n, k, a, b, c, c_rs, e);
+    split_rows(super::threads::count(), m, n, k, a, b, c, c_rs, e, blocked);
     #[cfg(not(target_arch = "wasm32"))]
     with_gemm_crate(m, n, k, a, b, c, c_rs, e);
+}
+
+/// A product's signature, for `split_rows`'s kernel.
+pub type Kernel = fn(usize, usize, usize, Strided, Strided, &mut [f32], usize, Epilogue);
+
+/// Products smaller than this (m·n·k multiply-adds, about 25 µs of one core's wasm SIMD) run
+/// whole: handing half of one to another thread costs about as much as it saves.
+pub const MIN_SPLIT_WORK: usize = 1 << 19;
+
+/// `kernel`'s product with C's rows split into `parts` bands of whole register tiles (multiples
+/// of 4 rows), run side by side (`threads::join`): each band reads its own rows of A and of the
+/// mask and writes its own rows of C, so the bands share nothing they write. Rows, not columns:
+/// every product a step makes has at least 8 rows where it is large enough to split (the batch,
+/// or a layer's outputs for dW), and a band of rows is one contiguous run of C.
+#[allow(clippy::too_many_arguments)]
+pub fn split_rows(parts: usize, m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue, kernel: Kernel) {
+    if parts <= 1 || m < 2 * MR || m * n * k < MIN_SPLIT_WORK {
+        return kernel(m, n, k, a, b, c, c_rs, e);
+    }
+    check(m, n, k, &a, &b, c, c_rs, &e);
+    // The first parts / 2 bands above, the rest below, each side's rows in proportion.
+    let upper = parts / 2;
+    let mid = ((m * upper / parts).div_ceil(MR) * MR).clamp(MR, m - MR);
+    let (c_upper, c_lower) = c.split_at_mut(mid * c_rs);
+    let a_lower = Strided { data: &a.data[mid * a.rs..], ..a };
+    let e_lower = Epilogue { mask: e.mask.map(|mask| &mask[mid * n..]), ..e };
+    super::threads::join(
+        || split_rows(upper, mid, n, k, a, b, c_upper, c_rs, e, kernel),
+        || split_rows(parts - upper, m - mid, n, k, a_lower, b, c_lower, c_rs, e_lower, kernel),
+    );
 }
 
 /// The product the plain way, one dot product per element in f64: the tests' reference.

@@ -9,7 +9,8 @@
 //! - `adam.rs`: the fused Adam pass and its commit;
 //! - `vae_step.rs`, `gan_step.rs`, `ae_step.rs`: one step per model family;
 //! - `classify.rs`: the digit classifier's forward (the quality yardstick's, not trained here);
-//! - `clock.rs`: where the steps' time goes, phase by phase (the benchmark's shares).
+//! - `clock.rs`: where the steps' time goes, phase by phase (the benchmark's shares);
+//! - `threads.rs`: the threads a step's products are split across (the threaded wasm build's pool).
 //!
 //! candle's autograd (`reference.rs`) is what the tests hold it to.
 
@@ -20,6 +21,7 @@ pub mod clock;
 mod gan_step;
 pub mod layers;
 pub mod matmul;
+pub mod threads;
 mod vae_step;
 
 use crate::adam::AdamConfig;
@@ -85,8 +87,13 @@ impl Engine {
     }
 
     /// One step: forward, backward and Adam, committed only if every check passed (a refused
-    /// step leaves the parameters and moments as they were).
+    /// step leaves the parameters and moments as they were). It runs on the thread pool where
+    /// the build has one (`threads.rs`).
     pub fn step(&mut self, batch: &Batch, lr: f64) -> Result<StepLosses> {
+        threads::in_pool(|| self.step_here(batch, lr))
+    }
+
+    fn step_here(&mut self, batch: &Batch, lr: f64) -> Result<StepLosses> {
         ensure!(!batch.indices.is_empty(), "a training step needs at least one example");
         let examples = batch.data.len().min(batch.data.images.len() / IMAGE_PIXELS);
         if let Some(&i) = batch.indices.iter().find(|&&i| i >= examples) {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
+import { trainBrieflyOnCpu } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let dir;
@@ -51,15 +52,40 @@ after(async () => {
 test('the dist folder holds the page, modules, wasm, weights and data, and nothing of the build', async () => {
   const site = path.join(dir, 'site');
   for (const f of ['index.html', 'www/main.js', 'www/worker.js', 'www/embed.js', 'www/embed-example.html',
-    'pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/sampler.js', 'pkg/sampler_bg.wasm', 'www/weights/vae-z20.safetensors',
+    'pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/sampler.js', 'pkg/sampler_bg.wasm',
+    'pkg/threads/latent_lab.js', 'pkg/threads/latent_lab_bg.wasm', 'www/weights/vae-z20.safetensors',
     'www/weights/classifier.safetensors', 'www/data/mnist.safetensors.gz', 'www/data/mnist-test.safetensors.gz']) {
     const stat = await fs.stat(path.join(site, f)).catch(() => null);
     assert.ok(stat?.isFile() && stat.size > 0, `dist has no ${f}`);
   }
   const top = (await fs.readdir(site)).sort();
-  assert.deepEqual(top, ['index.html', 'package.json', 'pkg', 'www']);
+  assert.deepEqual(top, ['_headers', 'index.html', 'package.json', 'pkg', 'www']);
+  // What a host that reads _headers sends with every file: cross-origin isolation, for threads.
+  const headers = await fs.readFile(path.join(site, '_headers'), 'utf8');
+  assert.match(headers, /^\/\*\n {2}Cross-Origin-Opener-Policy: same-origin\n {2}Cross-Origin-Embedder-Policy: require-corp\n$/);
   const wasm = await fs.readFile(path.join(site, 'pkg/latent_lab_bg.wasm'));
   assert.deepEqual([...wasm.subarray(0, 4)], [0, 0x61, 0x73, 0x6d], 'not a wasm module');
+});
+
+test('the dist folder, served with its _headers, trains on the threaded build', async () => {
+  const { startServer } = await import('../../scripts/serve.mjs');
+  // A host that applies _headers: COOP/COEP on every file of the folder, nothing else of ours.
+  const isolatedHost = await startServer({ root: path.join(dir, 'site') });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  try {
+    await page.goto(isolatedHost.url);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+    const { line, status } = await trainBrieflyOnCpu(page);
+    assert.equal(line, 'On the CPU: 2 threads, relaxed SIMD.');
+    assert.match(status, /· done; the page now uses these weights/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    await isolatedHost.close();
+  }
 });
 
 test('a plain static host serves the page and the embed from the dist folder', async () => {

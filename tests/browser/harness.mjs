@@ -6,11 +6,12 @@ import { startServer } from '../../scripts/serve.mjs';
 import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_WEBGPU_ARGS } from '../../scripts/chromium.mjs';
 
 /**
- * The server (with extra response `headers`, e.g. a CSP) and a browser; with `webgpu`, one whose
- * WebGPU runs on SwiftShader (without it, Chromium has no WebGPU adapter).
+ * The server (with extra response `headers`, e.g. a CSP; cross-origin isolated as `serve` is,
+ * unless `isolated` is false) and a browser; with `webgpu`, one whose WebGPU runs on SwiftShader
+ * (without it, Chromium has no WebGPU adapter).
  */
-export async function launch({ headers, webgpu = false } = {}) {
-  const server = await startServer({ port: 0, headers });
+export async function launch({ headers, webgpu = false, isolated = true } = {}) {
+  const server = await startServer({ port: 0, headers, isolated });
   const args = webgpu ? CHROMIUM_WEBGPU_ARGS : CHROMIUM_ARGS;
   const browser = await chromium.launch({ executablePath: CHROMIUM, args });
   return {
@@ -35,6 +36,21 @@ export async function openPage(env, path = '', setup = async () => {}) {
   await setup(page);
   await page.goto(env.server.url + path);
   return { page, problems };
+}
+
+/**
+ * Trains a fresh model of the page's first kind for 0.01 epochs on the CPU, through the Train
+ * panel: its engine line ("On the CPU: 2 threads, relaxed SIMD.") and its status once the run ended.
+ */
+export async function trainBrieflyOnCpu(page) {
+  await page.selectOption('#train-from', 'fresh');
+  await page.selectOption('#train-backend', 'cpu');
+  await page.fill('#train-epochs', '0.01');
+  await page.click('#train-start');
+  await page.waitForSelector('#train-engine:not([hidden])', { timeout: 120_000 });
+  const line = await page.textContent('#train-engine');
+  await page.waitForSelector('#train-start:not([disabled])', { timeout: 120_000 });
+  return { line, status: await page.textContent('#train-status') };
 }
 
 /** The main page, once it has drawn its first model. */

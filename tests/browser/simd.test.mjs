@@ -3,7 +3,7 @@
 // training worker too, and the Train panel says which the binary is. Both train alike.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage } from './harness.mjs';
+import { launch, openPage, trainBrieflyOnCpu } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -19,23 +19,15 @@ async function pageFetchingWasm(path) {
   return { ...opened, fetched };
 }
 
-/** Trains a fresh model of the page's first kind for 0.01 epochs on the CPU; the Train panel's engine line. */
-async function engineLine(page) {
-  await page.selectOption('#train-from', 'fresh');
-  await page.selectOption('#train-backend', 'cpu');
-  await page.fill('#train-epochs', '0.01');
-  await page.click('#train-start');
-  await page.waitForSelector('#train-engine:not([hidden])', { timeout: 120_000 });
-  const line = await page.textContent('#train-engine');
-  await page.waitForSelector('#train-start:not([disabled])', { timeout: 120_000 });
-  return line;
-}
+/** The Train panel's engine line after a short run on the CPU. */
+const engineLine = async (page) => (await trainBrieflyOnCpu(page)).line;
 
 test('Chromium loads the relaxed-SIMD binary, in the page and in the training worker, and says so; ?simd=plain loads the plain one', async () => {
   const relaxed = await pageFetchingWasm('');
   const { page } = relaxed;
   assert.equal(await page.evaluate(async () => (await import('/www/assets.js')).SIMD), 'relaxed');
-  assert.equal(await engineLine(page), 'On the CPU: 1 thread, relaxed SIMD.');
+  // (the worker's is the threaded build: this page is cross-origin isolated, tests/browser/threads.test.mjs)
+  assert.equal(await engineLine(page), 'On the CPU: 2 threads, relaxed SIMD.');
   // The binary says what it is: the page's own module, and the worker's (the line above).
   assert.equal(await page.evaluate(async () => (await import('/pkg/latent_lab.js')).cpu_engine()), '1 thread, relaxed SIMD');
   assert.ok(relaxed.fetched.includes('/pkg/latent_lab_relaxed_bg.wasm'), relaxed.fetched.join(' '));
@@ -46,7 +38,7 @@ test('Chromium loads the relaxed-SIMD binary, in the page and in the training wo
   // What a browser without relaxed SIMD (Safari) runs: forced by the address, page and worker alike.
   const plain = await pageFetchingWasm('?simd=plain');
   assert.equal(await plain.page.evaluate(async () => (await import('/www/assets.js')).SIMD), 'plain');
-  assert.equal(await engineLine(plain.page), 'On the CPU: 1 thread, SIMD.');
+  assert.equal(await engineLine(plain.page), 'On the CPU: 1 thread, SIMD (the threaded build needs relaxed SIMD).');
   assert.equal(await plain.page.evaluate(async () => (await import('/pkg/latent_lab.js')).cpu_engine()), '1 thread, SIMD');
   assert.ok(!plain.fetched.includes('/pkg/latent_lab_relaxed_bg.wasm'), plain.fetched.join(' '));
   assert.ok(plain.fetched.includes('/pkg/latent_lab_bg.wasm'), plain.fetched.join(' '));

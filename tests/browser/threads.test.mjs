@@ -1,0 +1,87 @@
+// Threads in the tab: a cross-origin isolated page's training worker runs the threaded build
+// (pkg/threads/: the engine's products split across a pool of Web Workers) and says so; a page
+// that is not isolated, or that asks for one thread, trains on one and says why; and the threaded
+// build trains every engine kind to the same losses as the one-thread build, bit for bit (each
+// thread computes whole rows of a product, as one thread would).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openPage, trainBrieflyOnCpu } from './harness.mjs';
+
+const envs = [];
+after(async () => { await Promise.all(envs.map((e) => e.close())); });
+async function env(options) {
+  const e = await launch(options);
+  envs.push(e);
+  return e;
+}
+
+/** The page at `path` trained briefly on the CPU (harness.mjs): its engine line and status, and whether it is isolated. */
+async function engineLine(e, path = '') {
+  const { page, problems } = await openPage(e, path);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  const isolated = await page.evaluate(() => self.crossOriginIsolated);
+  const { line, status } = await trainBrieflyOnCpu(page);
+  assert.deepEqual(problems, []);
+  await page.close();
+  return { line, isolated, status };
+}
+
+test('an isolated page trains on 2 threads and says so; ?threads=1 trains on one and says why', async () => {
+  const e = await env();
+  const threaded = await engineLine(e);
+  assert.equal(threaded.isolated, true);
+  assert.equal(threaded.line, 'On the CPU: 2 threads, relaxed SIMD.');
+  assert.match(threaded.status, /· done; the page now uses these weights/, threaded.status);
+  const one = await engineLine(e, '?threads=1');
+  assert.equal(one.line, 'On the CPU: 1 thread, relaxed SIMD (one thread asked for).');
+});
+
+test('a page that is not cross-origin isolated trains on one thread and says why', async () => {
+  const e = await env({ isolated: false });
+  const { line, isolated } = await engineLine(e);
+  assert.equal(isolated, false);
+  assert.equal(line, 'On the CPU: 1 thread, relaxed SIMD (page not cross-origin isolated).');
+});
+
+test('the threaded build trains every engine kind to the one-thread build\'s losses, bit for bit', async () => {
+  const e = await env();
+  const { page, problems } = await openPage(e);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  const runs = await page.evaluate(async () => {
+    const { fetchBytes, URLS } = await import('/www/assets.js');
+    const data = await fetchBytes(URLS.mnist, 'MNIST');
+    const start = async (binary) => {
+      const w = new Worker('/bench/engine-worker.js', { type: 'module' });
+      const call = (msg) => new Promise((resolve, reject) => {
+        w.onmessage = ({ data: reply }) => (reply.error ? reject(new Error(`${binary}: ${reply.error}`)) : resolve(reply));
+        w.postMessage(msg);
+      });
+      const { engine } = await call({ cmd: 'load', binary, threads: 2 });
+      return { w, call, engine };
+    };
+    const [threads, one] = await Promise.all([start('threads'), start('relaxed')]);
+    const kinds = [];
+    // Default sizes at batch 128: every layer's products are large enough to split.
+    for (const kind of ['vae', 'cvae', 'gan', 'cgan', 'ae']) {
+      const losses = {};
+      for (const [name, w] of [['threads', threads], ['one', one]]) {
+        await w.call({ cmd: 'model', kind, seed: 3, batch: 128, safetensors: data });
+        const { steps } = await w.call({ cmd: 'steps', count: 12 });
+        losses[name] = steps.map((s) => s.losses.loss ?? s.losses.d_loss);
+      }
+      kinds.push({ kind, ...losses });
+    }
+    threads.w.terminate();
+    one.w.terminate();
+    return { engines: [threads.engine, one.engine], kinds };
+  });
+  assert.deepEqual(runs.engines, ['2 threads, relaxed SIMD', '1 thread, relaxed SIMD']);
+  for (const { kind, threads, one } of runs.kinds) {
+    assert.equal(threads.length, 12, kind);
+    assert.ok(threads.every(Number.isFinite), `${kind}: ${threads}`);
+    assert.deepEqual(threads, one, `${kind}: the threaded build's losses differ from one thread's`);
+    assert.ok(new Set(threads).size > 6, `${kind}: the losses barely move (${threads})`);
+  }
+  assert.deepEqual(problems, []);
+  await page.close();
+});
