@@ -155,17 +155,53 @@ let oneThreadBecause = THREADS.single;
  * single-threaded build where it does not, or where the pool fails to start (saying why).
  */
 const threaded = once(async () => {
-  let module;
   try {
-    module = await import('../pkg/threads/latent_lab.js');
+    // The pool's workers start from blob: URLs (wasm-bindgen-rayon fetches its worker script
+    // and runs it so); a Content-Security-Policy may refuse them, and then the pool would wait
+    // for them for ever: asked first, and the start given a deadline besides.
+    if (!(await blobWorkersAllowed())) throw new Error("this page refuses workers from blob: URLs (its CSP's worker-src)");
+    const module = await import('../pkg/threads/latent_lab.js');
     await module.default({ module_or_path: fetch(here('../pkg/threads/latent_lab_bg.wasm')) });
-    await module.start_threads(THREADS.count);
+    await withDeadline(module.start_threads(THREADS.count), POOL_START_MS, `the pool was not up after ${POOL_START_MS / 1000} s`);
     return module;
   } catch (e) {
     oneThreadBecause = `threads did not start: ${e.message}`;
     return singleThreaded();
   }
 });
+
+/** How long the pool may take to start (it took about 0.6 s here) before training goes on without it. */
+const POOL_START_MS = 20_000;
+
+/** `promise`, or a rejection with `why` after `ms`. */
+function withDeadline(promise, ms, why) {
+  let timer;
+  const deadline = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(why)), ms); });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Whether a worker started from a blob: URL runs here: one that posts a message back. */
+function blobWorkersAllowed() {
+  return new Promise((resolve) => {
+    let worker;
+    let url;
+    const done = (allowed) => {
+      worker?.terminate();
+      if (url) URL.revokeObjectURL(url);
+      resolve(allowed);
+    };
+    try {
+      url = URL.createObjectURL(new Blob(['postMessage(0)'], { type: 'text/javascript' }));
+      worker = new Worker(url);
+      worker.onmessage = () => done(true);
+      worker.onerror = () => done(false);
+    } catch {
+      done(false);
+      return;
+    }
+    setTimeout(() => done(false), 5_000);
+  });
+}
 
 /**
  * The whole wasm module: models that encode, train and save, the classifier, the MNIST reader.

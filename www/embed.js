@@ -29,7 +29,9 @@
 //           (./worker.js and its protocol), with a loss curve and 16 fixed samples redrawn as it
 //           learns. The worker downloads MNIST (./data/mnist.safetensors.gz, 11.6 MB)
 //           when Train is first pressed. Needs the CSP to allow a same-origin worker
-//           (worker-src, or script-src 'self' which it falls back to);
+//           (worker-src, or script-src 'self' which it falls back to); on a cross-origin
+//           isolated page it trains on a pool of threads, whose workers start from blob: URLs
+//           (worker-src 'self' blob:; refused, it trains on one thread);
 //           "ae-vs-vae": the plain autoencoder beside the VAE, both with a code of 3 (ae-z3 and
 //           vae-z3, whatever `model` says): the same random codes from N(0, I) decoded by each,
 //           the classifier's histogram of the digits they make, and each one's latent map with
@@ -440,9 +442,11 @@ class LatentLabElement extends HTMLElement {
     const status = h('p', { className: 'caption', textContent: 'Press Train to train this model here, in a background worker.' }, { 'aria-live': 'polite' });
     const note = h('p', { className: 'caption', hidden: true }, { 'aria-live': 'polite' });
     const verdict = h('p', { className: 'caption verdict', hidden: true }, { 'aria-live': 'polite' });
+    // What the CPU engine runs on, as the page's Train panel says it ("2 threads, relaxed SIMD").
+    const engine = h('p', { className: 'caption engine', hidden: true });
     body.append(
       h('div', { className: 'pictures' }, {}, [samples]),
-      h('div', { className: 'controls' }, {}, [h('div', { className: 'buttons' }, {}, [start, stop]), curve, status, note, verdict]),
+      h('div', { className: 'controls' }, {}, [h('div', { className: 'buttons' }, {}, [start, stop]), curve, status, engine, note, verdict]),
     );
 
     let trained = null; // this element's own Model after a run (the shared one is never changed)
@@ -458,6 +462,10 @@ class LatentLabElement extends HTMLElement {
       curve, samples, cell: CELL, status, note, verdict, guard,
       onMessage: async (msg) => {
         if (!live()) return;
+        if (msg.backend) {
+          engine.hidden = msg.backend !== 'cpu';
+          engine.textContent = msg.backend === 'cpu' ? `On the CPU: ${msg.engine}.` : '';
+        }
         if (msg.error) status.textContent = `Training stopped: ${msg.error}`;
         else if (msg.fatal) {
           running(false);

@@ -20,31 +20,27 @@ impl Moments {
         Self { m: z(), v: z(), next_theta: z(), next_m: z(), next_v: z() }
     }
 
-    /// Proposes step `t` (from 1) at learning rate `lr` for θ[range] with gradient g[range].
+    /// Proposes step `t` (from 1) at learning rate `lr` for θ[range] with gradient g[range]
+    /// (split across the engine's threads where there are several: each element on its own, so
+    /// the split changes no number).
     pub fn propose(&mut self, cfg: &AdamConfig, t: u64, lr: f64, theta: &[f32], grad: &[f32], range: std::ops::Range<usize>) {
-        let (b1, b2) = (cfg.beta1 as f32, cfg.beta2 as f32);
-        let (c1, c2) = ((1.0 - cfg.beta1) as f32, (1.0 - cfg.beta2) as f32);
-        let scale_m = (1.0 / (1.0 - cfg.beta1.powi(t as i32))) as f32;
-        let scale_v = (1.0 / (1.0 - cfg.beta2.powi(t as i32))) as f32;
-        let (eps, lr) = (cfg.eps as f32, lr as f32);
-        let (theta, grad) = (&theta[range.clone()], &grad[range.clone()]);
-        let (m, v) = (&self.m[range.clone()], &self.v[range.clone()]);
-        let next_theta = &mut self.next_theta[range.clone()];
-        let next_m = &mut self.next_m[range.clone()];
-        let next_v = &mut self.next_v[range];
-        // Indexed over slices of one length, so the bounds checks go and the loop vectorises.
-        let len = theta.len();
-        let (grad, m, v, next_m, next_v) = (&grad[..len], &m[..len], &v[..len], &mut next_m[..len], &mut next_v[..len]);
-        let next_theta = &mut next_theta[..len];
-        for i in 0..len {
-            let g = grad[i];
-            let nm = m[i] * b1 + g * c1;
-            let nv = v[i] * b2 + (g * g) * c2;
-            let adjusted = (nm * scale_m) / ((nv * scale_v).sqrt() + eps);
-            next_theta[i] = theta[i] - adjusted * lr;
-            next_m[i] = nm;
-            next_v[i] = nv;
-        }
+        let k = Constants {
+            b1: cfg.beta1 as f32,
+            b2: cfg.beta2 as f32,
+            c1: (1.0 - cfg.beta1) as f32,
+            c2: (1.0 - cfg.beta2) as f32,
+            scale_m: (1.0 / (1.0 - cfg.beta1.powi(t as i32))) as f32,
+            scale_v: (1.0 / (1.0 - cfg.beta2.powi(t as i32))) as f32,
+            eps: cfg.eps as f32,
+            lr: lr as f32,
+        };
+        let from = Slices { theta: &theta[range.clone()], grad: &grad[range.clone()], m: &self.m[range.clone()], v: &self.v[range.clone()] };
+        let to = Proposal {
+            theta: &mut self.next_theta[range.clone()],
+            m: &mut self.next_m[range.clone()],
+            v: &mut self.next_v[range],
+        };
+        pass(&k, from, to, super::threads::count());
     }
 
     /// Takes the proposals over the whole vector as the new θ and moments (every range proposed
@@ -53,5 +49,66 @@ impl Moments {
         std::mem::swap(theta, &mut self.next_theta);
         std::mem::swap(&mut self.m, &mut self.next_m);
         std::mem::swap(&mut self.v, &mut self.next_v);
+    }
+}
+
+/// Adam's constants for one step, in f32 as candle's affine rounds them.
+struct Constants {
+    b1: f32,
+    b2: f32,
+    c1: f32,
+    c2: f32,
+    scale_m: f32,
+    scale_v: f32,
+    eps: f32,
+    lr: f32,
+}
+
+/// What one pass reads: θ, g and the moments over one range.
+#[derive(Clone, Copy)]
+struct Slices<'a> {
+    theta: &'a [f32],
+    grad: &'a [f32],
+    m: &'a [f32],
+    v: &'a [f32],
+}
+
+/// What it writes: the proposals over the same range.
+struct Proposal<'a> {
+    theta: &'a mut [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+}
+
+/// Parameters below which a pass is not split: a thread's hand-off costs about as much.
+const MIN_SPLIT_PARAMS: usize = 1 << 16;
+
+/// The fused pass over `from` into `to`, in `parts` halves side by side where it is large enough.
+fn pass(k: &Constants, from: Slices, to: Proposal, parts: usize) {
+    let len = from.theta.len();
+    if parts > 1 && len >= MIN_SPLIT_PARAMS {
+        let mid = len / 2;
+        let ((t0, t1), (g0, g1)) = (from.theta.split_at(mid), from.grad.split_at(mid));
+        let ((m0, m1), (v0, v1)) = (from.m.split_at(mid), from.v.split_at(mid));
+        let (nt0, nt1) = to.theta.split_at_mut(mid);
+        let (nm0, nm1) = to.m.split_at_mut(mid);
+        let (nv0, nv1) = to.v.split_at_mut(mid);
+        super::threads::join(
+            || pass(k, Slices { theta: t0, grad: g0, m: m0, v: v0 }, Proposal { theta: nt0, m: nm0, v: nv0 }, parts / 2),
+            || pass(k, Slices { theta: t1, grad: g1, m: m1, v: v1 }, Proposal { theta: nt1, m: nm1, v: nv1 }, parts - parts / 2),
+        );
+        return;
+    }
+    // Indexed over slices of one length, so the bounds checks go and the loop vectorises.
+    let (theta, grad, m, v) = (from.theta, &from.grad[..len], &from.m[..len], &from.v[..len]);
+    let (next_theta, next_m, next_v) = (&mut to.theta[..len], &mut to.m[..len], &mut to.v[..len]);
+    for i in 0..len {
+        let g = grad[i];
+        let nm = m[i] * k.b1 + g * k.c1;
+        let nv = v[i] * k.b2 + (g * g) * k.c2;
+        let adjusted = (nm * k.scale_m) / ((nv * k.scale_v).sqrt() + k.eps);
+        next_theta[i] = theta[i] - adjusted * k.lr;
+        next_m[i] = nm;
+        next_v[i] = nv;
     }
 }

@@ -94,10 +94,34 @@ pub fn softplus(l: f32) -> f32 {
 /// - BCE: max(l, 0) − x·l + log(1 + e^−|l|), gradient (s − x) / n, s = sigmoid(l);
 /// - L2: (s − x)², gradient 2(s − x)·s(1 − s) / n;
 /// - L1: |s − x|, gradient sign(s − x)·s(1 − s) / n (0 where s = x).
+///
+/// The rows are summed as a fixed tree of bands of at most 16 rows (halves of whole bands), the
+/// halves side by side where the engine has threads: the same sum on any number of threads.
 pub fn recon_backward(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_rs: usize, n: usize) -> f64 {
-    let scale = 1.0 / n as f32;
+    recon_rows(recon, &mut logits[..n * p], p, x, x_rs, 1.0 / n as f32, super::threads::count())
+}
+
+/// Rows in a band that `recon_rows` sums on one thread.
+const RECON_BAND: usize = 16;
+
+fn recon_rows(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_rs: usize, scale: f32, parts: usize) -> f64 {
+    let rows = logits.len() / p;
+    if rows > RECON_BAND {
+        let mid = rows.div_ceil(2 * RECON_BAND) * RECON_BAND;
+        let (upper, lower) = logits.split_at_mut(mid * p);
+        let x_lower = &x[mid * x_rs..];
+        let (a, b) = if parts > 1 {
+            super::threads::join(
+                || recon_rows(recon, upper, p, x, x_rs, scale, parts / 2),
+                || recon_rows(recon, lower, p, x_lower, x_rs, scale, parts - parts / 2),
+            )
+        } else {
+            (recon_rows(recon, upper, p, x, x_rs, scale, 1), recon_rows(recon, lower, p, x_lower, x_rs, scale, 1))
+        };
+        return a + b;
+    }
     let mut sum = 0f64;
-    for (i, row) in logits.chunks_exact_mut(p).take(n).enumerate() {
+    for (i, row) in logits.chunks_exact_mut(p).enumerate() {
         let target = &x[i * x_rs..i * x_rs + p];
         let mut row_sum = 0f32;
         for (l, &t) in row.iter_mut().zip(target) {

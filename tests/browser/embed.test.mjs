@@ -317,6 +317,10 @@ test('under the strict CSP, the map, draw and train views work and the test digi
   // Train: a module worker under the CSP; the loss curve draws, Stop keeps the weights.
   await page.locator('#train >> button', { hasText: 'Train' }).click();
   await page.waitForFunction(() => Number(document.querySelector('#train').getAttribute('data-step')) >= 30, null, { timeout: 120_000 });
+  // This page is cross-origin isolated, but its CSP refuses the thread pool's blob: workers: one
+  // thread, and the element says why.
+  assert.equal(await page.evaluate(() => document.querySelector('#train').shadowRoot.querySelector('.engine').textContent),
+    "On the CPU: 1 thread, relaxed SIMD (threads did not start: this page refuses workers from blob: URLs (its CSP's worker-src)).");
   const curve = await stats(page, root('train'), 'canvas.curve');
   assert.ok(curve.lit > 20, 'the loss curve is not drawn');
   await page.locator('#train >> button', { hasText: 'Stop' }).click();
