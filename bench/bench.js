@@ -3,7 +3,7 @@
 //   run      ours | ours-relaxed | ours-threads | tfjs-simd | tfjs-threaded | ours[-relaxed|-threads]-<kind>-<batch>
 //            (e.g. ours-relaxed-gan-32: any kind, fresh); ours is pkg/latent_lab_bg.wasm (simd128),
 //            ours-relaxed pkg/latent_lab_relaxed_bg.wasm (the engine's products in f32x4.relaxed_madd),
-//            ours-threads pkg/threads/latent_lab_bg.wasm (relaxed SIMD, the products split across a
+//            ours-threads pkg/threads/latent_lab_relaxed_bg.wasm (relaxed SIMD, the products split across a
 //            pool of min(cores, 4) threads), which runs in a worker (bench/engine-worker.js) as the
 //            page's training worker runs it, each step timed there
 //   data     folder with images.u8 ([n, pixels] bytes) and labels.u8 ([n] bytes)   (/bench/.data/)
@@ -203,11 +203,11 @@ async function setupOursThreads(cfg, data, name, kind, batch) {
   });
   const { engine, loadMs } = await call({ cmd: 'load', binary: 'threads', threads });
   const want = `${threads} thread${threads === 1 ? '' : 's'}, relaxed SIMD`;
-  if (engine !== want) throw new Error(`pkg/threads/latent_lab_bg.wasm says it is "${engine}", not "${want}"`);
+  if (engine !== want) throw new Error(`pkg/threads/latent_lab_relaxed_bg.wasm says it is "${engine}", not "${want}"`);
   const made = await call(kind
     ? { cmd: 'model', kind, seed: cfg.seed, batch, images: data.images, labels: data.labels }
     : { cmd: 'model', latent: cfg.latent, hidden: cfg.hidden, seed: cfg.seed, batch, lr: cfg.lr, images: data.images, labels: data.labels });
-  const info = { name, variant: 'threads/latent_lab_bg.wasm', threads, backend: made.backend, kind, batch,
+  const info = { name, variant: 'threads/latent_lab_relaxed_bg.wasm', threads, backend: made.backend, kind, batch,
     latent: made.latent, hidden: made.hidden, loadMs };
   const step = async () => (await call({ cmd: 'steps', count: 1 })).steps[0];
   const finish = async () => {

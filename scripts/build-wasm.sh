@@ -49,28 +49,39 @@ wasm-bindgen --target web --weak-refs --out-dir pkg.tmp --out-name sampler "$out
 CARGO_TARGET_DIR="$PWD/target-wasm-relaxed" RUSTFLAGS="${RUSTFLAGS/+simd128/+simd128,+relaxed-simd}" build
 wasm-bindgen --target web --weak-refs --out-dir pkg.tmp/relaxed "$PWD/target-wasm-relaxed/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
 # The glue names the functions the binary imports and exports: the two builds' must be the same.
-if ! cmp -s pkg.tmp/latent_lab.js pkg.tmp/relaxed/latent_lab.js; then
-  echo "build-wasm: the relaxed-SIMD build's JS glue differs from the plain build's:" >&2
-  diff pkg.tmp/latent_lab.js pkg.tmp/relaxed/latent_lab.js | head -20 >&2
-  exit 1
-fi
+same_glue() {
+  if ! cmp -s "$1" "$2"; then
+    echo "build-wasm: the relaxed-SIMD build's JS glue ($2) differs from the plain build's ($1):" >&2
+    diff "$1" "$2" | head -20 >&2
+    exit 1
+  fi
+}
+same_glue pkg.tmp/latent_lab.js pkg.tmp/relaxed/latent_lab.js
 mv pkg.tmp/relaxed/latent_lab_bg.wasm pkg.tmp/latent_lab_relaxed_bg.wasm
 rm -rf pkg.tmp/relaxed
 # Threads (feature `threads`, for cross-origin isolated pages' training workers): atomics and
 # bulk memory over one shared, imported memory (up to 1 GiB), with the thread-local storage
 # exports wasm-bindgen's thread support needs; std rebuilt with them (-Zbuild-std), since
-# rustup's wasm32 std is built without. Relaxed SIMD too: the browsers that validate it are the
-# ones it is chosen for. Its own glue (it imports its memory and exports initThreadPool), with
-# wasm-bindgen-rayon's worker script beside it in pkg/threads/snippets/.
-threads_flags="${RUSTFLAGS/+simd128/+simd128,+relaxed-simd,+atomics,+bulk-memory}"
-for arg in --shared-memory --max-memory=1073741824 --import-memory \
-           --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base; do
-  threads_flags+=" -C link-arg=$arg"
-done
-CARGO_TARGET_DIR="$PWD/target-wasm-threads" RUSTFLAGS="$threads_flags" build --features threads -Zbuild-std=std,panic_abort
+# rustup's wasm32 std is built without. Two binaries again, simd128 and relaxed SIMD, each in its
+# own target directory, sharing one glue of their own (it imports the memory and exports
+# initThreadPool), with wasm-bindgen-rayon's worker script beside it in pkg/threads/snippets/.
+threads_build() { # target directory, target features
+  local flags="${RUSTFLAGS/+simd128/$2}"
+  for arg in --shared-memory --max-memory=1073741824 --import-memory \
+             --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base; do
+    flags+=" -C link-arg=$arg"
+  done
+  CARGO_TARGET_DIR="$PWD/$1" RUSTFLAGS="$flags" build --features threads -Zbuild-std=std,panic_abort
+}
+threads_build target-wasm-threads +simd128,+atomics,+bulk-memory
 wasm-bindgen --target web --weak-refs --out-dir pkg.tmp/threads "$PWD/target-wasm-threads/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+threads_build target-wasm-threads-relaxed +simd128,+relaxed-simd,+atomics,+bulk-memory
+wasm-bindgen --target web --weak-refs --out-dir pkg.tmp/threads/relaxed "$PWD/target-wasm-threads-relaxed/wasm32-unknown-unknown/wasm-release/latent_lab.wasm"
+same_glue pkg.tmp/threads/latent_lab.js pkg.tmp/threads/relaxed/latent_lab.js
+mv pkg.tmp/threads/relaxed/latent_lab_bg.wasm pkg.tmp/threads/latent_lab_relaxed_bg.wasm
+rm -rf pkg.tmp/threads/relaxed
 rm -rf pkg
 mv pkg.tmp pkg
-for m in latent_lab latent_lab_relaxed sampler threads/latent_lab; do
+for m in latent_lab latent_lab_relaxed sampler threads/latent_lab threads/latent_lab_relaxed; do
   echo "build-wasm: pkg/${m}_bg.wasm $(stat -c %s pkg/${m}_bg.wasm) bytes, $(gzip -9c pkg/${m}_bg.wasm | wc -c) gzipped"
 done

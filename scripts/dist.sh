@@ -19,9 +19,9 @@ mkdir -p "$out.tmp/pkg"
 cp index.html "$out.tmp/"
 cp -r www "$out.tmp/www"
 cp pkg/latent_lab.js pkg/latent_lab_bg.wasm pkg/latent_lab_relaxed_bg.wasm pkg/latent_lab.d.ts pkg/sampler.js pkg/sampler_bg.wasm pkg/sampler.d.ts "$out.tmp/pkg/"
-# The threaded build, with wasm-bindgen-rayon's worker script under its snippets/.
+# The threaded builds, with wasm-bindgen-rayon's worker script under their snippets/.
 mkdir -p "$out.tmp/pkg/threads"
-cp -r pkg/threads/latent_lab.js pkg/threads/latent_lab_bg.wasm pkg/threads/snippets "$out.tmp/pkg/threads/"
+cp -r pkg/threads/latent_lab.js pkg/threads/latent_lab_bg.wasm pkg/threads/latent_lab_relaxed_bg.wasm pkg/threads/snippets "$out.tmp/pkg/threads/"
 # Training uses threads where the page is cross-origin isolated. Hosts that read a _headers file
 # (Netlify, Cloudflare Pages) send these with every file; on others, set the two headers in the
 # host's configuration (without them the page trains on one thread and says so).

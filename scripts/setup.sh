@@ -64,7 +64,7 @@ native_tests=false
 # (build-wasm.sh moves all of pkg/ into place at once, so they are as new as each other).
 wasm_lane() {
   if [ ! -f pkg/latent_lab_bg.wasm ] || [ ! -f pkg/latent_lab_relaxed_bg.wasm ] || [ ! -f pkg/sampler_bg.wasm ] ||
-     [ ! -f pkg/threads/latent_lab_bg.wasm ] ||
+     [ ! -f pkg/threads/latent_lab_bg.wasm ] || [ ! -f pkg/threads/latent_lab_relaxed_bg.wasm ] ||
      [ -n "$(find src Cargo.toml Cargo.lock -newer pkg/sampler_bg.wasm -print -quit)" ]; then
     say "building the wasm modules (a few minutes the first time)"
     scripts/build-wasm.sh

@@ -251,8 +251,9 @@ pub fn recipe_settings(kind: &str, recipe: &str) -> Result<JsValue, JsValue> {
 
 /// What the CPU engine of this build runs on: `"1 thread, relaxed SIMD"` for the relaxed-SIMD binary
 /// (`latent_lab_relaxed_bg.wasm`: its products use `f32x4.relaxed_madd`), `"1 thread, SIMD"` for the
-/// plain simd128 one, which browsers without relaxed SIMD load, and `"2 threads, relaxed SIMD"` for
-/// the threaded one (`threads/latent_lab_bg.wasm`) once `start_threads(2)` has run. Said by the
+/// plain simd128 one, which browsers without relaxed SIMD load, and `"2 threads, relaxed SIMD"` or
+/// `"2 threads, SIMD"` for the threaded ones (`threads/latent_lab_relaxed_bg.wasm`,
+/// `threads/latent_lab_bg.wasm`) once `start_threads(2)` has run. Said by the
 /// binary itself, so the page reports what was loaded and started, not what it asked for.
 #[wasm_bindgen]
 pub fn cpu_engine() -> String {

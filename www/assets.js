@@ -34,10 +34,10 @@ const simdForced = query.get('simd') === 'plain';
 export const SIMD = !simdForced && WebAssembly.validate(relaxedSimdProbe()) ? 'relaxed' : 'plain';
 
 /**
- * Threads for training: the training worker runs the threaded build (pkg/threads/, relaxed SIMD
- * over a shared memory, the engine's products split across a pool of Web Workers) where the page
- * is cross-origin isolated (COOP/COEP: SharedArrayBuffer exists), relaxed SIMD validates, there is
- * more than one core and `?threads=1` does not ask for one thread. THREADS says how many the pool
+ * Threads for training: the training worker runs the threaded build (pkg/threads/, over a shared
+ * memory, the engine's products split across a pool of Web Workers; relaxed SIMD or plain, as
+ * SIMD says) where the page is cross-origin isolated (COOP/COEP: SharedArrayBuffer exists), there
+ * is more than one core and `?threads=1` does not ask for one thread. THREADS says how many the pool
  * gets (up to 4: these layers gain nothing from more), or why one thread (`single`); the address
  * carries `?threads=1` on to the worker, as it does `?simd=plain`. A page's main thread never
  * runs the threaded build: a step waits for its threads with Atomics.wait, which it may not.
@@ -45,7 +45,6 @@ export const SIMD = !simdForced && WebAssembly.validate(relaxedSimdProbe()) ? 'r
 export const THREADS = (() => {
   if (query.get('threads') === '1') return { count: 1, single: 'one thread asked for' };
   if (!self.crossOriginIsolated) return { count: 1, single: 'page not cross-origin isolated' };
-  if (SIMD !== 'relaxed') return { count: 1, single: 'the threaded build needs relaxed SIMD' };
   const cores = navigator.hardwareConcurrency || 1;
   if (cores < 2) return { count: 1, single: 'one core' };
   return { count: Math.min(cores, 4), single: null };
@@ -161,7 +160,8 @@ const threaded = once(async () => {
     // for them for ever: asked first, and the start given a deadline besides.
     if (!(await blobWorkersAllowed())) throw new Error("this page refuses workers from blob: URLs (its CSP's worker-src)");
     const module = await import('../pkg/threads/latent_lab.js');
-    await module.default({ module_or_path: fetch(here('../pkg/threads/latent_lab_bg.wasm')) });
+    const binary = SIMD === 'relaxed' ? 'latent_lab_relaxed' : 'latent_lab';
+    await module.default({ module_or_path: fetch(here(`../pkg/threads/${binary}_bg.wasm`)) });
     await withDeadline(module.start_threads(THREADS.count), POOL_START_MS, `the pool was not up after ${POOL_START_MS / 1000} s`);
     return module;
   } catch (e) {

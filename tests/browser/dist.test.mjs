@@ -53,7 +53,7 @@ test('the dist folder holds the page, modules, wasm, weights and data, and nothi
   const site = path.join(dir, 'site');
   for (const f of ['index.html', 'www/main.js', 'www/worker.js', 'www/embed.js', 'www/embed-example.html',
     'pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/sampler.js', 'pkg/sampler_bg.wasm',
-    'pkg/threads/latent_lab.js', 'pkg/threads/latent_lab_bg.wasm', 'www/weights/vae-z20.safetensors',
+    'pkg/threads/latent_lab.js', 'pkg/threads/latent_lab_bg.wasm', 'pkg/threads/latent_lab_relaxed_bg.wasm', 'www/weights/vae-z20.safetensors',
     'www/weights/classifier.safetensors', 'www/data/mnist.safetensors.gz', 'www/data/mnist-test.safetensors.gz']) {
     const stat = await fs.stat(path.join(site, f)).catch(() => null);
     assert.ok(stat?.isFile() && stat.size > 0, `dist has no ${f}`);

@@ -32,16 +32,21 @@ test('Chromium loads the relaxed-SIMD binary, in the page and in the training wo
   assert.equal(await page.evaluate(async () => (await import('/pkg/latent_lab.js')).cpu_engine()), '1 thread, relaxed SIMD');
   assert.ok(relaxed.fetched.includes('/pkg/latent_lab_relaxed_bg.wasm'), relaxed.fetched.join(' '));
   assert.ok(!relaxed.fetched.includes('/pkg/latent_lab_bg.wasm'), `the plain binary was fetched too: ${relaxed.fetched.join(' ')}`);
+  // The worker's threaded build, of the same SIMD.
+  assert.ok(relaxed.fetched.includes('/pkg/threads/latent_lab_relaxed_bg.wasm'), relaxed.fetched.join(' '));
+  assert.ok(!relaxed.fetched.includes('/pkg/threads/latent_lab_bg.wasm'), relaxed.fetched.join(' '));
   assert.deepEqual(relaxed.problems, []);
   await page.close();
 
   // What a browser without relaxed SIMD (Safari) runs: forced by the address, page and worker alike.
   const plain = await pageFetchingWasm('?simd=plain');
   assert.equal(await plain.page.evaluate(async () => (await import('/www/assets.js')).SIMD), 'plain');
-  assert.equal(await engineLine(plain.page), 'On the CPU: 1 thread, SIMD (the threaded build needs relaxed SIMD).');
+  assert.equal(await engineLine(plain.page), 'On the CPU: 2 threads, SIMD.');
   assert.equal(await plain.page.evaluate(async () => (await import('/pkg/latent_lab.js')).cpu_engine()), '1 thread, SIMD');
   assert.ok(!plain.fetched.includes('/pkg/latent_lab_relaxed_bg.wasm'), plain.fetched.join(' '));
   assert.ok(plain.fetched.includes('/pkg/latent_lab_bg.wasm'), plain.fetched.join(' '));
+  assert.ok(plain.fetched.includes('/pkg/threads/latent_lab_bg.wasm'), plain.fetched.join(' '));
+  assert.ok(!plain.fetched.includes('/pkg/threads/latent_lab_relaxed_bg.wasm'), plain.fetched.join(' '));
   assert.deepEqual(plain.problems, []);
   await plain.page.close();
 });

@@ -43,7 +43,7 @@ test('a page that is not cross-origin isolated trains on one thread and says why
   assert.equal(line, 'On the CPU: 1 thread, relaxed SIMD (page not cross-origin isolated).');
 });
 
-test('the threaded build trains every engine kind to the one-thread build\'s losses, bit for bit', async () => {
+test('the threaded builds train every engine kind to the one-thread builds\' losses, bit for bit, and a conv kind on candle', async () => {
   const e = await env();
   const { page, problems } = await openPage(e);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
@@ -71,16 +71,36 @@ test('the threaded build trains every engine kind to the one-thread build\'s los
       }
       kinds.push({ kind, ...losses });
     }
+    // A convolutional kind trains on candle's autograd, not on the engine, in the same worker:
+    // small (latent 2, hidden 8), a few steps.
+    const conv = {};
+    for (const [name, w] of [['threads', threads], ['one', one]]) {
+      await w.call({ cmd: 'model', kind: 'conv-vae', latent: 2, hidden: 8, seed: 3, batch: 32, safetensors: data });
+      const { steps } = await w.call({ cmd: 'steps', count: 3 });
+      conv[name] = steps.map((s) => s.losses.loss);
+    }
+    kinds.push({ kind: 'conv-vae', ...conv });
     threads.w.terminate();
     one.w.terminate();
-    return { engines: [threads.engine, one.engine], kinds };
+    // The plain simd128 pair (what a browser without relaxed SIMD runs), on the VAE.
+    const [threadsPlain, plain] = await Promise.all([start('threads-plain'), start('plain')]);
+    const plainVae = {};
+    for (const [name, w] of [['threads', threadsPlain], ['one', plain]]) {
+      await w.call({ cmd: 'model', kind: 'vae', seed: 3, batch: 128, safetensors: data });
+      const { steps } = await w.call({ cmd: 'steps', count: 12 });
+      plainVae[name] = steps.map((s) => s.losses.loss);
+      w.w.terminate();
+    }
+    kinds.push({ kind: 'vae (simd128)', ...plainVae });
+    return { engines: [threads.engine, one.engine, threadsPlain.engine, plain.engine], kinds };
   });
-  assert.deepEqual(runs.engines, ['2 threads, relaxed SIMD', '1 thread, relaxed SIMD']);
+  assert.deepEqual(runs.engines, ['2 threads, relaxed SIMD', '1 thread, relaxed SIMD', '2 threads, SIMD', '1 thread, SIMD']);
   for (const { kind, threads, one } of runs.kinds) {
-    assert.equal(threads.length, 12, kind);
+    const steps = kind === 'conv-vae' ? 3 : 12;
+    assert.equal(threads.length, steps, kind);
     assert.ok(threads.every(Number.isFinite), `${kind}: ${threads}`);
     assert.deepEqual(threads, one, `${kind}: the threaded build's losses differ from one thread's`);
-    assert.ok(new Set(threads).size > 6, `${kind}: the losses barely move (${threads})`);
+    assert.ok(new Set(threads).size > steps / 2, `${kind}: the losses barely move (${threads})`);
   }
   assert.deepEqual(problems, []);
   await page.close();
