@@ -440,13 +440,17 @@ const DOT_ROWS: usize = 2;
 /// in PyTorch's [out, in] layout): each tile holds 2 rows of A against 4 columns of B as eight
 /// vectors of partial dot products over k, summed across lanes at the end (`sum4`), so C's four
 /// columns are stored as one vector. k's last k mod 4 terms and C's last n mod 4 columns go scalar.
+///
+/// Columns outer: a block's four columns of B (four rows of W, 12.5 KB at k = 784) stay in L1
+/// while every row of A passes them; rows outer would stream the whole of B (a layer's W, over a
+/// megabyte, from L3 or memory) once for every pair of rows.
 #[allow(clippy::too_many_arguments)]
 fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
     let n4 = n - n % 4;
-    let mut i = 0;
-    while i < m {
-        let rows = (m - i).min(DOT_ROWS);
-        for j in (0..n4).step_by(4) {
+    for j in (0..n4).step_by(4) {
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(DOT_ROWS);
             // SAFETY: `check` bounds the rows of A and the columns of B and C the tile reads.
             unsafe {
                 if rows == DOT_ROWS {
@@ -455,11 +459,11 @@ fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
                     dot_tile::<1>(i, j, n, k, &a, &b, c, c_rs, &e)
                 }
             }
+            i += rows;
         }
-        if n4 < n {
-            scalar_tile(i, i, n4, rows, n - n4, n, k, &a, &b, c, c_rs, &e);
-        }
-        i += rows;
+    }
+    if n4 < n {
+        scalar_tile(0, 0, n4, m, n - n4, n, k, &a, &b, c, c_rs, &e);
     }
 }
 
