@@ -26,7 +26,7 @@ if ! have_rustup_wasm || ! have_rustup_src; then
     :
   elif (have_rustup_wasm || timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1) &&
        (have_rustup_src || timeout 60 rustup component add rust-src >/dev/null 2>&1); then
-    say "rustup added wasm32-unknown-unknown and rust-src"
+    say "rustup has wasm32-unknown-unknown and rust-src"
   else
     need_apt rustc-web; need_apt cargo-web; need_apt rust-web-src
   fi

@@ -158,7 +158,8 @@ const threaded = once(async () => {
     // The pool's workers start from blob: URLs (wasm-bindgen-rayon fetches its worker script
     // and runs it so); a Content-Security-Policy may refuse them, and then the pool would wait
     // for them for ever: asked first, and the start given a deadline besides.
-    if (!(await blobWorkersAllowed())) throw new Error("this page refuses workers from blob: URLs (its CSP's worker-src)");
+    const refused = await blobWorkerRefused();
+    if (refused) throw new Error(refused);
     const module = await import('../pkg/threads/latent_lab.js');
     const binary = SIMD === 'relaxed' ? 'latent_lab_relaxed' : 'latent_lab';
     await module.default({ module_or_path: fetch(here(`../pkg/threads/${binary}_bg.wasm`)) });
@@ -180,26 +181,30 @@ function withDeadline(promise, ms, why) {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** Whether a worker started from a blob: URL runs here: one that posts a message back. */
-function blobWorkersAllowed() {
+/**
+ * Null where a worker started from a blob: URL runs here (one that posts a message back), else why
+ * not: refused (a CSP's worker-src), or no answer within 10 s.
+ */
+function blobWorkerRefused() {
+  const refused = "this page refuses workers from blob: URLs (its CSP's worker-src)";
   return new Promise((resolve) => {
     let worker;
     let url;
-    const done = (allowed) => {
+    const done = (why) => {
       worker?.terminate();
       if (url) URL.revokeObjectURL(url);
-      resolve(allowed);
+      resolve(why);
     };
     try {
       url = URL.createObjectURL(new Blob(['postMessage(0)'], { type: 'text/javascript' }));
       worker = new Worker(url);
-      worker.onmessage = () => done(true);
-      worker.onerror = () => done(false);
+      worker.onmessage = () => done(null);
+      worker.onerror = () => done(refused);
     } catch {
-      done(false);
+      done(refused);
       return;
     }
-    setTimeout(() => done(false), 5_000);
+    setTimeout(() => done('a worker from a blob: URL did not answer within 10 s'), 10_000);
   });
 }
 

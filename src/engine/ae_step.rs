@@ -48,7 +48,7 @@ impl AeStep {
     }
 
     /// Room for `n` examples (buffers only ever grow, so steady training allocates nothing).
-    fn reserve(&mut self, n: usize) {
+    pub(super) fn reserve(&mut self, n: usize) {
         if n <= self.rows {
             return;
         }

@@ -14,6 +14,7 @@ use super::matmul::Act;
 use super::clock::Stopwatch;
 use super::{fill_inputs, one_hot_into, Engine};
 use crate::backend::{diverged, Batch, GanLosses};
+use crate::config::ModelConfig;
 use crate::gan::{DropoutKeep, DROPOUT};
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -101,11 +102,12 @@ impl GanStep {
         })
     }
 
-    fn reserve(&mut self, e: &Engine, n: usize) {
+    /// Room for `n` examples (buffers only ever grow, so steady training allocates nothing).
+    pub(super) fn reserve(&mut self, cfg: &ModelConfig, n: usize) {
         if n <= self.rows {
             return;
         }
-        let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        let (l, h, p, c) = (cfg.latent, cfg.hidden, IMAGE_PIXELS, cfg.kind.label_width());
         let rd = if c > 0 { 3 * n } else { 2 * n };
         self.rows = n;
         for (buf, len) in [
@@ -141,7 +143,7 @@ impl GanStep {
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<GanLosses> {
         let mut sw = Stopwatch::start();
         let n = batch.indices.len();
-        self.reserve(e, n);
+        self.reserve(&e.cfg, n);
         let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
         let conditional = c > 0;
         let w = p + c; // the discriminator's input width

@@ -100,8 +100,8 @@ pub fn multiply(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f
 /// A product's signature, for `split_rows`'s kernel.
 pub type Kernel = fn(usize, usize, usize, Strided, Strided, &mut [f32], usize, Epilogue);
 
-/// Products smaller than this (m·n·k multiply-adds, about 25 µs of one core's wasm SIMD) run
-/// whole: handing half of one to another thread costs about as much as it saves.
+/// Products smaller than this (m·n·k multiply-adds, about 40 µs of one core's wasm SIMD at 25
+/// GFLOP/s) run whole: handing half of one to another thread costs about as much as it saves.
 pub const MIN_SPLIT_WORK: usize = 1 << 19;
 
 /// `kernel`'s product with C's rows split into `parts` bands of whole register tiles (multiples
@@ -111,7 +111,8 @@ pub const MIN_SPLIT_WORK: usize = 1 << 19;
 /// or a layer's outputs for dW), and a band of rows is one contiguous run of C.
 #[allow(clippy::too_many_arguments)]
 pub fn split_rows(parts: usize, m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue, kernel: Kernel) {
-    if parts <= 1 || m < 2 * MR || m * n * k < MIN_SPLIT_WORK {
+    // (saturating: usize is 32 bits in wasm, and a large batch's m·n·k can pass 2³²)
+    if parts <= 1 || m < 2 * MR || m.saturating_mul(n).saturating_mul(k) < MIN_SPLIT_WORK {
         return kernel(m, n, k, a, b, c, c_rs, e);
     }
     check(m, n, k, &a, &b, c, c_rs, &e);

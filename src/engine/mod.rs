@@ -90,6 +90,17 @@ impl Engine {
     /// step leaves the parameters and moments as they were). It runs on the thread pool where
     /// the build has one (`threads.rs`).
     pub fn step(&mut self, batch: &Batch, lr: f64) -> Result<StepLosses> {
+        // The activations grow here, on the calling thread, so that an allocation that fails
+        // traps where the caller sees it (the page's worker reports a trap and restarts), not on
+        // a pool thread that the caller would wait on for ever.
+        if let Some(family) = self.step.as_mut() {
+            let (cfg, n) = (&self.cfg, batch.indices.len());
+            match family {
+                FamilyStep::Vae(s) => s.reserve(cfg, n),
+                FamilyStep::Gan(s) => s.reserve(cfg, n),
+                FamilyStep::Ae(s) => s.reserve(n),
+            }
+        }
         threads::in_pool(|| self.step_here(batch, lr))
     }
 

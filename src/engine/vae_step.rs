@@ -13,6 +13,7 @@ use super::matmul::Act;
 use super::clock::Stopwatch;
 use super::{fill_inputs, Engine};
 use crate::backend::{diverged, Batch, LossParts};
+use crate::config::ModelConfig;
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::Result;
 
@@ -65,11 +66,11 @@ impl VaeStep {
     }
 
     /// Room for `n` examples (buffers only ever grow, so steady training allocates nothing).
-    fn reserve(&mut self, e: &Engine, n: usize) {
+    pub(super) fn reserve(&mut self, cfg: &ModelConfig, n: usize) {
         if n <= self.rows {
             return;
         }
-        let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
+        let (l, h, p, c) = (cfg.latent, cfg.hidden, IMAGE_PIXELS, cfg.kind.label_width());
         self.rows = n;
         for (buf, width) in [
             (&mut self.x, p + c),
@@ -93,7 +94,7 @@ impl VaeStep {
     /// is not finite is refused before anything is proposed.
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
         let n = batch.indices.len();
-        self.reserve(e, n);
+        self.reserve(&e.cfg, n);
         let (l, h, p, c) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, e.cfg.kind.label_width());
         let mut sw = Stopwatch::start();
         let th = &e.theta;

@@ -319,8 +319,10 @@ test('under the strict CSP, the map, draw and train views work and the test digi
   await page.waitForFunction(() => Number(document.querySelector('#train').getAttribute('data-step')) >= 30, null, { timeout: 120_000 });
   // This page is cross-origin isolated, but its CSP refuses the thread pool's blob: workers: one
   // thread, and the element says why.
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency || 1);
+  const why = cores < 2 ? 'one core' : "threads did not start: this page refuses workers from blob: URLs (its CSP's worker-src)";
   assert.equal(await page.evaluate(() => document.querySelector('#train').shadowRoot.querySelector('.engine').textContent),
-    "On the CPU: 1 thread, relaxed SIMD (threads did not start: this page refuses workers from blob: URLs (its CSP's worker-src)).");
+    `On the CPU: 1 thread, relaxed SIMD (${why}).`);
   const curve = await stats(page, root('train'), 'canvas.curve');
   assert.ok(curve.lit > 20, 'the loss curve is not drawn');
   await page.locator('#train >> button', { hasText: 'Stop' }).click();

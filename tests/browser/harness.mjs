@@ -53,6 +53,15 @@ export async function trainBrieflyOnCpu(page) {
   return { line, status: await page.textContent('#train-status') };
 }
 
+/**
+ * The engine line a cross-origin isolated page's training worker shows on this machine, with
+ * `simd` ('relaxed SIMD' or 'SIMD'): a pool of min(cores, 4) threads (www/assets.js THREADS).
+ */
+export async function isolatedEngineLine(page, simd) {
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency || 1);
+  return cores < 2 ? `On the CPU: 1 thread, ${simd} (one core).` : `On the CPU: ${Math.min(cores, 4)} threads, ${simd}.`;
+}
+
 /** The main page, once it has drawn its first model. */
 export async function readyPage(env) {
   const opened = await openPage(env);

@@ -3,7 +3,7 @@
 // training worker too, and the Train panel says which the binary is. Both train alike.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openPage, trainBrieflyOnCpu } from './harness.mjs';
+import { isolatedEngineLine, launch, openPage, trainBrieflyOnCpu } from './harness.mjs';
 
 let env;
 before(async () => { env = await launch(); });
@@ -27,7 +27,7 @@ test('Chromium loads the relaxed-SIMD binary, in the page and in the training wo
   const { page } = relaxed;
   assert.equal(await page.evaluate(async () => (await import('/www/assets.js')).SIMD), 'relaxed');
   // (the worker's is the threaded build: this page is cross-origin isolated, tests/browser/threads.test.mjs)
-  assert.equal(await engineLine(page), 'On the CPU: 2 threads, relaxed SIMD.');
+  assert.equal(await engineLine(page), await isolatedEngineLine(page, 'relaxed SIMD'));
   // The binary says what it is: the page's own module, and the worker's (the line above).
   assert.equal(await page.evaluate(async () => (await import('/pkg/latent_lab.js')).cpu_engine()), '1 thread, relaxed SIMD');
   assert.ok(relaxed.fetched.includes('/pkg/latent_lab_relaxed_bg.wasm'), relaxed.fetched.join(' '));
@@ -41,7 +41,7 @@ test('Chromium loads the relaxed-SIMD binary, in the page and in the training wo
   // What a browser without relaxed SIMD (Safari) runs: forced by the address, page and worker alike.
   const plain = await pageFetchingWasm('?simd=plain');
   assert.equal(await plain.page.evaluate(async () => (await import('/www/assets.js')).SIMD), 'plain');
-  assert.equal(await engineLine(plain.page), 'On the CPU: 2 threads, SIMD.');
+  assert.equal(await engineLine(plain.page), await isolatedEngineLine(plain.page, 'SIMD'));
   assert.equal(await plain.page.evaluate(async () => (await import('/pkg/latent_lab.js')).cpu_engine()), '1 thread, SIMD');
   assert.ok(!plain.fetched.includes('/pkg/latent_lab_relaxed_bg.wasm'), plain.fetched.join(' '));
   assert.ok(plain.fetched.includes('/pkg/latent_lab_bg.wasm'), plain.fetched.join(' '));
