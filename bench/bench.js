@@ -18,6 +18,7 @@
 // Each timed step includes building the batch from bytes and reading the loss back.
 
 import { uniform } from '../www/random.js';
+import { startEngineWorker } from './engine-client.js';
 
 const TFJS = '/node_modules/@tensorflow/tfjs/dist/tf.min.js';
 const TFJS_WASM = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js';
@@ -196,12 +197,7 @@ async function setupOursKind(cfg, data, name, kind, batch, binary) {
  */
 async function setupOursThreads(cfg, data, name, kind, batch) {
   const threads = Math.min(navigator.hardwareConcurrency || 1, 4);
-  const worker = new Worker('/bench/engine-worker.js', { type: 'module' });
-  const call = (msg) => new Promise((resolve, reject) => {
-    worker.onmessage = ({ data: reply }) => (reply.error ? reject(new Error(`${name}: ${reply.error}`)) : resolve(reply));
-    worker.postMessage(msg);
-  });
-  const { engine, loadMs } = await call({ cmd: 'load', binary: 'threads', threads });
+  const { worker, call, engine, loadMs } = await startEngineWorker('threads', threads);
   const want = `${threads} thread${threads === 1 ? '' : 's'}, relaxed SIMD`;
   if (engine !== want) throw new Error(`pkg/threads/latent_lab_relaxed_bg.wasm says it is "${engine}", not "${want}"`);
   const made = await call(kind

@@ -1,5 +1,5 @@
 // A module worker that trains on one of our wasm builds, for the benchmark page (bench.js's
-// threaded runs) and the browser tests: the threaded build's pool runs only off a page's main
+// threaded runs) and the browser tests (their side: bench/engine-client.js): the threaded build's pool runs only off a page's main
 // thread (a step waits for its threads with Atomics.wait), as in the page's training worker.
 //
 // in:  {cmd: 'load', binary: 'threads' | 'threads-plain' | 'relaxed' | 'plain', threads?}   → {engine, loadMs}

@@ -110,14 +110,11 @@ fn recon_rows(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_rs: usize
         let mid = rows.div_ceil(2 * RECON_BAND) * RECON_BAND;
         let (upper, lower) = logits.split_at_mut(mid * p);
         let x_lower = &x[mid * x_rs..];
-        let (a, b) = if parts > 1 {
-            super::threads::join(
-                || recon_rows(recon, upper, p, x, x_rs, scale, parts / 2),
-                || recon_rows(recon, lower, p, x_lower, x_rs, scale, parts - parts / 2),
-            )
-        } else {
-            (recon_rows(recon, upper, p, x, x_rs, scale, 1), recon_rows(recon, lower, p, x_lower, x_rs, scale, 1))
-        };
+        let (a, b) = super::threads::join_if(
+            parts > 1,
+            || recon_rows(recon, upper, p, x, x_rs, scale, parts / 2),
+            || recon_rows(recon, lower, p, x_lower, x_rs, scale, parts - parts / 2),
+        );
         return a + b;
     }
     let mut sum = 0f64;

@@ -58,6 +58,17 @@ enum FamilyStep {
     Ae(AeStep),
 }
 
+impl FamilyStep {
+    /// Room for `n` examples in the step's activations.
+    fn reserve(&mut self, cfg: &ModelConfig, n: usize) {
+        match self {
+            FamilyStep::Vae(s) => s.reserve(cfg, n),
+            FamilyStep::Gan(s) => s.reserve(cfg, n),
+            FamilyStep::Ae(s) => s.reserve(n),
+        }
+    }
+}
+
 impl Engine {
     /// An engine over `theta` (flat, in `ParamLayout::new(cfg)`'s order) with zero moments.
     pub fn new(cfg: ModelConfig, theta: Vec<f32>) -> Result<Self> {
@@ -94,12 +105,7 @@ impl Engine {
         // traps where the caller sees it (the page's worker reports a trap and restarts), not on
         // a pool thread that the caller would wait on for ever.
         if let Some(family) = self.step.as_mut() {
-            let (cfg, n) = (&self.cfg, batch.indices.len());
-            match family {
-                FamilyStep::Vae(s) => s.reserve(cfg, n),
-                FamilyStep::Gan(s) => s.reserve(cfg, n),
-                FamilyStep::Ae(s) => s.reserve(n),
-            }
+            family.reserve(&self.cfg, batch.indices.len());
         }
         threads::in_pool(|| self.step_here(batch, lr))
     }

@@ -39,6 +39,15 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     f()
 }
 
+/// `(a(), b())`: side by side where `parallel` (and there are threads), else one after the other.
+pub fn join_if<A: Send, B: Send>(parallel: bool, a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    if parallel {
+        join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
 /// `(a(), b())`, side by side where there are threads.
 pub fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
     #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]

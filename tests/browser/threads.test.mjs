@@ -51,13 +51,9 @@ test('the threaded builds train every engine kind to the one-thread builds\' los
   const runs = await page.evaluate(async () => {
     const { fetchBytes, URLS } = await import('/www/assets.js');
     const data = await fetchBytes(URLS.mnist, 'MNIST');
+    const { startEngineWorker } = await import('/bench/engine-client.js');
     const start = async (binary) => {
-      const w = new Worker('/bench/engine-worker.js', { type: 'module' });
-      const call = (msg) => new Promise((resolve, reject) => {
-        w.onmessage = ({ data: reply }) => (reply.error ? reject(new Error(`${binary}: ${reply.error}`)) : resolve(reply));
-        w.postMessage(msg);
-      });
-      const { engine } = await call({ cmd: 'load', binary, threads: 2 });
+      const { worker: w, call, engine } = await startEngineWorker(binary, 2);
       return { w, call, engine };
     };
     const [threads, one] = await Promise.all([start('threads'), start('relaxed')]);
