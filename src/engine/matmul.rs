@@ -13,6 +13,8 @@
 //! `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has them), which is
 //! what native training runs on. `multiply` picks the one for the target.
 
+use super::lanes::{Lanes, V4};
+
 /// An operand's place and strides: element (i, p) is `data[i·rs + p·cs]`.
 #[derive(Clone, Copy)]
 pub struct Strided<'a> {
@@ -195,116 +197,6 @@ fn with_gemm_crate(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut
         }
     }
 }
-
-/// Four f32 lanes: wasm's v128 in the browser, a plain array elsewhere (what the native tests run).
-trait Lanes: Copy {
-    fn splat(x: f32) -> Self;
-    /// # Safety
-    /// `p..p + 4` must be readable.
-    unsafe fn load(p: *const f32) -> Self;
-    /// # Safety
-    /// `p..p + 4` must be writable.
-    unsafe fn store(self, p: *mut f32);
-    /// self + a·b
-    fn madd(self, a: Self, b: Self) -> Self;
-    fn add(self, o: Self) -> Self;
-    fn mul(self, o: Self) -> Self;
-    fn max(self, o: Self) -> Self;
-    /// [Σ a₀, Σ a₁, Σ a₂, Σ a₃]: each vector's lanes summed, the four sums as one vector.
-    fn sum4(a: [Self; 4]) -> Self;
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-type V4 = [f32; 4];
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-impl Lanes for [f32; 4] {
-    #[inline(always)]
-    fn splat(x: f32) -> Self {
-        [x; 4]
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        std::ptr::read_unaligned(p as *const [f32; 4])
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        std::ptr::write_unaligned(p as *mut [f32; 4], self)
-    }
-    #[inline(always)]
-    fn madd(self, a: Self, b: Self) -> Self {
-        std::array::from_fn(|l| self[l] + a[l] * b[l])
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        std::array::from_fn(|l| self[l] + o[l])
-    }
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        std::array::from_fn(|l| self[l] * o[l])
-    }
-    #[inline(always)]
-    fn max(self, o: Self) -> Self {
-        std::array::from_fn(|l| self[l].max(o[l]))
-    }
-    #[inline(always)]
-    fn sum4(a: [Self; 4]) -> Self {
-        // the pairs in the order the v128 shuffles add them, so both round alike
-        std::array::from_fn(|l| (a[l][0] + a[l][2]) + (a[l][1] + a[l][3]))
-    }
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-type V4 = core::arch::wasm32::v128;
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-impl Lanes for core::arch::wasm32::v128 {
-    #[inline(always)]
-    fn splat(x: f32) -> Self {
-        core::arch::wasm32::f32x4_splat(x)
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        core::arch::wasm32::v128_load(p as *const v128)
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        core::arch::wasm32::v128_store(p as *mut v128, self)
-    }
-    #[inline(always)]
-    fn madd(self, a: Self, b: Self) -> Self {
-        // One fused multiply-add where the build has relaxed SIMD (rounding once, or twice where
-        // the CPU has no FMA: relaxed_madd may do either); a multiply, then an add, otherwise.
-        #[cfg(target_feature = "relaxed-simd")]
-        return core::arch::wasm32::f32x4_relaxed_madd(a, b, self);
-        #[cfg(not(target_feature = "relaxed-simd"))]
-        core::arch::wasm32::f32x4_add(self, core::arch::wasm32::f32x4_mul(a, b))
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        core::arch::wasm32::f32x4_add(self, o)
-    }
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        core::arch::wasm32::f32x4_mul(self, o)
-    }
-    #[inline(always)]
-    fn max(self, o: Self) -> Self {
-        // pmax: lanes of NaN are not produced from finite inputs, and a NaN step is refused anyway.
-        core::arch::wasm32::f32x4_pmax(self, o)
-    }
-    #[inline(always)]
-    fn sum4(a: [Self; 4]) -> Self {
-        use core::arch::wasm32::{f32x4_add, i32x4_shuffle};
-        // [a0₀+a0₂, a1₀+a1₂, a0₁+a0₃, a1₁+a1₃], likewise for a2, a3; then the halves added.
-        let s01 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]), i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]));
-        let s23 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]), i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]));
-        f32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
-    }
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-use core::arch::wasm32::v128;
 
 /// Rows of C per register tile, and four-lane vectors across it (8 columns).
 const MR: usize = 4;

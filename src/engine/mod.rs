@@ -5,6 +5,7 @@
 //! one pass per network.
 //!
 //! - `matmul.rs`: the products (register-blocked simd128 tiles in the browser, the `gemm` crate natively);
+//! - `lanes.rs`: four-lane vectors (wasm simd128, or arrays natively), `exp` and `ln_1p` on them;
 //! - `layers.rs`: a linear layer's forward and backward, activations, losses;
 //! - `adam.rs`: the fused Adam pass and its commit;
 //! - `vae_step.rs`, `gan_step.rs`, `ae_step.rs`: one step per model family;
@@ -19,6 +20,7 @@ mod ae_step;
 pub mod classify;
 pub mod clock;
 mod gan_step;
+pub mod lanes;
 pub mod layers;
 pub mod matmul;
 pub mod threads;
