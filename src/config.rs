@@ -84,8 +84,8 @@ impl Kind {
         !self.is_gan()
     }
 
-    /// Whether the model has convolutions: then it trains on candle's autograd (`reference.rs`),
-    /// since the engine and the WebGPU backend have linear layers only.
+    /// Whether the model has convolutions: then it trains on the CPU engine only, since the
+    /// WebGPU backend has linear layers only.
     pub fn is_convolutional(self) -> bool {
         matches!(self, Kind::ConvAe | Kind::ConvVae)
     }

@@ -236,7 +236,7 @@ impl Lab {
         self.trainer.step()
     }
 
-    /// `"webgpu"`, `"cpu"` or `"candle"` (`Trainer::backend_name`): where `submit_step` trains.
+    /// `"webgpu"` or `"cpu"` (`Trainer::backend_name`): where `submit_step` trains.
     pub fn backend_name(&self) -> &'static str {
         self.trainer.backend_name()
     }

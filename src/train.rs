@@ -23,14 +23,9 @@ use rand_distr::StandardNormal;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// The CPU backend for a model over `params`: the engine for the kinds it has (every linear
-/// one), candle's autograd for the convolutional kinds.
+/// The CPU backend for a model over `params`: the engine, for every kind.
 pub fn host_backend(cfg: ModelConfig, params: &candle_nn::VarMap, device: candle_core::Device) -> Result<Box<dyn HostBackend>> {
-    Ok(if cfg.kind.is_convolutional() {
-        Box::new(CandleBackend::new(cfg, params, device)?)
-    } else {
-        Box::new(CpuBackend::new(cfg, params, device)?)
-    })
+    Ok(Box::new(CpuBackend::new(cfg, params, device)?))
 }
 
 /// What a training step reports.
@@ -289,7 +284,7 @@ impl Trainer {
         Ok(t)
     }
 
-    /// The CPU backend's name (`"cpu"`, the engine; `"candle"` for a convolutional kind), or the
+    /// The CPU backend's name (`"cpu"`, the engine; `"candle"` for the tests' reference), or the
     /// device's (`"webgpu"`).
     pub fn backend_name(&self) -> &'static str {
         self.device.as_ref().map_or(self.cpu.name(), |d| d.backend.name())

@@ -472,8 +472,7 @@ impl Model {
         self.peek(|lab| serde_json::to_string(&lab.metadata()).unwrap_or_else(|_| "{}".into()))
     }
 
-    /// Which backend trains: `"cpu"` (the engine), `"candle"` (candle's autograd, on the CPU: the
-    /// convolutional kinds), or `"webgpu"` after `use_webgpu`.
+    /// Which backend trains: `"cpu"` (the engine) or `"webgpu"` after `use_webgpu`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.peek(|lab| lab.backend_name().into())
@@ -663,7 +662,7 @@ impl Model {
         }
         let queued = match inner.lab.submit_step() {
             Ok(step) => Queued::Step(step),
-            // a step on the CPU (the engine, or candle for a conv kind) ran and was refused
+            // a step on the CPU (the engine) ran and was refused
             Err(e) if inner.lab.trainer().device().is_none() => Queued::Failed(e),
             Err(e) => return Err(js_err(e)),
         };

@@ -401,8 +401,8 @@ fn pytorch_state_dicts_of_the_conv_kinds_load_and_compute_as_the_reference_does(
     expect_err(Lab::fresh(ModelConfig { kind: Kind::ConvAe, latent: 32, hidden: 300 }, 1), &["a conv-ae's first convolution of 300 channels is above 256"]);
 }
 
-/// Fresh models of both kinds learn on the CPU (candle's autograd through the crate's
-/// convolutions and pooling), at the default recipe: 100 steps of batch 32 more than halve the
+/// Fresh models of both kinds learn on the CPU (the engine's convolutions and pooling), at the
+/// default recipe: 100 steps of batch 32 more than halve the
 /// loss on 500 held-out digits.
 #[test]
 fn fresh_conv_models_learn() {
@@ -414,7 +414,7 @@ fn fresh_conv_models_learn() {
         for _ in 0..100 {
             lab.train_step().unwrap();
         }
-        assert_eq!(lab.backend_name(), "candle", "{kind:?}");
+        assert_eq!(lab.backend_name(), "cpu", "{kind:?}");
         let after = lab.evaluate(&test).unwrap().loss;
         eprintln!("{}: held-out loss {before:.1} → {after:.1} in 100 steps", kind.name());
         assert!(after < 0.5 * before, "{}: held-out loss {before:.1} → {after:.1} in 100 steps", kind.name());

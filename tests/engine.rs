@@ -229,6 +229,19 @@ fn one_step_parity_ae() {
     one_step_parity_with(Kind::Ae, VaeObjective { recon: Recon::L1, kl_weight: 0.0 });
 }
 
+/// The convolutional kinds (im2col products, col2im, max pooling), at their default sizes; the
+/// autoencoder at L1 too.
+#[test]
+fn one_step_parity_conv_vae() {
+    one_step_parity(Kind::ConvVae);
+}
+
+#[test]
+fn one_step_parity_conv_ae() {
+    one_step_parity(Kind::ConvAe);
+    one_step_parity_with(Kind::ConvAe, VaeObjective { recon: Recon::L1, kl_weight: 0.0 });
+}
+
 #[test]
 fn one_step_parity_cvae() {
     one_step_parity(Kind::Cvae);
@@ -320,6 +333,16 @@ fn curves_agree_ae() {
 }
 
 #[test]
+fn curves_agree_conv_vae() {
+    curves_agree(Kind::ConvVae);
+}
+
+#[test]
+fn curves_agree_conv_ae() {
+    curves_agree(Kind::ConvAe);
+}
+
+#[test]
 fn curves_agree_gan() {
     curves_agree(Kind::Gan);
 }
@@ -380,11 +403,6 @@ fn the_engines_clock_counts_every_phase_of_every_kind() {
         let mut cfg = kind.default_config();
         cfg.hidden = 32;
         let mut lab = latent_lab::lab::Lab::fresh(cfg, 1).unwrap();
-        if kind.is_convolutional() {
-            // candle trains the convolutional kinds: no engine, no engine clock
-            assert!(lab.trainer().engine_phases().is_none(), "{kind:?}");
-            continue;
-        }
         lab.set_dataset(crate::common::mnist().train.take(256)).unwrap();
         let before = lab.trainer().engine_phases().unwrap();
         for _ in 0..3 {

@@ -157,8 +157,7 @@ async function train(msg) {
     const totalSteps = run ? run.totalSteps : Math.max(1, Math.round(msg.epochs * model.steps_per_epoch));
     const choice = run ? run.backend : msg.backend ?? 'auto';
     const where = await chooseBackend(model, choice);
-    // The convolutional kinds train on candle's autograd, not on the engine.
-    postMessage({ ...where, engine: model.backend === 'candle' ? "candle's autograd, 1 thread" : engine });
+    postMessage({ ...where, engine });
     let submitted = model.steps_trained; // steps handed to the backend (the trainer's count)
     let steps = submitted; // steps whose results came back
     // The loss curves so far, by field, kept here so that an autosave has them.

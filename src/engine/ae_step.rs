@@ -9,19 +9,19 @@
 //! every layer but the code's (3) and the last (7) is followed by a ReLU.
 
 use super::clock::Stopwatch;
-use super::layers::{act_backward, sign, Linear};
+use super::layers::{act_backward, signed_recon_backward, Linear};
 use super::matmul::Act;
 use super::{fill_inputs, Engine};
-use crate::backend::{diverged, Batch, LossParts};
-use crate::config::{Recon, AE_DECODER, AE_ENCODER};
+use crate::backend::{Batch, LossParts};
+use crate::config::{AE_DECODER, AE_ENCODER};
 use crate::mnist::IMAGE_PIXELS;
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 /// The code layer: its output takes no activation.
 const CODE: usize = 3;
 /// Pixels v in [0, 1] as the network sees them, 2v − 1 in [−1, 1] for its Tanh output (ae.rs's
 /// `to_signed`, the tutorial's `Normalize((0.5,), (0.5,))`).
-const SIGNED_PIXELS: (f32, f32) = (2.0, -1.0);
+pub(super) const SIGNED_PIXELS: (f32, f32) = (2.0, -1.0);
 
 pub struct AeStep {
     layers: Vec<Linear>,
@@ -78,24 +78,9 @@ impl AeStep {
         let y = &mut self.acts[count][..n * p];
         y.iter_mut().for_each(|v| *v = v.tanh());
         e.phases.forward += sw.lap();
-        // loss, and its gradient at the last layer's output (before tanh): d·(1 − y²) / n
-        let recon = batch.vae.recon;
-        let scale = 1.0 / n as f32;
-        let mut sum = 0f64;
-        let (x, y, dy) = (&self.acts[0][..n * p], &self.acts[count][..n * p], &mut self.grads[count - 1][..n * p]);
-        for ((row_x, row_y), row_d) in x.chunks_exact(p).zip(y.chunks_exact(p)).zip(dy.chunks_exact_mut(p)) {
-            let mut row_sum = 0f32;
-            for ((&t, &o), d) in row_x.iter().zip(row_y).zip(row_d) {
-                let diff = o - t;
-                let slope = (1.0 - o * o) * scale;
-                (row_sum, *d) = match recon {
-                    Recon::L2 => (row_sum + diff * diff, 2.0 * diff * slope),
-                    Recon::L1 => (row_sum + diff.abs(), sign(diff) * slope),
-                    Recon::Bce => bail!("an autoencoder's reconstruction loss is l2 or l1, not bce"),
-                };
-            }
-            sum += row_sum as f64;
-        }
+        // loss, and its gradient at the last layer's output (before tanh)
+        let (x, y, dy) = (&self.acts[0], &self.acts[count], &mut self.grads[count - 1]);
+        let sum = signed_recon_backward(batch.vae.recon, x, y, dy, p, n)?;
         let loss = (sum / n as f64) as f32;
         e.phases.loss += sw.lap();
         // backward, in reverse order
@@ -110,15 +95,7 @@ impl AeStep {
             }
         }
         // the step's check, then Adam over every parameter
-        if !loss.is_finite() {
-            return Err(diverged("the loss", loss));
-        }
-        if !e.grad_sq_norm(0..e.layout.total).is_finite() {
-            return Err(diverged("the gradient", "not finite"));
-        }
-        e.phases.backward += sw.lap();
-        e.propose(lr, 0..e.layout.total);
-        e.phases.optimizer += sw.lap();
+        e.check_and_propose(loss, lr, &mut sw)?;
         Ok(LossParts { loss, bce: loss, kl: 0.0 })
     }
 }

@@ -6,7 +6,7 @@ use super::lanes::{Lanes, V4};
 use super::matmul::{multiply, Act, Epilogue, Strided, LEAK};
 use crate::config::{ModelConfig, Recon};
 use crate::layout::ParamLayout;
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 /// A linear layer's place in the flat parameters: W [fan_out, fan_in] at `w`, b [fan_out] at `b`
 /// (PyTorch's `nn.Linear` layout).
@@ -60,7 +60,7 @@ impl Linear {
 }
 
 /// sums [cols] = Σ over rows of m [.., cols]
-fn column_sums(m: &[f32], cols: usize, sums: &mut [f32]) {
+pub(super) fn column_sums(m: &[f32], cols: usize, sums: &mut [f32]) {
     sums.fill(0.0);
     for row in m.chunks_exact(cols) {
         sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
@@ -164,6 +164,56 @@ fn recon_lanes(recon: Recon, l: V4, t: V4, scale: f32) -> (V4, V4) {
         Recon::L2 => (d.mul(d), V4::splat(2.0).mul(d).mul(slope).mul(scale)),
         Recon::L1 => (d.abs(), d.sign().mul(slope).mul(scale)),
     }
+}
+
+/// z's first l columns of each of n rows (rows `z_rs` apart) = μ + exp(½ log σ²)·ε, μ, log σ² and
+/// ε [n, l]: the reparameterisation.
+pub fn reparameterise(n: usize, l: usize, mu: &[f32], logvar: &[f32], noise: &[f32], z: &mut [f32], z_rs: usize) {
+    for i in 0..n {
+        let zrow = &mut z[i * z_rs..i * z_rs + l];
+        for d in 0..l {
+            let k = i * l + d;
+            zrow[d] = mu[k] + (logvar[k] * 0.5).exp() * noise[k];
+        }
+    }
+}
+
+/// Σ of KL = −½ Σ (1 + log σ² − μ² − σ²) over the first `count` values, and from dz (the
+/// decoder's gradient at z = μ + σ·ε) the encoder's: dμ = dz + μ·scale and
+/// d log σ² = dz·ε·½σ + ½(σ² − 1)·scale, scale = β / n (the KL term's weight per example).
+#[allow(clippy::too_many_arguments)]
+pub fn kl_backward(count: usize, mu: &[f32], logvar: &[f32], noise: &[f32], dz: &[f32], dmu: &mut [f32], dlogvar: &mut [f32], scale: f32) -> f64 {
+    let mut kl = 0f64;
+    for k in 0..count {
+        let (mu, lv, eps, dz) = (mu[k], logvar[k], noise[k], dz[k]);
+        let var = lv.exp();
+        kl += (-0.5 * (1.0 + lv - mu * mu - var)) as f64;
+        dmu[k] = dz + mu * scale;
+        dlogvar[k] = dz * eps * 0.5 * (lv * 0.5).exp() + 0.5 * (var - 1.0) * scale;
+    }
+    kl
+}
+
+/// Σ over n rows of an autoencoder's reconstruction loss of its output y = tanh(·) against the
+/// targets x (both [n, p] in [−1, 1]): L2 (y − x)² or L1 |y − x|; and dy, its gradient at the
+/// output before the tanh, ÷ n: d·(1 − y²)/n with d = 2(y − x) or sign(y − x).
+pub fn signed_recon_backward(recon: Recon, x: &[f32], y: &[f32], dy: &mut [f32], p: usize, n: usize) -> Result<f64> {
+    let scale = 1.0 / n as f32;
+    let mut sum = 0f64;
+    for ((row_x, row_y), row_d) in x[..n * p].chunks_exact(p).zip(y[..n * p].chunks_exact(p)).zip(dy[..n * p].chunks_exact_mut(p)) {
+        let mut row_sum = 0f32;
+        for ((&t, &o), d) in row_x.iter().zip(row_y).zip(row_d) {
+            let diff = o - t;
+            let slope = (1.0 - o * o) * scale;
+            (row_sum, *d) = match recon {
+                Recon::L2 => (row_sum + diff * diff, 2.0 * diff * slope),
+                Recon::L1 => (row_sum + diff.abs(), sign(diff) * slope),
+                Recon::Bce => bail!("an autoencoder's reconstruction loss is l2 or l1, not bce"),
+            };
+        }
+        sum += row_sum as f64;
+    }
+    Ok(sum)
 }
 
 /// −1, 0 or 1 (f32::signum gives 1 at 0: L1's subgradient there is taken as 0).

@@ -8,7 +8,9 @@
 //! - `lanes.rs`: four-lane vectors (wasm simd128, or arrays natively), `exp` and `ln_1p` on them;
 //! - `layers.rs`: a linear layer's forward and backward, activations, losses;
 //! - `adam.rs`: the fused Adam pass and its commit;
-//! - `vae_step.rs`, `gan_step.rs`, `ae_step.rs`: one step per model family;
+//! - `conv.rs`: the convolutional kinds' layers (a convolution of either direction as an im2col
+//!   product, max pooling), position-major;
+//! - `vae_step.rs`, `gan_step.rs`, `ae_step.rs`, `conv_vae_step.rs`, `conv_ae_step.rs`: one step per kind of network;
 //! - `classify.rs`: the digit classifier's forward (the quality yardstick's, not trained here);
 //! - `clock.rs`: where the steps' time goes, phase by phase (the benchmark's shares);
 //! - `threads.rs`: the threads a step's products are split across (the threaded wasm build's pool).
@@ -19,6 +21,9 @@ pub mod adam;
 mod ae_step;
 pub mod classify;
 pub mod clock;
+mod conv;
+mod conv_ae_step;
+mod conv_vae_step;
 mod gan_step;
 pub mod lanes;
 pub mod layers;
@@ -27,7 +32,7 @@ pub mod threads;
 mod vae_step;
 
 use crate::adam::AdamConfig;
-use crate::backend::{Batch, StepLosses};
+use crate::backend::{diverged, Batch, StepLosses};
 use crate::config::{Family, ModelConfig};
 use crate::layout::ParamLayout;
 use crate::mnist::{CLASSES, IMAGE_PIXELS};
@@ -35,6 +40,8 @@ use adam::Moments;
 use clock::{PhaseTimes, Stopwatch};
 use anyhow::{bail, ensure, Result};
 use ae_step::AeStep;
+use conv_ae_step::ConvAeStep;
+use conv_vae_step::ConvVaeStep;
 use gan_step::GanStep;
 use std::ops::Range;
 use vae_step::VaeStep;
@@ -58,6 +65,8 @@ enum FamilyStep {
     Vae(VaeStep),
     Gan(GanStep),
     Ae(AeStep),
+    ConvVae(ConvVaeStep),
+    ConvAe(ConvAeStep),
 }
 
 impl FamilyStep {
@@ -67,6 +76,8 @@ impl FamilyStep {
             FamilyStep::Vae(s) => s.reserve(cfg, n),
             FamilyStep::Gan(s) => s.reserve(cfg, n),
             FamilyStep::Ae(s) => s.reserve(n),
+            FamilyStep::ConvVae(s) => s.reserve(cfg, n),
+            FamilyStep::ConvAe(s) => s.reserve(n),
         }
     }
 }
@@ -74,9 +85,6 @@ impl FamilyStep {
 impl Engine {
     /// An engine over `theta` (flat, in `ParamLayout::new(cfg)`'s order) with zero moments.
     pub fn new(cfg: ModelConfig, theta: Vec<f32>) -> Result<Self> {
-        if let Some(why) = cfg.kind.linear_only_refusal("the engine") {
-            anyhow::bail!("{why} (candle's autograd trains it: `train::host_backend`)");
-        }
         let layout = ParamLayout::new(&cfg);
         ensure!(theta.len() == layout.total, "{} parameters for a model of {}", theta.len(), layout.total);
         let total = layout.total;
@@ -91,10 +99,12 @@ impl Engine {
             adam: AdamConfig::for_kind(cfg.kind),
             step: None,
         };
-        e.step = Some(match cfg.kind.family() {
-            Family::Gan => FamilyStep::Gan(GanStep::new(&e)?),
-            Family::Vae => FamilyStep::Vae(VaeStep::new(&e)?),
-            Family::Ae => FamilyStep::Ae(AeStep::new(&e)?),
+        e.step = Some(match (cfg.kind.family(), cfg.kind.is_convolutional()) {
+            (Family::Gan, _) => FamilyStep::Gan(GanStep::new(&e)?),
+            (Family::Vae, false) => FamilyStep::Vae(VaeStep::new(&e)?),
+            (Family::Vae, true) => FamilyStep::ConvVae(ConvVaeStep::new(&e)?),
+            (Family::Ae, false) => FamilyStep::Ae(AeStep::new(&e)?),
+            (Family::Ae, true) => FamilyStep::ConvAe(ConvAeStep::new(&e)?),
         });
         Ok(e)
     }
@@ -132,6 +142,8 @@ impl Engine {
             FamilyStep::Vae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
             FamilyStep::Gan(s) => s.run(self, batch, lr).map(StepLosses::Gan),
             FamilyStep::Ae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
+            FamilyStep::ConvVae(s) => s.run(self, batch, lr).map(StepLosses::Vae),
+            FamilyStep::ConvAe(s) => s.run(self, batch, lr).map(StepLosses::Vae),
         };
         self.step = Some(family);
         let losses = result?;
@@ -160,6 +172,21 @@ impl Engine {
     fn layout_range(&self, prefix: &str) -> Range<usize> {
         let (off, count) = self.layout.range(prefix);
         off as usize..(off + count) as usize
+    }
+
+    /// The step's check (a loss or gradient that is not finite refuses it before anything is
+    /// proposed), then Adam's proposal over every parameter; the caller commits.
+    fn check_and_propose(&mut self, loss: f32, lr: f64, sw: &mut Stopwatch) -> Result<()> {
+        if !loss.is_finite() {
+            return Err(diverged("the loss", loss));
+        }
+        if !self.grad_sq_norm(0..self.layout.total).is_finite() {
+            return Err(diverged("the gradient", "not finite"));
+        }
+        self.phases.backward += sw.lap();
+        self.propose(lr, 0..self.layout.total);
+        self.phases.optimizer += sw.lap();
+        Ok(())
     }
 
     /// Σ g² over `range`, in f64 so a sum of large finite squares cannot overflow.

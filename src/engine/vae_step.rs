@@ -8,11 +8,11 @@
 //!
 //! then the backward pass in reverse order into the flat gradient, the step's check, and Adam.
 
-use super::layers::{act_backward, recon_backward, Linear};
+use super::layers::{act_backward, kl_backward, recon_backward, reparameterise, Linear};
 use super::matmul::Act;
 use super::clock::Stopwatch;
 use super::{fill_inputs, Engine};
-use crate::backend::{diverged, Batch, LossParts};
+use crate::backend::{Batch, LossParts};
 use crate::config::ModelConfig;
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::Result;
@@ -103,13 +103,10 @@ impl VaeStep {
         self.fc1.forward(th, n, &self.x, p + c, &mut self.h1, Act::Relu, None);
         self.fc21.forward(th, n, &self.h1, h, &mut self.mu, Act::None, None);
         self.fc22.forward(th, n, &self.h1, h, &mut self.logvar, Act::None, None);
+        reparameterise(n, l, &self.mu, &self.logvar, batch.noise, &mut self.z, l + c);
         for i in 0..n {
-            let zrow = &mut self.z[i * (l + c)..(i + 1) * (l + c)];
-            for d in 0..l {
-                let k = i * l + d;
-                zrow[d] = self.mu[k] + (self.logvar[k] * 0.5).exp() * batch.noise[k];
-            }
-            zrow[l..].copy_from_slice(&self.x[i * (p + c) + p..(i + 1) * (p + c)]);
+            // the label, after the latent columns
+            self.z[i * (l + c) + l..(i + 1) * (l + c)].copy_from_slice(&self.x[i * (p + c) + p..(i + 1) * (p + c)]);
         }
         self.fc3.forward(th, n, &self.z, l + c, &mut self.h3, Act::Relu, None);
         self.fc4.forward(th, n, &self.h3, h, &mut self.logits, Act::None, None);
@@ -127,30 +124,14 @@ impl VaeStep {
         self.fc3.backward(th, n, &self.z, l + c, &self.dh3, Some(g), Some((&mut self.dz, l, false)));
         // KL = −½ Σ (1 + log σ² − μ² − σ²) per example, weighted by β; z = μ + σ·ε
         let scale = (objective.kl_weight / n as f64) as f32;
-        let mut kl = 0f64;
-        for k in 0..n * l {
-            let (mu, lv, eps, dz) = (self.mu[k], self.logvar[k], batch.noise[k], self.dz[k]);
-            let var = lv.exp();
-            kl += (-0.5 * (1.0 + lv - mu * mu - var)) as f64;
-            self.dmu[k] = dz + mu * scale;
-            self.dlogvar[k] = dz * eps * 0.5 * (lv * 0.5).exp() + 0.5 * (var - 1.0) * scale;
-        }
-        let kl = kl / n as f64;
+        let kl = kl_backward(n * l, &self.mu, &self.logvar, batch.noise, &self.dz, &mut self.dmu, &mut self.dlogvar, scale) / n as f64;
         self.fc21.backward(th, n, &self.h1, h, &self.dmu, Some(g), Some((&mut self.dh1, h, false)));
         self.fc22.backward(th, n, &self.h1, h, &self.dlogvar, Some(g), Some((&mut self.dh1, h, true)));
         act_backward(&self.h1[..n * h], &mut self.dh1[..n * h], Act::Relu, None);
         self.fc1.backward(th, n, &self.x, p + c, &self.dh1, Some(g), None);
         // the step's check, then Adam over every parameter
         let total = (bce + objective.kl_weight * kl) as f32;
-        if !total.is_finite() {
-            return Err(diverged("the loss", total));
-        }
-        if !e.grad_sq_norm(0..e.layout.total).is_finite() {
-            return Err(diverged("the gradient", "not finite"));
-        }
-        e.phases.backward += sw.lap(); // the KL term's share (a few µs) with it
-        e.propose(lr, 0..e.layout.total);
-        e.phases.optimizer += sw.lap();
+        e.check_and_propose(total, lr, &mut sw)?; // the KL term's share (a few µs) in the backward's
         Ok(LossParts { loss: total, bce: bce as f32, kl: kl as f32 })
     }
 }
