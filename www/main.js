@@ -553,6 +553,8 @@ async function main() {
   if (restore.digit !== undefined) state.digit = restore.digit;
   mountDigitPicker({ box: $('digit-buttons'), digit: state.digit, idPrefix: 'digit-', guard, onPick: setDigit });
   training = mountTraining({
+    // ?debug&silence=S: the watchdog's wait, in seconds (its tests')
+    ...(new URLSearchParams(location.search).has('debug') && urlCount('silence') ? { silentMs: 1000 * urlCount('silence') } : {}),
     curve: $('loss-curve'),
     samples: $('train-samples'),
     cell: 48,
@@ -588,9 +590,12 @@ async function main() {
   // ?debug shows a button that destroys the training GPU device, to watch the CPU take over.
   $('train-lose-device').hidden = !new URLSearchParams(location.search).has('debug');
   $('train-lose-device').addEventListener('click', () => training.loseDevice());
-  // ?debug also shows a button that kills the training worker, to watch it restart from the autosave.
+  // ?debug also shows a button that kills the training worker, to watch it restart from the autosave,
+  // and one that hangs it, to watch the watchdog do the same.
   $('train-crash').hidden = $('train-lose-device').hidden;
   $('train-crash').addEventListener('click', () => training.crash());
+  $('train-hang').hidden = $('train-lose-device').hidden;
+  $('train-hang').addEventListener('click', () => training.hang());
   $('train-resume-button').addEventListener('click', guard(resumeTraining));
   $('train-discard').addEventListener('click', guard(discardRun));
   $('model-delete').addEventListener('click', guard(deleteCurrentModel));

@@ -26,6 +26,7 @@
 //      {cmd: 'objective', reconstructionLoss, klWeight}   a VAE run's loss from the next step on
 //                                               (asked for before the run starts: from its first)
 //      {cmd: 'lose-device'}                     destroy the WebGPU device (tests of the fallback)
+//      {cmd: 'hang'}                            never answer again (tests of the page's watchdog)
 // out: {status: string}                         what is happening now
 //      {backend: 'webgpu' | 'cpu', reason, engine}   where training runs and why; again after a
 //                                               fallback. engine: what the CPU engine runs on, as
@@ -374,6 +375,9 @@ onmessage = (e) => {
     } catch (err) {
       postMessage({ objectiveRefused: err.message, objective });
     }
+  } else if (msg.cmd === 'hang') {
+    // As a step waiting on a pool thread that panicked would: busy, silent, deaf to Stop.
+    for (;;);
   } else if (msg.cmd === 'lose-device') {
     try {
       training?.lose_device();

@@ -93,30 +93,50 @@ test('a reload offers to resume the autosaved run, which goes on with the same s
   await page.close();
 });
 
-test('a worker killed mid-epoch restarts from the autosave, says how many steps were lost, and trains them again alike', async () => {
-  const { page, problems } = await openPage(env, '?autosave=3&debug', (p) => p.addInitScript(recordWorkerMessages, true));
+/**
+ * Trains with autosave, has `button` end the worker mid-epoch, and checks that the page restarted
+ * from the autosave saying `why` and how many steps were lost, and trained them again alike.
+ */
+async function restartsFromTheAutosave(query, button, why) {
+  const { page, problems } = await openPage(env, query, (p) => p.addInitScript(recordWorkerMessages, true));
   await ready(page);
   await startTraining(page);
   const saved = await autosavedAfter(page, 10, 30);
   const before = await losses(page);
   const reached = Math.max(...Object.keys(before).map(Number));
-  await page.click('#train-crash');
+  await page.click(button);
   const note = await page.waitForFunction(() => {
     const t = document.querySelector('#train-note');
     return !t.hidden && t.textContent;
-  }, null, { timeout: 10_000 });
-  const [, from, lost] = /^The training worker stopped \(it was killed by “Simulate a crashed worker”\); training restarted from the autosave at step (\d+), and the (\d+) steps after it were lost and are trained again\.$/.exec(await note.jsonValue()) ?? assert.fail(await note.jsonValue());
+  }, null, { timeout: 20_000 });
+  // What the new worker says comes after this: the old one's last steps are not the new one's.
+  const mark = await page.evaluate(() => window.__training.length);
+  const pattern = new RegExp(`^The training worker stopped \\(${why}\\); training restarted from the autosave at step (\\d+), and the (\\d+) steps after it were lost and are trained again\\.$`);
+  const [, from, lost] = pattern.exec(await note.jsonValue()) ?? assert.fail(await note.jsonValue());
   assert.ok(Number(from) >= saved, `restarted from ${from}, before the autosave at ${saved}`);
   assert.ok(Number(lost) >= 1 && Number(from) + Number(lost) >= reached, `${lost} steps lost from ${from}, but ${reached} had been reported`);
-  await page.waitForFunction((s) => window.__training.filter((m) => m.loss !== undefined).at(-1)?.step > s + 5, reached, { timeout: 60_000 });
+  await page.waitForFunction(([s, mark]) => window.__training.slice(mark).filter((m) => m.loss !== undefined).at(-1)?.step > s + 5, [reached, mark], { timeout: 60_000 });
   const again = await losses(page);
-  // The lost steps, trained again, took the same minibatches: the same losses.
+  // The lost steps, trained again, took the same minibatches: the same losses (on one thread
+  // as on the pool: a threaded step's numbers are the one-thread build's, bit for bit).
   for (let s = Number(from) + 1; s <= reached; s++) assert.equal(new Set(again[s]).size, 1, `step ${s}: ${again[s]}`);
   assert.equal(await page.isDisabled('#train-stop'), false, 'training is not going on after the restart');
+  const engine = await page.textContent('#train-engine');
   await page.click('#train-stop');
   await page.waitForSelector('#train-start:not([disabled])', { timeout: 30_000 });
   assert.deepEqual(problems, []);
   await page.close();
+  return engine;
+}
+
+test('a worker killed mid-epoch restarts from the autosave, says how many steps were lost, and trains them again alike', async () => {
+  await restartsFromTheAutosave('?autosave=3&debug', '#train-crash', 'it was killed by “Simulate a crashed worker”');
+});
+
+test('a hung worker is taken for dead after its silence, restarted from the autosave on one thread, and trains the lost steps again alike', async () => {
+  // ?silence=3: the watchdog waits 3 s, not the page's minute
+  const engine = await restartsFromTheAutosave('?autosave=3&debug&silence=3', '#train-hang', 'it did not answer for 3 s');
+  assert.match(engine, /^On the CPU: 1 thread, (relaxed )?SIMD \(one thread asked for\)\.$/);
 });
 
 test('storage that is full says so, and training goes on to the end', async () => {

@@ -72,6 +72,15 @@ export function restartLine({ why, from, lost }) {
 const MAX_RESTARTS = 3;
 
 /**
+ * How long a training worker may go without a word, once it trains, before it is taken for hung:
+ * a step of the slowest kind takes under a second here, an autosave or a coverage check a few.
+ * A worker can hang where it cannot throw: a panic on one of the threaded build's pool threads
+ * leaves the step waiting for that thread for ever, and Stop cannot reach it. The run then
+ * restarts from its autosave in a new worker on one thread.
+ */
+export const SILENT_MS = 60_000;
+
+/**
  * Binds a run's views: the loss curves on `curve`, the fixed grid on `samples` (`cell` pixels a
  * digit), each step's line and the worker's status in `status`, and in `note` (when given) what a
  * rollback after a divergence, or a restart after the worker died, did, and in `verdict` (when
@@ -79,11 +88,17 @@ const MAX_RESTARTS = 3;
  * message goes on to `onMessage(msg)` after that, and so does {restarted: {why, from, lost}} when
  * a worker that died was restarted from the run's autosave; `onFailure(message)` is told when the
  * worker itself fails and cannot be restarted (the next start makes a new one).
+ * A worker that trains and then says nothing for `silentMs` is taken for hung (SILENT_MS):
+ * terminated, and restarted from the autosave as a dead one is, on one thread from then on.
  * Returns {start(model, settings, extras), resume(caps, extras, autosave), stop(), loseDevice(),
- * crash(), end()}.
+ * crash(), hang(), end()}.
  */
-export function mountTraining({ curve, samples, cell, status, note = null, verdict = null, guard, onMessage, onFailure }) {
+export function mountTraining({ curve, samples, cell, status, note = null, verdict = null, guard, onMessage, onFailure, silentMs = SILENT_MS }) {
   let worker = null;
+  // When the worker last said anything (performance.now()), and whether it trains (a step came).
+  let heard = 0;
+  let watched = false;
+  let oneThread = false; // after a hang: every new worker runs the one-thread build
   let series = [];
   let judged = false; // whether this run's model is a GAN, whose coverage gets a verdict
   // The run going on: what a restart sends the new worker, the last autosaved and reported steps.
@@ -92,6 +107,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
   const discard = () => {
     worker?.terminate();
     worker = null;
+    watched = false;
   };
   const showNote = (text) => {
     if (!note) return;
@@ -111,6 +127,9 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
   };
 
   const dispatch = guard((msg) => {
+    heard = performance.now();
+    if (msg.step !== undefined && msg.totalSteps !== undefined) watched = true;
+    if (msg.done) watched = false;
     if (msg.fatal) {
       discard(); // the worker's wasm trapped: this worker is unusable
       if (restart(`its WebAssembly module failed: ${msg.fatal}`)) return;
@@ -145,9 +164,25 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
     return onMessage(msg);
   });
 
+  // The watchdog: a training worker silent for silentMs is hung (SILENT_MS).
+  const watchdog = setInterval(() => {
+    if (!watched || !worker || performance.now() - heard < silentMs) return;
+    const why = `it did not answer for ${Math.round(silentMs / 1000)} s`;
+    const stopping = run?.stopping;
+    discard();
+    oneThread = true;
+    if (stopping) {
+      run = null;
+      onFailure(`${why} after Stop`);
+    } else if (!restart(why)) onFailure(why);
+  }, Math.min(1000, silentMs / 4));
+
   /** A new worker (a module worker from this file's origin: allowed by worker-src, or by script-src 'self'). */
   const spawn = () => {
-    worker = new Worker(URLS.worker, { type: 'module' });
+    const url = new URL(URLS.worker);
+    if (oneThread) url.searchParams.set('threads', '1');
+    worker = new Worker(url, { type: 'module' });
+    heard = performance.now();
     worker.onmessage = (e) => dispatch(e.data);
     worker.onerror = (e) => {
       e.preventDefault();
@@ -193,7 +228,10 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
       const views = { ...trainingGrid(caps), ...extras };
       return launch({ cmd: 'resume', autosave, ...views }, caps, views);
     },
-    stop: () => worker?.postMessage({ cmd: 'stop' }),
+    stop() {
+      if (run) run.stopping = true;
+      worker?.postMessage({ cmd: 'stop' });
+    },
     /** A VAE run's reconstruction loss and KL weight β, changed while it trains: {reconstructionLoss, klWeight}. */
     setObjective: ({ reconstructionLoss, klWeight }) => worker?.postMessage({ cmd: 'objective', reconstructionLoss, klWeight }),
     /** Destroys the worker's WebGPU device (?debug), to watch the CPU take over. */
@@ -204,7 +242,12 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
       discard();
       if (!restart('it was killed by “Simulate a crashed worker”')) onFailure('it was killed by “Simulate a crashed worker”, with no autosave to restart from');
     },
+    /** Hangs the worker mid-run (?debug), as a step that never returns would, to watch the watchdog restart it. */
+    hang: () => worker?.postMessage({ cmd: 'hang' }),
     /** Ends the worker (the host is going away). */
-    end: discard,
+    end() {
+      clearInterval(watchdog);
+      discard();
+    },
   };
 }
