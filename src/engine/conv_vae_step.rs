@@ -3,7 +3,7 @@
 //!
 //!   x [n, 28, 28, 1] → encoder.0 → ReLU [n, 14, 14, 32] → encoder.2 → ReLU [n, 7, 7, 64]
 //!   → flatten [n, 3136] → fc1 → ReLU → h1 → fc21 → μ, fc22 → log σ²;  z = μ + exp(½ log σ²)·ε
-//!   → fc3 → ReLU → h3 → fc4 → ReLU [n, 3136] → [n, 7, 7, 64] → decoder.0 → ReLU [n, 14, 14, 32]
+//!   → fc3 → ReLU → h3 → fc4 → ReLU [n, 3136] (fc1 to fc4: the MLP VAE's `DenseVae`) → [n, 7, 7, 64] → decoder.0 → ReLU [n, 14, 14, 32]
 //!   → decoder.2 → logits [n, 28, 28, 1]
 //!   loss = recon(logits, x) + β·KL(μ, log σ²), each summed per example and averaged over the batch
 //!
@@ -11,8 +11,9 @@
 
 use super::clock::Stopwatch;
 use super::conv::{channels_first, channels_last, Conv};
-use super::layers::{act_backward, kl_backward, recon_backward, reparameterise, Linear};
+use super::layers::{act_backward, recon_backward};
 use super::matmul::Act;
+use super::vae_step::DenseVae;
 use super::{fill_inputs, Engine};
 use crate::backend::{Batch, LossParts};
 use crate::config::{ModelConfig, CONV_VAE_CHANNELS, CONV_VAE_FEATURES, CONV_VAE_SIDE};
@@ -28,21 +29,14 @@ pub struct ConvVaeStep {
     /// encoder.0, encoder.2, decoder.0, decoder.2
     enc: [Conv; 2],
     dec: [Conv; 2],
-    fc1: Linear,
-    fc21: Linear,
-    fc22: Linear,
-    fc3: Linear,
-    fc4: Linear,
+    /// fc1 to fc4, between the convolutions
+    dense: DenseVae,
     rows: usize,
     x: Vec<f32>,
     e0: Vec<f32>,
     e1: Vec<f32>,
+    /// e1 flattened channel-major (fc1's input), fc4's output (channel-major) and as positions
     flat: Vec<f32>,
-    h1: Vec<f32>,
-    mu: Vec<f32>,
-    logvar: Vec<f32>,
-    z: Vec<f32>,
-    h3: Vec<f32>,
     g: Vec<f32>,
     g_pos: Vec<f32>,
     d0: Vec<f32>,
@@ -50,11 +44,6 @@ pub struct ConvVaeStep {
     dd0: Vec<f32>,
     dg_pos: Vec<f32>,
     dg: Vec<f32>,
-    dh3: Vec<f32>,
-    dz: Vec<f32>,
-    dmu: Vec<f32>,
-    dlogvar: Vec<f32>,
-    dh1: Vec<f32>,
     dflat: Vec<f32>,
     de1: Vec<f32>,
     de0: Vec<f32>,
@@ -64,7 +53,6 @@ impl ConvVaeStep {
     pub fn new(e: &Engine) -> Result<Self> {
         let convs = e.cfg.conv_layers();
         ensure!(convs.len() == 4, "a conv-vae has four convolutions");
-        let layer = |name: &str| Linear::of(&e.layout, &e.cfg, name);
         let enc0 = Conv::of(&e.layout, &convs[0], IMAGE_SIDE)?;
         let enc1 = Conv::of(&e.layout, &convs[1], enc0.side_out)?;
         let dec0 = Conv::of(&e.layout, &convs[2], CONV_VAE_SIDE)?;
@@ -74,21 +62,12 @@ impl ConvVaeStep {
         Ok(Self {
             enc: [enc0, enc1],
             dec: [dec0, dec1],
-            fc1: layer("fc1")?,
-            fc21: layer("fc21")?,
-            fc22: layer("fc22")?,
-            fc3: layer("fc3")?,
-            fc4: layer("fc4")?,
+            dense: DenseVae::new(e)?,
             rows: 0,
             x: empty(),
             e0: empty(),
             e1: empty(),
             flat: empty(),
-            h1: empty(),
-            mu: empty(),
-            logvar: empty(),
-            z: empty(),
-            h3: empty(),
             g: empty(),
             g_pos: empty(),
             d0: empty(),
@@ -96,11 +75,6 @@ impl ConvVaeStep {
             dd0: empty(),
             dg_pos: empty(),
             dg: empty(),
-            dh3: empty(),
-            dz: empty(),
-            dmu: empty(),
-            dlogvar: empty(),
-            dh1: empty(),
             dflat: empty(),
             de1: empty(),
             de0: empty(),
@@ -109,10 +83,11 @@ impl ConvVaeStep {
 
     /// Room for `n` examples (buffers only ever grow, so steady training allocates nothing).
     pub(super) fn reserve(&mut self, cfg: &ModelConfig, n: usize) {
+        self.dense.reserve(cfg, n);
         if n <= self.rows {
             return;
         }
-        let (l, h, f) = (cfg.latent, cfg.hidden, CONV_VAE_FEATURES);
+        let f = CONV_VAE_FEATURES;
         let (e0, d0) = (self.enc[0].output_len(), self.dec[0].output_len());
         self.rows = n;
         for (buf, width) in [
@@ -120,11 +95,6 @@ impl ConvVaeStep {
             (&mut self.e0, e0),
             (&mut self.e1, f),
             (&mut self.flat, f),
-            (&mut self.h1, h),
-            (&mut self.mu, l),
-            (&mut self.logvar, l),
-            (&mut self.z, l),
-            (&mut self.h3, h),
             (&mut self.g, f),
             (&mut self.g_pos, f),
             (&mut self.d0, d0),
@@ -132,11 +102,6 @@ impl ConvVaeStep {
             (&mut self.dd0, d0),
             (&mut self.dg_pos, f),
             (&mut self.dg, f),
-            (&mut self.dh3, h),
-            (&mut self.dz, l),
-            (&mut self.dmu, l),
-            (&mut self.dlogvar, l),
-            (&mut self.dh1, h),
             (&mut self.dflat, f),
             (&mut self.de1, f),
             (&mut self.de0, e0),
@@ -151,7 +116,7 @@ impl ConvVaeStep {
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
         let n = batch.indices.len();
         self.reserve(&e.cfg, n);
-        let (l, h, p, f) = (e.cfg.latent, e.cfg.hidden, IMAGE_PIXELS, CONV_VAE_FEATURES);
+        let (p, f) = (IMAGE_PIXELS, CONV_VAE_FEATURES);
         let mut sw = Stopwatch::start();
         let th = &e.theta;
         // forward
@@ -160,12 +125,7 @@ impl ConvVaeStep {
         self.enc[0].forward(th, n, &self.x, &mut self.e0, Act::Relu);
         self.enc[1].forward(th, n, &self.e0, &mut self.e1, Act::Relu);
         channels_first(n, PIXELS, CHANNELS, &self.e1, &mut self.flat);
-        self.fc1.forward(th, n, &self.flat, f, &mut self.h1, Act::Relu, None);
-        self.fc21.forward(th, n, &self.h1, h, &mut self.mu, Act::None, None);
-        self.fc22.forward(th, n, &self.h1, h, &mut self.logvar, Act::None, None);
-        reparameterise(n, l, &self.mu, &self.logvar, batch.noise, &mut self.z, l);
-        self.fc3.forward(th, n, &self.z, l, &mut self.h3, Act::Relu, None);
-        self.fc4.forward(th, n, &self.h3, h, &mut self.g, Act::Relu, None);
+        self.dense.forward(th, n, &self.flat, f, batch.noise, &mut self.g, Act::Relu);
         channels_last(n, PIXELS, CHANNELS, &self.g, &mut self.g_pos);
         self.dec[0].forward(th, n, &self.g_pos, &mut self.d0, Act::Relu);
         self.dec[1].forward(th, n, &self.d0, &mut self.logits, Act::None);
@@ -181,15 +141,7 @@ impl ConvVaeStep {
         self.dec[0].backward(n, &self.g_pos, &self.dd0, g, Some(&mut self.dg_pos));
         channels_first(n, PIXELS, CHANNELS, &self.dg_pos, &mut self.dg);
         act_backward(&self.g[..n * f], &mut self.dg[..n * f], Act::Relu, None);
-        self.fc4.backward(th, n, &self.h3, h, &self.dg, Some(g), Some((&mut self.dh3, h, false)));
-        act_backward(&self.h3[..n * h], &mut self.dh3[..n * h], Act::Relu, None);
-        self.fc3.backward(th, n, &self.z, l, &self.dh3, Some(g), Some((&mut self.dz, l, false)));
-        let scale = (objective.kl_weight / n as f64) as f32;
-        let kl = kl_backward(n * l, &self.mu, &self.logvar, batch.noise, &self.dz, &mut self.dmu, &mut self.dlogvar, scale) / n as f64;
-        self.fc21.backward(th, n, &self.h1, h, &self.dmu, Some(g), Some((&mut self.dh1, h, false)));
-        self.fc22.backward(th, n, &self.h1, h, &self.dlogvar, Some(g), Some((&mut self.dh1, h, true)));
-        act_backward(&self.h1[..n * h], &mut self.dh1[..n * h], Act::Relu, None);
-        self.fc1.backward(th, n, &self.flat, f, &self.dh1, Some(g), Some((&mut self.dflat, f, false)));
+        let kl = self.dense.backward(th, n, &self.flat, f, batch.noise, objective.kl_weight, &self.dg, g, Some((&mut self.dflat, f)));
         channels_last(n, PIXELS, CHANNELS, &self.dflat, &mut self.de1);
         act_backward(&self.e1[..n * f], &mut self.de1[..n * f], Act::Relu, None);
         self.enc[1].backward(n, &self.e0, &self.de1, g, Some(&mut self.de0));
