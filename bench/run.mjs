@@ -36,7 +36,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { BenchError, fail, parseOptions } from './common.mjs';
-import { measureNative, nativeReport } from './native.mjs';
+import { failNative, measureNative, nativeReport } from './native.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (p) => path.relative(ROOT, p);
@@ -314,7 +314,7 @@ async function main() {
   const loadAfter = os.loadavg()[0];
   // The pool the threaded build ran on (min(cores, 4)), and as many threads for PyTorch.
   const poolThreads = Object.values(results[KINDS_PAGE].runs).find((r) => r.info.threads > 1)?.info.threads ?? 1;
-  const native = o.native ? measureNative({ python: o.python, threads: poolThreads, steps: o.steps, warmup: o.warmup, timeoutMs: remaining() }) : null;
+  const native = o.native ? measureNative({ python: o.python, threads: poolThreads, steps: o.steps, warmup: o.warmup, deadline }) : null;
 
   // ---- report ----
   const env = results[VAE_PAGE('tfjs-simd')].env;
@@ -421,6 +421,7 @@ async function main() {
   }
   lines.push(`total ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(lines.join('\n'));
+  failNative(native);
 }
 
 main().catch((e) => {

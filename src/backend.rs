@@ -164,8 +164,8 @@ pub trait TrainBackend {
 
 /// The backend on the CPU that the trainer keeps the weights on (`train.rs`): it trains when no
 /// device does, holds the weights as last copied out of one, and is the model's own, so sampling,
-/// encoding and saving read what it trained. The engine (`cpu.rs`) is it for every kind it has;
-/// candle's autograd (`reference.rs`) for the convolutional kinds, which the engine lacks.
+/// encoding and saving read what it trained: the engine (`cpu.rs`), for every kind (candle's
+/// autograd, `reference.rs`, is the tests' reference).
 pub trait HostBackend: TrainBackend {
     fn config(&self) -> crate::config::ModelConfig;
     /// Brings the model's parameters (the `VarMap` it was built over) up to date with training:

@@ -1,6 +1,6 @@
 //! The reference training backend: candle's autograd for the backward pass, then `adam.rs`'s Adam,
 //! each model as its module writes it. The CPU backend (`cpu.rs`, the engine) is held to it by the
-//! tests, and it trains the convolutional kinds, which the engine lacks (`train::host_backend`).
+//! tests, for every kind.
 
 use crate::adam::{Adam, AdamConfig};
 use crate::backend::{

@@ -485,7 +485,7 @@ class LatentLabElement extends HTMLElement {
       },
       onFailure: (why) => {
         running(false);
-        this.#showError(new Error(`the training worker failed to start${why ? `: ${why}` : ''}`));
+        this.#showError(new Error(`the training worker failed${why ? `: ${why}` : ''}`));
       },
     });
     start.addEventListener('click', guard(() => {

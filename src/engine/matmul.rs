@@ -60,12 +60,15 @@ pub enum Act {
 pub const LEAK: f32 = 0.2;
 
 impl Act {
+    /// As wasm's `f32x4.pmax` takes the larger (the vector store's), so a NaN stays NaN on every
+    /// path and its step is refused (`f32::max` would give the other operand).
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
+        let pmax = |a: f32, b: f32| if a < b { b } else { a };
         match self {
             Act::None => x,
-            Act::Relu => x.max(0.0),
-            Act::Leaky => x.max(LEAK * x),
+            Act::Relu => pmax(x, 0.0),
+            Act::Leaky => pmax(x, LEAK * x),
         }
     }
 }
@@ -216,7 +219,9 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     // A read down its columns (dYᵀ, rows `cs` apart in memory) would take a new cache line for
     // every step of k, at strides (512 or 256 floats) that map them all onto a few cache sets:
     // such an A is first packed, 4 rows at a time, into [k][4] blocks read in order.
-    let packed = a.rs < a.cs && k > 16;
+    // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
+    // apart, reads its four rows from one or two lines per step of k: no copy needed.)
+    let packed = a.rs < a.cs && a.cs > 64 && k > 16;
     PACK.with_borrow_mut(|pack| {
         let a = if packed {
             pack_rows_by_four(m, k, &a, pack);

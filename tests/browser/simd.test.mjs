@@ -74,7 +74,7 @@ test('the relaxed-SIMD and plain binaries train every engine kind alike: step 1 
       m.free();
       return losses;
     };
-    const kinds = ['vae', 'cvae', 'gan', 'cgan', 'ae'];
+    const kinds = ['vae', 'cvae', 'gan', 'cgan', 'ae', 'conv-vae', 'conv-ae'];
     return {
       engines: [plain.cpu_engine(), relaxed.cpu_engine()],
       kinds: kinds.map((kind) => ({ kind, plain: train(plain, kind), relaxed: train(relaxed, kind) })),

@@ -73,7 +73,8 @@ const MAX_RESTARTS = 3;
 
 /**
  * How long a training worker may go without a word, once it trains, before it is taken for hung:
- * a step of the slowest kind takes under a second here, an autosave or a coverage check a few.
+ * a step of the slowest kind at its default size takes under a second here, an autosave or a
+ * coverage check a few (a larger model's steps stretch it: 20 times the slowest step seen).
  * A worker can hang where it cannot throw: a panic on one of the threaded build's pool threads
  * leaves the step waiting for that thread for ever, and Stop cannot reach it. The run then
  * restarts from its autosave in a new worker on one thread.
@@ -95,9 +96,14 @@ export const SILENT_MS = 60_000;
  */
 export function mountTraining({ curve, samples, cell, status, note = null, verdict = null, guard, onMessage, onFailure, silentMs = SILENT_MS }) {
   let worker = null;
-  // When the worker last said anything (performance.now()), and whether it trains (a step came).
+  // The watchdog's: when the worker last said anything (performance.now()); whether it trains
+  // (armed by its {backend} message, sent just before its first step, the dataset in place); the
+  // longest wait for a step it has taken (a large model's steps can be long); when it last looked.
   let heard = 0;
   let watched = false;
+  let stepAt = 0;
+  let slowest = 0;
+  let looked = performance.now();
   let oneThread = false; // after a hang: every new worker runs the one-thread build
   let series = [];
   let judged = false; // whether this run's model is a GAN, whose coverage gets a verdict
@@ -117,7 +123,7 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
 
   /** After the worker died: a new one goes on from the run's autosave, if it has one; false if not. */
   const restart = (why) => {
-    if (!run?.autosave || run.autosaved === null || run.restarts >= MAX_RESTARTS) return false;
+    if (!run?.autosave || run.stopping || run.autosaved === null || run.restarts >= MAX_RESTARTS) return false;
     run.restarts++;
     const restarted = { why, from: run.autosaved, lost: Math.max(0, run.lastStep - run.autosaved) };
     spawn().postMessage({ cmd: 'resume', autosave: run.autosave, runId: run.runId, ...run.views });
@@ -128,7 +134,13 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
 
   const dispatch = guard((msg) => {
     heard = performance.now();
-    if (msg.step !== undefined && msg.totalSteps !== undefined) watched = true;
+    if (msg.backend) {
+      watched = true;
+      stepAt = heard;
+    } else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
+      slowest = Math.max(slowest, heard - stepAt);
+      stepAt = heard;
+    }
     if (msg.done) watched = false;
     if (msg.fatal) {
       discard(); // the worker's wasm trapped: this worker is unusable
@@ -164,32 +176,39 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
     return onMessage(msg);
   });
 
-  // The watchdog: a training worker silent for silentMs is hung (SILENT_MS).
+  // The watchdog: a training worker silent for silentMs (or 20 times its slowest step so far,
+  // if longer) is hung (SILENT_MS). A tick long after the last one means the page itself was
+  // not running (a sleeping laptop, a frozen tab): the silence is counted from then.
+  const period = Math.min(1000, silentMs / 4);
   const watchdog = setInterval(() => {
-    if (!watched || !worker || performance.now() - heard < silentMs) return;
-    const why = `it did not answer for ${Math.round(silentMs / 1000)} s`;
-    const stopping = run?.stopping;
+    const now = performance.now();
+    if (now - looked > 3 * period) heard = Math.max(heard, now);
+    looked = now;
+    const limit = Math.max(silentMs, 20 * slowest);
+    if (!watched || !worker || now - heard < limit) return;
+    const why = `it did not answer for ${Math.round(limit / 1000)} s`;
     discard();
     oneThread = true;
-    if (stopping) {
-      run = null;
-      onFailure(`${why} after Stop`);
-    } else if (!restart(why)) onFailure(why);
-  }, Math.min(1000, silentMs / 4));
+    if (!restart(why)) onFailure(run?.stopping ? `${why} after Stop` : why);
+  }, period);
 
   /** A new worker (a module worker from this file's origin: allowed by worker-src, or by script-src 'self'). */
   const spawn = () => {
     const url = new URL(URLS.worker);
     if (oneThread) url.searchParams.set('threads', '1');
-    worker = new Worker(url, { type: 'module' });
+    const w = new Worker(url, { type: 'module' });
+    worker = w;
     heard = performance.now();
-    worker.onmessage = (e) => dispatch(e.data);
-    worker.onerror = (e) => {
+    slowest = 0;
+    // (what a worker already ended still had on its way is not this one's)
+    w.onmessage = (e) => w === worker && dispatch(e.data);
+    w.onerror = (e) => {
       e.preventDefault();
+      if (w !== worker) return;
       discard();
       if (!restart(e.message || 'an uncaught error')) onFailure(e.message ?? '');
     };
-    return worker;
+    return w;
   };
 
   /** Starts `msg` ('start' or 'resume') for a model of `caps`; `views`: the grid and extras it decodes. */
