@@ -14,6 +14,7 @@
 //!   → patches [n·8·8, 25·16] · conv2ᵀ → [n, 8, 8, 32] → pool → [n, 4, 4, 32] → flatten [n, 512]
 //!   → fc1, ReLU → features [n, 128] → fc2 → logits [n, 10]
 
+use super::conv::transpose_each;
 use super::matmul::{multiply, Act, Epilogue, Strided};
 use crate::mnist::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 
@@ -103,13 +104,7 @@ impl ClassifierWeights {
         let mut s = Scratch::new(chunk);
         // conv2's kernels [out, in, ky, kx] reordered to the patches' [out, ky, kx, in].
         let mut conv2_weight = vec![0f32; self.conv2_weight.len()];
-        for o in 0..C2 {
-            for c in 0..C1 {
-                for k in 0..K * K {
-                    conv2_weight[(o * K * K + k) * C1 + c] = self.conv2_weight[(o * C1 + c) * K * K + k];
-                }
-            }
-        }
+        transpose_each(C2, C1, K * K, &self.conv2_weight, &mut conv2_weight);
         for start in (0..n).step_by(chunk) {
             let b = chunk.min(n - start);
             let x = &images[start * IMAGE_PIXELS..(start + b) * IMAGE_PIXELS];
@@ -145,14 +140,7 @@ impl ClassifierWeights {
             dense(rows2, &s.patches2, &conv2_weight, &self.conv2_bias, &mut s.conv2, Act::Relu);
             max_pool(b, S2, C2, &s.conv2, &mut s.pool2);
             // Flatten as PyTorch does, channel-major: [c, y, x].
-            for i in 0..b {
-                let (src, dst) = (&s.pool2[i * FLAT..][..FLAT], &mut s.flat[i * FLAT..][..FLAT]);
-                for pos in 0..P2 * P2 {
-                    for c in 0..C2 {
-                        dst[c * P2 * P2 + pos] = src[pos * C2 + c];
-                    }
-                }
-            }
+            transpose_each(b, P2 * P2, C2, &s.pool2, &mut s.flat);
             let f = &mut features[start * FEATURES..(start + b) * FEATURES];
             dense(b, &s.flat, &self.fc1_weight, &self.fc1_bias, f, Act::Relu);
             dense(b, f, &self.fc2_weight, &self.fc2_bias, &mut logits[start * CLASSES..(start + b) * CLASSES], Act::None);

@@ -139,14 +139,7 @@ impl Conv {
     /// The weight from θ, reordered [a, b, k, k] → [a, k, k, b]: each step, before the forward.
     pub fn load(&mut self, theta: &[f32]) {
         let ((a, b), k2) = (self.weight_dims(), self.layer.kernel * self.layer.kernel);
-        let w = &theta[self.w..self.w + a * b * k2];
-        for i in 0..a {
-            for j in 0..b {
-                for at in 0..k2 {
-                    self.wr[(i * k2 + at) * b + j] = w[(i * b + j) * k2 + at];
-                }
-            }
-        }
+        transpose_each(a, b, k2, &theta[self.w..self.w + a * b * k2], &mut self.wr);
     }
 
     /// y [n·side_out², c_out] = act(conv(x [n·side_in², c_in]) + b).
@@ -154,13 +147,12 @@ impl Conv {
         let l = self.layer;
         let (g, row) = self.windows();
         let bias = &theta[self.b..self.b + l.c_out];
+        let rows = n * g.windows * g.windows;
         if !l.transposed {
-            let rows = n * g.windows * g.windows;
             g.im2col(n, l.c_in, x, &mut self.cols);
             let e = Epilogue { bias: Some(bias), act, ..Epilogue::default() };
             multiply(rows, l.c_out, row, Strided::rows(&self.cols, row), Strided::transposed(&self.wr, row), y, l.c_out, e);
         } else {
-            let rows = n * g.windows * g.windows;
             multiply(rows, row, l.c_in, Strided::rows(x, l.c_in), Strided::rows(&self.wr, row), &mut self.cols, row, Epilogue::default());
             g.col2im(n, l.c_out, &self.cols, y);
             for pixel in y[..n * self.output_len()].chunks_exact_mut(l.c_out) {
@@ -194,14 +186,7 @@ impl Conv {
         }
         column_sums(&dy[..out_rows * l.c_out], l.c_out, &mut grad[self.b..self.b + l.c_out]);
         let ((a, b), k2) = (self.weight_dims(), l.kernel * l.kernel);
-        let dw = &mut grad[self.w..self.w + a * b * k2];
-        for i in 0..a {
-            for j in 0..b {
-                for at in 0..k2 {
-                    dw[(i * b + j) * k2 + at] = self.dwr[(i * k2 + at) * b + j];
-                }
-            }
-        }
+        transpose_each(a, k2, b, &self.dwr, &mut grad[self.w..self.w + a * b * k2]);
     }
 }
 
@@ -268,25 +253,15 @@ impl MaxPool {
     }
 }
 
-/// dst [n, ch, pixels] (PyTorch's flatten order) ← src [n, pixels, ch].
-pub fn channels_first(n: usize, pixels: usize, ch: usize, src: &[f32], dst: &mut [f32]) {
-    for i in 0..n {
-        let (s, d) = (&src[i * pixels * ch..(i + 1) * pixels * ch], &mut dst[i * pixels * ch..(i + 1) * pixels * ch]);
-        for pos in 0..pixels {
-            for c in 0..ch {
-                d[c * pixels + pos] = s[pos * ch + c];
-            }
-        }
-    }
-}
-
-/// dst [n, pixels, ch] ← src [n, ch, pixels]: `channels_first`'s inverse.
-pub fn channels_last(n: usize, pixels: usize, ch: usize, src: &[f32], dst: &mut [f32]) {
-    for i in 0..n {
-        let (s, d) = (&src[i * pixels * ch..(i + 1) * pixels * ch], &mut dst[i * pixels * ch..(i + 1) * pixels * ch]);
-        for pos in 0..pixels {
-            for c in 0..ch {
-                d[pos * ch + c] = s[c * pixels + pos];
+/// dst [n, cols, rows] ← src [n, rows, cols]: each of n row-major matrices transposed. What turns
+/// position-major activations [n, pixels, ch] into PyTorch's channel-major flatten [n, ch, pixels]
+/// (and back, with rows and cols swapped), and a weight [a, b, k·k] into [a, k·k, b].
+pub(super) fn transpose_each(n: usize, rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
+    let size = rows * cols;
+    for (s, d) in src[..n * size].chunks_exact(size).zip(dst[..n * size].chunks_exact_mut(size)) {
+        for r in 0..rows {
+            for c in 0..cols {
+                d[c * rows + r] = s[r * cols + c];
             }
         }
     }

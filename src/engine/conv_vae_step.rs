@@ -10,7 +10,7 @@
 //! then the backward pass in reverse order into the flat gradient, the step's check, and Adam.
 
 use super::clock::Stopwatch;
-use super::conv::{channels_first, channels_last, Conv};
+use super::conv::{transpose_each, Conv};
 use super::layers::{act_backward, recon_backward};
 use super::matmul::Act;
 use super::vae_step::DenseVae;
@@ -124,9 +124,9 @@ impl ConvVaeStep {
         fill_inputs(batch, None, (1.0, 0.0), 1.0, &mut self.x[..n * p], p, 0)?;
         self.enc[0].forward(th, n, &self.x, &mut self.e0, Act::Relu);
         self.enc[1].forward(th, n, &self.e0, &mut self.e1, Act::Relu);
-        channels_first(n, PIXELS, CHANNELS, &self.e1, &mut self.flat);
+        transpose_each(n, PIXELS, CHANNELS, &self.e1, &mut self.flat);
         self.dense.forward(th, n, &self.flat, f, batch.noise, &mut self.g, Act::Relu);
-        channels_last(n, PIXELS, CHANNELS, &self.g, &mut self.g_pos);
+        transpose_each(n, CHANNELS, PIXELS, &self.g, &mut self.g_pos);
         self.dec[0].forward(th, n, &self.g_pos, &mut self.d0, Act::Relu);
         self.dec[1].forward(th, n, &self.d0, &mut self.logits, Act::None);
         e.phases.forward += sw.lap();
@@ -139,10 +139,10 @@ impl ConvVaeStep {
         self.dec[1].backward(n, &self.d0, &self.logits, g, Some(&mut self.dd0));
         act_backward(&self.d0[..n * self.dec[0].output_len()], &mut self.dd0[..n * self.dec[0].output_len()], Act::Relu, None);
         self.dec[0].backward(n, &self.g_pos, &self.dd0, g, Some(&mut self.dg_pos));
-        channels_first(n, PIXELS, CHANNELS, &self.dg_pos, &mut self.dg);
+        transpose_each(n, PIXELS, CHANNELS, &self.dg_pos, &mut self.dg);
         act_backward(&self.g[..n * f], &mut self.dg[..n * f], Act::Relu, None);
         let kl = self.dense.backward(th, n, &self.flat, f, batch.noise, objective.kl_weight, &self.dg, g, Some((&mut self.dflat, f)));
-        channels_last(n, PIXELS, CHANNELS, &self.dflat, &mut self.de1);
+        transpose_each(n, CHANNELS, PIXELS, &self.dflat, &mut self.de1);
         act_backward(&self.e1[..n * f], &mut self.de1[..n * f], Act::Relu, None);
         self.enc[1].backward(n, &self.e0, &self.de1, g, Some(&mut self.de0));
         act_backward(&self.e0[..n * self.enc[0].output_len()], &mut self.de0[..n * self.enc[0].output_len()], Act::Relu, None);
