@@ -121,6 +121,23 @@ fn the_reconstruction_losses_match_their_formulas_at_odd_widths() {
     }
 }
 
+/// The step's gradient check: every non-finite value is found wherever it sits (each lane of a
+/// vector, the tail), and the extremes of the finite ones (largest, smallest subnormal, -0) pass.
+#[test]
+fn the_gradient_check_finds_every_value_that_is_not_finite() {
+    use latent_lab::engine::layers::all_finite;
+    let finite = [f32::MAX, -f32::MAX, f32::MIN_POSITIVE, 1e-45, -0.0, 0.0, 1.0];
+    let mut xs: Vec<f32> = (0..23).map(|i| finite[i % finite.len()]).collect();
+    assert!(all_finite(&xs) && all_finite(&[]));
+    for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN] {
+        for at in 0..xs.len() {
+            let kept = std::mem::replace(&mut xs[at], bad);
+            assert!(!all_finite(&xs), "{bad} at {at} of {}", xs.len());
+            xs[at] = kept;
+        }
+    }
+}
+
 /// Bands the split product handed to its kernel (`split_rows`'s test).
 static BANDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 

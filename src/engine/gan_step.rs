@@ -208,7 +208,7 @@ impl GanStep {
         self.d2.backward(th, rd, &self.dh1, 2 * h, &self.d_dh2, Some(g), Some((&mut self.d_dh1, 2 * h, false)));
         act_backward(&self.dh1[..rd * 2 * h], &mut self.d_dh1[..rd * 2 * h], Act::Leaky, Some(&self.dmask1[..rd * 2 * h]));
         self.d1.backward(th, rd, &self.din, w, &self.d_dh1, Some(g), None);
-        if !e.grad_sq_norm(self.d_range.clone()).is_finite() {
+        if !e.grad_is_finite(self.d_range.clone()) {
             return Err(diverged("the discriminator's gradient", "not finite"));
         }
         e.phases.backward += sw.lap();
@@ -250,7 +250,7 @@ impl GanStep {
         self.g2.backward(th, n, &self.gh1, h, &self.d_gh2, Some(g), Some((&mut self.d_gh1, h, false)));
         act_backward(&self.gh1[..n * h], &mut self.d_gh1[..n * h], Act::Leaky, None);
         self.g1.backward(th, n, &self.gin, l + c, &self.d_gh1, Some(g), None);
-        if !e.grad_sq_norm(self.g_range.clone()).is_finite() {
+        if !e.grad_is_finite(self.g_range.clone()) {
             return Err(diverged("the generator's gradient", "not finite"));
         }
         e.phases.backward += sw.lap();

@@ -59,6 +59,14 @@ impl Linear {
     }
 }
 
+/// No value is ±∞ or NaN. Tested on the bits (an exponent of all ones) and or-ed without a short
+/// cut, so it runs four lanes at a time: a sum of squares in f64 did the same job as one chain of
+/// dependent adds, a tenth of a VAE step's backward at the page's batch in the tab.
+pub fn all_finite(xs: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    xs.iter().fold(0u32, |any, x| any | u32::from(x.to_bits() & EXPONENT == EXPONENT)) == 0
+}
+
 /// sums [cols] = Σ over rows of m [.., cols]
 pub(super) fn column_sums(m: &[f32], cols: usize, sums: &mut [f32]) {
     sums.fill(0.0);

@@ -180,7 +180,7 @@ impl Engine {
         if !loss.is_finite() {
             return Err(diverged("the loss", loss));
         }
-        if !self.grad_sq_norm(0..self.layout.total).is_finite() {
+        if !self.grad_is_finite(0..self.layout.total) {
             return Err(diverged("the gradient", "not finite"));
         }
         self.phases.backward += sw.lap();
@@ -189,9 +189,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Σ g² over `range`, in f64 so a sum of large finite squares cannot overflow.
-    fn grad_sq_norm(&self, range: Range<usize>) -> f64 {
-        self.grad[range].iter().map(|&g| (g as f64) * (g as f64)).sum()
+    /// Every gradient entry over `range` is finite.
+    fn grad_is_finite(&self, range: Range<usize>) -> bool {
+        layers::all_finite(&self.grad[range])
     }
 }
 
