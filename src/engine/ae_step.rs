@@ -60,8 +60,8 @@ impl AeStep {
         }
     }
 
-    /// Forward, backward and Adam's proposal; the caller commits. A step whose loss or gradient
-    /// is not finite is refused before anything is proposed.
+    /// Forward, backward and Adam's step, in place once the checks pass: a step whose loss or
+    /// gradient is not finite is refused before anything changes.
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
         let n = batch.indices.len();
         self.reserve(n);
@@ -95,7 +95,7 @@ impl AeStep {
             }
         }
         // the step's check, then Adam over every parameter
-        e.check_and_propose(loss, lr, &mut sw)?;
+        e.check_and_update(loss, lr, &mut sw)?;
         Ok(LossParts { loss, bce: loss, kl: 0.0 })
     }
 }

@@ -93,8 +93,8 @@ impl ConvAeStep {
         self.enc.iter_mut().chain(&mut self.dec).for_each(|c| c.reserve(n));
     }
 
-    /// Forward, backward and Adam's proposal; the caller commits. A step whose loss or gradient
-    /// is not finite is refused before anything is proposed.
+    /// Forward, backward and Adam's step, in place once the checks pass: a step whose loss or
+    /// gradient is not finite is refused before anything changes.
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
         let n = batch.indices.len();
         self.reserve(n);
@@ -136,7 +136,7 @@ impl ConvAeStep {
         relu(&self.a[0], &mut self.da[0], a0);
         self.enc[0].backward(n, &self.x, &self.da[0], g, None);
         // the step's check, then Adam over every parameter
-        e.check_and_propose(loss, lr, &mut sw)?;
+        e.check_and_update(loss, lr, &mut sw)?;
         Ok(LossParts { loss, bce: loss, kl: 0.0 })
     }
 }

@@ -111,8 +111,8 @@ impl ConvVaeStep {
         self.enc.iter_mut().chain(&mut self.dec).for_each(|c| c.reserve(n));
     }
 
-    /// Forward, backward and Adam's proposal; the caller commits. A step whose loss or gradient
-    /// is not finite is refused before anything is proposed.
+    /// Forward, backward and Adam's step, in place once the checks pass: a step whose loss or
+    /// gradient is not finite is refused before anything changes.
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
         let n = batch.indices.len();
         self.reserve(&e.cfg, n);
@@ -149,7 +149,7 @@ impl ConvVaeStep {
         self.enc[0].backward(n, &self.x, &self.de0, g, None);
         // the step's check, then Adam over every parameter
         let total = (bce + objective.kl_weight * kl) as f32;
-        e.check_and_propose(total, lr, &mut sw)?;
+        e.check_and_update(total, lr, &mut sw)?;
         Ok(LossParts { loss: total, bce: bce as f32, kl: kl as f32 })
     }
 }

@@ -7,7 +7,7 @@
 //! - `matmul.rs`: the products (register-blocked simd128 tiles in the browser, the `gemm` crate natively);
 //! - `lanes.rs`: four-lane vectors (wasm simd128, or arrays natively), `exp` and `ln_1p` on them;
 //! - `layers.rs`: a linear layer's forward and backward, activations, losses;
-//! - `adam.rs`: the fused Adam pass and its commit;
+//! - `adam.rs`: the fused Adam pass, in place or as a proposal the step commits;
 //! - `conv.rs`: the convolutional kinds' layers (a convolution of either direction as an im2col
 //!   product, max pooling), position-major;
 //! - `vae_step.rs`, `gan_step.rs`, `ae_step.rs`, `conv_vae_step.rs`, `conv_ae_step.rs`: one step per kind of network;
@@ -153,12 +153,13 @@ impl Engine {
         Ok(losses)
     }
 
-    /// Adam alone: proposes over every parameter from the gradient in `grad`, and commits.
+    /// Adam alone, over every parameter, from the gradient in `grad`.
     pub fn apply_gradient(&mut self, lr: f64) {
-        self.propose(lr, 0..self.layout.total);
+        self.moments.update(&self.adam, self.t + 1, lr, &mut self.theta, &self.grad, 0..self.layout.total);
         self.commit();
     }
 
+    /// Ends a step: the proposals become θ and the moments (if it made any), and t counts it.
     fn commit(&mut self) {
         self.moments.commit(&mut self.theta);
         self.t += 1;
@@ -174,9 +175,10 @@ impl Engine {
         off as usize..(off + count) as usize
     }
 
-    /// The step's check (a loss or gradient that is not finite refuses it before anything is
-    /// proposed), then Adam's proposal over every parameter; the caller commits.
-    fn check_and_propose(&mut self, loss: f32, lr: f64, sw: &mut Stopwatch) -> Result<()> {
+    /// The step's check (a loss or gradient that is not finite refuses it before anything
+    /// changes), then Adam's step over every parameter, in place: for a step of one network,
+    /// which nothing after this can refuse.
+    fn check_and_update(&mut self, loss: f32, lr: f64, sw: &mut Stopwatch) -> Result<()> {
         if !loss.is_finite() {
             return Err(diverged("the loss", loss));
         }
@@ -184,7 +186,7 @@ impl Engine {
             return Err(diverged("the gradient", "not finite"));
         }
         self.phases.backward += sw.lap();
-        self.propose(lr, 0..self.layout.total);
+        self.moments.update(&self.adam, self.t + 1, lr, &mut self.theta, &self.grad, 0..self.layout.total);
         self.phases.optimizer += sw.lap();
         Ok(())
     }

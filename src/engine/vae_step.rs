@@ -156,8 +156,8 @@ impl VaeStep {
         self.logits.resize(n * IMAGE_PIXELS, 0.0);
     }
 
-    /// Forward, backward and Adam's proposal; the caller commits. A step whose loss or gradient
-    /// is not finite is refused before anything is proposed.
+    /// Forward, backward and Adam's step, in place once the checks pass: a step whose loss or
+    /// gradient is not finite is refused before anything changes.
     pub fn run(&mut self, e: &mut Engine, batch: &Batch, lr: f64) -> Result<LossParts> {
         let n = batch.indices.len();
         self.reserve(&e.cfg, n);
@@ -176,7 +176,7 @@ impl VaeStep {
         let kl = self.dense.backward(th, n, &self.x, p + c, batch.noise, objective.kl_weight, &self.logits, &mut e.grad, None);
         // the step's check, then Adam over every parameter
         let total = (bce + objective.kl_weight * kl) as f32;
-        e.check_and_propose(total, lr, &mut sw)?; // the KL term's share (a few µs) in the backward's
+        e.check_and_update(total, lr, &mut sw)?; // the KL term's share (a few µs) in the backward's
         Ok(LossParts { loss: total, bce: bce as f32, kl: kl as f32 })
     }
 }
