@@ -9,16 +9,16 @@
 //! The tensor operations are those of candle-nn's `AdamW` with no weight decay, in the same order,
 //! so the results are the same to the bit.
 
-use crate::config::Kind;
+use crate::config::{Kind, TrainSettings};
 use crate::layout::ParamLayout;
 use anyhow::{anyhow, ensure, Result};
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use candle_nn::VarMap;
 use std::collections::HashMap;
 
-/// Adam's hyper-parameters, defined once for every backend (the GPU's kernels take them from here).
-/// The learning rate is not one of them: it comes with each step, from the trainer's recipe
-/// (`config::Recipe`).
+/// Adam's hyper-parameters, defined once for every backend (the GPU's kernels take them from here),
+/// each step's in its `Batch` (β2 is the recipe's, `config::TrainSettings`). The learning rate is
+/// not one of them: it comes with each step, from the trainer's recipe (`config::Recipe`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     pub beta1: f64,
@@ -34,6 +34,11 @@ impl AdamConfig {
     /// (DCGAN's choice, which its successors kept).
     pub fn for_kind(kind: Kind) -> AdamConfig {
         if kind.is_gan() { AdamConfig { beta1: 0.5, ..Self::PYTORCH } } else { Self::PYTORCH }
+    }
+
+    /// What a step of `kind` trains with under `settings`: the kind's β1 and ε, the recipe's β2.
+    pub fn for_settings(kind: Kind, settings: &TrainSettings) -> AdamConfig {
+        AdamConfig { beta2: settings.adam_beta2, ..Self::for_kind(kind) }
     }
 }
 
@@ -98,6 +103,12 @@ impl Adam {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { params, beta1: config.beta1, beta2: config.beta2, eps: config.eps, t: 0 })
+    }
+
+    /// β1, β2 and ε from the next step on (a step brings its own: `Batch::adam`); the moments
+    /// stay as they are.
+    pub fn set_config(&mut self, config: &AdamConfig) {
+        (self.beta1, self.beta2, self.eps) = (config.beta1, config.beta2, config.eps);
     }
 
     /// The variables of `varmap` whose names start with `prefix`, sorted by name.

@@ -3,7 +3,7 @@
 //! (`reference.rs`) and the WebGPU backend (`gpu/`) implement, so the trainer (`train.rs`) does not care which runs a step. A step is
 //! submitted and finished apart, so a GPU's steps queue without waiting for their readback.
 
-pub use crate::adam::OptimizerState;
+pub use crate::adam::{AdamConfig, OptimizerState};
 pub use crate::config::VaeObjective;
 pub use crate::gan::GanDraws;
 use crate::mnist::Dataset;
@@ -51,8 +51,9 @@ impl StepLosses {
 }
 
 /// One minibatch and every random number its step uses, drawn by the trainer, so every backend
-/// consumes the same numbers by construction; and, for a VAE, what the step minimises (it may
-/// change between steps: the page's KL weight moves while training runs).
+/// consumes the same numbers by construction; and what the step minimises and how (for a VAE its
+/// objective, which may change between steps: the page's KL weight moves while training runs;
+/// Adam's constants).
 pub struct Batch<'a> {
     pub data: &'a Dataset,
     pub indices: &'a [usize],
@@ -65,6 +66,8 @@ pub struct Batch<'a> {
     /// cGAN: what the label's one-hot is multiplied by in the discriminator's input
     /// (`TrainSettings::label_gain`; 1 is the plain one-hot). Other kinds ignore it.
     pub label_gain: f32,
+    /// Adam's β1, β2 and ε for this step (`AdamConfig::for_settings`: β2 is the recipe's).
+    pub adam: AdamConfig,
 }
 
 /// What a backend reads back for one step; only the backend that submitted it can interpret it.

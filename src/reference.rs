@@ -58,7 +58,8 @@ enum CpuModel {
 }
 
 impl CandleBackend {
-    /// Trains the model over `params` in place, with Adam's settings for the kind.
+    /// Trains the model over `params` in place, with Adam's settings for the kind (until a step
+    /// brings its own, `Batch::adam`).
     pub fn new(cfg: ModelConfig, params: &VarMap, device: Device) -> Result<Self> {
         let adam = AdamConfig::for_kind(cfg.kind);
         let model = match Net::new(cfg, params, &device)? {
@@ -121,6 +122,10 @@ impl CandleBackend {
 
     /// One step, now: forward, backward and Adam, all or nothing.
     pub fn run_step(&mut self, batch: &Batch, learning_rate: f64) -> Result<StepLosses> {
+        match &mut self.model {
+            CpuModel::Vae { opt, .. } | CpuModel::Ae { opt, .. } => opt.set_config(&batch.adam),
+            CpuModel::Gan { opt_g, opt_d, .. } => [opt_g, opt_d].into_iter().for_each(|o| o.set_config(&batch.adam)),
+        }
         let n = batch.indices.len();
         let x = batch_images(batch.data, batch.indices, &self.device)?;
         let labels = batch.labels();

@@ -67,7 +67,7 @@ pub fn write(
 
     let mut meta = checkpoint::with_config(cfg, meta);
     let s = &trainer.settings;
-    let fields: [(&str, String); 19] = [
+    let fields: [(&str, String); 20] = [
         (MARK, VERSION.into()),
         (FOLDED_EPOCHS, folded_epochs.to_string()),
         ("optimizer.t", snapshot.optimizer.t.to_string()),
@@ -83,6 +83,7 @@ pub fn write(
         ("trainer.decay", s.decay.name().into()),
         ("trainer.average", s.average.to_string()),
         ("trainer.label_gain", s.label_gain.to_string()),
+        ("trainer.adam_beta2", s.adam_beta2.to_string()),
         ("trainer.recon", trainer.objective.recon.name().into()),
         ("trainer.kl_weight", trainer.objective.kl_weight.to_string()),
         ("trainer.rollbacks", format!("{}/{}", trainer.recoveries, trainer.max_recoveries)),
@@ -156,6 +157,7 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
             // runs saved before these were settings trained without them
             average: meta.get("trainer.average").map(|b| parse("trainer.average", b)).transpose()?.unwrap_or(false),
             label_gain: meta.get("trainer.label_gain").map(|g| parse("trainer.label_gain", g)).transpose()?.unwrap_or(1.0),
+            adam_beta2: meta.get("trainer.adam_beta2").map(|b| parse("trainer.adam_beta2", b)).transpose()?.unwrap_or(0.999),
         },
         // runs saved before the objective was a setting trained the plain VAE's
         objective: VaeObjective {

@@ -10,6 +10,7 @@ pub use crate::backend::{
 pub use crate::cpu::CpuBackend;
 pub use crate::reference::CandleBackend;
 pub use crate::mnist::batch_images;
+use crate::adam::AdamConfig;
 use crate::config::{Decay, Family, Recipe, SettingsChoice, TrainSettings, VaeObjective};
 use crate::gan::GanDraws;
 use crate::mnist::Dataset;
@@ -88,6 +89,8 @@ pub struct Trainer {
     /// A GAN's averaged generator (the CPU backend keeps the average) and a cGAN's label gain.
     average: bool,
     label_gain: f64,
+    /// Adam's β2 (`TrainSettings::adam_beta2`).
+    adam_beta2: f64,
     /// What a VAE's steps minimise (each step takes it as it is then).
     objective: VaeObjective,
     /// Epochs the weights had trained before this trainer took them, which the decay counts from.
@@ -191,6 +194,7 @@ impl Trainer {
             decay: fresh.decay,
             average: false,
             label_gain: fresh.label_gain,
+            adam_beta2: fresh.adam_beta2,
             objective: VaeObjective::for_kind(cfg.kind),
             prior_epochs: 0.0,
             steps: 0,
@@ -261,6 +265,7 @@ impl Trainer {
         t.set_decay(s.decay);
         t.set_average(s.average)?;
         t.set_label_gain(s.label_gain)?;
+        t.set_adam_beta2(s.adam_beta2)?;
         if !t.cfg.kind.is_gan() {
             t.set_objective(state.objective)?;
         }
@@ -367,8 +372,8 @@ impl Trainer {
         Recipe::of(self.cfg.kind, self.settings())
     }
 
-    /// The batch size, the learning rate (of the first epoch), its decay, a GAN's averaging and a
-    /// cGAN's label gain.
+    /// The batch size, the learning rate (of the first epoch), its decay, a GAN's averaging, a
+    /// cGAN's label gain and Adam's β2.
     pub fn settings(&self) -> TrainSettings {
         TrainSettings {
             batch_size: self.batch_size,
@@ -376,6 +381,7 @@ impl Trainer {
             decay: self.decay,
             average: self.average,
             label_gain: self.label_gain,
+            adam_beta2: self.adam_beta2,
         }
     }
 
@@ -431,6 +437,14 @@ impl Trainer {
         Ok(())
     }
 
+    /// Adam's β2 from the next step submitted: in [0.5, 1) (0.5 forgets the gradients' scale
+    /// within a few steps; 1 would never let it change).
+    pub fn set_adam_beta2(&mut self, beta2: f64) -> Result<()> {
+        ensure!(beta2.is_finite() && (0.5..1.0).contains(&beta2), "Adam's β2 {beta2} is outside [0.5, 1)");
+        self.adam_beta2 = beta2;
+        Ok(())
+    }
+
     /// A command line's choice: its recipe's settings, then each setting it gave on its own.
     pub fn choose(&mut self, choice: &SettingsChoice) -> Result<()> {
         if let Some(recipe) = choice.recipe {
@@ -447,6 +461,9 @@ impl Trainer {
         }
         if let Some(gain) = choice.label_gain {
             self.set_label_gain(gain)?;
+        }
+        if let Some(beta2) = choice.adam_beta2 {
+            self.set_adam_beta2(beta2)?;
         }
         if let Some(decay) = choice.decay {
             self.set_decay(decay);
@@ -476,11 +493,12 @@ impl Trainer {
         Ok(())
     }
 
-    /// Sets the batch size, learning rate, decay, a GAN's averaging and a cGAN's label gain to
-    /// `recipe`'s for this kind.
+    /// Sets the batch size, learning rate, decay, a GAN's averaging, a cGAN's label gain and
+    /// Adam's β2 to `recipe`'s for this kind.
     pub fn set_recipe(&mut self, recipe: Recipe) {
         let s = recipe.settings(self.cfg.kind);
-        (self.batch_size, self.learning_rate, self.decay, self.label_gain) = (s.batch_size, s.learning_rate, s.decay, s.label_gain);
+        (self.batch_size, self.learning_rate, self.decay, self.label_gain, self.adam_beta2) =
+            (s.batch_size, s.learning_rate, s.decay, s.label_gain, s.adam_beta2);
         // Only a backend that keeps no average (candle's, the tests' reference) refuses, and it trains no GAN but there.
         let _ = self.set_average(s.average);
     }
@@ -580,6 +598,7 @@ impl Trainer {
         // On the CPU, a copy to roll back to at the start and every sync interval (a device's own
         // copies out serve there). Refused steps commit nothing, so every copy is of finite weights.
         let rate = self.current_learning_rate();
+        let adam = AdamConfig::for_settings(self.cfg.kind, &self.settings());
         let due = self.last_good.as_ref().is_none_or(|(m, _)| m.steps != self.steps && self.steps % self.sync_interval == 0);
         if self.device.is_none() && self.max_recoveries > 0 && self.data.is_some() && due {
             self.last_good = Some((self.mark(), self.cpu.snapshot()?));
@@ -602,7 +621,7 @@ impl Trainer {
         let noise: Vec<f32> =
             (0..indices.len() * self.cfg.latent).map(|_| self.rng.sample(StandardNormal)).collect();
         let label_gain = self.label_gain as f32;
-        let mut batch = Batch { data, indices, noise: &noise, gan: None, vae: self.objective, label_gain };
+        let mut batch = Batch { data, indices, noise: &noise, gan: None, vae: self.objective, label_gain, adam };
         let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels()));
         batch.gan = gan.as_ref();
         let submitted = backend.submit(&batch, rate)?;

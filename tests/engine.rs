@@ -6,6 +6,7 @@
 use crate::common;
 use crate::common::parity::{self, SEED};
 
+use latent_lab::adam::AdamConfig;
 use latent_lab::config::{Recipe, Recon, VaeObjective};
 use latent_lab::engine::lanes::{Lanes, V4};
 use latent_lab::engine::matmul::{self, Act, Epilogue, Strided};
@@ -215,7 +216,8 @@ fn one_step_parity_with(kind: Kind, objective: VaeObjective) {
     let draws = parity::gan_draws(&cfg, &data, &indices);
     // The fast recipe's label gain: a cGAN's discriminator sees its label ×10.
     let label_gain = Recipe::Fast.settings(kind).label_gain as f32;
-    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: objective, label_gain };
+    let adam = AdamConfig::for_settings(kind, &Recipe::Fast.settings(kind));
+    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: objective, label_gain, adam };
     // The tutorials' rate, as tests/gpu.rs takes: at step 1 Adam moves every weight by about
     // ±lr whatever its gradient's size, so a gradient at rounding level (a unit barely used) can
     // move either way on two backends, and the generator's gradient, taken through the updated
@@ -307,6 +309,43 @@ fn adam_updates_agree_with_candle() {
             for (which, (cm, em)) in [(&c.optimizer.moments[name].0, &e.optimizer.moments[name].0), (&c.optimizer.moments[name].1, &e.optimizer.moments[name].1)].into_iter().enumerate() {
                 let worst = cm.iter().zip(em).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(worst <= 1e-6, "{name}: Adam's moment {which} differs by {worst}");
+            }
+        }
+    }
+}
+
+/// A step trains with the Adam constants its batch brings (the recipe's β2, which the page may
+/// change between steps): after one step from zero moments, m = (1 − β1)·g and v = (1 − β2)·g²
+/// for every parameter, on the engine and on candle, at a β2 of 0.6 (neither the kind's 0.999
+/// nor the fast VAE's 0.99).
+#[test]
+fn a_step_takes_adams_constants_from_its_batch() {
+    for kind in [Kind::Vae, Kind::Gan] {
+        let cfg = ModelConfig { hidden: 32, ..kind.default_config() };
+        let data = common::mnist().train.take(256);
+        let indices: Vec<usize> = (0..32).collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        let noise: Vec<f32> = (0..indices.len() * cfg.latent).map(|_| rng.random_range(-1f32..1.0)).collect();
+        let draws = parity::gan_draws(&cfg, &data, &indices);
+        let adam = AdamConfig { beta2: 0.6, ..AdamConfig::for_kind(kind) };
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0, adam };
+        let mut engine = CpuBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
+        let mut candle = CandleBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
+        engine.record_gradients = true;
+        candle.record_gradients = true;
+        engine.run_step(&batch, 1e-3).unwrap();
+        candle.run_step(&batch, 1e-3).unwrap();
+        let (b1, b2) = ((1.0 - adam.beta1) as f32, (1.0 - adam.beta2) as f32);
+        for (backend, grads, snap) in [("engine", &engine.last_gradients, engine.snapshot().unwrap()), ("candle", &candle.last_gradients, candle.snapshot().unwrap())] {
+            assert_eq!(snap.optimizer.t, 1);
+            for (name, g) in grads {
+                let (m, v) = &snap.optimizer.moments[name];
+                let g_max = g.iter().fold(0f32, |a, x| a.max(x.abs()));
+                for (i, &g) in g.iter().enumerate() {
+                    let what = format!("{} on {backend}: {name}[{i}]", kind.name());
+                    assert!((m[i] - b1 * g).abs() <= 1e-6 * g_max, "{what}: m {} for g {g}", m[i]);
+                    assert!((v[i] - b2 * g * g).abs() <= 1e-6 * g_max * g_max, "{what}: v {} for g {g}, not (1 − 0.6)·g²", v[i]);
+                }
             }
         }
     }
@@ -411,7 +450,8 @@ fn a_batch_outside_the_dataset_is_refused_and_changes_nothing() {
         let indices = [3usize, 100];
         let noise = vec![0.5f32; 2 * cfg.latent];
         let draws = parity::gan_draws(&cfg, &common::mnist().train, &indices);
-        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0 };
+        let adam = AdamConfig::for_kind(kind);
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0, adam };
         common::expect_err(engine.run_step(&batch, 1e-3), &["example 100 is outside the dataset of 100"]);
         assert_eq!(engine.snapshot().unwrap().params, before, "{}: the refused step changed the weights", kind.name());
     }

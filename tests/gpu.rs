@@ -11,6 +11,7 @@ use crate::common;
 use crate::common::gpu;
 use crate::common::parity;
 
+use latent_lab::adam::AdamConfig;
 use latent_lab::config::{Decay, Recipe};
 use latent_lab::gpu::{DeviceLost, Gpu, GpuBackend};
 use latent_lab::lab::Lab;
@@ -72,7 +73,8 @@ fn one_step_parity(kind: Kind) {
     let (indices, noise) = parity::clear_minibatch(&cfg, &data, 128);
     let draws = parity::gan_draws(&cfg, &data, &indices);
     let label_gain = Recipe::Fast.settings(kind).label_gain as f32;
-    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain };
+    let adam = AdamConfig::for_settings(kind, &Recipe::Fast.settings(kind));
+    let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain, adam };
     let lr = Recipe::Tutorial.settings(cfg.kind).learning_rate;
     let c = step(&mut cpu, &batch, lr).unwrap();
     let g = step(&mut gpu, &batch, lr).unwrap();
@@ -100,7 +102,8 @@ fn each_step_minimises_its_own_objective() {
     let (indices, noise) = parity::clear_minibatch(&cfg, &data, 64);
     let lr = Recipe::Tutorial.settings(cfg.kind).learning_rate;
     for (recon, kl_weight) in [(Recon::L2, 0.25), (Recon::L1, 4.0), (Recon::Bce, 1.0)] {
-        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: VaeObjective { recon, kl_weight }, label_gain: 1.0 };
+        let adam = AdamConfig::for_kind(cfg.kind);
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: VaeObjective { recon, kl_weight }, label_gain: 1.0, adam };
         let c = step(&mut cpu, &batch, lr).unwrap();
         let g = step(&mut gpu, &batch, lr).unwrap();
         for (i, (a, b)) in parity::headline_parts(&c).iter().zip(parity::headline_parts(&g)).enumerate() {
@@ -108,6 +111,43 @@ fn each_step_minimises_its_own_objective() {
         }
         let gpu_grads = pollster::block_on(gpu.read_gradients()).unwrap();
         parity::assert_gradients_close(Kind::Cvae, &cpu.last_gradients, &gpu_grads, "webgpu");
+    }
+}
+
+/// Each step takes Adam's constants from its batch (the recipe's β2): two steps at β2 0.6 and
+/// then 0.95 leave the GPU's moments as the CPU engine's, and v after the first is (1 − 0.6)·g².
+#[test]
+fn each_step_takes_its_own_adam_constants() {
+    let kind = Kind::Gan;
+    let cfg = ModelConfig { hidden: 32, ..kind.default_config() };
+    let mut cpu = CpuBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
+    let mut gpu = GpuBackend::new(gpu(), cfg, &params(&cfg), None).unwrap();
+    let data = data();
+    gpu.set_dataset(&data).unwrap();
+    let (indices, noise) = parity::clear_minibatch(&cfg, &data, 32);
+    let draws = parity::gan_draws(&cfg, &data, &indices);
+    let lr = Recipe::Tutorial.settings(kind).learning_rate;
+    for (k, beta2) in [0.6, 0.95].into_iter().enumerate() {
+        let adam = AdamConfig { beta2, ..AdamConfig::for_kind(kind) };
+        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0, adam };
+        step(&mut cpu, &batch, lr).unwrap();
+        step(&mut gpu, &batch, lr).unwrap();
+        let grads = pollster::block_on(gpu.read_gradients()).unwrap();
+        let (c, g) = (snapshot(&mut cpu), snapshot(&mut gpu));
+        for (name, (cm, cv)) in &c.optimizer.moments {
+            let (gm, gv) = &g.optimizer.moments[name];
+            for (which, (a, b)) in [(cm, gm), (cv, gv)].into_iter().enumerate() {
+                let largest = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                assert!(worst <= 1e-3 * largest, "step {k} at β2 {beta2}: {name}'s moment {which} differs by {worst} (largest {largest})");
+            }
+            if k == 0 {
+                let g_max = grads[name].iter().fold(0f32, |m, x| m.max(x.abs()));
+                for (i, (&v, &dg)) in gv.iter().zip(&grads[name]).enumerate() {
+                    assert!((v - 0.4 * dg * dg).abs() <= 1e-5 * g_max * g_max, "{name}[{i}]: v {v} on the GPU for g {dg}, not (1 − 0.6)·g²");
+                }
+            }
+        }
     }
 }
 
@@ -293,9 +333,9 @@ fn a_diverging_step_leaves_the_weights() {
     let indices: Vec<usize> = (0..64).collect();
     let mut noise = vec![0f32; 64 * cfg.latent];
     noise[5] = f32::INFINITY;
-    let bad = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: Default::default(), label_gain: 1.0 };
+    let bad = Batch { data: &data, indices: &indices, noise: &noise, gan: None, vae: Default::default(), label_gain: 1.0, adam: AdamConfig::for_kind(cfg.kind) };
     let good_noise = vec![0.1f32; 64 * cfg.latent];
-    let good = Batch { data: &data, indices: &indices, noise: &good_noise, gan: None, vae: Default::default(), label_gain: 1.0 };
+    let good = Batch { data: &data, indices: &indices, noise: &good_noise, gan: None, vae: Default::default(), label_gain: 1.0, adam: AdamConfig::for_kind(cfg.kind) };
     let first = gpu.submit(&bad, 1e-3).unwrap();
     let second = gpu.submit(&good, 1e-3).unwrap();
     let e = gpu.finish(pollster::block_on(first.read()).unwrap()).unwrap_err();

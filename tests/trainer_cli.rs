@@ -67,9 +67,9 @@ fn the_trainer_trains_on_the_cpu_and_on_webgpu_alike() {
     let (cpu, cpu_meta, _) = train_small_vae("cpu");
     assert_learns("cpu", &cpu);
     assert!(!cpu_meta["trainer"].contains("--backend"), "{}", cpu_meta["trainer"]);
-    // The fast recipe's rate (2e-3, halved in the second epoch and a third in the third, on both
-    // backends), named in the command the file records.
-    assert!(cpu_meta["trainer"].ends_with("--epochs 3 --batch 64 --lr 0.002 --seed 1 --decay inverse-epoch"), "{}", cpu_meta["trainer"]);
+    // The fast recipe's rate for a VAE (4e-3, halved in the second epoch and a third in the
+    // third, on both backends) and its Adam β2, named in the command the file records.
+    assert!(cpu_meta["trainer"].ends_with("--epochs 3 --batch 64 --lr 0.004 --seed 1 --decay inverse-epoch --beta2 0.99"), "{}", cpu_meta["trainer"]);
 
     let (gpu, gpu_meta, stderr) = train_small_vae("webgpu");
     assert!(stderr.contains("training on WebGPU"), "no device announced: {stderr}");
@@ -104,9 +104,9 @@ fn the_trainer_takes_a_reconstruction_loss_and_kl_weight() {
     ]);
     let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("decay inverse-epoch --recon l2 --beta 2.5, seed 1"), "{stderr}");
+    assert!(stderr.contains("decay inverse-epoch --beta2 0.99 --recon l2 --beta 2.5, seed 1"), "{stderr}");
     let meta = read_metadata(&std::fs::read(&out).unwrap());
-    assert!(meta["trainer"].ends_with("--decay inverse-epoch --recon l2 --beta 2.5"), "{}", meta["trainer"]);
+    assert!(meta["trainer"].ends_with("--decay inverse-epoch --beta2 0.99 --recon l2 --beta 2.5"), "{}", meta["trainer"]);
     for (kind, want) in [("gan", "a GAN has neither"), ("classifier", "the classifier trains with cross-entropy")] {
         let run = train(&[kind, "--beta", "2", "--epochs", "1", "--mnist", mnist.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert!(!run.status.success(), "{kind} took --beta");

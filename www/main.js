@@ -272,10 +272,10 @@ function drawStrip() {
 // ---- training (www/views/training.js) --------------------------------------------------------
 
 /**
- * The Train panel's batch, rate and decay: the chosen recipe's for this model's kind (the crate's,
- * src/config.rs), or, for "your own", as typed.
+ * The Train panel's batch, rate and decay: the chosen recipe's for `m`'s kind (the crate's,
+ * src/config.rs, from the whole module), or, for "your own", as typed. What the panel does not
+ * show (Adam's β2, a GAN's averaging, a cGAN's label gain) the worker sets from the recipe's name.
  */
-/** The Train panel's batch, rate and decay: the chosen recipe's for `m`'s kind (from the whole module). */
 async function showRecipe(m) {
   const recipe = $('train-recipe').value;
   if (recipe === 'custom') return;

@@ -2,7 +2,7 @@
 //
 // in:  {cmd: 'start', weights: Uint8Array | null, kind, latent, hidden, seed, epochs,
 //       recipe?: 'fast' | 'tutorial' | 'custom' (a recipe also sets what the panel does not show:
-//       a GAN's averaged generator, the cGAN's label gain; custom keeps a fresh or loaded
+//       a GAN's averaged generator, the cGAN's label gain, Adam's β2; custom keeps a fresh or loaded
 //       model's, the fast recipe's), batchSize,
 //       learningRate, lrDecay: 'inverse-epoch' | 'none', backend: 'auto' | 'webgpu' | 'cpu',
 //       syncInterval?, maxRecoveries? (rollbacks allowed after a divergence; the model's 4 if absent),

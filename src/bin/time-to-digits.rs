@@ -6,7 +6,7 @@
 //! Options: --seconds S (60) with --every S (5): a budget of training seconds (the clock stops
 //! while samples are measured); or --steps N with --every-steps N: a budget of steps (what the
 //! tests use, since seconds differ between machines). --recipe fast|tutorial (fast, the default),
-//! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's), --seed N (1),
+//! --batch N, --lr F, --decay none|inverse-epoch and --beta2 F (over the recipe's), --seed N (1),
 //! --latent N, --hidden N, --samples N (5000), --classifier PATH, --mnist DIR.
 //! `score SECONDS:STEPS:FILE…` measures weights files saved elsewhere (the browser mode,
 //! bench/time-to-digits.mjs) and prints the same table.
@@ -25,7 +25,7 @@ use latent_lab::model::{Kind, ModelConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--recon bce|l2|l1] [--beta F] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
+const USAGE: &str = "usage: time-to-digits <vae|cvae|gan|cgan> [--seconds S --every S | --steps N --every-steps N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--beta2 F] [--recon bce|l2|l1] [--beta F] [--seed N] [--latent N] [--hidden N] [--samples N] [--classifier PATH] [--mnist DIR]\n       time-to-digits score SECONDS:STEPS:FILE… [--samples N] [--classifier PATH] [--mnist DIR]";
 
 enum Budget {
     Seconds { total: f64, every: f64 },

@@ -8,9 +8,10 @@
 //! autoencoders, the convolutional autoencoder and VAE, which train on the CPU) and classifier
 //! (the quality yardstick).
 //! Options: --latent N, --hidden N (each kind's tutorial size by default), --epochs N (10),
-//! --recipe fast|tutorial (fast: batch 32, lr 2e-3; tutorial: batch 128, vae lr 1e-3, gan 2e-4),
-//! --batch N, --lr F and --decay none|inverse-epoch (over the recipe's; the classifier trains at
-//! batch 64), --average on|off (a GAN's samples and file from its generator averaged over the
+//! --recipe fast|tutorial (fast: batch 32, lr 2e-3, for the VAE and cVAE lr 4e-3 and Adam β2
+//! 0.99; tutorial: batch 128, vae lr 1e-3, gan 2e-4, β2 0.999), --batch N, --lr F, --decay
+//! none|inverse-epoch and --beta2 F (over the recipe's; the classifier trains at batch 64),
+//! --average on|off (a GAN's samples and file from its generator averaged over the
 //! steps: the fast recipe's), --label-gain F (the cGAN discriminator's label ×F: fast 10,
 //! tutorial 1), --recon bce|l2|l1 and --beta F (a VAE's reconstruction loss, summed over pixels, and
 //! the KL term's weight β: bce and 1, the plain VAE; an autoencoder's --recon is l2, its tutorial's,
@@ -30,13 +31,13 @@ use latent_lab::classifier::{self, ClassifierModel};
 use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
-use latent_lab::config::{Family, SettingsChoice, VaeObjective};
+use latent_lab::config::{Family, Recipe, SettingsChoice, VaeObjective};
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|conv-ae|conv-vae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
+const USAGE: &str = "usage: train <vae|cvae|gan|cgan|ae|conv-ae|conv-vae|classifier> [--latent N] [--hidden N] [--epochs N] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--average on|off] [--label-gain F] [--beta2 F] [--recon bce|l2|l1] [--beta F] [--seed N] [--out PATH] [--mnist DIR] [--backend cpu|webgpu|auto] [--dtype f32|f16]";
 
 /// Where the generative models train.
 #[derive(Clone, Copy, PartialEq)]
@@ -166,10 +167,17 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     let steps = lab.trainer().steps_per_epoch();
     let (batch, lr, decay) = (lab.trainer().batch_size(), lab.trainer().learning_rate(), lab.trainer().settings().decay.name());
     // A GAN's command names its averaging (and a cGAN's its label gain); a VAE's names its
-    // objective only when it is not the plain one, so the VAE files' commands read as they always have.
+    // objective only when it is not the plain one, so the VAE files' commands read as they always
+    // have. Adam's β2 is named where it is not 0.999, or where the default recipe's is not (the
+    // linear VAEs' fast recipe, since older commands without it trained at 0.999).
     let objective = lab.trainer().objective();
     let settings = lab.trainer().settings();
-    let objective = match cfg.kind.family() {
+    let beta2 = if settings.adam_beta2 != 0.999 || Recipe::DEFAULT.settings(cfg.kind).adam_beta2 != 0.999 {
+        format!(" --beta2 {}", settings.adam_beta2)
+    } else {
+        String::new()
+    };
+    let objective = beta2 + &match cfg.kind.family() {
         Family::Gan if cfg.kind.is_conditional() => {
             format!(" --average {} --label-gain {}", if settings.average { "on" } else { "off" }, settings.label_gain)
         }
@@ -308,8 +316,8 @@ fn train_classifier(a: &Args, data: &Mnist) -> Result<()> {
     let mut model = ClassifierModel::fresh(a.seed, &device)?;
     let batch = a.settings.batch_size.unwrap_or(64);
     let s = &a.settings;
-    if s.learning_rate.is_some() || s.recipe.is_some() || s.decay.is_some() || s.recon.is_some() || s.kl_weight.is_some() {
-        bail!("--lr, --recipe, --decay, --recon, --beta: the classifier trains with cross-entropy at Adam's 1e-3");
+    if s.learning_rate.is_some() || s.recipe.is_some() || s.decay.is_some() || s.adam_beta2.is_some() || s.recon.is_some() || s.kl_weight.is_some() {
+        bail!("--lr, --recipe, --decay, --beta2, --recon, --beta: the classifier trains with cross-entropy at Adam's 1e-3");
     }
     eprintln!("classifier: {} epochs (batch {batch}, seed {})", a.epochs, a.seed);
     let mut accuracy = 0.0;

@@ -57,6 +57,7 @@ pub struct Engine {
     pub t: u64,
     /// Where the steps' time went.
     pub phases: PhaseTimes,
+    /// Adam's constants: the kind's until a step brings its own (`Batch::adam`).
     adam: AdamConfig,
     step: Option<FamilyStep>,
 }
@@ -135,6 +136,7 @@ impl Engine {
             batch.indices.len(),
             self.cfg.latent
         );
+        self.adam = batch.adam;
         let Some(mut family) = self.step.take() else {
             bail!("the engine's step was lost in an earlier step that did not return");
         };

@@ -23,11 +23,11 @@ fn propose(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   if (j >= a.count) { return; }
   let i = a.off + j;
   let g = grad[i];
-  let nm = m[i] * a.beta1 + g * a.one_minus_beta1;
-  let nv = v[i] * a.beta2 + (g * g) * a.one_minus_beta2;
+  let nm = m[i] * st.beta1 + g * st.one_minus_beta1;
+  let nv = v[i] * st.beta2 + (g * g) * st.one_minus_beta2;
   let m_hat = nm * st.scale_m;
   let v_hat = nv * st.scale_v;
-  next_theta[i] = theta[i] - (m_hat / (sqrt(v_hat) + a.eps)) * st.lr;
+  next_theta[i] = theta[i] - (m_hat / (sqrt(v_hat) + st.eps)) * st.lr;
   next_m[i] = nm;
   next_v[i] = nv;
 }

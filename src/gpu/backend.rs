@@ -205,7 +205,7 @@ impl GpuBackend {
         step_stats[stats::OK as usize] = 1.0;
         q.write_buffer(&self.state.stats, 0, bytemuck::cast_slice(&step_stats));
         let t = self.committed + self.in_flight + 1;
-        self.state.write_step(&self.gpu, learning_rate, t);
+        self.state.write_step(&self.gpu, learning_rate, t, None);
         let mut r = Recorder::new(&self.gpu)?;
         self.state.record_adam(&mut r, &self.layout, "");
         self.state.record_commit(&mut r, &self.layout);
@@ -308,7 +308,7 @@ impl TrainBackend for GpuBackend {
             q.write_buffer(&inputs.wrong, 0, bytemuck::cast_slice(wrong));
             upload += (bits.len() * 4 + wrong.len() * 4) as u64;
         }
-        self.state.write_step(&self.gpu, learning_rate, t);
+        self.state.write_step(&self.gpu, learning_rate, t, Some(batch.adam));
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         plan.recorded.encode(&mut encoder);
         // The stats, and at a sync step the weights behind them, in one buffer: one mapping per

@@ -152,18 +152,18 @@ uniform! {
 }
 
 uniform! {
-    /// adam.wgsl `propose` and `commit`: the parameter range and Adam's constants.
+    /// adam.wgsl `propose` and `commit`: the parameter range.
     Adam {
         off: u32, count: u32, _pad0: u32, _pad1: u32,
-        beta1: f32, one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32,
-        eps: f32, _pad2: u32, _pad3: u32, _pad4: u32,
     }
 }
 
 uniform! {
-    /// adam.wgsl `propose`: this step's learning rate and bias corrections 1/(1 − βᵗ).
+    /// adam.wgsl `propose`: this step's learning rate, bias corrections 1/(1 − βᵗ) and Adam's
+    /// constants (the step's `Batch::adam`: β2 is the recipe's).
     Step {
-        lr: f32, scale_m: f32, scale_v: f32, _pad: u32,
+        lr: f32, scale_m: f32, scale_v: f32, eps: f32,
+        beta1: f32, one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32,
     }
 }
 

@@ -23,27 +23,16 @@ pub(crate) struct TrainState {
     pub stats: wgpu::Buffer,
     /// Across steps: halted, and steps committed (params::control).
     pub control: wgpu::Buffer,
-    /// This step's learning rate and bias corrections, written before each submission.
+    /// This step's learning rate, bias corrections and Adam's constants, written before each submission.
     pub step: wgpu::Buffer,
-    /// β1, β2, ε for every Adam dispatch.
-    adam: params::Adam,
-    beta1: f64,
-    beta2: f64,
+    /// Adam's constants: the kind's until a step brings its own (`Batch::adam`).
+    adam: AdamConfig,
 }
 
 impl TrainState {
     /// The state with weights `theta`, moments `m`, `v` and `committed` steps behind it.
     pub fn new(gpu: &Gpu, cfg: &ModelConfig, theta: &[f32], m: &[f32], v: &[f32], committed: u64) -> Self {
         let bytes = (theta.len() * 4) as u64;
-        let AdamConfig { beta1, beta2, eps, .. } = AdamConfig::for_kind(cfg.kind);
-        let adam = params::Adam {
-            beta1: beta1 as f32,
-            one_minus_beta1: (1.0 - beta1) as f32,
-            beta2: beta2 as f32,
-            one_minus_beta2: (1.0 - beta2) as f32,
-            eps: eps as f32,
-            ..Default::default()
-        };
         let mut control_words = [0u32; control::LEN];
         control_words[control::COMMITTED as usize] = committed as u32;
         Self {
@@ -57,9 +46,7 @@ impl TrainState {
             stats: gpu.storage("stats", (stats::LEN * 4) as u64),
             control: gpu.storage_init("control", bytemuck::cast_slice(&control_words)),
             step: gpu.uniform("step", bytemuck::bytes_of(&params::Step::default())),
-            adam,
-            beta1,
-            beta2,
+            adam: AdamConfig::for_kind(cfg.kind),
         }
     }
 
@@ -78,19 +65,33 @@ impl TrainState {
     /// Adam's proposal over the parameters under `prefix` ("": all of them).
     pub fn record_adam(&self, r: &mut Recorder, layout: &ParamLayout, prefix: &str) {
         let (off, count) = layout.range(prefix);
-        r.adam_propose(params::Adam { off, count, ..self.adam }, &self.step, &self.adam_buffers());
+        r.adam_propose(params::Adam { off, count, ..Default::default() }, &self.step, &self.adam_buffers());
     }
 
     /// The commit of every parameter's proposal, if the step passed its check.
     pub fn record_commit(&self, r: &mut Recorder, layout: &ParamLayout) {
-        r.adam_commit(params::Adam { off: 0, count: layout.total as u32, ..self.adam }, &self.stats, &self.adam_buffers());
+        r.adam_commit(params::Adam { off: 0, count: layout.total as u32, ..Default::default() }, &self.stats, &self.adam_buffers());
     }
 
-    /// The step uniform for Adam's step `t`: lr and the bias corrections 1/(1 − βᵗ), in f64 as candle computes them.
-    pub fn write_step(&self, gpu: &Gpu, learning_rate: f64, t: u64) {
-        let scale_m = 1f64 / (1f64 - self.beta1.powi(t as i32));
-        let scale_v = 1f64 / (1f64 - self.beta2.powi(t as i32));
-        let step = params::Step { lr: learning_rate as f32, scale_m: scale_m as f32, scale_v: scale_v as f32, _pad: 0 };
+    /// The step uniform for Adam's step `t`: lr, the bias corrections 1/(1 − βᵗ) (in f64 as
+    /// candle computes them) and `adam`'s constants (or, with none, the last step's).
+    pub fn write_step(&mut self, gpu: &Gpu, learning_rate: f64, t: u64, adam: Option<AdamConfig>) {
+        if let Some(adam) = adam {
+            self.adam = adam;
+        }
+        let a = self.adam;
+        let scale_m = 1f64 / (1f64 - a.beta1.powi(t as i32));
+        let scale_v = 1f64 / (1f64 - a.beta2.powi(t as i32));
+        let step = params::Step {
+            lr: learning_rate as f32,
+            scale_m: scale_m as f32,
+            scale_v: scale_v as f32,
+            eps: a.eps as f32,
+            beta1: a.beta1 as f32,
+            one_minus_beta1: (1.0 - a.beta1) as f32,
+            beta2: a.beta2 as f32,
+            one_minus_beta2: (1.0 - a.beta2) as f32,
+        };
         gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
     }
 

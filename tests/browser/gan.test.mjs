@@ -17,7 +17,7 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
     const data = await fetchBytes(URLS.mnist, 'MNIST');
     const run = (kind, steps) => {
       const m = Model.create(kind, 3);
-      const fresh = { recipe: m.recipe, batch: m.batch_size, lr: m.learning_rate, decay: m.lr_decay };
+      const fresh = { recipe: m.recipe, batch: m.batch_size, lr: m.learning_rate, decay: m.lr_decay, beta2: m.adam_beta2 };
       m.recipe = 'tutorial';
       m.set_dataset_safetensors(data);
       const out = { kind: m.kind, fresh, recipe: m.recipe, lr: m.learning_rate, batch: m.batch_size, decay: m.lr_decay, steps: [] };
@@ -37,7 +37,7 @@ test('50 GAN train_steps run in the tab with finite losses, and a conditional GA
     return [run('gan', 50), run('cgan', 10)];
   });
   for (const run of r) {
-    assert.deepEqual(run.fresh, { recipe: 'fast', batch: 32, lr: 2e-3, decay: 'inverse-epoch' }, `${run.kind}: a fresh model's recipe`);
+    assert.deepEqual(run.fresh, { recipe: 'fast', batch: 32, lr: 2e-3, decay: 'inverse-epoch', beta2: 0.999 }, `${run.kind}: a fresh model's recipe`);
     assert.deepEqual([run.recipe, run.lr, run.batch, run.decay], ['tutorial', 2e-4, 128, 'none'], `${run.kind}: the tutorials' recipe`);
     assert.equal(run.refusedDecay, 'unknown learning-rate decay `cosine`; the decays are none and inverse-epoch');
     assert.equal(run.custom, 'custom');

@@ -185,6 +185,10 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     m.free();
     // A learning rate of 1 on noise diverges within a few steps: a DivergedError, the weights kept.
     const d = Model.create('vae', 1, 2, 16);
+    // A fresh VAE trains with the fast recipe: lr 4e-3 and Adam's β2 0.99; a β2 of 1 is refused.
+    out.freshVae = [d.recipe, d.learning_rate, d.adam_beta2];
+    out.beta2 = caught(() => { d.adam_beta2 = 1; });
+    out.beta2Kept = d.adam_beta2;
     d.set_dataset(Uint8Array.from({ length: 256 * 784 }, (_, i) => (i * 2654435761) >>> 24), new Uint8Array(256));
     d.batch_size = 64;
     d.learning_rate = 1;
@@ -201,7 +205,7 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     nan: /NaN/, length: /multiple of the latent size \(2\)/, truncated: /not valid safetensors/,
     garbage: /not valid safetensors/, encode: /784/, steps: /steps 1/, noData: /no dataset/, batch: /batch size 0/,
     beta: /KL weight β = -1 is outside 0\.\.=100/, recon: /unknown reconstruction loss `l3`; the reconstruction losses are bce, l2 and l1/,
-    ganBeta: /a GAN has no reconstruction loss or KL weight/,
+    ganBeta: /a GAN has no reconstruction loss or KL weight/, beta2: /Adam's β2 1 is outside \[0\.5, 1\)/,
   };
   for (const [k, re] of Object.entries(expect)) {
     assert.ok(r[k], `${k}: no error thrown`);
@@ -210,6 +214,8 @@ test('bad input throws an Error that names the problem, and the module keeps wor
     assert.match(r[k].message, re, `${k}: message "${r[k].message}"`);
   }
   assert.deepEqual(r.objectiveKept, ['bce', 1], 'a refused loss or β changed the objective');
+  assert.deepEqual(r.freshVae, ['fast', 4e-3, 0.99]);
+  assert.equal(r.beta2Kept, 0.99, 'a refused β2 changed the optimizer');
   assert.ok(r.diverged?.isError, 'a learning rate of 1 did not diverge in 50 steps');
   assert.equal(r.diverged.name, 'DivergedError', `diverged: ${JSON.stringify(r.diverged)}`);
   assert.match(r.diverged.message, /training diverged: .*the weights were not changed/);
