@@ -3,7 +3,7 @@
 // the threaded build, 2 threads here) and measures its samples as it goes.
 //
 //   node bench/time-to-digits.mjs [--kind gan] [--seconds 60] [--every 5] [--seed 1] [--batch N]
-//                                 [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples 5000]
+//                                 [--lr X] [--decay none|inverse-epoch] [--beta2 X] [--recipe NAME] [--samples 5000]
 //                                 [--simd auto|plain] [--threads auto|1]
 //
 // The page trains through the wasm API with the kind's defaults (or the options given); every
@@ -20,13 +20,13 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { fail, parseOptions } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--recipe NAME] [--samples N] [--simd auto|plain] [--threads auto|1]';
+const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--beta2 X] [--recipe NAME] [--samples N] [--simd auto|plain] [--threads auto|1]';
 
 /**
  * Runs in a worker of the page's origin: trains a fresh model for `seconds` of training time and returns its weights
  * (base64) every `every` seconds, with the seconds and steps at each.
  */
-export async function trainInWorker({ kind, seconds, every, seed, batch, lr, decay, recipe }) {
+export async function trainInWorker({ kind, seconds, every, seed, batch, lr, decay, beta2, recipe }) {
   // The training worker's loaders: the binary it would run (the threaded build on an isolated
   // page, relaxed SIMD where the browser has it, unless the address says ?threads=1 or
   // ?simd=plain), and the MNIST file inflated.
@@ -38,6 +38,7 @@ export async function trainInWorker({ kind, seconds, every, seed, batch, lr, dec
   if (batch) model.batch_size = batch;
   if (lr) model.learning_rate = lr;
   if (decay) model.lr_decay = decay;
+  if (beta2) model.adam_beta2 = beta2;
   model.set_dataset_safetensors(data);
   const base64 = (bytes) => {
     let s = '';
@@ -59,7 +60,7 @@ export async function trainInWorker({ kind, seconds, every, seed, batch, lr, dec
     trained += (performance.now() - t0) / 1000;
     steps++;
   }
-  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, recipe: model.recipe, engine: engineLine(lab) };
+  const setting = { batch: model.batch_size, lr: model.learning_rate, decay: model.lr_decay, beta2: model.adam_beta2, recipe: model.recipe, engine: engineLine(lab) };
   model.free();
   return { saved, setting };
 }
@@ -67,16 +68,16 @@ export async function trainInWorker({ kind, seconds, every, seed, batch, lr, dec
 async function main() {
   const { values, o } = parseOptions({
     usage: USAGE,
-    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', recipe: '', samples: '5000', simd: 'auto', threads: 'auto' },
+    defaults: { kind: 'gan', seconds: '60', every: '5', seed: '1', batch: '0', lr: '0', decay: '', beta2: '0', recipe: '', samples: '5000', simd: 'auto', threads: 'auto' },
     wholeNumbers: ['seed', 'batch', 'samples'],
     zeroAllowed: ['batch'],
   });
   o.kind = values.kind;
   o.recipe = values.recipe;
   o.decay = values.decay;
-  for (const k of ['seconds', 'every', 'lr']) {
+  for (const k of ['seconds', 'every', 'lr', 'beta2']) {
     o[k] = Number(values[k]);
-    if (!(o[k] >= 0) || (k !== 'lr' && o[k] === 0)) fail(`--${k} ${values[k]}: expected a positive number`);
+    if (!(o[k] >= 0) || (k !== 'lr' && k !== 'beta2' && o[k] === 0)) fail(`--${k} ${values[k]}: expected a positive number`);
   }
   const { chromium } = await import('playwright-core');
   const { startServer } = await import('../scripts/serve.mjs');
@@ -102,7 +103,7 @@ async function main() {
     ]);
     const { saved, setting } = await worker.evaluate(trainInWorker, o);
     console.log(`${o.kind} in headless Chromium, the CPU engine on ${setting.engine}: recipe ${setting.recipe}, batch ${setting.batch}, ` +
-      `lr ${setting.lr}, decay ${setting.decay}, seed ${o.seed}`);
+      `lr ${setting.lr}, decay ${setting.decay}, Adam β2 ${setting.beta2}, seed ${o.seed}`);
     const points = [];
     for (const [i, s] of saved.entries()) {
       const file = path.join(dir, `${i}.safetensors`);

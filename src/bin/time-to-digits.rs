@@ -167,7 +167,7 @@ fn main() -> Result<()> {
     lab.set_dataset(data.train.clone())?;
     let s = lab.trainer().settings();
     eprintln!(
-        "{} latent {} hidden {}, recipe {}: batch {}, lr {}, decay {}, average {}, label gain {}, seed {seed}, on the CPU",
+        "{} latent {} hidden {}, recipe {}: batch {}, lr {}, decay {}, Adam β2 {}, average {}, label gain {}, seed {seed}, on the CPU",
         cfg.kind.name(),
         cfg.latent,
         cfg.hidden,
@@ -175,6 +175,7 @@ fn main() -> Result<()> {
         s.batch_size,
         s.learning_rate,
         s.decay.name(),
+        s.adam_beta2,
         if s.average { "on" } else { "off" },
         s.label_gain,
     );
