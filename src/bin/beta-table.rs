@@ -1,10 +1,10 @@
 //! The KL weight's trade-off, measured: trains a fresh VAE at each β and prints the README's β
 //! table.
 //!
-//!     cargo run --release --bin beta-table -- --epochs 10
+//!     cargo run --release --bin beta-table -- --epochs 10 --lr 0.002 --beta2 0.999   (the README's table)
 //!
 //! Options: --betas LIST (0.5,1,2,4), --epochs F (10) or --steps N (a budget of steps, what the
-//! test uses), --recon bce|l2|l1 (bce: the loss trained on), --recipe, --batch, --lr, --decay (as
+//! test uses), --recon bce|l2|l1 (bce: the loss trained on), --recipe, --batch, --lr, --decay, --beta2 (as
 //! the trainer takes them; the fast recipe by default), --latent N (20), --hidden N (400),
 //! --seed N (1), --samples N (5000), --classifier PATH, --mnist DIR.
 //!
@@ -23,7 +23,7 @@ use latent_lab::mnist;
 use latent_lab::model::Kind;
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: beta-table [--betas 0.5,1,2,4] [--epochs F | --steps N] [--recon bce|l2|l1] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--latent N] [--hidden N] [--seed N] [--samples N] [--classifier PATH] [--mnist DIR]";
+const USAGE: &str = "usage: beta-table [--betas 0.5,1,2,4] [--epochs F | --steps N] [--recon bce|l2|l1] [--recipe fast|tutorial] [--batch N] [--lr F] [--decay none|inverse-epoch] [--beta2 F] [--latent N] [--hidden N] [--seed N] [--samples N] [--classifier PATH] [--mnist DIR]";
 
 fn main() -> Result<()> {
     let mut betas = vec![0.5, 1.0, 2.0, 4.0];
@@ -78,14 +78,15 @@ fn main() -> Result<()> {
         ensure!(total > 0, "a budget of 0 steps trains nothing");
         let t = lab.trainer();
         eprintln!(
-            "β {beta}: {total} steps of {} latent {} hidden {} on {} + β·KL (batch {}, lr {}, decay {}, seed {seed})",
+            "β {beta}: {total} steps of {} latent {} hidden {} on {} + β·KL (batch {}, lr {}, decay {}, Adam β2 {}, seed {seed})",
             cfg.kind.name(),
             cfg.latent,
             cfg.hidden,
             recon.name(),
             t.batch_size(),
             t.learning_rate(),
-            t.settings().decay.name()
+            t.settings().decay.name(),
+            t.settings().adam_beta2
         );
         for _ in 0..total {
             lab.train_step()?;
