@@ -167,6 +167,7 @@ async function setupOurs(cfg, data, binary) {
   model.set_dataset(data.images, data.labels);
   model.batch_size = cfg.batch;
   model.learning_rate = cfg.lr;
+  model.adam_beta2 = 0.999; // TF.js's and PyTorch's, so the losses compare (the fast VAE recipe's is 0.99)
   const info = {
     name: binary === 'relaxed' ? 'ours-relaxed' : 'ours',
     variant: OUR_BINARIES[binary],
@@ -202,7 +203,7 @@ async function setupOursThreads(cfg, data, name, kind, batch) {
   if (engine !== want) throw new Error(`pkg/threads/latent_lab_relaxed_bg.wasm says it is "${engine}", not "${want}"`);
   const made = await call(kind
     ? { cmd: 'model', kind, seed: cfg.seed, batch, images: data.images, labels: data.labels }
-    : { cmd: 'model', latent: cfg.latent, hidden: cfg.hidden, seed: cfg.seed, batch, lr: cfg.lr, images: data.images, labels: data.labels });
+    : { cmd: 'model', latent: cfg.latent, hidden: cfg.hidden, seed: cfg.seed, batch, lr: cfg.lr, beta2: 0.999, images: data.images, labels: data.labels });
   const info = { name, variant: 'threads/latent_lab_relaxed_bg.wasm', threads, backend: made.backend, kind, batch,
     latent: made.latent, hidden: made.hidden, loadMs };
   const step = async () => (await call({ cmd: 'steps', count: 1 })).steps[0];

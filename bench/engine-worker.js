@@ -3,7 +3,7 @@
 // thread (a step waits for its threads with Atomics.wait), as in the page's training worker.
 //
 // in:  {cmd: 'load', binary: 'threads' | 'threads-plain' | 'relaxed' | 'plain', threads?}   → {engine, loadMs}
-//      {cmd: 'model', kind?, latent?, hidden?, seed, batch?, lr?, images?, labels?, safetensors?}
+//      {cmd: 'model', kind?, latent?, hidden?, seed, batch?, lr?, beta2?, images?, labels?, safetensors?}
 //           a fresh model: of `kind` at its default size (or latent, hidden), or without a kind
 //           the benchmark's VAE, `new Model(latent, hidden, seed)`; trained on `images` and
 //           `labels` (bytes) or on the page's MNIST file (`safetensors`)   → {backend, latent, hidden}
@@ -33,7 +33,7 @@ const commands = {
     lab = module;
     return { engine: lab.cpu_engine(), loadMs: performance.now() - t0 };
   },
-  model({ kind, latent, hidden, seed = 1, batch, lr, images, labels, safetensors }) {
+  model({ kind, latent, hidden, seed = 1, batch, lr, beta2, images, labels, safetensors }) {
     if (!lab) throw new Error('load a build first');
     model?.free();
     model = kind ? lab.Model.create(kind, seed, latent, hidden) : new lab.Model(latent, hidden, seed);
@@ -41,6 +41,7 @@ const commands = {
     else model.set_dataset(images, labels);
     if (batch) model.batch_size = batch;
     if (lr) model.learning_rate = lr;
+    if (beta2) model.adam_beta2 = beta2;
     return { backend: model.backend, latent: model.latent, hidden: model.hidden };
   },
   steps({ count }) {

@@ -9,7 +9,7 @@
 //! The tensor operations are those of candle-nn's `AdamW` with no weight decay, in the same order,
 //! so the results are the same to the bit.
 
-use crate::config::{Kind, TrainSettings};
+use crate::config::{Kind, TrainSettings, PYTORCH_ADAM_BETA2};
 use crate::layout::ParamLayout;
 use anyhow::{anyhow, ensure, Result};
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
@@ -28,7 +28,7 @@ pub struct AdamConfig {
 
 impl AdamConfig {
     /// PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8.
-    pub const PYTORCH: AdamConfig = AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    pub const PYTORCH: AdamConfig = AdamConfig { beta1: 0.9, beta2: PYTORCH_ADAM_BETA2, eps: 1e-8 };
 
     /// As the tutorials train each family: the VAEs with PyTorch's defaults, the GANs with β1 0.5
     /// (DCGAN's choice, which its successors kept).

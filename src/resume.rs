@@ -10,7 +10,7 @@
 //! copy where it resumes, so a rollback after a resume goes back no further than that step.
 
 use crate::checkpoint::{self, Checkpoint, Metadata};
-use crate::config::{Decay, ModelConfig, Recon, TrainSettings, VaeObjective};
+use crate::config::{Decay, ModelConfig, Recon, TrainSettings, VaeObjective, PYTORCH_ADAM_BETA2};
 use crate::train::{OptimizerState, Snapshot, StreamPosition, TrainerState};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::Device;
@@ -157,7 +157,7 @@ pub fn read(bytes: &[u8], device: &Device) -> Result<SavedRun> {
             // runs saved before these were settings trained without them
             average: meta.get("trainer.average").map(|b| parse("trainer.average", b)).transpose()?.unwrap_or(false),
             label_gain: meta.get("trainer.label_gain").map(|g| parse("trainer.label_gain", g)).transpose()?.unwrap_or(1.0),
-            adam_beta2: meta.get("trainer.adam_beta2").map(|b| parse("trainer.adam_beta2", b)).transpose()?.unwrap_or(0.999),
+            adam_beta2: meta.get("trainer.adam_beta2").map(|b| parse("trainer.adam_beta2", b)).transpose()?.unwrap_or(PYTORCH_ADAM_BETA2),
         },
         // runs saved before the objective was a setting trained the plain VAE's
         objective: VaeObjective {

@@ -317,7 +317,7 @@ fn adam_updates_agree_with_candle() {
 /// A step trains with the Adam constants its batch brings (the recipe's β2, which the page may
 /// change between steps): after one step from zero moments, m = (1 − β1)·g and v = (1 − β2)·g²
 /// for every parameter, on the engine and on candle, at a β2 of 0.6 (neither the kind's 0.999
-/// nor the fast VAE's 0.99).
+/// nor the fast VAE's 0.99); a second step at 0.95 moves v by its own constants, not the first's.
 #[test]
 fn a_step_takes_adams_constants_from_its_batch() {
     for kind in [Kind::Vae, Kind::Gan] {
@@ -327,16 +327,20 @@ fn a_step_takes_adams_constants_from_its_batch() {
         let mut rng = StdRng::seed_from_u64(3);
         let noise: Vec<f32> = (0..indices.len() * cfg.latent).map(|_| rng.random_range(-1f32..1.0)).collect();
         let draws = parity::gan_draws(&cfg, &data, &indices);
-        let adam = AdamConfig { beta2: 0.6, ..AdamConfig::for_kind(kind) };
-        let batch = Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0, adam };
+        let batch = |beta2| {
+            let adam = AdamConfig { beta2, ..AdamConfig::for_kind(kind) };
+            Batch { data: &data, indices: &indices, noise: &noise, gan: draws.as_ref(), vae: Default::default(), label_gain: 1.0, adam }
+        };
         let mut engine = CpuBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
         let mut candle = CandleBackend::new(cfg, &params(&cfg), Device::Cpu).unwrap();
         engine.record_gradients = true;
         candle.record_gradients = true;
-        engine.run_step(&batch, 1e-3).unwrap();
-        candle.run_step(&batch, 1e-3).unwrap();
-        let (b1, b2) = ((1.0 - adam.beta1) as f32, (1.0 - adam.beta2) as f32);
-        for (backend, grads, snap) in [("engine", &engine.last_gradients, engine.snapshot().unwrap()), ("candle", &candle.last_gradients, candle.snapshot().unwrap())] {
+        // Step 1 at β2 0.6 from zero moments: m = (1 − β1)·g, v = (1 − 0.6)·g².
+        engine.run_step(&batch(0.6), 1e-3).unwrap();
+        candle.run_step(&batch(0.6), 1e-3).unwrap();
+        let b1 = (1.0 - AdamConfig::for_kind(kind).beta1) as f32;
+        let first = [("engine", engine.last_gradients.clone(), engine.snapshot().unwrap()), ("candle", candle.last_gradients.clone(), candle.snapshot().unwrap())];
+        for (backend, grads, snap) in &first {
             assert_eq!(snap.optimizer.t, 1);
             for (name, g) in grads {
                 let (m, v) = &snap.optimizer.moments[name];
@@ -344,7 +348,22 @@ fn a_step_takes_adams_constants_from_its_batch() {
                 for (i, &g) in g.iter().enumerate() {
                     let what = format!("{} on {backend}: {name}[{i}]", kind.name());
                     assert!((m[i] - b1 * g).abs() <= 1e-6 * g_max, "{what}: m {} for g {g}", m[i]);
-                    assert!((v[i] - b2 * g * g).abs() <= 1e-6 * g_max * g_max, "{what}: v {} for g {g}, not (1 − 0.6)·g²", v[i]);
+                    assert!((v[i] - 0.4 * g * g).abs() <= 1e-6 * g_max * g_max, "{what}: v {} for g {g}, not (1 − 0.6)·g²", v[i]);
+                }
+            }
+        }
+        // Step 2 at β2 0.95: v = 0.95·v₁ + 0.05·g², not step 1's constants kept.
+        engine.run_step(&batch(0.95), 1e-3).unwrap();
+        candle.run_step(&batch(0.95), 1e-3).unwrap();
+        let second = [("engine", &engine.last_gradients, engine.snapshot().unwrap()), ("candle", &candle.last_gradients, candle.snapshot().unwrap())];
+        for ((backend, grads, snap), (_, _, before)) in second.iter().zip(&first) {
+            assert_eq!(snap.optimizer.t, 2);
+            for (name, g) in grads.iter() {
+                let ((_, v), (_, v1)) = (&snap.optimizer.moments[name], &before.optimizer.moments[name]);
+                let v_max = g.iter().zip(v1).fold(0f32, |a, (x, w)| a.max(x * x).max(*w));
+                for (i, &g) in g.iter().enumerate() {
+                    let want = 0.95 * v1[i] + 0.05 * g * g;
+                    assert!((v[i] - want).abs() <= 1e-5 * v_max, "{} on {backend}: {name}[{i}]: v {} where 0.95·{} + 0.05·{g}² = {want}", kind.name(), v[i], v1[i]);
                 }
             }
         }

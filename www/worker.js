@@ -146,11 +146,15 @@ async function train(msg) {
   try {
     model.set_dataset_safetensors(data);
     if (!run) {
-      // A resumed run keeps the settings it was saved with.
-      if (msg.recipe && msg.recipe !== 'custom') model.recipe = msg.recipe;
-      model.batch_size = msg.batchSize;
-      model.learning_rate = msg.learningRate;
-      if (msg.lrDecay) model.lr_decay = msg.lrDecay;
+      // A resumed run keeps the settings it was saved with. A named recipe is the crate's for
+      // this kind, whatever the panel showed (it may not have caught up with the model yet).
+      if (msg.recipe && msg.recipe !== 'custom') {
+        model.recipe = msg.recipe;
+      } else {
+        model.batch_size = msg.batchSize;
+        model.learning_rate = msg.learningRate;
+        if (msg.lrDecay) model.lr_decay = msg.lrDecay;
+      }
       if (msg.syncInterval) model.sync_interval = msg.syncInterval;
       if (msg.maxRecoveries !== undefined) model.max_recoveries = msg.maxRecoveries;
       if (caps.family === 'vae') setObjective(model, msg);

@@ -31,7 +31,7 @@ use latent_lab::classifier::{self, ClassifierModel};
 use latent_lab::gpu::Gpu;
 use latent_lab::lab::Lab;
 use latent_lab::mnist::{self, Mnist};
-use latent_lab::config::{Family, Recipe, SettingsChoice, VaeObjective};
+use latent_lab::config::{Family, Recipe, SettingsChoice, VaeObjective, PYTORCH_ADAM_BETA2};
 use latent_lab::model::{Kind, ModelConfig};
 use latent_lab::train::{Diverged, PendingStep, StepLosses};
 use std::collections::VecDeque;
@@ -172,7 +172,7 @@ fn train_generative(a: &Args, cfg: ModelConfig, data: &Mnist) -> Result<()> {
     // linear VAEs' fast recipe, since older commands without it trained at 0.999).
     let objective = lab.trainer().objective();
     let settings = lab.trainer().settings();
-    let beta2 = if settings.adam_beta2 != 0.999 || Recipe::DEFAULT.settings(cfg.kind).adam_beta2 != 0.999 {
+    let beta2 = if settings.adam_beta2 != PYTORCH_ADAM_BETA2 || Recipe::DEFAULT.settings(cfg.kind).adam_beta2 != PYTORCH_ADAM_BETA2 {
         format!(" --beta2 {}", settings.adam_beta2)
     } else {
         String::new()

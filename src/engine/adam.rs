@@ -48,6 +48,11 @@ impl Moments {
         pass_in_place(&k, &grad[range], state, super::threads::count());
     }
 
+    /// Forgets the proposals of a step that was refused.
+    pub fn discard(&mut self) {
+        self.proposed = false;
+    }
+
     /// Takes the proposals (every range proposed this step) as the new θ and moments: the
     /// buffers swap, so nothing is copied. Nothing to do after `update`.
     pub fn commit(&mut self, theta: &mut Vec<f32>) {

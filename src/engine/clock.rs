@@ -11,7 +11,7 @@ pub struct PhaseTimes {
     pub loss: f64,
     /// The products backward, the activations' gradients and the checks on the gradient.
     pub backward: f64,
-    /// Adam's proposal and its commit.
+    /// Adam's pass (in place, or its proposal and their commit).
     pub optimizer: f64,
 }
 

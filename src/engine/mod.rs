@@ -148,7 +148,9 @@ impl Engine {
             FamilyStep::ConvAe(s) => s.run(self, batch, lr).map(StepLosses::Vae),
         };
         self.step = Some(family);
-        let losses = result?;
+        // A refused step's proposals (a GAN's discriminator, before its generator was refused)
+        // are dropped, so no later commit takes them.
+        let losses = result.inspect_err(|_| self.moments.discard())?;
         let mut sw = Stopwatch::start();
         self.commit();
         self.phases.optimizer += sw.lap();
