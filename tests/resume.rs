@@ -130,6 +130,23 @@ fn a_damaged_or_wrong_file_is_refused_by_name() {
     );
 }
 
+/// Adam's β2 goes with a saved run (the fast VAE recipe's 0.99); a run saved before it was a
+/// setting trained at PyTorch's 0.999, and one out of range is refused by name.
+#[test]
+fn a_saved_run_keeps_adams_beta2() {
+    let mut lab = Lab::fresh(Kind::Vae.default_config(), 2).unwrap();
+    lab.set_dataset(data()).unwrap();
+    steps(&mut lab, 2);
+    assert_eq!(lab.trainer().settings().adam_beta2, 0.99);
+    let saved = lab.save_run().unwrap();
+    assert_eq!(Lab::resume(&saved).unwrap().trainer().settings().adam_beta2, 0.99);
+    // The header edited in place: the key renamed, as a run written before it had none.
+    let older = replace(&saved, br#""trainer.adam_beta2":"#, br#""trainer.adam_betaX":"#);
+    assert_eq!(Lab::resume(&older).unwrap().trainer().settings().adam_beta2, 0.999);
+    let edited = replace(&saved, br#""trainer.adam_beta2":"0.99""#, br#""trainer.adam_beta2":"1.99""#);
+    expect_err(Lab::resume(&edited), &["Adam's β2 1.99 is outside [0.5, 1)"]);
+}
+
 fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
     let at = bytes.windows(from.len()).position(|w| w == from).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(from)));
