@@ -22,11 +22,11 @@ async function autosavedAfter(page, after, more) {
   return step;
 }
 
-/** Trains the latent-2 VAE for an epoch at batch 32 (1,875 steps; this test stops it long before). */
-async function startTraining(page) {
+/** Trains the latent-2 VAE for `epochs` at batch 32 (1,875 steps an epoch; the tests stop it long before). */
+async function startTraining(page, epochs = 1) {
   await page.selectOption('#model-select', 'vae-z2');
   await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('VAE, latent 2:'));
-  await page.fill('#train-epochs', '1');
+  await page.fill('#train-epochs', String(epochs));
   await page.click('#train-start');
 }
 
@@ -95,12 +95,15 @@ test('a reload offers to resume the autosaved run, which goes on with the same s
 
 /**
  * Trains with autosave, has `button` end the worker mid-epoch, and checks that the page restarted
- * from the autosave saying `why` (a pattern) and how many steps were lost, and trained them again alike.
+ * from the autosave saying `why` (a pattern) and how many steps were lost, and trained them again
+ * alike. `slowdown`: the page's main thread made that many times slower (Chromium's CPU throttling).
  */
-async function restartsFromTheAutosave(query, button, why) {
+async function restartsFromTheAutosave(query, button, why, slowdown = 1) {
   const { page, problems } = await openPage(env, query, (p) => p.addInitScript(recordWorkerMessages, true));
   await ready(page);
-  await startTraining(page);
+  if (slowdown > 1) await (await page.context().newCDPSession(page)).send('Emulation.setCPUThrottlingRate', { rate: slowdown });
+  // Two epochs: a slowed page takes longer to get to Stop than the one-thread worker to an epoch's end.
+  await startTraining(page, slowdown > 1 ? 2 : 1);
   const saved = await autosavedAfter(page, 10, 30);
   await page.click(button);
   const note = await page.waitForFunction(() => {
@@ -138,8 +141,10 @@ test('a worker killed mid-epoch restarts from the autosave, says how many steps 
 
 test('a hung worker is taken for dead after its silence, restarted from the autosave on one thread, and trains the lost steps again alike', async () => {
   // ?silence=3: the watchdog waits 3 s, not the page's minute (or 20 times the slowest step
-  // seen, if longer: an autosave's step can take a few hundred ms)
-  const engine = await restartsFromTheAutosave('?autosave=3&debug&silence=3', '#train-hang', 'it did not answer for \\d+ s');
+  // seen, if longer: an autosave's step can take a few hundred ms). The page's thread three
+  // times slower, as on a slow machine: its lateness in hearing of steps is not the worker's
+  // (timed by when the page heard, steps seemed to take 0.9-2 s, and the wait grew to 17-40 s).
+  const engine = await restartsFromTheAutosave('?autosave=3&debug&silence=3', '#train-hang', 'it did not answer for \\d+ s', 3);
   assert.match(engine, /^On the CPU: 1 thread, (relaxed )?SIMD \(one thread asked for\)\.$/);
 });
 

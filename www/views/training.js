@@ -98,10 +98,11 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
   let worker = null;
   // The watchdog's: when the worker last said anything (performance.now()); whether it trains
   // (armed by its {backend} message, sent just before its first step, the dataset in place); the
-  // longest wait for a step it has taken (a large model's steps can be long); when it last looked.
+  // worker's clock at its last step (its `seconds`) and the longest wait between two of its steps
+  // (a large model's steps can be long); when it last looked.
   let heard = 0;
   let watched = false;
-  let stepAt = 0;
+  let stepAt = null;
   let slowest = 0;
   let looked = performance.now();
   let oneThread = false; // after a hang: every new worker runs the one-thread build
@@ -136,10 +137,12 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
     heard = performance.now();
     if (msg.backend) {
       watched = true;
-      stepAt = heard;
+      stepAt = null; // the first step (compiling, warming up) is not counted: SILENT_MS covers it
     } else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
-      slowest = Math.max(slowest, heard - stepAt);
-      stepAt = heard;
+      // Timed by the worker's clock, not by when the page heard: a page busy for a second (its
+      // latent map, on a slow machine) delays the message, and would stretch the wait twentyfold.
+      if (stepAt !== null) slowest = Math.max(slowest, 1000 * (msg.seconds - stepAt));
+      stepAt = msg.seconds;
     }
     if (msg.done) watched = false;
     if (msg.fatal) {
