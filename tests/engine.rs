@@ -59,6 +59,55 @@ fn the_blocked_product_matches_the_reference_at_odd_sizes() {
     }
 }
 
+/// An operand marked as mostly zeros (a layer's input, `skipping_zeros`) gives the product of the
+/// unmarked one value for value (only exact zeros are skipped), and the reference's: X as A in the
+/// dot-product form (the forward's X·Wᵀ) and as B in the broadcast form (dW = dYᵀ·X, dYᵀ packed or
+/// not), at odd sizes, with rows like digits (zeros but for a stretch, some all zeros or none,
+/// some −0) so that tiles skip most steps, some, or none.
+#[test]
+fn skipping_an_inputs_zeros_changes_no_value_of_the_product() {
+    let mut rng = common::Rng::new(5);
+    // rows of `width` values: zeros but for one stretch; every fifth row all values, every seventh
+    // none (the first is a stretch: a product looks at its first row to decide whether to skip)
+    let digits = |rng: &mut common::Rng, rows: usize, width: usize| -> Vec<f32> {
+        let mut x = vec![0f32; rows * width];
+        for (r, row) in x.chunks_mut(width.max(1)).enumerate() {
+            let start = (rng.uniform(0.0, 1.0) * width as f32) as usize;
+            let len = (rng.uniform(0.0, 0.4) * width as f32) as usize;
+            let stretch = if r % 5 == 4 { 0..width } else if r % 7 == 6 { 0..0 } else { start..(start + len).min(width) };
+            for v in &mut row[stretch] {
+                *v = rng.uniform(-1.0, 1.0);
+            }
+            if let Some(v) = row.get_mut(r % width.max(1)).filter(|v| **v == 0.0) {
+                *v = -0.0;
+            }
+        }
+        x
+    };
+    for &(m, n, k) in &[(5, 13, 23), (9, 20, 33), (7, 70, 200), (130, 37, 19), (3, 9, 0)] {
+        // forward: A = X [m, k] (marked), B = W [n, k] read by columns
+        let x = digits(&mut rng, m, k);
+        let w = rng.vec(n * k, -1.0, 1.0);
+        let bias = rng.vec(n, -0.5, 0.5);
+        let e = Epilogue { bias: Some(&bias), act: Act::Relu, ..Epilogue::default() };
+        let (a, b) = (Strided::rows(&x, k), Strided::transposed(&w, k));
+        // backward: A = dYᵀ [m, k] (dY [k, m], packed where m > 64), B = X [k, n] (marked)
+        let x_b = digits(&mut rng, k, n);
+        let dy = rng.vec(k * m, -1.0, 1.0);
+        let (dyt, xb) = (Strided::transposed(&dy, m), Strided::rows(&x_b, n));
+        for (form, a, b, marked) in [("dot", a, b, (a.skipping_zeros(), b)), ("broadcast", dyt, xb, (dyt, xb.skipping_zeros()))] {
+            let (mut want, mut plain, mut skipped) = (vec![0f32; m * n], vec![0f32; m * n], vec![0f32; m * n]);
+            matmul::reference(m, n, k, a, b, &mut want, n, e);
+            matmul::blocked(m, n, k, a, b, &mut plain, n, e);
+            matmul::blocked(m, n, k, marked.0, marked.1, &mut skipped, n, e);
+            let differ = plain.iter().zip(&skipped).filter(|(p, s)| p != s).count();
+            assert_eq!(differ, 0, "{form} [{m}×{k}]·[{k}×{n}]: {differ} values differ where zeros are skipped");
+            let worst = want.iter().zip(&skipped).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-5 * (k as f32 + 1.0), "{form} [{m}×{k}]·[{k}×{n}]: off the reference by {worst}");
+        }
+    }
+}
+
 /// The loss's exponential and logarithm on four lanes (polynomials; wasm has no instruction for
 /// either) against f64's over their whole ranges: e^x for x ≤ 0 within 3 ulp (to e^−87, where
 /// it stops), ln(1 + x) for 0 ≤ x ≤ 1 within 3 ulp.

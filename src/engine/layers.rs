@@ -34,7 +34,8 @@ impl Linear {
         let (fi, fo) = (self.fan_in, self.fan_out);
         let b = Strided::transposed(self.weight(theta), fi);
         let bias = Some(&theta[self.b..self.b + fo]);
-        multiply(n, fo, fi, Strided::rows(x, x_rs), b, y, fo, Epilogue { accumulate: false, bias, act, mask });
+        // (x may be a minibatch of digits, mostly zeros: the product skips those where it pays)
+        multiply(n, fo, fi, Strided::rows(x, x_rs).skipping_zeros(), b, y, fo, Epilogue { accumulate: false, bias, act, mask });
     }
 
     /// From dy [n, out] (the gradient at this layer's output, before its activation): dW = dyᵀ·x
@@ -49,7 +50,7 @@ impl Linear {
         let (fi, fo) = (self.fan_in, self.fan_out);
         if let Some(grad) = grad {
             let dw = &mut grad[self.w..self.w + fi * fo];
-            multiply(fo, fi, n, Strided::transposed(dy, fo), Strided::rows(x, x_rs), dw, fi, Epilogue::default());
+            multiply(fo, fi, n, Strided::transposed(dy, fo), Strided::rows(x, x_rs).skipping_zeros(), dw, fi, Epilogue::default());
             column_sums(&dy[..n * fo], fo, &mut grad[self.b..self.b + fo]);
         }
         if let Some((dx, cols, accumulate)) = dx {

@@ -12,6 +12,10 @@
 //! wasm simd128 in the browser, plain arrays natively, where the tests check it against
 //! `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has them), which is
 //! what native training runs on. `multiply` picks the one for the target.
+//!
+//! A layer's input may be a minibatch of digits, 81% zeros: marked so (`skipping_zeros`), the
+//! blocked product leaves out the steps of k that would only add zeros, which takes the VAE's
+//! first layer's two products to about two fifths of their work.
 
 use super::lanes::{Lanes, V4};
 
@@ -21,17 +25,28 @@ pub struct Strided<'a> {
     pub data: &'a [f32],
     pub rs: usize,
     pub cs: usize,
+    /// Worth looking for runs of zeros in (`skipping_zeros`).
+    pub zeros: bool,
 }
 
 impl<'a> Strided<'a> {
     /// A row-major matrix whose rows are `rs` apart.
     pub fn rows(data: &'a [f32], rs: usize) -> Self {
-        Self { data, rs, cs: 1 }
+        Self { data, rs, cs: 1, zeros: false }
     }
 
     /// The transpose of a row-major matrix whose rows are `rs` apart.
     pub fn transposed(data: &'a [f32], rs: usize) -> Self {
-        Self { data, rs: 1, cs: rs }
+        Self { data, rs: 1, cs: rs, zeros: false }
+    }
+
+    /// The same operand, marked as one that may be mostly zeros (a layer's input: 81% of MNIST's
+    /// pixels are exactly 0). The blocked product then skips the steps of k where a tile's part
+    /// of it is all zeros, where they are most of them: the forward's X·Wᵀ (X as A, by runs of 4
+    /// along a row pair) and dW = dYᵀ·X (X as B, by the batch's rows a panel of 8 columns is 0
+    /// in). A skipped term is an exact 0, so C is the same, bar the sign of a zero.
+    pub fn skipping_zeros(self) -> Self {
+        Self { zeros: true, ..self }
     }
 }
 
@@ -222,10 +237,11 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
     // apart, reads its four rows from one or two lines per step of k: no copy needed.)
     let packed = a.rs < a.cs && a.cs > 64 && k > 16;
-    PACK.with_borrow_mut(|pack| {
+    let b_sparse = b.zeros && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
+    SCRATCH.with_borrow_mut(|Scratch { pack, steps }| {
         let a = if packed {
             pack_rows_by_four(m, k, &a, pack);
-            Strided { data: pack.as_slice(), rs: 1, cs: 4 }
+            Strided { data: pack.as_slice(), rs: 1, cs: 4, zeros: false }
         } else {
             a
         };
@@ -234,6 +250,12 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
         let mut j = 0;
         while j < n {
             let width = if n - j >= NR { NR } else if n - j >= 4 { 4 } else { n - j };
+            // The steps of k where B's panel [k, j..j + width] is not all zeros, where they are few.
+            steps.clear();
+            if b_sparse && width >= 4 {
+                steps.push(k, |p| !all_zeros(&b.data[p * b.rs + j..p * b.rs + j + width]));
+            }
+            let ks = steps.get(0);
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(MR);
@@ -242,14 +264,14 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
                 // and the packed A holds every row of A.
                 unsafe {
                     match (width, rows) {
-                        (NR, 4) => tile::<4, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (NR, 3) => tile::<3, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (NR, 2) => tile::<2, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (NR, _) => tile::<1, NV>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (4, 4) => tile::<4, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (4, 3) => tile::<3, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (4, 2) => tile::<2, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
-                        (4, _) => tile::<1, 1>(ai, i, j, n, k, &a, &b, c, c_rs, &e),
+                        (NR, 4) => tile::<4, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 3) => tile::<3, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 2) => tile::<2, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, _) => tile::<1, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 4) => tile::<4, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 3) => tile::<3, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 2) => tile::<2, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, _) => tile::<1, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
                         _ => scalar_tile(ai, i, j, rows, width, n, k, &a, &b, c, c_rs, &e),
                     }
                 }
@@ -260,9 +282,71 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     });
 }
 
+/// A thread's buffers for the blocked product, kept between products so a step allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    /// The packed copy of A.
+    pack: Vec<f32>,
+    /// The steps of k each tile takes where it skips zeros.
+    steps: Steps,
+}
+
 thread_local! {
-    /// The packed copy of A, kept between products so a step allocates nothing.
-    static PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Lists of steps of k, one a tile (a panel of B's columns, or a pair of A's rows): those where
+/// the tile's part of the operand is not all zeros, or none (every step) where they are most.
+#[derive(Default)]
+struct Steps {
+    all: Vec<u32>,
+    /// Each list's range in `all`, or None.
+    lists: Vec<Option<(usize, usize)>>,
+}
+
+impl Steps {
+    /// A list is kept where at most this share of the steps is left: a listed step costs an index
+    /// read that a counted one does not.
+    const KEPT_AT_MOST: f64 = 0.75;
+
+    /// Whether an operand whose first row is `row` is worth the lists: that row's runs of `width`
+    /// not all zeros are few. (A layer's input that is not a minibatch of digits, a hidden
+    /// layer's or the GAN's images on −1 to 1, is then not looked through.)
+    fn looks_sparse(row: &[f32], width: usize) -> bool {
+        let runs = row.chunks(width);
+        let count = runs.len();
+        let kept = runs.filter(|run| !all_zeros(run)).count();
+        kept as f64 <= Self::KEPT_AT_MOST * count as f64
+    }
+
+    fn clear(&mut self) {
+        self.all.clear();
+        self.lists.clear();
+    }
+
+    /// The next tile's list: the steps of 0..count where `taken(step)`.
+    fn push(&mut self, count: usize, taken: impl Fn(usize) -> bool) {
+        let start = self.all.len();
+        self.all.extend((0..count).filter(|&p| taken(p)).map(|p| p as u32));
+        let kept = self.all.len() - start;
+        if kept as f64 <= Self::KEPT_AT_MOST * count as f64 {
+            self.lists.push(Some((start, self.all.len())));
+        } else {
+            self.all.truncate(start);
+            self.lists.push(None);
+        }
+    }
+
+    /// Tile t's list (None where it takes every step, or has no list).
+    fn get(&self, t: usize) -> Option<&[u32]> {
+        self.lists.get(t).copied().flatten().map(|(a, b)| &self.all[a..b])
+    }
+}
+
+/// Whether every value is ±0 (its bits but the sign all clear).
+#[inline(always)]
+fn all_zeros(xs: &[f32]) -> bool {
+    xs.iter().fold(0u32, |any, x| any | x.to_bits()) << 1 == 0
 }
 
 /// A [m, k] into blocks of 4 rows, each [k][4] (row i, column p at 4k·(i / 4) + 4p + i mod 4;
@@ -278,18 +362,20 @@ fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
 }
 
 /// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all
-/// of k, from A's rows ai.. (A may be a packed block).
+/// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block).
 ///
 /// # Safety
-/// The tile and the A rows and B columns it reads must be in bounds (`check`).
+/// The tile and the A rows and B columns it reads must be in bounds (`check`), and `ks`'s steps
+/// below k.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const V: usize>(
-    ai: usize, i: usize, j: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize, e: &Epilogue,
+    ai: usize, i: usize, j: usize, n: usize, k: usize, ks: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
+    e: &Epilogue,
 ) {
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
     let mut acc = [[V4::splat(0.0); V]; R];
-    for p in 0..k {
+    let mut step = |p: usize| {
         let brow = bp.add(p * b.rs + j);
         let bv: [V4; V] = std::array::from_fn(|v| V4::load(brow.add(4 * v)));
         let acol = ap.add(ai * a.rs + p * a.cs);
@@ -299,6 +385,10 @@ unsafe fn tile<const R: usize, const V: usize>(
                 row[v] = row[v].madd(av, bv[v]);
             }
         }
+    };
+    match ks {
+        Some(ks) => ks.iter().for_each(|&p| step(p as usize)),
+        None => (0..k).for_each(step),
     }
     for (r, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
@@ -344,42 +434,58 @@ const DOT_ROWS: usize = 2;
 /// megabyte, from L3 or memory) once for every pair of rows.
 #[allow(clippy::too_many_arguments)]
 fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
-    let n4 = n - n % 4;
-    for j in (0..n4).step_by(4) {
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(DOT_ROWS);
-            // SAFETY: `check` bounds the rows of A and the columns of B and C the tile reads.
-            unsafe {
-                if rows == DOT_ROWS {
-                    dot_tile::<DOT_ROWS>(i, j, n, k, &a, &b, c, c_rs, &e)
-                } else {
-                    dot_tile::<1>(i, j, n, k, &a, &b, c, c_rs, &e)
-                }
+    let (n4, k4) = (n - n % 4, k - k % 4);
+    SCRATCH.with_borrow_mut(|Scratch { steps, .. }| {
+        // Each pair of A's rows: the runs of 4 along k where either row is not all zeros, where
+        // they are few (a step here is 4 of k; `dot_tile` takes k's last k mod 4 apart). A pair of
+        // digits' rows of 784 pixels has about 77 such runs of 196.
+        steps.clear();
+        if a.zeros && m > 0 && Steps::looks_sparse(&a.data[..k4], 4) {
+            for i in (0..m).step_by(DOT_ROWS) {
+                let rows = i..(i + DOT_ROWS).min(m);
+                let run = |r: usize, q: usize| &a.data[r * a.rs + 4 * q..r * a.rs + 4 * q + 4];
+                steps.push(k4 / 4, |q| rows.clone().any(|r| !all_zeros(run(r, q))));
             }
-            i += rows;
         }
-    }
+        for j in (0..n4).step_by(4) {
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(DOT_ROWS);
+                let runs = steps.get(i / DOT_ROWS);
+                // SAFETY: `check` bounds the rows of A and the columns of B and C the tile reads,
+                // and the runs are below k4 / 4.
+                unsafe {
+                    if rows == DOT_ROWS {
+                        dot_tile::<DOT_ROWS>(i, j, n, k, runs, &a, &b, c, c_rs, &e)
+                    } else {
+                        dot_tile::<1>(i, j, n, k, runs, &a, &b, c, c_rs, &e)
+                    }
+                }
+                i += rows;
+            }
+        }
+    });
     if n4 < n {
         scalar_tile(0, 0, n4, m, n - n4, n, k, &a, &b, c, c_rs, &e);
     }
 }
 
-/// C[i..i + R, j..j + 4] as dot products of A's rows with B's columns.
+/// C[i..i + R, j..j + 4] as dot products of A's rows with B's columns, over every run of 4
+/// along k, or over the runs `runs` lists (run q is k's 4q..4q + 4).
 ///
 /// # Safety
-/// As `tile`; A's rows and B's columns contiguous along k (a.cs = b.rs = 1).
+/// As `tile`; A's rows and B's columns contiguous along k (a.cs = b.rs = 1); `runs` below k / 4.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn dot_tile<const R: usize>(
-    i: usize, j: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize, e: &Epilogue,
+    i: usize, j: usize, n: usize, k: usize, runs: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
+    e: &Epilogue,
 ) {
     let k4 = k - k % 4;
     let arow: [*const f32; R] = std::array::from_fn(|r| a.data.as_ptr().add((i + r) * a.rs));
     let bcol: [*const f32; 4] = std::array::from_fn(|q| b.data.as_ptr().add((j + q) * b.cs));
     let mut acc = [[V4::splat(0.0); 4]; R];
-    let mut p = 0;
-    while p < k4 {
+    let mut run = |p: usize| {
         let bv: [V4; 4] = std::array::from_fn(|q| V4::load(bcol[q].add(p)));
         for r in 0..R {
             let av = V4::load(arow[r].add(p));
@@ -387,7 +493,10 @@ unsafe fn dot_tile<const R: usize>(
                 acc[r][q] = acc[r][q].madd(av, bv[q]);
             }
         }
-        p += 4;
+    };
+    match runs {
+        Some(runs) => runs.iter().for_each(|&q| run(4 * q as usize)),
+        None => (0..k4).step_by(4).for_each(run),
     }
     for r in 0..R {
         let mut tail = [0f32; 4];
