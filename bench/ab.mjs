@@ -25,6 +25,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // answers it, so the repository needs no file for it).
 const BLANK = 'bench/ab-blank.html';
 const IMAGES = 2048;
+const BINARIES = ['threads', 'threads-plain', 'relaxed', 'plain'];
 
 const USAGE = 'usage: node bench/ab.mjs --a DIR [--b DIR] [--binary threads|threads-plain|relaxed|plain] [--kind KIND] ' +
   '[--batch N] [--rounds N] [--block N] [--warmup N] [--threads-a N] [--threads-b N]';
@@ -37,9 +38,14 @@ function options() {
     zeroAllowed: ['warmup'],
   });
   if (!values.a) fail(`--a is required\n${USAGE}`);
+  if (!BINARIES.includes(values.binary)) fail(`--binary ${values.binary}: expected one of ${BINARIES.join(', ')}`);
+  if (o.batch > IMAGES) fail(`--batch ${o.batch}: the benchmark's data is ${IMAGES} digits`);
   o.kind = values.kind;
   o.binary = values.binary;
-  o.dirs = [values.a, values.b || (o.binary.startsWith('threads') ? 'pkg/threads' : 'pkg')];
+  o.dirs = [values.a, values.b || (o.binary.startsWith('threads') ? 'pkg/threads' : 'pkg')].map((dir) => dir.replace(/^\/|\/$/g, ''));
+  for (const dir of o.dirs) {
+    if (!/^(bench|pkg)(\/|$)/.test(dir)) fail(`${dir}: the server serves builds from bench/ or pkg/ only`);
+  }
   return o;
 }
 
@@ -58,7 +64,7 @@ async function main() {
     await page.route(server.url + BLANK, (route) =>
       route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', headers: ISOLATION_HEADERS, body: '<!doctype html><title>latent-lab A/B</title>' }));
     await page.goto(server.url + BLANK);
-    const builds = o.dirs.map((dir, i) => ({ dir: `/${dir.replace(/^\/|\/$/g, '')}`, threads: i ? o['threads-b'] : o['threads-a'] }));
+    const builds = o.dirs.map((dir, i) => ({ dir: `/${dir}`, threads: i ? o['threads-b'] : o['threads-a'] }));
     const res = await page.evaluate(async ({ builds, o }) => {
       const { startEngineWorker } = await import('/bench/engine-client.js');
       const [images, labels] = await Promise.all(['images', 'labels'].map(async (f) => new Uint8Array(await (await fetch(`/bench/.data/${f}.u8`)).arrayBuffer())));

@@ -42,9 +42,11 @@ impl<'a> Strided<'a> {
 
     /// The same operand, marked as one that may be mostly zeros (a layer's input: 81% of MNIST's
     /// pixels are exactly 0). The blocked product then skips the steps of k where a tile's part
-    /// of it is all zeros, where they are most of them: the forward's X·Wᵀ (X as A, by runs of 4
-    /// along a row pair) and dW = dYᵀ·X (X as B, by the batch's rows a panel of 8 columns is 0
-    /// in). A skipped term is an exact 0, so C is the same, bar the sign of a zero.
+    /// of it is all zeros, where at least a quarter of them are: the forward's X·Wᵀ (X as A, by
+    /// runs of 4 along a row pair) and dW = dYᵀ·X (X as B, by the batch's rows a panel of 8
+    /// columns is 0 in). A skipped term is an exact 0 times a finite value, so C is the same, bar
+    /// the sign of a zero. (Times ±∞ or NaN it would be NaN, which the step's check refuses
+    /// anyway: such a value reaches the loss or the gradient by other terms too.)
     pub fn skipping_zeros(self) -> Self {
         Self { zeros: true, ..self }
     }
@@ -237,7 +239,8 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
     // apart, reads its four rows from one or two lines per step of k: no copy needed.)
     let packed = a.rs < a.cs && a.cs > 64 && k > 16;
-    let b_sparse = b.zeros && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
+    // (m, n > 0: `check` bounds the operands only then)
+    let b_sparse = b.zeros && m > 0 && n > 0 && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
     SCRATCH.with_borrow_mut(|Scratch { pack, steps }| {
         let a = if packed {
             pack_rows_by_four(m, k, &a, pack);
@@ -296,7 +299,8 @@ thread_local! {
 }
 
 /// Lists of steps of k, one a tile (a panel of B's columns, or a pair of A's rows): those where
-/// the tile's part of the operand is not all zeros, or none (every step) where they are most.
+/// the tile's part of the operand is not all zeros, or none (every step) where over three
+/// quarters of the steps are such.
 #[derive(Default)]
 struct Steps {
     all: Vec<u32>,
@@ -440,7 +444,7 @@ fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
         // they are few (a step here is 4 of k; `dot_tile` takes k's last k mod 4 apart). A pair of
         // digits' rows of 784 pixels has about 77 such runs of 196.
         steps.clear();
-        if a.zeros && m > 0 && Steps::looks_sparse(&a.data[..k4], 4) {
+        if a.zeros && m > 0 && n4 > 0 && Steps::looks_sparse(&a.data[..k4], 4) {
             for i in (0..m).step_by(DOT_ROWS) {
                 let rows = i..(i + DOT_ROWS).min(m);
                 let run = |r: usize, q: usize| &a.data[r * a.rs + 4 * q..r * a.rs + 4 * q + 4];

@@ -141,8 +141,8 @@ export function mountTraining({ curve, samples, cell, status, note = null, verdi
     } else if (msg.step !== undefined && msg.totalSteps !== undefined && !msg.done) {
       // Timed by the worker's clock, not by when the page heard: a page busy for a second (its
       // latent map, on a slow machine) delays the message, and would stretch the wait twentyfold.
-      if (stepAt !== null) slowest = Math.max(slowest, 1000 * (msg.seconds - stepAt));
-      stepAt = msg.seconds;
+      if (stepAt !== null && Number.isFinite(msg.seconds)) slowest = Math.max(slowest, 1000 * (msg.seconds - stepAt));
+      stepAt = Number.isFinite(msg.seconds) ? msg.seconds : null;
     }
     if (msg.done) watched = false;
     if (msg.fatal) {
