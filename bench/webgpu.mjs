@@ -20,11 +20,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '../scripts/chromium.mjs';
-import { BenchError, fail, parseOptions } from './common.mjs';
+import { BenchError, ROOT, fail, parseOptions } from './common.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
 // The page the benchmark runs in: an empty document on the server's origin (answered by the
 // browser's request router, so the repository needs no extra file).

@@ -68,13 +68,13 @@ fn the_blocked_product_matches_the_reference_at_odd_sizes() {
 fn skipping_an_inputs_zeros_changes_no_value_of_the_product() {
     let mut rng = common::Rng::new(5);
     // rows of `width` values: zeros but for one stretch; every fifth row all values, every seventh
-    // none (the first is a stretch: a product looks at its first row to decide whether to skip)
+    // none; the first row's stretch is its first 2 values (a product looks at its first row to
+    // decide whether to skip, so every product here looks further)
     let digits = |rng: &mut common::Rng, rows: usize, width: usize| -> Vec<f32> {
         let mut x = vec![0f32; rows * width];
         for (r, row) in x.chunks_mut(width.max(1)).enumerate() {
             let start = (rng.uniform(0.0, 1.0) * width as f32) as usize;
             let len = (rng.uniform(0.0, 0.4) * width as f32) as usize;
-            // (the first row's stretch is its first 2 values, so every product here looks further)
             let stretch = if r == 0 {
                 0..2.min(width)
             } else if r % 5 == 4 {

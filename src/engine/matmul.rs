@@ -313,14 +313,18 @@ impl Steps {
     /// read that a counted one does not.
     const KEPT_AT_MOST: f64 = 0.75;
 
+    /// Whether `kept` of `count` steps are few enough for a list.
+    fn few(kept: usize, count: usize) -> bool {
+        kept as f64 <= Self::KEPT_AT_MOST * count as f64
+    }
+
     /// Whether an operand whose first row is `row` is worth the lists: that row's runs of `width`
     /// not all zeros are few. (A layer's input that is not a minibatch of digits, a hidden
     /// layer's or the GAN's images on −1 to 1, is then not looked through.)
     fn looks_sparse(row: &[f32], width: usize) -> bool {
         let runs = row.chunks(width);
         let count = runs.len();
-        let kept = runs.filter(|run| !all_zeros(run)).count();
-        kept as f64 <= Self::KEPT_AT_MOST * count as f64
+        Self::few(runs.filter(|run| !all_zeros(run)).count(), count)
     }
 
     fn clear(&mut self) {
@@ -332,8 +336,7 @@ impl Steps {
     fn push(&mut self, count: usize, taken: impl Fn(usize) -> bool) {
         let start = self.all.len();
         self.all.extend((0..count).filter(|&p| taken(p)).map(|p| p as u32));
-        let kept = self.all.len() - start;
-        if kept as f64 <= Self::KEPT_AT_MOST * count as f64 {
+        if Self::few(self.all.len() - start, count) {
             self.lists.push(Some((start, self.all.len())));
         } else {
             self.all.truncate(start);
