@@ -241,7 +241,7 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     let packed = a.rs < a.cs && a.cs > 64 && k > 16;
     // (m, n > 0: `check` bounds the operands only then)
     let b_sparse = b.zeros && m > 0 && n > 0 && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
-    SCRATCH.with_borrow_mut(|Scratch { pack, steps }| {
+    SCRATCH.with_borrow_mut(|Scratch { pack, panel, steps }| {
         let a = if packed {
             pack_rows_by_four(m, k, &a, pack);
             Strided { data: pack.as_slice(), rs: 1, cs: 4, zeros: false }
@@ -259,22 +259,32 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
                 steps.push(k, |p| !all_zeros(&b.data[p * b.rs + j..p * b.rs + j + width]));
             }
             let ks = steps.get(0);
+            // B's panel copied to [k][width] where more than one block of A's rows reads it: in
+            // place its rows lie a row of B apart (784 or 512 floats), strides that map them onto a
+            // few of L1's sets, so each block read them from L2 again. (Only the steps listed, where
+            // there is a list: the others are not read.)
+            let (b, bj) = if m > MR && width >= 4 {
+                copy_panel(k, j, width, &b, ks, panel);
+                (Strided { data: panel.as_slice(), rs: width, cs: 1, zeros: false }, 0)
+            } else {
+                (b, j)
+            };
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(MR);
                 let (a, ai) = at(i);
-                // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width),
-                // and the packed A holds every row of A.
+                // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width), the
+                // packed A holds every row of A, and the copied panel every step of k the tile takes.
                 unsafe {
                     match (width, rows) {
-                        (NR, 4) => tile::<4, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, 3) => tile::<3, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, 2) => tile::<2, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, _) => tile::<1, NV>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 4) => tile::<4, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 3) => tile::<3, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 2) => tile::<2, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, _) => tile::<1, 1>(ai, i, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 4) => tile::<4, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 3) => tile::<3, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 2) => tile::<2, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, _) => tile::<1, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 4) => tile::<4, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 3) => tile::<3, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 2) => tile::<2, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, _) => tile::<1, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         _ => scalar_tile(ai, i, j, rows, width, n, k, &a, &b, c, c_rs, &e),
                     }
                 }
@@ -285,11 +295,26 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     });
 }
 
+/// B's columns j..j + width at every step of k, or at the steps `ks` lists, into `panel` as
+/// [k][width] (step p at p·width).
+fn copy_panel(k: usize, j: usize, width: usize, b: &Strided, ks: Option<&[u32]>, panel: &mut Vec<f32>) {
+    if panel.len() < k * width {
+        panel.resize(k * width, 0.0);
+    }
+    let mut copy = |p: usize| panel[p * width..(p + 1) * width].copy_from_slice(&b.data[p * b.rs + j..p * b.rs + j + width]);
+    match ks {
+        Some(ks) => ks.iter().for_each(|&p| copy(p as usize)),
+        None => (0..k).for_each(copy),
+    }
+}
+
 /// A thread's buffers for the blocked product, kept between products so a step allocates nothing.
 #[derive(Default)]
 struct Scratch {
     /// The packed copy of A.
     pack: Vec<f32>,
+    /// The copy of B's panel.
+    panel: Vec<f32>,
     /// The steps of k each tile takes where it skips zeros.
     steps: Steps,
 }
@@ -369,7 +394,8 @@ fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
 }
 
 /// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all
-/// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block).
+/// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block) and B's columns
+/// bj.. (B may be a copied panel).
 ///
 /// # Safety
 /// The tile and the A rows and B columns it reads must be in bounds (`check`), and `ks`'s steps
@@ -377,13 +403,13 @@ fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const V: usize>(
-    ai: usize, i: usize, j: usize, n: usize, k: usize, ks: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
+    ai: usize, i: usize, bj: usize, j: usize, n: usize, k: usize, ks: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
     e: &Epilogue,
 ) {
     let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
     let mut acc = [[V4::splat(0.0); V]; R];
     let mut step = |p: usize| {
-        let brow = bp.add(p * b.rs + j);
+        let brow = bp.add(p * b.rs + bj);
         let bv: [V4; V] = std::array::from_fn(|v| V4::load(brow.add(4 * v)));
         let acol = ap.add(ai * a.rs + p * a.cs);
         for (r, row) in acc.iter_mut().enumerate() {
