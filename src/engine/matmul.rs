@@ -250,6 +250,9 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
         };
         // Row i of A: packed, block i / 4 starts at 4k·(i / 4) and its rows are 1 apart.
         let at = |i: usize| if packed { (Strided { data: &a.data[i * k..], ..a }, 0) } else { (a, i) };
+        // The columns the panel's copy holds (two panels' worth where no panel has a list of
+        // steps: a cache line's 16 floats, each line of B read once).
+        let mut copied = 0..0;
         let mut j = 0;
         while j < n {
             let width = if n - j >= NR { NR } else if n - j >= 4 { 4 } else { n - j };
@@ -264,8 +267,12 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
             // few of L1's sets, so each block read them from L2 again. (Only the steps listed, where
             // there is a list: the others are not read.)
             let (b, bj) = if m > MR && width >= 4 {
-                copy_panel(k, j, width, &b, ks, panel);
-                (Strided { data: panel.as_slice(), rs: width, cs: 1, zeros: false }, 0)
+                if !(copied.start <= j && j + width <= copied.end) {
+                    let span = if !b_sparse && n - j >= 2 * NR { 2 * NR } else { width };
+                    copy_panel(k, j, span, &b, ks, panel);
+                    copied = j..j + span;
+                }
+                (Strided { data: panel.as_slice(), rs: copied.len(), cs: 1, zeros: false }, j - copied.start)
             } else {
                 (b, j)
             };
