@@ -9,6 +9,7 @@ use crate::common::parity::{self, SEED};
 use latent_lab::adam::AdamConfig;
 use latent_lab::config::{Recipe, Recon, VaeObjective};
 use latent_lab::engine::lanes::{Lanes, V4};
+use latent_lab::engine::layers;
 use latent_lab::engine::matmul::{self, Act, Epilogue, Strided};
 use latent_lab::model::{init_params, Kind, ModelConfig};
 use latent_lab::reference::CandleBackend;
@@ -141,6 +142,21 @@ fn the_lanes_exp_and_ln_1p_are_within_a_few_ulp() {
     assert!(floor > 0.0 && floor.is_normal(), "e^-87 gave {floor}");
     assert_eq!(V4::splat(-1000.0).exp_nonpositive().to_array()[0], floor, "below -87 the exponential stops at e^-87");
     assert_eq!(V4::splat(0.0).exp_nonpositive().to_array(), [1.0; 4]);
+}
+
+/// The GAN's images, sigmoid four at a time (a last len mod 4 padded), against f64's at every
+/// remainder, over logits from −100 to 100 (0 among them): within 4e-7, and 0 ≤ s ≤ 1.
+#[test]
+fn the_lanes_sigmoid_matches_f64s_at_odd_lengths() {
+    for len in [1, 4, 7, 1001] {
+        let logits: Vec<f32> = (0..len).map(|i| if len == 1 { 0.0 } else { -100.0 + 200.0 * i as f32 / (len - 1) as f32 }).collect();
+        let mut s = logits.clone();
+        layers::sigmoid_in_place(&mut s);
+        for (&l, &got) in logits.iter().zip(&s) {
+            let want = 1.0 / (1.0 + (-(l as f64)).exp());
+            assert!((got as f64 - want).abs() <= 4e-7 && (0.0..=1.0).contains(&got), "sigmoid({l}) = {got}, not {want} (length {len})");
+        }
+    }
 }
 
 /// Each reconstruction loss four pixels at a time (and a row's last p mod 4 padded) against the

@@ -9,7 +9,7 @@
 //!   backward through that discriminator into the generator, Adam's proposal for the generator.
 //! The caller commits both, so a refused step changes neither network.
 
-use super::layers::{act_backward, sigmoid, softplus, Linear};
+use super::layers::{act_backward, sigmoid, sigmoid_in_place, softplus, Linear};
 use super::matmul::Act;
 use super::clock::Stopwatch;
 use super::{fill_inputs, one_hot_into, Engine};
@@ -174,7 +174,7 @@ impl GanStep {
         self.g1.forward(th, n, &self.gin, l + c, &mut self.gh1, Act::Leaky, None);
         self.g2.forward(th, n, &self.gh1, h, &mut self.gh2, Act::Leaky, None);
         self.g3.forward(th, n, &self.gh2, 2 * h, &mut self.gimages, Act::None, None);
-        self.gimages[..n * p].iter_mut().for_each(|l| *l = sigmoid(*l));
+        sigmoid_in_place(&mut self.gimages[..n * p]);
         // the discriminator's rows: real digits, the generator's (2·sigmoid − 1), real digits with
         // wrong labels, each with its label (×gain)
         let gain = batch.label_gain;

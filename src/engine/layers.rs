@@ -94,6 +94,32 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// xs ← sigmoid(xs), four at a time on the lanes' exponential (the scalar `exp` is a libm call
+/// in wasm: over a GAN's generated images, 100,000 values a step at batch 128, about 1 ms); the
+/// last xs.len() mod 4 padded to four lanes, so every value takes the same arithmetic.
+pub fn sigmoid_in_place(xs: &mut [f32]) {
+    let mut chunks = xs.chunks_exact_mut(4);
+    for x in &mut chunks {
+        // SAFETY: chunks of exactly four floats.
+        unsafe { sigmoid_lanes(V4::load(x.as_ptr())).store(x.as_mut_ptr()) };
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut lanes = [0f32; 4];
+        lanes[..tail.len()].copy_from_slice(tail);
+        tail.copy_from_slice(&sigmoid_lanes(V4::from_array(lanes)).to_array()[..tail.len()]);
+    }
+}
+
+/// sigmoid(l) with one exponential of a value ≤ 0: e = e^−|l|, 1/(1 + e) where l ≥ 0, e/(1 + e)
+/// elsewhere (as `recon_lanes` takes it).
+#[inline(always)]
+fn sigmoid_lanes(l: V4) -> V4 {
+    let e = V4::splat(0.0).sub(l.abs()).exp_nonpositive();
+    let inv = V4::splat(1.0).div(V4::splat(1.0).add(e));
+    l.select_nonneg(inv, e.mul(inv))
+}
+
 /// softplus(l) = log(1 + eˡ) in its stable form max(l, 0) + log(1 + e^−|l|).
 pub fn softplus(l: f32) -> f32 {
     l.max(0.0) + (-l.abs()).exp().ln_1p()
