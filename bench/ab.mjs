@@ -1,7 +1,9 @@
 // A/B of two builds of the engine: one model kind's training step timed in headless Chromium on
 // build A and build B, each in its own worker (as an isolated page's training worker runs it),
 // alternating blocks of steps so the machine's load weighs on both alike; prints each one's
-// median and 10th-percentile ms per step, its phases by the engine's clock, and the ratios.
+// mean, median and 10th-percentile ms per step, its phases by the engine's clock (their sum
+// falls short of the step by what the trainer does around the engine: the minibatch and its
+// random draws), and the ratios.
 //
 //   node bench/ab.mjs --a bench/.builds/before [--b pkg/threads] [--binary threads] [--kind vae]
 //                     [--batch 128] [--rounds 16] [--block 40] [--warmup 30] [--threads-a 2] [--threads-b 2]
@@ -86,7 +88,7 @@ async function main() {
       }
       return runs;
     }, { builds, o });
-    const line = (name, r) => `${name} ${r.dir} (${r.engine}): median ${quantile(r.ms, 0.5).toFixed(2)} ms, p10 ${quantile(r.ms, 0.1).toFixed(2)} ms; ` +
+    const line = (name, r) => `${name} ${r.dir} (${r.engine}): mean ${(r.ms.reduce((a, b) => a + b, 0) / r.ms.length).toFixed(2)} ms, median ${quantile(r.ms, 0.5).toFixed(2)} ms, p10 ${quantile(r.ms, 0.1).toFixed(2)} ms; ` +
       Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') + ' ms a step';
     console.log(`${o.kind} at batch ${o.batch}, ${o.binary} builds, ${o.rounds} rounds of ${o.block} steps each:`);
     console.log(line('A', res[0]));

@@ -16,6 +16,7 @@
 //! The conditional GAN (`cgan`) joins the one-hot label y [n, 10] to z and to the discriminator's
 //! input, and its discriminator also learns that a real digit with a wrong label is fake.
 
+use crate::keystream::{self, Stream};
 use crate::mnist::IMAGE_PIXELS;
 use crate::config::{with_label, ModelConfig};
 use anyhow::{ensure, Result};
@@ -122,38 +123,73 @@ pub struct DropoutMasks {
 }
 
 /// Which of the discriminator's hidden units dropout keeps, for `n` rows: `h1` [n, 2·hidden] and
-/// `h2` [n, hidden], row-major; `true` is kept (and scaled by 1/(1 − p)), each with probability 1 − p.
+/// `h2` [n, hidden], row-major; a kept unit is scaled by 1/(1 − p), each kept with probability 1 − p.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DropoutKeep {
-    pub h1: Vec<bool>,
-    pub h2: Vec<bool>,
+    pub h1: KeepFlags,
+    pub h2: KeepFlags,
+}
+
+/// Keep flags as drawn: each from 16 bits of the stream, four to a word (a step of the shipped GAN
+/// takes 300,000 flags at batch 128, and a draw per flag was a tenth of the step in the tab; the
+/// words are drawn in bulk, `keystream::fill_u64`, and read as they are, without a flag apiece).
+/// A unit is dropped when its 16 bits fall below round(p · 2¹⁶), so with probability 0.300003.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeepFlags {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl KeepFlags {
+    /// Bits of a word below which a unit is dropped.
+    const BELOW: u64 = (DROPOUT * 65536.0 + 0.5) as u64;
+
+    fn draw(rng: &mut Stream, len: usize) -> Result<Self> {
+        let mut words = vec![0; len.div_ceil(4)];
+        keystream::fill_u64(rng, &mut words)?;
+        Ok(Self { words, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether flag q of a word keeps its unit.
+    #[inline(always)]
+    fn kept(word: u64, q: usize) -> bool {
+        (word >> (16 * q)) & 0xffff >= Self::BELOW
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = bool> + '_ {
+        self.words.iter().flat_map(|&w| (0..4).map(move |q| Self::kept(w, q))).take(self.len)
+    }
+
+    /// `out[i]` ← `factor` where unit i is kept, else 0 (`out` as long as the flags).
+    pub fn factors_into(&self, factor: f32, out: &mut [f32]) {
+        for (four, &w) in out[..self.len].chunks_mut(4).zip(&self.words) {
+            for (q, o) in four.iter_mut().enumerate() {
+                *o = if Self::kept(w, q) { factor } else { 0.0 };
+            }
+        }
+    }
 }
 
 impl DropoutKeep {
-    /// Each flag from 16 bits of the stream, four to a draw (a step of the shipped GAN takes
-    /// 300,000 flags at batch 128, and a draw per flag was a tenth of the step in the tab): a unit
-    /// is dropped when its 16 bits fall below round(p · 2¹⁶), so with probability 0.300003.
-    pub fn draw(rng: &mut impl Rng, n: usize, hidden: usize) -> Self {
-        let below = (DROPOUT * 65536.0).round() as u64;
-        let mut draw = |count: usize| -> Vec<bool> {
-            let mut flags = Vec::with_capacity(count);
-            while flags.len() < count {
-                let bits = rng.random::<u64>();
-                let take = (count - flags.len()).min(4);
-                flags.extend((0..take).map(|q| ((bits >> (16 * q)) & 0xffff) >= below));
-            }
-            flags
-        };
-        let h1 = draw(n * 2 * hidden);
-        Self { h1, h2: draw(n * hidden) }
+    pub fn draw(rng: &mut Stream, n: usize, hidden: usize) -> Result<Self> {
+        let h1 = KeepFlags::draw(rng, n * 2 * hidden)?;
+        Ok(Self { h1, h2: KeepFlags::draw(rng, n * hidden)? })
     }
 
     /// The masks as tensors of 0 and 1/(1 − p), for `n` rows of a model with `hidden` units.
     pub fn masks(&self, n: usize, hidden: usize, device: &Device) -> Result<DropoutMasks> {
         let keep = (1.0 / (1.0 - DROPOUT)) as f32;
-        let mask = |bits: &[bool], width: usize| -> Result<Tensor> {
-            ensure!(bits.len() == n * width, "{} dropout flags for {n} rows of {width} units", bits.len());
-            let v: Vec<f32> = bits.iter().map(|&k| if k { keep } else { 0.0 }).collect();
+        let mask = |flags: &KeepFlags, width: usize| -> Result<Tensor> {
+            ensure!(flags.len() == n * width, "{} dropout flags for {n} rows of {width} units", flags.len());
+            let v: Vec<f32> = flags.iter().map(|k| if k { keep } else { 0.0 }).collect();
             Ok(Tensor::from_vec(v, (n, width), device)?)
         };
         Ok(DropoutMasks { h1: mask(&self.h1, 2 * hidden)?, h2: mask(&self.h2, hidden)? })
@@ -182,16 +218,18 @@ pub struct Mismatched {
 
 impl GanDraws {
     /// The draws for a minibatch with digit `labels`, from `rng` (the trainer's dropout stream).
-    pub fn draw(rng: &mut impl Rng, cfg: &ModelConfig, labels: &[u8]) -> Self {
+    pub fn draw(rng: &mut Stream, cfg: &ModelConfig, labels: &[u8]) -> Result<Self> {
         let (n, h) = (labels.len(), cfg.hidden);
-        let real = DropoutKeep::draw(rng, n, h);
-        let fake = DropoutKeep::draw(rng, n, h);
-        let generator = DropoutKeep::draw(rng, n, h);
-        let mismatched = cfg.kind.is_conditional().then(|| {
+        let real = DropoutKeep::draw(rng, n, h)?;
+        let fake = DropoutKeep::draw(rng, n, h)?;
+        let generator = DropoutKeep::draw(rng, n, h)?;
+        let mismatched = if cfg.kind.is_conditional() {
             let labels = labels.iter().map(|&l| (l + rng.random_range(1..10u8)) % 10).collect();
-            Mismatched { labels, keep: DropoutKeep::draw(rng, n, h) }
-        });
-        Self { real, fake, generator, mismatched }
+            Some(Mismatched { labels, keep: DropoutKeep::draw(rng, n, h)? })
+        } else {
+            None
+        };
+        Ok(Self { real, fake, generator, mismatched })
     }
 }
 

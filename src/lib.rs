@@ -1,7 +1,8 @@
 //! latent-lab: VAEs and GANs on MNIST that train and run natively and in the browser.
 //!
 //! Layers, innermost first; each module reads only modules of the layers beneath it:
-//! 1. `mnist` (the dataset and its files), `input` (checks on what comes in from outside)
+//! 1. `mnist` (the dataset and its files), `input` (checks on what comes in from outside),
+//!    `keystream` (the trainer's random streams, their words in bulk)
 //! 2. `config` (the kinds, their sizes and layers, how a label joins an input), `layout` (where
 //!    each parameter sits in a backend's flat buffers)
 //! 3. the convolution blocks `conv` and `pool` (max pooling with its backward); then the
@@ -38,6 +39,7 @@ pub mod explore;
 pub mod gan;
 pub mod gpu;
 pub mod input;
+pub mod keystream;
 pub mod layout;
 pub mod lab;
 pub mod metrics;

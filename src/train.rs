@@ -13,13 +13,11 @@ pub use crate::mnist::batch_images;
 use crate::adam::AdamConfig;
 use crate::config::{Decay, Family, Recipe, SettingsChoice, TrainSettings, VaeObjective};
 use crate::gan::GanDraws;
+use crate::keystream::Stream;
 use crate::mnist::Dataset;
 use crate::model::ModelConfig;
 use anyhow::{anyhow, bail, ensure, Result};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
-/// Both of the trainer's random streams: ChaCha12, what rand's `StdRng` is, named so that a
-/// stream's position can be read and set (the training state file keeps it).
-use rand_chacha::ChaCha12Rng as Stream;
 use rand_distr::StandardNormal;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -622,7 +620,7 @@ impl Trainer {
             (0..indices.len() * self.cfg.latent).map(|_| self.rng.sample(StandardNormal)).collect();
         let label_gain = self.label_gain as f32;
         let mut batch = Batch { data, indices, noise: &noise, gan: None, vae: self.objective, label_gain, adam };
-        let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels()));
+        let gan = self.cfg.kind.is_gan().then(|| GanDraws::draw(&mut self.dropout_rng, &self.cfg, &batch.labels())).transpose()?;
         batch.gan = gan.as_ref();
         let submitted = backend.submit(&batch, rate)?;
         self.examples_seen += indices.len() as u64;

@@ -11,6 +11,7 @@ use latent_lab::config::{Recipe, Recon, VaeObjective};
 use latent_lab::engine::lanes::{Lanes, V4};
 use latent_lab::engine::layers;
 use latent_lab::engine::matmul::{self, Act, Epilogue, Strided};
+use latent_lab::keystream::{self, Stream};
 use latent_lab::model::{init_params, Kind, ModelConfig};
 use latent_lab::reference::CandleBackend;
 use latent_lab::train::{Batch, CpuBackend, HostBackend, Trainer};
@@ -505,13 +506,34 @@ fn curves_agree_cgan() {
     curves_agree(Kind::Cgan);
 }
 
+/// The keystream in bulk (`keystream::fill_u64`, what the dropout draws take) is the stream's own
+/// `next_u64`, word for word: from the start, from inside a block and at the edges of blocks and of
+/// rand_chacha's buffer of four, on another stream, for 0 to 1,000 words; and it leaves the stream
+/// where `next_u64` would have.
+#[test]
+fn the_bulk_keystream_is_the_streams_own_words() {
+    use rand::RngCore;
+    for &(start, stream, len) in &[(0u128, 0u64, 1000usize), (1, 0, 7), (15, 3, 33), (16, 0, 1), (63, 1 << 40, 64), (64, 0, 0), (1001, 9, 129)] {
+        let mut bulk = Stream::seed_from_u64(7);
+        bulk.set_stream(stream);
+        bulk.set_word_pos(start);
+        let mut one_at_a_time = bulk.clone();
+        let mut got = vec![0u64; len];
+        keystream::fill_u64(&mut bulk, &mut got).unwrap();
+        let want: Vec<u64> = (0..len).map(|_| one_at_a_time.next_u64()).collect();
+        assert_eq!(got, want, "from word {start} of stream {stream}, {len} words");
+        assert_eq!(bulk.get_word_pos(), one_at_a_time.get_word_pos(), "from word {start}, {len} words: left elsewhere");
+        assert_eq!(bulk.next_u64(), one_at_a_time.next_u64());
+    }
+}
+
 /// The dropout flags a GAN step consumes: 30% of units dropped (within 0.5% over 400,000 flags),
 /// in each of the four 16-bit positions a draw supplies, and a flag says nothing of its neighbour.
 #[test]
 fn dropout_draws_drop_three_in_ten_independently() {
     use latent_lab::gan::DropoutKeep;
-    let keep = DropoutKeep::draw(&mut StdRng::seed_from_u64(5), 500, 200);
-    let flags: Vec<bool> = keep.h1.iter().chain(&keep.h2).copied().collect();
+    let keep = DropoutKeep::draw(&mut Stream::seed_from_u64(5), 500, 200).unwrap();
+    let flags: Vec<bool> = keep.h1.iter().chain(keep.h2.iter()).collect();
     assert_eq!(flags.len(), 500 * 3 * 200);
     let dropped = |f: &mut dyn Iterator<Item = bool>| {
         let (mut d, mut n) = (0usize, 0usize);

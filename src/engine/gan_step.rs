@@ -288,8 +288,7 @@ fn expand_mask(keep: &DropoutKeep, n: usize, h: usize, block: usize, m1: &mut [f
     let factor = (1.0 / (1.0 - DROPOUT)) as f32;
     for (flags, mask, width) in [(&keep.h1, m1, 2 * h), (&keep.h2, m2, h)] {
         ensure!(flags.len() == n * width, "{} dropout flags for {n} rows of {width} units", flags.len());
-        let block = &mut mask[block * n * width..(block + 1) * n * width];
-        block.iter_mut().zip(flags).for_each(|(m, &k)| *m = if k { factor } else { 0.0 });
+        flags.factors_into(factor, &mut mask[block * n * width..(block + 1) * n * width]);
     }
     Ok(())
 }

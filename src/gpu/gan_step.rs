@@ -14,7 +14,7 @@
 use super::params::{act, label, stats};
 use super::plan::{StepGraph, StepPlan};
 use super::recorder::{rows, Recorder};
-use crate::gan::{DropoutKeep, GanDraws};
+use crate::gan::{DropoutKeep, GanDraws, KeepFlags};
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::{bail, ensure, Result};
 
@@ -56,9 +56,9 @@ impl MaskLayout {
     pub fn pack(&self, draws: &GanDraws) -> Result<Vec<u32>> {
         let (n, h) = (self.n, self.hidden);
         let mut bits = vec![0u32; self.bits().div_ceil(32)];
-        let mut put = |start: usize, flags: &[bool], count: usize, what: &str| -> Result<()> {
+        let mut put = |start: usize, flags: &KeepFlags, count: usize, what: &str| -> Result<()> {
             ensure!(flags.len() == count, "{what}: {} dropout flags, expected {count}", flags.len());
-            for (i, _) in flags.iter().enumerate().filter(|(_, &k)| k) {
+            for (i, _) in flags.iter().enumerate().filter(|&(_, k)| k) {
                 let b = start + i;
                 bits[b / 32] |= 1 << (b % 32);
             }

@@ -4,6 +4,7 @@
 //! tensor within 1e-3 of its largest value).
 
 use latent_lab::gan::GanDraws;
+use latent_lab::keystream::Stream;
 use latent_lab::mnist::Dataset;
 use latent_lab::model::{init_params, Kind, ModelConfig};
 use latent_lab::train::StepLosses;
@@ -17,7 +18,7 @@ pub const SEED: u64 = 7;
 /// The GAN draws for a batch, from a seeded stream (None for a VAE).
 pub fn gan_draws(cfg: &ModelConfig, data: &Dataset, indices: &[usize]) -> Option<GanDraws> {
     let labels: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
-    cfg.kind.is_gan().then(|| GanDraws::draw(&mut StdRng::seed_from_u64(SEED), cfg, &labels))
+    cfg.kind.is_gan().then(|| GanDraws::draw(&mut Stream::seed_from_u64(SEED), cfg, &labels).unwrap())
 }
 
 pub fn headline_parts(l: &StepLosses) -> Vec<f32> {
