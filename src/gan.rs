@@ -168,9 +168,10 @@ impl KeepFlags {
         self.words.iter().flat_map(|&w| (0..4).map(move |q| Self::kept(w, q))).take(self.len)
     }
 
-    /// `out[i]` ← `factor` where unit i is kept, else 0 (`out` as long as the flags).
+    /// `out[i]` ← `factor` where unit i is kept, else 0, for the first min(flags, out.len()).
     pub fn factors_into(&self, factor: f32, out: &mut [f32]) {
-        for (four, &w) in out[..self.len].chunks_mut(4).zip(&self.words) {
+        let len = self.len.min(out.len());
+        for (four, &w) in out[..len].chunks_mut(4).zip(&self.words) {
             for (q, o) in four.iter_mut().enumerate() {
                 *o = if Self::kept(w, q) { factor } else { 0.0 };
             }

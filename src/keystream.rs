@@ -14,8 +14,9 @@ use rand_chacha::rand_core::RngCore;
 pub type Stream = rand_chacha::ChaCha12Rng;
 
 /// `out.len()` words from `rng`, each what `rng.next_u64()` would give in turn, and `rng` moved
-/// past them. The last is checked against rand_chacha's own (one block's work): the vector code
-/// the browser runs has no native test of its own, and a step on wrong draws would still train.
+/// past them. The first 32 (four blocks' worth: every lane) and the last are checked against
+/// rand_chacha's own, two refills of its buffer: the vector code the browser runs has no native
+/// test of its own, and a step on wrong draws would still train.
 pub fn fill_u64(rng: &mut Stream, out: &mut [u64]) -> Result<()> {
     let start = rng.get_word_pos();
     let key = rng.get_seed();
@@ -44,13 +45,17 @@ pub fn fill_u64(rng: &mut Stream, out: &mut [u64]) -> Result<()> {
         block = block.wrapping_add(4);
         skip = 0;
     }
+    let mut check = rng.clone();
     rng.set_word_pos(start + 2 * out.len() as u128);
-    if let Some(&last) = out.last() {
-        let at = start + 2 * (out.len() as u128 - 1);
-        let mut check = rng.clone();
-        check.set_word_pos(at);
+    let first = out.len().min(32);
+    let last = out.len().saturating_sub(1).max(first);
+    for i in (0..first).chain(last..out.len()) {
+        let at = start + 2 * i as u128;
+        if i == last {
+            check.set_word_pos(at);
+        }
         let want = check.next_u64();
-        ensure!(last == want, "the random stream's word at {at} came out {last:#x}, not ChaCha12's {want:#x}");
+        ensure!(out[i] == want, "the random stream's word at {at} came out {:#x}, not ChaCha12's {want:#x}", out[i]);
     }
     Ok(())
 }

@@ -508,12 +508,14 @@ fn curves_agree_cgan() {
 
 /// The keystream in bulk (`keystream::fill_u64`, what the dropout draws take) is the stream's own
 /// `next_u64`, word for word: from the start, from inside a block and at the edges of blocks and of
-/// rand_chacha's buffer of four, on another stream, for 0 to 1,000 words; and it leaves the stream
-/// where `next_u64` would have.
+/// rand_chacha's buffer of four, on another stream, across the block counter's carry, for 0 to
+/// 1,000 words; and it leaves the stream where `next_u64` would have.
 #[test]
 fn the_bulk_keystream_is_the_streams_own_words() {
     use rand::RngCore;
-    for &(start, stream, len) in &[(0u128, 0u64, 1000usize), (1, 0, 7), (15, 3, 33), (16, 0, 1), (63, 1 << 40, 64), (64, 0, 0), (1001, 9, 129)] {
+    // (the last: four blocks across the block counter's carry into its high word)
+    let carry = 16 * ((1u128 << 32) - 2) + 1;
+    for &(start, stream, len) in &[(0u128, 0u64, 1000usize), (1, 0, 7), (15, 3, 33), (16, 0, 1), (63, 1 << 40, 64), (64, 0, 0), (1001, 9, 129), (carry, 0, 64)] {
         let mut bulk = Stream::seed_from_u64(7);
         bulk.set_stream(stream);
         bulk.set_word_pos(start);
