@@ -143,6 +143,8 @@ pub struct KeepFlags {
 impl KeepFlags {
     /// Bits of a word below which a unit is dropped.
     const BELOW: u64 = (DROPOUT * 65536.0 + 0.5) as u64;
+    /// A kept unit's factor (inverted dropout).
+    pub const KEPT: f32 = (1.0 / (1.0 - DROPOUT)) as f32;
 
     fn draw(rng: &mut Stream, len: usize) -> Result<Self> {
         let mut words = vec![0; len.div_ceil(4)];
@@ -168,12 +170,12 @@ impl KeepFlags {
         self.words.iter().flat_map(|&w| (0..4).map(move |q| Self::kept(w, q))).take(self.len)
     }
 
-    /// `out[i]` ← `factor` where unit i is kept, else 0, for the first min(flags, out.len()).
-    pub fn factors_into(&self, factor: f32, out: &mut [f32]) {
+    /// `out[i]` ← unit i's factor in the mask, `KEPT` or 0, for the first min(flags, out.len()).
+    pub fn factors_into(&self, out: &mut [f32]) {
         let len = self.len.min(out.len());
         for (four, &w) in out[..len].chunks_mut(4).zip(&self.words) {
             for (q, o) in four.iter_mut().enumerate() {
-                *o = if Self::kept(w, q) { factor } else { 0.0 };
+                *o = if Self::kept(w, q) { Self::KEPT } else { 0.0 };
             }
         }
     }
@@ -187,10 +189,10 @@ impl DropoutKeep {
 
     /// The masks as tensors of 0 and 1/(1 − p), for `n` rows of a model with `hidden` units.
     pub fn masks(&self, n: usize, hidden: usize, device: &Device) -> Result<DropoutMasks> {
-        let keep = (1.0 / (1.0 - DROPOUT)) as f32;
         let mask = |flags: &KeepFlags, width: usize| -> Result<Tensor> {
             ensure!(flags.len() == n * width, "{} dropout flags for {n} rows of {width} units", flags.len());
-            let v: Vec<f32> = flags.iter().map(|k| if k { keep } else { 0.0 }).collect();
+            let mut v = vec![0f32; n * width];
+            flags.factors_into(&mut v);
             Ok(Tensor::from_vec(v, (n, width), device)?)
         };
         Ok(DropoutMasks { h1: mask(&self.h1, 2 * hidden)?, h2: mask(&self.h2, hidden)? })

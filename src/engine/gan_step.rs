@@ -15,7 +15,7 @@ use super::clock::Stopwatch;
 use super::{fill_inputs, one_hot_into, Engine};
 use crate::backend::{diverged, Batch, GanLosses};
 use crate::config::ModelConfig;
-use crate::gan::{DropoutKeep, DROPOUT};
+use crate::gan::DropoutKeep;
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::{anyhow, bail, ensure, Result};
 
@@ -285,10 +285,9 @@ fn discriminator_loss_backward(logits: &[f32], d: &mut [f32], n: usize, conditio
 /// One pass's keep flags as factors (0 or 1/(1 − p)) into block `block` (n rows each) of the
 /// layer-1 [.., 2h] and layer-2 [.., h] masks.
 fn expand_mask(keep: &DropoutKeep, n: usize, h: usize, block: usize, m1: &mut [f32], m2: &mut [f32]) -> Result<()> {
-    let factor = (1.0 / (1.0 - DROPOUT)) as f32;
     for (flags, mask, width) in [(&keep.h1, m1, 2 * h), (&keep.h2, m2, h)] {
         ensure!(flags.len() == n * width, "{} dropout flags for {n} rows of {width} units", flags.len());
-        flags.factors_into(factor, &mut mask[block * n * width..(block + 1) * n * width]);
+        flags.factors_into(&mut mask[block * n * width..(block + 1) * n * width]);
     }
     Ok(())
 }

@@ -101,23 +101,23 @@ pub fn sigmoid_in_place(xs: &mut [f32]) {
     let mut chunks = xs.chunks_exact_mut(4);
     for x in &mut chunks {
         // SAFETY: chunks of exactly four floats.
-        unsafe { sigmoid_lanes(V4::load(x.as_ptr())).store(x.as_mut_ptr()) };
+        unsafe { sigmoid_lanes(V4::load(x.as_ptr())).0.store(x.as_mut_ptr()) };
     }
     let tail = chunks.into_remainder();
     if !tail.is_empty() {
         let mut lanes = [0f32; 4];
         lanes[..tail.len()].copy_from_slice(tail);
-        tail.copy_from_slice(&sigmoid_lanes(V4::from_array(lanes)).to_array()[..tail.len()]);
+        tail.copy_from_slice(&sigmoid_lanes(V4::from_array(lanes)).0.to_array()[..tail.len()]);
     }
 }
 
-/// sigmoid(l) with one exponential of a value ≤ 0: e = e^−|l|, 1/(1 + e) where l ≥ 0, e/(1 + e)
-/// elsewhere (as `recon_lanes` takes it).
+/// (sigmoid(l), e, 1/(1 + e)) with one exponential of a value ≤ 0: e = e^−|l|, and sigmoid(l) is
+/// 1/(1 + e) where l ≥ 0, e/(1 + e) elsewhere (the loss's log and slope reuse e and 1/(1 + e)).
 #[inline(always)]
-fn sigmoid_lanes(l: V4) -> V4 {
+fn sigmoid_lanes(l: V4) -> (V4, V4, V4) {
     let e = V4::splat(0.0).sub(l.abs()).exp_nonpositive();
     let inv = V4::splat(1.0).div(V4::splat(1.0).add(e));
-    l.select_nonneg(inv, e.mul(inv))
+    (l.select_nonneg(inv, e.mul(inv)), e, inv)
 }
 
 /// softplus(l) = log(1 + eˡ) in its stable form max(l, 0) + log(1 + e^−|l|).
@@ -187,9 +187,7 @@ fn recon_rows(recon: Recon, logits: &mut [f32], p: usize, x: &[f32], x_rs: usize
 /// l ≥ 0, e/(1 + e) elsewhere.
 #[inline(always)]
 fn recon_lanes(recon: Recon, l: V4, t: V4, scale: f32) -> (V4, V4) {
-    let e = V4::splat(0.0).sub(l.abs()).exp_nonpositive();
-    let inv = V4::splat(1.0).div(V4::splat(1.0).add(e));
-    let s = l.select_nonneg(inv, e.mul(inv));
+    let (s, e, inv) = sigmoid_lanes(l);
     let d = s.sub(t);
     let scale = V4::splat(scale);
     // s(1 − s) = e/(1 + e)², free of the cancellation in 1 − s where s is near 1

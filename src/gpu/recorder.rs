@@ -6,7 +6,7 @@ use super::kernels::{Kernel, Kernels};
 use crate::layout::Layer;
 use super::params::{self, act, SUM_CHUNK};
 use super::Gpu;
-use crate::gan::DROPOUT;
+use crate::gan::KeepFlags;
 use crate::mnist::IMAGE_PIXELS;
 use anyhow::Result;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ impl<'a> Recorder<'a> {
             list: Vec::new(),
             owned: Vec::new(),
             dummy: gpu.storage("unused input", 16),
-            keep: (1.0 / (1.0 - DROPOUT)) as f32,
+            keep: KeepFlags::KEPT,
         })
     }
 
