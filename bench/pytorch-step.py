@@ -12,11 +12,19 @@ PyTorch is not a dependency of the project; install it outside the repo and run,
     GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 \
         /work/torch-venv/bin/python bench/pytorch-step.py [--steps 50] [--warmup 10] \
         [--batches 128,32] [--threads 1,2] [--adam default|foreach|fused]
+
+With --serve it times steps on request instead, so that a caller can alternate blocks of its own
+steps with PyTorch's (bench/run.mjs's goal measure): each line on stdin, a JSON object {"kind":
+"vae" | "gan", "batch": N, "threads": N, "steps": N}, is answered by one line on stdout, {"ms":
+[...]}, each step's time; the model of each kind and batch is made on its first request and goes
+on training across requests, as the tab's does. A line {"info": true} is answered with the
+version. EOF ends it.
 """
 import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -97,12 +105,19 @@ def gan_stepper(adam_mode, latent=64):
     return step
 
 
+def minibatches(batch):
+    """A few fixed minibatches, cycled: MNIST-like pixels (bytes / 255)."""
+    return [torch.randint(0, 256, (batch, PIXELS)).float() / 255 for _ in range(4)]
+
+
+STEPPERS = {"vae": vae_stepper, "gan": gan_stepper}
+
+
 def time_steps(make_step, batch, threads, steps, warmup, adam_mode):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     step = make_step(adam_mode)
-    # a few fixed minibatches, cycled: MNIST-like pixels (bytes / 255)
-    data = [torch.randint(0, 256, (batch, PIXELS)).float() / 255 for _ in range(4)]
+    data = minibatches(batch)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -110,6 +125,41 @@ def time_steps(make_step, batch, threads, steps, warmup, adam_mode):
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     return {"median_ms": round(statistics.median(times), 3), "fastest_ms": round(min(times), 3)}
+
+
+class Stepping:
+    """A model of one kind and batch, trained on as requests come (--serve)."""
+
+    def __init__(self, kind, batch, adam_mode):
+        torch.manual_seed(0)
+        self.step = STEPPERS[kind](adam_mode)
+        self.data = minibatches(batch)
+        self.done = 0
+
+    def run(self, threads, steps):
+        torch.set_num_threads(threads)
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            self.step(self.data[self.done % len(self.data)])
+            times.append((time.perf_counter() - t0) * 1e3)
+            self.done += 1
+        return times
+
+
+def serve(adam_mode):
+    models = {}
+    for line in sys.stdin:
+        ask = json.loads(line)
+        if ask.get("info"):
+            reply = {"torch": torch.__version__, "cpu_count": os.cpu_count()}
+        else:
+            kind, batch, threads, steps = ask["kind"], int(ask["batch"]), int(ask["threads"]), int(ask["steps"])
+            if kind not in STEPPERS:
+                raise SystemExit(f"--serve: unknown kind {kind!r} (vae or gan)")
+            model = models.get((kind, batch)) or models.setdefault((kind, batch), Stepping(kind, batch, adam_mode))
+            reply = {"ms": [round(t, 4) for t in model.run(threads, steps)]}
+        print(json.dumps(reply), flush=True)
 
 
 def main():
@@ -120,10 +170,13 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--adam", choices=["default", "foreach", "fused"], default="default",
                     help="torch.optim.Adam's implementation (default: PyTorch's choice, the for-loop one on the CPU)")
+    ap.add_argument("--serve", action="store_true", help="time steps as stdin asks (see above)")
     args = ap.parse_args()
+    if args.serve:
+        return serve(args.adam)
     ints = lambda s: [int(v) for v in s.split(",")]
     rows = []
-    for kind, make in [("vae", vae_stepper), ("gan", gan_stepper)]:
+    for kind, make in STEPPERS.items():
         for batch in ints(args.batches):
             for threads in ints(args.threads):
                 r = time_steps(make, batch, threads, args.steps, args.warmup, args.adam)

@@ -25,9 +25,11 @@
 // --block steps, so background load on the machine weighs on both alike; each tfjs figure is
 // compared with our figures from its own page. A third page times a fresh model of each kind at
 // its default size (the fast recipe's rate) at batch 128 and 32 on each binary, all alternating in blocks.
-// Then, natively (bench/native.mjs, skipped with --no-native), the VAE's and the GAN's steps on our
-// engine (src/bin/step-bench.rs) and in PyTorch (bench/pytorch-step.py, where --python's
-// interpreter has torch; a note where not), beside the tab's figures, with the tab/PyTorch ratios.
+// Then issue 12's goal (bench/goal.mjs and bench/native.mjs, skipped with --no-native): the VAE's
+// and the GAN's steps in the tab (two workers: one thread, and the threaded build's pool) timed
+// in alternating blocks with PyTorch's on as many threads (bench/pytorch-step.py --serve, where
+// --python's interpreter has torch; a note and the kinds page's figures where not), with the
+// tab/PyTorch ratios; and natively on our engine (src/bin/step-bench.rs).
 // Exits non-zero with a message if anything fails.
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -35,6 +37,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
 import { BenchError, ROOT, fail, parseOptions, rel, writeData } from './common.mjs';
+import { measureGoal, probeTorch } from './goal.mjs';
 import { failNative, measureNative, nativeReport } from './native.mjs';
 
 const OUR_WASM = path.join(ROOT, 'pkg/latent_lab_bg.wasm');
@@ -266,6 +269,8 @@ async function main() {
   // Cross-origin isolated (serve's default): SharedArrayBuffer, which both threaded binaries need.
   const server = await startServer({ port: 0 });
   let browser;
+  let poolThreads;
+  let goal = null;
   const results = {};
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
@@ -275,14 +280,21 @@ async function main() {
       results[run] = await runPage(browser, server.url, run, o, data, remaining());
     }
     results.browserVersion = browser.version();
+    // The pool the threaded build ran on (min(cores, 4)), and as many threads for PyTorch.
+    poolThreads = Object.values(results[KINDS_PAGE].runs).find((r) => r.info.threads > 1)?.info.threads ?? 1;
+    if (o.native) {
+      const rounds = Math.ceil(o.steps / o.block);
+      goal = { torch: probeTorch(o.python, remaining()), rounds, block: o.block };
+      if (!goal.torch.skipped) {
+        goal.rows = await measureGoal({ browser, serverUrl: server.url, python: o.python, threads: poolThreads, rounds, block: o.block, warmup: o.warmup, deadline });
+      }
+    }
   } finally {
     await browser?.close().catch(() => {});
     await server.close();
   }
   const loadAfter = os.loadavg()[0];
-  // The pool the threaded build ran on (min(cores, 4)), and as many threads for PyTorch.
-  const poolThreads = Object.values(results[KINDS_PAGE].runs).find((r) => r.info.threads > 1)?.info.threads ?? 1;
-  const native = o.native ? measureNative({ python: o.python, threads: poolThreads, steps: o.steps, warmup: o.warmup, deadline }) : null;
+  const native = o.native ? measureNative({ steps: o.steps, warmup: o.warmup, deadline }) : null;
 
   // ---- report ----
   const env = results[VAE_PAGE('tfjs-simd')].env;
@@ -385,7 +397,7 @@ async function main() {
       return run && stats(run.ms).median;
     };
     lines.push('');
-    lines.push(nativeReport(native, poolThreads, tab, table));
+    lines.push(nativeReport(native, goal, poolThreads, tab, table));
   }
   lines.push(`total ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(lines.join('\n'));
