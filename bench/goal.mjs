@@ -18,6 +18,11 @@ import { ROOT, fail, openIsolatedPage } from './common.mjs';
 // again on every step (PyTorch allocates its activations anew each step), which dominates.
 export const NATIVE_ENV = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' };
 
+// A pause before each block: long enough for the side that ran last to go idle (PyTorch's OpenMP
+// threads spin for a few ms after their last parallel region before they sleep; our pool's too),
+// so neither side's block starts beside the other's spinning threads.
+const SETTLE_MS = 50;
+
 export const GOAL_KINDS = ['vae', 'gan'];
 export const GOAL_BATCHES = [128, 32];
 
@@ -99,7 +104,10 @@ export async function measureGoal({ browser, serverUrl, python, threads, rounds,
         const row = { kind, batch, tab1: [], torch1: [], tabN: [], torchN: [] };
         for (let r = 0; r < rounds; r++) {
           const order = Object.keys(sides);
-          for (const side of r % 2 ? order.reverse() : order) row[side].push(...(await sides[side]()));
+          for (const side of r % 2 ? order.reverse() : order) {
+            await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+            row[side].push(...(await sides[side]()));
+          }
           if (Date.now() > deadline) fail('the goal measure ran past --timeout');
         }
         rows.push(row);

@@ -7,8 +7,9 @@ import { GOAL_BATCHES, GOAL_KINDS, NATIVE_ENV } from './goal.mjs';
 import { ROOT, fail, quantile } from './common.mjs';
 
 /**
- * Times our native steps (every goal kind and batch) before `deadline` (Date.now()): {rows} of
- * {kind, batch, threads, median_ms, fastest_ms}, or {error}.
+ * Times our native steps (every goal kind and batch) before `deadline` (Date.now()): {rows, peak}
+ * (rows of {kind, batch, threads, median_ms, fastest_ms}; peak: one thread's GFLOP/s of 4-lane
+ * fused multiply-adds, the tab's products' ceiling, or null without FMA), or {error}.
  */
 export function measureNative({ steps, warmup, deadline }) {
   const args = ['run', '-q', '--release', '--bin', 'step-bench', '--', '--json', '--kinds', GOAL_KINDS.join(','),
@@ -17,7 +18,8 @@ export function measureNative({ steps, warmup, deadline }) {
   if (r.error) return { error: `step-bench: ${r.error.message}` };
   if (r.status !== 0) return { error: `step-bench exited with ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-3).join(' / ')}` };
   try {
-    return { rows: JSON.parse(r.stdout).rows };
+    const out = JSON.parse(r.stdout);
+    return { rows: out.rows, peak: out.fma128_gflops };
   } catch {
     return { error: `step-bench printed no JSON: ${r.stdout.slice(0, 200)}` };
   }
@@ -58,7 +60,9 @@ export function nativeReport(native, goal, threads, tab, table) {
       `${goal.rounds} rounds of a block of ${goal.block} steps of each`;
   const oursLine = native.error ? `ours natively: FAILED: ${native.error}`
     : 'ours: the fast recipe\'s step (a GAN\'s averaged generator updated each step, which PyTorch\'s is not); the tab\'s one thread ' +
-      'the relaxed-SIMD binary, its threads the threaded build, each in a worker';
+      'the relaxed-SIMD binary, its threads the threaded build, each in a worker\n' +
+      (native.peak ? `the tab's ceiling: 4-lane fused multiply-adds (what f32x4.relaxed_madd compiles to) run at ${native.peak.toFixed(1)} GFLOP/s ` +
+        'on one thread of this CPU, natively (step-bench)' : 'this CPU has no FMA: the tab\'s products are separate multiplies and adds');
   return 'the goal: ms per training step (one D and one G step for a GAN), median (fastest tenth), and the tab\'s against PyTorch\'s ' +
     `on as many threads (issue 12's goal: at most 1 by the median)\n${torchLine}\n${oursLine}\n${table(rows)}`;
 }

@@ -5,8 +5,9 @@
 //!     cargo run --release --bin step-bench -- [--kinds vae,gan] [--batches 128,32] [--steps 50] [--warmup 10] [--json]
 //!
 //! Prints, per kind and batch, the median and fastest ms of a `train_step` (one thread: the
-//! native engine's products are the `gemm` crate's, whole), as a table or, with --json, as
-//! {"rows": [{"kind", "batch", "threads", "median_ms", "fastest_ms"}, …]}.
+//! native engine's products are the `gemm` crate's, whole), and this core's ceiling for wasm
+//! SIMD's products (`fma128_peak`), as a table or, with --json, as
+//! {"rows": [{"kind", "batch", "threads", "median_ms", "fastest_ms"}, …], "fma128_gflops": x | null}.
 
 use anyhow::{bail, Context, Result};
 use latent_lab::config::SettingsChoice;
@@ -86,19 +87,63 @@ fn main() -> Result<()> {
             rows.push((kind, batch, median, ms[0]));
         }
     }
+    let peak = fma128_peak();
     if a.json {
+        let peak = peak.map_or("null".into(), |p| format!("{p:.1}"));
         let rows: Vec<String> = rows
             .iter()
             .map(|(k, b, median, fastest)| {
                 format!(r#"{{"kind": "{}", "batch": {b}, "threads": 1, "median_ms": {median:.4}, "fastest_ms": {fastest:.4}}}"#, k.name())
             })
             .collect();
-        println!("{{\"rows\": [{}]}}", rows.join(", "));
+        println!("{{\"rows\": [{}], \"fma128_gflops\": {peak}}}", rows.join(", "));
     } else {
         println!("| kind | batch | threads | median ms | fastest ms |\n|---|---:|---:|---:|---:|");
         for (k, b, median, fastest) in rows {
             println!("| {} | {b} | 1 | {median:.2} | {fastest:.2} |", k.name());
         }
+        match peak {
+            Some(p) => println!("128-bit fused multiply-adds, one thread: {p:.1} GFLOP/s"),
+            None => println!("128-bit fused multiply-adds: no FMA on this CPU"),
+        }
     }
     Ok(())
+}
+
+/// One thread's throughput of 4-lane fused multiply-adds (GFLOP/s, the best of five runs of
+/// about 50 ms): the ceiling of the tab's matrix products, whose `f32x4.relaxed_madd` the browser
+/// compiles to the same instruction (`vfmadd231ps` on xmm registers, where the CPU has FMA). Ten
+/// independent chains cover the instruction's latency on both of a core's FMA pipes.
+fn fma128_peak() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has FMA (checked just above).
+        return Some(unsafe { fma128_gflops() });
+    }
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn fma128_gflops() -> f64 {
+    use std::arch::x86_64::{_mm_cvtss_f32, _mm_fmadd_ps, _mm_set1_ps};
+    const CHAINS: usize = 10;
+    const ROUNDS: usize = 2_000_000;
+    // (opaque to the optimiser, so the chains are computed as written)
+    let (x, y) = std::hint::black_box((_mm_set1_ps(0.999_999), _mm_set1_ps(1e-7)));
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let mut acc = [_mm_set1_ps(1.0); CHAINS];
+        let start = Instant::now();
+        for _ in 0..ROUNDS {
+            for a in acc.iter_mut() {
+                *a = _mm_fmadd_ps(*a, x, y);
+            }
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        // (the chains' sum keeps the work from being optimised away)
+        std::hint::black_box(acc.iter().map(|&a| _mm_cvtss_f32(a)).sum::<f32>());
+        best = best.max((ROUNDS * CHAINS * 8) as f64 / seconds / 1e9);
+    }
+    best
 }
