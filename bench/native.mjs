@@ -48,10 +48,9 @@ export function nativeReport(native, goal, threads, tab, table) {
     for (const batch of GOAL_BATCHES) {
       const mine = native.rows?.find((r) => r.kind === kind && r.batch === batch)?.median_ms;
       const g = goal.rows?.find((r) => r.kind === kind && r.batch === batch);
-      const kindsPage = (threaded) => [tab(kind, batch, threaded)].filter((v) => v !== undefined);
-      const [tab1, tabN] = g ? [g.tab1, g.tabN] : [kindsPage(false), kindsPage(true)];
-      rows.push([kind, batch, ms(mine), spread(g?.torch1), spread(tab1), ratio(tab1, g?.torch1),
-        spread(g?.torchN), spread(tabN), ratio(tabN, g?.torchN)]);
+      // without PyTorch: the kinds page's medians, alone
+      const [tab1, tabN] = g ? [spread(g.tab1), spread(g.tabN)] : [ms(tab(kind, batch, false)), ms(tab(kind, batch, true))];
+      rows.push([kind, batch, ms(mine), spread(g?.torch1), tab1, ratio(g?.tab1, g?.torch1), spread(g?.torchN), tabN, ratio(g?.tabN, g?.torchN)]);
     }
   }
   const torchLine = goal.torch.skipped
@@ -59,8 +58,8 @@ export function nativeReport(native, goal, threads, tab, table) {
     : `PyTorch ${goal.torch.version}, the same models, losses and Adam, timed alternately with the tab (bench/goal.mjs): ` +
       `${goal.rounds} rounds of a block of ${goal.block} steps of each`;
   const oursLine = native.error ? `ours natively: FAILED: ${native.error}`
-    : 'ours: the fast recipe\'s step (a GAN\'s averaged generator updated each step, which PyTorch\'s is not); the tab\'s one thread ' +
-      'the relaxed-SIMD binary, its threads the threaded build, each in a worker\n' +
+    : 'ours: the fast recipe\'s step (a GAN\'s averaged generator updated each step, which PyTorch\'s is not)' +
+      (goal.rows ? '; the tab\'s one thread the relaxed-SIMD binary, its threads the threaded build, each in a worker' : '') + '\n' +
       (native.peak ? `the tab's ceiling: 4-lane fused multiply-adds (what f32x4.relaxed_madd compiles to) run at ${native.peak.toFixed(1)} GFLOP/s ` +
         'on one thread of this CPU, natively (step-bench)' : 'this CPU has no FMA: the tab\'s products are separate multiplies and adds');
   return 'the goal: ms per training step (one D and one G step for a GAN), median (fastest tenth), and the tab\'s against PyTorch\'s ' +
