@@ -46,7 +46,6 @@ function options() {
   return o;
 }
 
-
 async function main() {
   const o = options();
   for (const dir of o.dirs) {

@@ -41,6 +41,8 @@ function startTorch(python) {
   const child = spawn(python, ['bench/pytorch-step.py', '--serve'], { cwd: ROOT, env: NATIVE_ENV, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+  // (a failed start ends its stdout: the next ask reports it with this)
+  child.on('error', (e) => { stderr += e.message; });
   const replies = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const ask = async (request, timeoutMs) => {
     child.stdin.write(`${JSON.stringify(request)}\n`);
@@ -70,7 +72,7 @@ export async function measureGoal({ browser, serverUrl, python, threads, rounds,
   const torch = startTorch(python);
   const page = await openIsolatedPage(browser, serverUrl, 'latent-lab goal');
   try {
-    const want = [1, threads].map((n) => `${n} thread${n === 1 ? "" : "s"}, relaxed SIMD`);
+    const want = [1, threads].map((n) => `${n} thread${n === 1 ? '' : 's'}, relaxed SIMD`);
     const engines = await page.evaluate(async (threads) => {
       const { startEngineWorker } = await import('/bench/engine-client.js');
       const [images, labels] = await Promise.all(['images', 'labels'].map(async (f) => new Uint8Array(await (await fetch(`/bench/.data/${f}.u8`)).arrayBuffer())));

@@ -17,8 +17,7 @@ With --serve it times steps on request instead, so that a caller can alternate b
 steps with PyTorch's (bench/run.mjs's goal measure): each line on stdin, a JSON object {"kind":
 "vae" | "gan", "batch": N, "threads": N, "steps": N}, is answered by one line on stdout, {"ms":
 [...]}, each step's time; the model of each kind and batch is made on its first request and goes
-on training across requests, as the tab's does. A line {"info": true} is answered with the
-version. EOF ends it.
+on training across requests, as the tab's does. EOF ends it.
 """
 import argparse
 import json
@@ -151,15 +150,13 @@ def serve(adam_mode):
     models = {}
     for line in sys.stdin:
         ask = json.loads(line)
-        if ask.get("info"):
-            reply = {"torch": torch.__version__, "cpu_count": os.cpu_count()}
-        else:
-            kind, batch, threads, steps = ask["kind"], int(ask["batch"]), int(ask["threads"]), int(ask["steps"])
-            if kind not in STEPPERS:
-                raise SystemExit(f"--serve: unknown kind {kind!r} (vae or gan)")
-            model = models.get((kind, batch)) or models.setdefault((kind, batch), Stepping(kind, batch, adam_mode))
-            reply = {"ms": [round(t, 4) for t in model.run(threads, steps)]}
-        print(json.dumps(reply), flush=True)
+        kind, batch, threads, steps = ask["kind"], int(ask["batch"]), int(ask["threads"]), int(ask["steps"])
+        if kind not in STEPPERS:
+            raise SystemExit(f"--serve: unknown kind {kind!r} (vae or gan)")
+        if (kind, batch) not in models:
+            models[kind, batch] = Stepping(kind, batch, adam_mode)
+        times = models[kind, batch].run(threads, steps)
+        print(json.dumps({"ms": [round(t, 4) for t in times]}), flush=True)
 
 
 def main():
