@@ -112,22 +112,8 @@ def minibatches(batch):
 STEPPERS = {"vae": vae_stepper, "gan": gan_stepper}
 
 
-def time_steps(make_step, batch, threads, steps, warmup, adam_mode):
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    step = make_step(adam_mode)
-    data = minibatches(batch)
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        step(data[i % len(data)])
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": round(statistics.median(times), 3), "fastest_ms": round(min(times), 3)}
-
-
 class Stepping:
-    """A model of one kind and batch, trained on as requests come (--serve)."""
+    """A model of one kind and batch with its minibatches, trained a block of steps at a time."""
 
     def __init__(self, kind, batch, adam_mode):
         torch.manual_seed(0)
@@ -144,6 +130,13 @@ class Stepping:
             times.append((time.perf_counter() - t0) * 1e3)
             self.done += 1
         return times
+
+
+def time_steps(kind, batch, threads, steps, warmup, adam_mode):
+    model = Stepping(kind, batch, adam_mode)
+    model.run(threads, warmup)
+    times = model.run(threads, steps)
+    return {"median_ms": round(statistics.median(times), 3), "fastest_ms": round(min(times), 3)}
 
 
 def serve(adam_mode):
@@ -173,10 +166,10 @@ def main():
         return serve(args.adam)
     ints = lambda s: [int(v) for v in s.split(",")]
     rows = []
-    for kind, make in STEPPERS.items():
+    for kind in STEPPERS:
         for batch in ints(args.batches):
             for threads in ints(args.threads):
-                r = time_steps(make, batch, threads, args.steps, args.warmup, args.adam)
+                r = time_steps(kind, batch, threads, args.steps, args.warmup, args.adam)
                 rows.append({"kind": kind, "batch": batch, "threads": threads, **r})
     print(json.dumps({
         "torch": torch.__version__,

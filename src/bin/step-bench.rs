@@ -111,7 +111,7 @@ fn main() -> Result<()> {
 }
 
 /// One thread's throughput of 4-lane fused multiply-adds (GFLOP/s, the best of five runs of
-/// about 50 ms): the ceiling of the tab's matrix products, whose `f32x4.relaxed_madd` the browser
+/// 160 MFLOP, about 3 ms each): the ceiling of the tab's matrix products, whose `f32x4.relaxed_madd` the browser
 /// compiles to the same instruction (`vfmadd231ps` on xmm registers, where the CPU has FMA). Ten
 /// independent chains cover the instruction's latency on both of a core's FMA pipes.
 fn fma128_peak() -> Option<f64> {
