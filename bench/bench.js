@@ -1,11 +1,13 @@
 // Times VAE training steps in this page, for one configuration chosen by the query string:
 //
-//   run      ours | ours-relaxed | ours-threads | tfjs-simd | tfjs-threaded | ours[-relaxed|-threads]-<kind>-<batch>
+//   run      ours | ours-relaxed | ours-threads | tfjs-simd | tfjs-threaded |
+//            ours[-relaxed|-threads|-threads-plain]-<kind>-<batch>
 //            (e.g. ours-relaxed-gan-32: any kind, fresh); ours is pkg/latent_lab_bg.wasm (simd128),
 //            ours-relaxed pkg/latent_lab_relaxed_bg.wasm (the engine's products in f32x4.relaxed_madd),
 //            ours-threads pkg/threads/latent_lab_relaxed_bg.wasm (relaxed SIMD, the products split across a
 //            pool of min(cores, 4) threads), which runs in a worker (bench/engine-worker.js) as the
-//            page's training worker runs it, each step timed there
+//            page's training worker runs it, each step timed there; ours-threads-plain the same
+//            build's simd128 binary, pkg/threads/latent_lab_bg.wasm (a browser without relaxed SIMD)
 //   data     folder with images.u8 ([n, pixels] bytes) and labels.u8 ([n] bytes)   (/bench/.data/)
 //   n, pixels, batch, latent, hidden, lr, seed, warmup, steps, block, threads
 //
@@ -65,14 +67,14 @@ async function main() {
     switch (name) {
       case 'ours': bench = await setupOurs(cfg, data, 'plain'); break;
       case 'ours-relaxed': bench = await setupOurs(cfg, data, 'relaxed'); break;
-      case 'ours-threads': bench = await setupOursThreads(cfg, data, name, null, cfg.batch); break;
+      case 'ours-threads': bench = await setupOursThreads(cfg, data, name, null, cfg.batch, 'threads'); break;
       case 'tfjs-simd': bench = await setupTfjs(cfg, data, false); break;
       case 'tfjs-threaded': bench = await setupTfjs(cfg, data, true); break;
       default: {
-        const kindRun = /^ours-(relaxed-|threads-)?(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
-        if (!kindRun) throw new Error(`unknown run ${name} (ours, ours-relaxed, ours-threads, tfjs-simd, tfjs-threaded or ours[-relaxed|-threads]-<kind>-<batch>)`);
-        if (kindRun[1] === 'threads-') {
-          bench = await setupOursThreads(cfg, data, name, kindRun[2], Number(kindRun[3]));
+        const kindRun = /^ours-(relaxed-|threads-|threads-plain-)?(vae|cvae|gan|cgan)-(\d+)$/.exec(name);
+        if (!kindRun) throw new Error(`unknown run ${name} (ours, ours-relaxed, ours-threads, tfjs-simd, tfjs-threaded or ours[-relaxed|-threads|-threads-plain]-<kind>-<batch>)`);
+        if (kindRun[1]?.startsWith('threads-')) {
+          bench = await setupOursThreads(cfg, data, name, kindRun[2], Number(kindRun[3]), kindRun[1].slice(0, -1));
           break;
         }
         const binary = kindRun[1] ? 'relaxed' : 'plain';
@@ -193,18 +195,20 @@ async function setupOursKind(cfg, data, name, kind, batch, binary) {
 }
 
 /**
- * The threaded build in its own worker (bench/engine-worker.js): a fresh model of `kind` at its
- * default size (or, without a kind, the VAE of the other runs) at `batch`; each step a message.
+ * The threaded build in its own worker (bench/engine-worker.js; `binary` 'threads', relaxed SIMD,
+ * or 'threads-plain', simd128): a fresh model of `kind` at its default size (or, without a kind,
+ * the VAE of the other runs) at `batch`; each step a message.
  */
-async function setupOursThreads(cfg, data, name, kind, batch) {
+async function setupOursThreads(cfg, data, name, kind, batch, binary) {
   const threads = Math.min(navigator.hardwareConcurrency || 1, 4);
-  const { worker, call, engine, loadMs } = await startEngineWorker('threads', threads);
-  const want = `${threads} thread${threads === 1 ? '' : 's'}, relaxed SIMD`;
-  if (engine !== want) throw new Error(`pkg/threads/latent_lab_relaxed_bg.wasm says it is "${engine}", not "${want}"`);
+  const { worker, call, engine, loadMs } = await startEngineWorker(binary, threads);
+  const variant = binary === 'threads' ? 'threads/latent_lab_relaxed_bg.wasm' : 'threads/latent_lab_bg.wasm';
+  const want = `${threads} thread${threads === 1 ? '' : 's'}, ${binary === 'threads' ? 'relaxed SIMD' : 'SIMD'}`;
+  if (engine !== want) throw new Error(`pkg/${variant} says it is "${engine}", not "${want}"`);
   const made = await call(kind
     ? { cmd: 'model', kind, seed: cfg.seed, batch, images: data.images, labels: data.labels }
     : { cmd: 'model', latent: cfg.latent, hidden: cfg.hidden, seed: cfg.seed, batch, lr: cfg.lr, beta2: 0.999, images: data.images, labels: data.labels });
-  const info = { name, variant: 'threads/latent_lab_relaxed_bg.wasm', threads, backend: made.backend, kind, batch,
+  const info = { name, variant, threads, backend: made.backend, kind, batch,
     latent: made.latent, hidden: made.hidden, loadMs };
   const step = async () => (await call({ cmd: 'steps', count: 1 })).steps[0];
   const finish = async () => {

@@ -24,7 +24,8 @@
 // Within a page both are warmed up (--warmup steps each) and then timed in alternating blocks of
 // --block steps, so background load on the machine weighs on both alike; each tfjs figure is
 // compared with our figures from its own page. A third page times a fresh model of each kind at
-// its default size (the fast recipe's rate) at batch 128 and 32 on each binary, all alternating in blocks.
+// its default size (the fast recipe's rate) at batch 128 and 32 on each binary (the threaded
+// build's simd128 one too), all alternating in blocks.
 // Then issue 12's goal (bench/goal.mjs and bench/native.mjs, skipped with --no-native): the VAE's
 // and the GAN's steps in the tab (two workers: one thread, and the threaded build's pool) timed
 // in alternating blocks with PyTorch's on as many threads (bench/pytorch-step.py --serve, where
@@ -170,7 +171,8 @@ const VAE_PAGE = (tfjs) => `ours,ours-relaxed,ours-threads,${tfjs}`;
 
 const KINDS = ['vae', 'cvae', 'gan', 'cgan'];
 const KIND_BATCHES = [128, 32];
-const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.flatMap((k) => [`ours-${k}-${b}`, `ours-relaxed-${k}-${b}`, `ours-threads-${k}-${b}`])).join(',');
+const KINDS_PAGE = KIND_BATCHES.flatMap((b) => KINDS.flatMap((k) =>
+  [`ours-${k}-${b}`, `ours-relaxed-${k}-${b}`, `ours-threads-plain-${k}-${b}`, `ours-threads-${k}-${b}`])).join(',');
 
 // Multiply-adds of one training step: each linear layer's forward, its weight gradient, and its
 // input gradient except where the input is the data (the first layer of a network). A GAN step:
@@ -198,7 +200,8 @@ function kindsReport(runs) {
     const s = stats(r.ms);
     const { kind, batch, latent, hidden } = r.info;
     const gflops = (2 * stepMacs(r.info)) / (s.median * 1e6);
-    const binary = name.startsWith('ours-threads-') ? `relaxed SIMD, ${r.info.threads} threads`
+    const binary = name.startsWith('ours-threads-plain-') ? `SIMD, ${r.info.threads} threads`
+      : name.startsWith('ours-threads-') ? `relaxed SIMD, ${r.info.threads} threads`
       : name.startsWith('ours-relaxed-') ? 'relaxed SIMD' : 'SIMD';
     rows.push([kind, `latent ${latent}, hidden ${hidden}`, batch, binary, s.median.toFixed(2), s.min.toFixed(2),
       gflops.toFixed(1), fmtInt(Math.round(60000 / s.median)), shares(r.phases)]);
@@ -253,7 +256,8 @@ async function main() {
   const deadline = started + o.timeout * 1000;
   const remaining = () => Math.max(1000, deadline - Date.now());
 
-  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/threads/latent_lab_relaxed_bg.wasm', 'node_modules/@tensorflow/tfjs/dist/tf.min.js',
+  for (const f of ['pkg/latent_lab.js', 'pkg/latent_lab_bg.wasm', 'pkg/latent_lab_relaxed_bg.wasm', 'pkg/threads/latent_lab_relaxed_bg.wasm', 'pkg/threads/latent_lab_bg.wasm',
+    'node_modules/@tensorflow/tfjs/dist/tf.min.js',
     'node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js']) {
     await fs.access(path.join(ROOT, f)).catch(() => fail(`missing ${f} (${f.startsWith('pkg') ? 'run scripts/build-wasm.sh' : 'run npm install'})`));
   }
