@@ -35,6 +35,10 @@ fn parse_args() -> Result<Args> {
     let mut a = Args { kinds: Kind::ALL.to_vec(), hidden: 64, examples: 1600, steps: 200, seed: 7, mnist: mnist::default_dir() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
+        if arg == "--help" || arg == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let value = it.next().with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
         let bad = || format!("{arg}: cannot read `{value}`");
         match arg.as_str() {
