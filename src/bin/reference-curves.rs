@@ -8,7 +8,7 @@
 //! Each kind at its default size but for `--hidden`, drawn and trained from `--seed` (what
 //! `Model.create(kind, seed, undefined, hidden)` does in the browser) on MNIST's first
 //! `--examples` training images at the fast recipe's batch, rate and decay. Prints one JSON object:
-//! {"kinds": [{"kind", "steps": [losses, …]}, …]}, each step's losses as the wasm API names them
+//! {"hidden", "examples", "seed", "kinds": [{"kind", "steps": [losses, …]}, …]}, each step's losses as the wasm API names them
 //! (`{loss, bce, kl}`, an autoencoder's `{loss}`, a GAN's `{d_loss, g_loss, d_real, d_fake}`).
 
 use anyhow::{bail, Context, Result};

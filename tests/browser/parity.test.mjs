@@ -45,7 +45,7 @@ async function candleCurves(kinds) {
   return JSON.parse(stdout).kinds;
 }
 
-/** The same models trained in the tab, in one engine worker per binary: {binary: {engine, kinds: {kind: [losses]}}}. */
+/** The same models trained in the tab, in one engine worker per binary: {binary: {engine, curves: {kind: [losses]}}}. */
 async function tabCurves(kinds) {
   const e = await launch();
   envs.push(e);
