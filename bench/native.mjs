@@ -3,8 +3,8 @@
 // tab's steps and PyTorch's on as many threads, timed alternately by bench/goal.mjs (where
 // --python has torch; the kinds page's figures for the tab, and a note, where not).
 import { spawnSync } from 'node:child_process';
-import { GOAL_BATCHES, GOAL_KINDS, NATIVE_ENV } from './goal.mjs';
-import { ROOT, fail, quantile } from './common.mjs';
+import { GOAL_BATCHES, GOAL_KINDS } from './goal.mjs';
+import { NATIVE_ENV, ROOT, fail, quantile } from './common.mjs';
 
 /**
  * Times our native steps (every goal kind and batch) before `deadline` (Date.now()): {rows, peak}

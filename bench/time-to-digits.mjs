@@ -17,7 +17,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../scripts/chromium.mjs';
-import { ROOT, fail, parseOptions } from './common.mjs';
+import { NATIVE_ENV, ROOT, fail, parseOptions } from './common.mjs';
 
 const USAGE = 'usage: node bench/time-to-digits.mjs [--kind K] [--seconds S] [--every S] [--seed N] [--batch N] [--lr X] [--decay none|inverse-epoch] [--beta2 X] [--recipe NAME] [--samples N] [--simd auto|plain] [--threads auto|1]';
 
@@ -110,7 +110,7 @@ async function main() {
       points.push(`${s.seconds.toFixed(2)}:${s.steps}:${file}`);
     }
     const scored = spawnSync('cargo', ['run', '--quiet', '--release', '--bin', 'time-to-digits', '--', 'score', ...points, '--samples', String(o.samples)],
-      { cwd: ROOT, stdio: 'inherit', env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' } });
+      { cwd: ROOT, stdio: 'inherit', env: NATIVE_ENV });
     if (scored.status !== 0) fail('time-to-digits score failed');
   } finally {
     await browser.close();

