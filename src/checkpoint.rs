@@ -224,7 +224,7 @@ fn infer_config(st: &SafeTensors, meta: &Metadata) -> Result<ModelConfig> {
                 bail!("weight `encoder.3.weight` has shape {:?}; a conv-ae's second convolution is [out, in, k, k]", e3.shape());
             };
             // an absurd channel count is refused by the size check below, not wrapped
-            let latent = code_channels.checked_mul(crate::config::CONV_AE_CODE_PIXELS).unwrap_or(usize::MAX);
+            let latent = code_channels.saturating_mul(crate::config::CONV_AE_CODE_PIXELS);
             ModelConfig { kind: Kind::ConvAe, latent, hidden: e0[0] }
         }
     } else if has("generator.fc1.weight") {

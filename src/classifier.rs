@@ -100,7 +100,7 @@ impl Classifier {
 /// Images [n, 784] → the features [n, 128] and predicted digits [n], on the engine
 /// (`engine::classify`; candle's forward above is what the tests hold it to).
 pub fn features_and_predictions(net: &Classifier, images: &[f32]) -> Result<(Vec<f32>, Vec<u8>)> {
-    ensure!(images.len() % IMAGE_PIXELS == 0, "{} values is not a whole number of images", images.len());
+    ensure!(images.len().is_multiple_of(IMAGE_PIXELS), "{} values is not a whole number of images", images.len());
     let (features, logits) = net.weights()?.features_and_logits(images);
     Ok((features, argmax_rows(&logits)))
 }

@@ -409,7 +409,7 @@ impl ModelConfig {
             // channels, not a dense width: 4096 of them would need gigabytes of activations
             ensure!(self.hidden <= 256, "a conv-ae's first convolution of {} channels is above 256", self.hidden);
             ensure!(
-                self.latent % CONV_AE_CODE_PIXELS == 0,
+                self.latent.is_multiple_of(CONV_AE_CODE_PIXELS),
                 "a conv-ae's code of {} is not a whole number of 2×2 channels (a multiple of 4)",
                 self.latent
             );

@@ -21,7 +21,7 @@ impl Pca {
     /// Fits points [n, dim] (n ≥ 2, dim ≥ 2): the top two eigenvectors of their covariance.
     pub fn fit(points: &[f32], dim: usize) -> Result<Self> {
         ensure!(dim >= 2, "a 2-D projection needs at least 2 latent dimensions, got {dim}");
-        ensure!(points.len() % dim == 0, "{} values is not a whole number of {dim}-wide points", points.len());
+        ensure!(points.len().is_multiple_of(dim), "{} values is not a whole number of {dim}-wide points", points.len());
         if let Some(i) = points.iter().position(|v| !v.is_finite()) {
             bail!("point value {i} is {}, not a finite number", points[i]);
         }
@@ -45,7 +45,7 @@ impl Pca {
 
     /// Points [n, dim] → map positions [n, 2].
     pub fn project(&self, points: &[f32]) -> Result<Vec<f32>> {
-        ensure!(points.len() % self.dim == 0, "{} values is not a whole number of {}-wide points", points.len(), self.dim);
+        ensure!(points.len().is_multiple_of(self.dim), "{} values is not a whole number of {}-wide points", points.len(), self.dim);
         let (a1, a2) = self.axes.split_at(self.dim);
         Ok(points
             .chunks(self.dim)
@@ -63,7 +63,7 @@ impl Pca {
 
     /// Map positions [n, 2] → latent points [n, dim] on the plane the map shows.
     pub fn unproject(&self, xy: &[f32]) -> Result<Vec<f32>> {
-        ensure!(xy.len() % 2 == 0, "{} values is not a whole number of (x, y) positions", xy.len());
+        ensure!(xy.len().is_multiple_of(2), "{} values is not a whole number of (x, y) positions", xy.len());
         let (a1, a2) = self.axes.split_at(self.dim);
         Ok(xy
             .chunks(2)

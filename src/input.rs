@@ -11,7 +11,7 @@ pub const MAX_IMAGES_PER_CALL: usize = 10_000;
 pub fn count_rows(values: &[f32], width: usize, what: &str, width_name: &str) -> Result<usize> {
     ensure!(!values.is_empty(), "no {what} given");
     ensure!(
-        values.len() % width == 0,
+        values.len().is_multiple_of(width),
         "{what}: {} values is not a multiple of {width_name} ({width})",
         values.len()
     );

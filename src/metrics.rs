@@ -26,7 +26,7 @@ pub struct Gaussian {
 impl Gaussian {
     /// Fits features [n, d] (n ≥ 2).
     pub fn fit(features: &[f32], d: usize) -> Result<Self> {
-        ensure!(d > 0 && features.len() % d == 0, "{} values is not a whole number of {d}-wide rows", features.len());
+        ensure!(d > 0 && features.len().is_multiple_of(d), "{} values is not a whole number of {d}-wide rows", features.len());
         let n = features.len() / d;
         ensure!(n >= 2, "a covariance needs at least 2 samples, got {n}");
         let mut mean = vec![0f64; d];

@@ -22,7 +22,7 @@ impl Dataset {
     /// Checks that images and labels agree and that there is at least one example.
     pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Result<Self> {
         ensure!(
-            images.len() % IMAGE_PIXELS == 0,
+            images.len().is_multiple_of(IMAGE_PIXELS),
             "dataset images: {} bytes is not a whole number of 28×28 images",
             images.len()
         );

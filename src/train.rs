@@ -597,7 +597,7 @@ impl Trainer {
         // copies out serve there). Refused steps commit nothing, so every copy is of finite weights.
         let rate = self.current_learning_rate();
         let adam = AdamConfig::for_settings(self.cfg.kind, &self.settings());
-        let due = self.last_good.as_ref().is_none_or(|(m, _)| m.steps != self.steps && self.steps % self.sync_interval == 0);
+        let due = self.last_good.as_ref().is_none_or(|(m, _)| m.steps != self.steps && self.steps.is_multiple_of(self.sync_interval));
         if self.device.is_none() && self.max_recoveries > 0 && self.data.is_some() && due {
             self.last_good = Some((self.mark(), self.cpu.snapshot()?));
         }

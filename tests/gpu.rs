@@ -233,9 +233,9 @@ fn curves_agree(kind: Kind) {
                 let s = t.step().unwrap();
                 // On the GPU, the CPU side takes the GPU's weights at every 10th step, and only then.
                 if on_gpu {
-                    assert_eq!(t.unsynced_steps() == 0, s.step % 10 == 0, "step {}: weights copied out", s.step);
+                    assert_eq!(t.unsynced_steps() == 0, s.step.is_multiple_of(10), "step {}: weights copied out", s.step);
                 }
-                if s.step % 10 == 0 {
+                if s.step.is_multiple_of(10) {
                     copies.push(t.cpu().snapshot().unwrap());
                 }
                 s.losses.headline()

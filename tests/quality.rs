@@ -294,7 +294,7 @@ fn frechet_distance_of_images_orders_real_blurred_and_noise() {
         .chunks(784)
         .flat_map(|img| {
             (0..784).map(move |i| {
-                let (y, x) = ((i / 28) as i32, (i % 28) as i32);
+                let (y, x) = (i / 28, i % 28);
                 let mut s = 0.0;
                 for (dy, dx) in (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dy, dx))) {
                     let (yy, xx) = (y + dy, x + dx);

@@ -242,7 +242,7 @@ fn a_diverged_run_rolls_back_to_the_last_good_weights_at_half_the_rate() {
     let diverged_after = loop {
         let steps = lab.trainer().steps();
         assert!(steps < 300, "300 steps at learning rate 1.0 did not diverge");
-        if steps % 10 == 0 {
+        if steps.is_multiple_of(10) {
             saved.insert(steps, lab.save().unwrap());
         }
         match lab.train_step() {

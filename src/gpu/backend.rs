@@ -150,7 +150,7 @@ impl GpuBackend {
     pub fn sample(&mut self, z: &[f32], labels: Option<&[u8]>) -> Result<PendingCopy> {
         self.gpu.check()?;
         let l = self.cfg.latent;
-        ensure!(!z.is_empty() && z.len() % l == 0, "{} values is not a whole number of latent vectors", z.len());
+        ensure!(!z.is_empty() && z.len().is_multiple_of(l), "{} values is not a whole number of latent vectors", z.len());
         let n = z.len() / l;
         if let Some(labels) = labels {
             ensure!(labels.len() == n, "{} labels for {n} latent vectors", labels.len());
@@ -278,7 +278,7 @@ impl TrainBackend for GpuBackend {
             self.halted = false;
         }
         let t = self.committed + self.in_flight + 1;
-        let sync = self.sync_interval > 0 && t % self.sync_interval == 0;
+        let sync = self.sync_interval > 0 && t.is_multiple_of(self.sync_interval);
         let graph = StepGraph {
             gpu: &self.gpu,
             cfg: &self.cfg,
