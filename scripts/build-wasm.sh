@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="$PWD/target-wasm"
 # candle's SIMD kernels key on simd128; getrandom (through rand) needs its browser backend.
-export RUSTFLAGS='-C target-feature=+simd128 --cfg getrandom_backend="wasm_js"'
+# LLVM's loop strength reduction is off: it rewrites the engine's products' pointers, moved on
+# a step at a time, into one index with the operands' offsets added to it, which V8 then adds
+# with an instruction a load (src/engine/matmul.rs, `tile`; README, "The CPU engine").
+export RUSTFLAGS='-C target-feature=+simd128 -C llvm-args=-disable-lsr --cfg getrandom_backend="wasm_js"'
 # Two modules from the one crate: the whole API (pkg/latent_lab.js) and, without the `full`
 # feature, the light sampler a page draws its first digits with (pkg/sampler.js, src/wasm_sampler.rs).
 # The whole module is built twice: plain simd128 (pkg/latent_lab_bg.wasm) and with relaxed SIMD

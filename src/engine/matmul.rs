@@ -238,7 +238,9 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     // such an A is first packed, 4 rows at a time, into [k][4] blocks read in order.
     // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
     // apart, reads its four rows from one or two lines per step of k: no copy needed.)
-    let packed = a.rs < a.cs && a.cs > 64 && k > 16;
+    // A read along its rows (dY for dX) is packed too where at least 8 panels of B read it: the
+    // tile then takes its four values a step at constant offsets from one pointer (`tile`).
+    let packed = k > 16 && (a.rs < a.cs && a.cs > 64 || a.cs == 1 && m > MR && n >= 8 * NR);
     // (m, n > 0: `check` bounds the operands only then)
     let b_sparse = b.zeros && m > 0 && n > 0 && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
     SCRATCH.with_borrow_mut(|Scratch { pack, panel, steps }| {
@@ -284,14 +286,16 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
                 // packed A holds every row of A, and the copied panel every step of k the tile takes.
                 unsafe {
                     match (width, rows) {
-                        (NR, 4) => tile::<4, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, 3) => tile::<3, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, 2) => tile::<2, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, _) => tile::<1, NV>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 4) => tile::<4, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 3) => tile::<3, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 2) => tile::<2, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, _) => tile::<1, 1>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 4) if packed => tile::<4, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 4) => tile::<4, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 3) => tile::<3, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 2) => tile::<2, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, _) => tile::<1, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 4) if packed => tile::<4, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 4) => tile::<4, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 3) => tile::<3, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 2) => tile::<2, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, _) => tile::<1, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         _ => scalar_tile(ai, i, j, rows, width, n, k, &a, &b, c, c_rs, &e),
                     }
                 }
@@ -320,7 +324,7 @@ fn copy_panel(k: usize, j: usize, width: usize, b: &Strided, ks: Option<&[u32]>,
 struct Scratch {
     /// The packed copy of A.
     pack: Vec<f32>,
-    /// The copy of B's panel.
+    /// The copy of B's panel (for the dot-product form, its four columns run by run).
     panel: Vec<f32>,
     /// The steps of k each tile takes where it skips zeros.
     steps: Steps,
@@ -393,6 +397,18 @@ fn all_zeros(xs: &[f32]) -> bool {
 fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
     pack.clear();
     pack.resize(m.div_ceil(4) * 4 * k, 0.0);
+    if a.cs == 1 {
+        // rows contiguous: each row read along once, into every fourth place of its block
+        for (block, out) in pack.chunks_exact_mut(4 * k).enumerate() {
+            for r in 0..(m - 4 * block).min(4) {
+                let row = &a.data[(4 * block + r) * a.rs..][..k];
+                for (p, &x) in row.iter().enumerate() {
+                    out[4 * p + r] = x;
+                }
+            }
+        }
+        return;
+    }
     for p in 0..k {
         for i in 0..m {
             pack[(i / 4) * 4 * k + 4 * p + i % 4] = a.data[i * a.rs + p * a.cs];
@@ -401,34 +417,48 @@ fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
 }
 
 /// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all
-/// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block) and B's columns
-/// bj.. (B may be a copied panel).
+/// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block: `PACKED`, then its
+/// strides are the constants 1 and 4) and B's columns bj.. (B may be a copied panel).
+///
+/// Over all of k, each operand is one pointer moved on a step at a time, and a step's values
+/// lie at constant offsets from it where A is packed: V8 folds a constant offset into the
+/// load's address, but adds two of wasm's i32 values with an instruction of its own, which a
+/// step of k indexed from its start would take for every load. (The build turns LLVM's loop
+/// strength reduction off, which would turn the pointers back into one index and those
+/// additions: `scripts/build-wasm.sh`.)
 ///
 /// # Safety
 /// The tile and the A rows and B columns it reads must be in bounds (`check`), and `ks`'s steps
 /// below k.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize, const V: usize>(
+unsafe fn tile<const R: usize, const V: usize, const PACKED: bool>(
     ai: usize, i: usize, bj: usize, j: usize, n: usize, k: usize, ks: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
     e: &Epilogue,
 ) {
-    let (ap, bp) = (a.data.as_ptr(), b.data.as_ptr());
+    let (a_rs, a_cs) = if PACKED { (1, 4) } else { (a.rs, a.cs) };
+    let (ap, bp) = (a.data.as_ptr().add(ai * a_rs), b.data.as_ptr().add(bj));
     let mut acc = [[V4::splat(0.0); V]; R];
-    let mut step = |p: usize| {
-        let brow = bp.add(p * b.rs + bj);
+    // one step of k: A's column at `acol`, B's row at `brow`
+    let mut step = |acol: *const f32, brow: *const f32| {
         let bv: [V4; V] = std::array::from_fn(|v| V4::load(brow.add(4 * v)));
-        let acol = ap.add(ai * a.rs + p * a.cs);
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = V4::splat(*acol.add(r * a.rs));
+            let av = V4::splat(*acol.add(r * a_rs));
             for v in 0..V {
                 row[v] = row[v].madd(av, bv[v]);
             }
         }
     };
     match ks {
-        Some(ks) => ks.iter().for_each(|&p| step(p as usize)),
-        None => (0..k).for_each(step),
+        Some(ks) => ks.iter().for_each(|&p| step(ap.add(p as usize * a_cs), bp.add(p as usize * b.rs))),
+        None => {
+            let (mut acol, mut brow) = (ap, bp);
+            for _ in 0..k {
+                step(acol, brow);
+                acol = acol.add(a_cs);
+                brow = brow.add(b.rs);
+            }
+        }
     }
     for (r, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
@@ -475,7 +505,10 @@ const DOT_ROWS: usize = 2;
 #[allow(clippy::too_many_arguments)]
 fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
     let (n4, k4) = (n - n % 4, k - k % 4);
-    SCRATCH.with_borrow_mut(|Scratch { steps, .. }| {
+    SCRATCH.with_borrow_mut(|Scratch { steps, panel, .. }| {
+        if panel.len() < 4 * k4 {
+            panel.resize(4 * k4, 0.0);
+        }
         // Each pair of A's rows: the runs of 4 along k where either row is not all zeros, where
         // they are few (a step here is 4 of k; `dot_tile` takes k's last k mod 4 apart). A pair of
         // digits' rows of 784 pixels has about 77 such runs of 196.
@@ -488,6 +521,15 @@ fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
             }
         }
         for j in (0..n4).step_by(4) {
+            // B's four columns copied run by run, run q's four vectors at 16q: the tile reads
+            // them at constant offsets from one pointer (as `tile` reads a packed A; 12.5 KB at
+            // k = 784, a copy of each of B's values once a product)
+            for q in 0..k4 / 4 {
+                for col in 0..4 {
+                    let from = (j + col) * b.cs + 4 * q;
+                    panel[16 * q + 4 * col..][..4].copy_from_slice(&b.data[from..from + 4]);
+                }
+            }
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(DOT_ROWS);
@@ -496,9 +538,9 @@ fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
                 // and the runs are below k4 / 4.
                 unsafe {
                     if rows == DOT_ROWS {
-                        dot_tile::<DOT_ROWS>(i, j, n, k, runs, &a, &b, c, c_rs, &e)
+                        dot_tile::<DOT_ROWS>(i, j, n, k, runs, &a, &b, panel, c, c_rs, &e)
                     } else {
-                        dot_tile::<1>(i, j, n, k, runs, &a, &b, c, c_rs, &e)
+                        dot_tile::<1>(i, j, n, k, runs, &a, &b, panel, c, c_rs, &e)
                     }
                 }
                 i += rows;
@@ -511,32 +553,43 @@ fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
 }
 
 /// C[i..i + R, j..j + 4] as dot products of A's rows with B's columns, over every run of 4
-/// along k, or over the runs `runs` lists (run q is k's 4q..4q + 4).
+/// along k, or over the runs `runs` lists (run q is k's 4q..4q + 4); the runs' products read B's
+/// four columns from `packed` (run q at 16q), k's last k mod 4 terms from B itself.
 ///
 /// # Safety
-/// As `tile`; A's rows and B's columns contiguous along k (a.cs = b.rs = 1); `runs` below k / 4.
+/// As `tile`; A's rows and B's columns contiguous along k (a.cs = b.rs = 1); `runs` below k / 4;
+/// `packed` holds B's columns j..j + 4 for every run.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn dot_tile<const R: usize>(
-    i: usize, j: usize, n: usize, k: usize, runs: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
-    e: &Epilogue,
+    i: usize, j: usize, n: usize, k: usize, runs: Option<&[u32]>, a: &Strided, b: &Strided, packed: &[f32], c: &mut [f32],
+    c_rs: usize, e: &Epilogue,
 ) {
     let k4 = k - k % 4;
     let arow: [*const f32; R] = std::array::from_fn(|r| a.data.as_ptr().add((i + r) * a.rs));
     let bcol: [*const f32; 4] = std::array::from_fn(|q| b.data.as_ptr().add((j + q) * b.cs));
     let mut acc = [[V4::splat(0.0); 4]; R];
-    let mut run = |p: usize| {
-        let bv: [V4; 4] = std::array::from_fn(|q| V4::load(bcol[q].add(p)));
+    // one run: A's rows at `at`, B's four vectors at `bp`
+    let mut run = |at: [*const f32; R], bp: *const f32| {
+        let bv: [V4; 4] = std::array::from_fn(|q| V4::load(bp.add(4 * q)));
         for r in 0..R {
-            let av = V4::load(arow[r].add(p));
+            let av = V4::load(at[r]);
             for q in 0..4 {
                 acc[r][q] = acc[r][q].madd(av, bv[q]);
             }
         }
     };
+    let bp = packed.as_ptr();
     match runs {
-        Some(runs) => runs.iter().for_each(|&q| run(4 * q as usize)),
-        None => (0..k4).step_by(4).for_each(run),
+        Some(runs) => runs.iter().for_each(|&q| run(arow.map(|p| p.add(4 * q as usize)), bp.add(16 * q as usize))),
+        None => {
+            let (mut at, mut bp) = (arow, bp);
+            for _ in 0..k4 / 4 {
+                run(at, bp);
+                at = at.map(|p| p.add(4));
+                bp = bp.add(16);
+            }
+        }
     }
     for r in 0..R {
         let mut tail = [0f32; 4];
