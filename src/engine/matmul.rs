@@ -453,7 +453,8 @@ unsafe fn tile<const R: usize, const V: usize, const PACKED: bool>(
         Some(ks) => ks.iter().for_each(|&p| step(ap.add(p as usize * a_cs), bp.add(p as usize * b.rs))),
         None => {
             let (mut acol, mut brow) = (ap, bp);
-            for _ in 0..k {
+            let end = ap.add(k * a_cs);
+            while acol != end {
                 step(acol, brow);
                 acol = acol.add(a_cs);
                 brow = brow.add(b.rs);
@@ -584,7 +585,8 @@ unsafe fn dot_tile<const R: usize>(
         Some(runs) => runs.iter().for_each(|&q| run(arow.map(|p| p.add(4 * q as usize)), bp.add(16 * q as usize))),
         None => {
             let (mut at, mut bp) = (arow, bp);
-            for _ in 0..k4 / 4 {
+            let end = bp.add(4 * k4);
+            while bp != end {
                 run(at, bp);
                 at = at.map(|p| p.add(4));
                 bp = bp.add(16);
