@@ -452,12 +452,13 @@ unsafe fn tile<const R: usize, const V: usize, const PACKED: bool>(
     match ks {
         Some(ks) => ks.iter().for_each(|&p| step(ap.add(p as usize * a_cs), bp.add(p as usize * b.rs))),
         None => {
+            // (wrapping: past the last step the pointers may leave A and B, never to be read)
             let (mut acol, mut brow) = (ap, bp);
-            let end = ap.add(k * a_cs);
+            let end = ap.wrapping_add(k * a_cs);
             while acol != end {
                 step(acol, brow);
-                acol = acol.add(a_cs);
-                brow = brow.add(b.rs);
+                acol = acol.wrapping_add(a_cs);
+                brow = brow.wrapping_add(b.rs);
             }
         }
     }
