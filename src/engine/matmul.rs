@@ -99,6 +99,8 @@ fn check(m: usize, n: usize, k: usize, a: &Strided, b: &Strided, c: &[f32], c_rs
     if k > 0 {
         assert!((m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "A [{m}, {k}] does not fit {} values", a.data.len());
         assert!((k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "B [{k}, {n}] does not fit {} values", b.data.len());
+        // (the tiles' k loops end where A's pointer reaches k columns on)
+        assert!(a.cs > 0, "A [{m}, {k}] with its columns 0 apart");
     }
     if let Some(bias) = e.bias {
         assert!(bias.len() >= n, "bias of {} for {n} columns", bias.len());
