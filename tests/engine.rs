@@ -19,14 +19,19 @@ use candle_core::Device;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::HashMap;
 
-/// Each of the blocked product's tile shapes and edges (rows 1 to 4 left, 8, 4 and 1 to 3
+/// Each of the blocked product's tile shapes and edges (rows 1 to 5 left, 8, 4 and 1 to 3
 /// columns left, k not a multiple of 4), with A plain and transposed and B read by rows or by
-/// columns, and every epilogue, against the f64 reference; A plain is packed by fours where it
-/// is wide enough (n ≥ 64, k > 16: the last three sizes, one with k too short).
+/// columns (the forward's Wᵀ: its panels copied transposed, and the dot-product form), and every
+/// epilogue, against the f64 reference. A plain is packed by sixes where it is wide enough
+/// (n ≥ 64, k > 16: from (9, 70, 33) on, one with k too short), A transposed where its rows lie
+/// over 64 apart (m > 64: the last two), each leaving every count of rows from 0 to 5 over.
 #[test]
 fn the_blocked_product_matches_the_reference_at_odd_sizes() {
     let mut rng = common::Rng::new(3);
-    let sizes = [(1, 1, 1), (5, 3, 7), (4, 8, 16), (7, 13, 5), (9, 20, 33), (13, 37, 3), (3, 9, 0), (17, 4, 64), (9, 70, 33), (14, 64, 17), (6, 67, 16)];
+    let sizes = [
+        (1, 1, 1), (5, 3, 7), (4, 8, 16), (7, 13, 5), (9, 20, 33), (13, 37, 3), (3, 9, 0), (17, 4, 64), (1, 9, 5),
+        (9, 70, 33), (14, 64, 17), (6, 67, 16), (13, 72, 19), (11, 64, 18), (10, 66, 40), (12, 80, 21), (67, 9, 21), (71, 70, 30),
+    ];
     for &(m, n, k) in &sizes {
         // A plain with B's rows contiguous, A transposed likewise, and A plain with B's columns
         // contiguous (the forward's X·Wᵀ: the dot-product form)
@@ -54,7 +59,12 @@ fn the_blocked_product_matches_the_reference_at_odd_sizes() {
                 matmul::blocked(m, n, k, a, b, &mut got, n, e);
                 let mut native = start.clone();
                 matmul::multiply(m, n, k, a, b, &mut native, n, e);
-                for (what, c) in [("blocked", &got), ("multiply", &native)] {
+                let mut dot = want.clone();
+                if b_by_columns {
+                    dot.copy_from_slice(&start);
+                    matmul::blocked_dot(m, n, k, a, b, &mut dot, n, e);
+                }
+                for (what, c) in [("blocked", &got), ("multiply", &native), ("the dot-product form", &dot)] {
                     let worst = want.iter().zip(c).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
                     assert!(worst <= 1e-5 * (k as f32 + 1.0), "{what} [{m}×{k}]·[{k}×{n}] A transposed {transposed}, B by columns {b_by_columns}, epilogue {which}: off by {worst}");
                 }
@@ -67,7 +77,10 @@ fn the_blocked_product_matches_the_reference_at_odd_sizes() {
 /// unmarked one value for value (only exact zeros are skipped), and the reference's: X as A in the
 /// dot-product form (the forward's X·Wᵀ) and as B in the broadcast form (dW = dYᵀ·X, dYᵀ packed or
 /// not), at odd sizes, with rows like digits (zeros but for a stretch, some all zeros or none,
-/// some −0) so that tiles skip most steps, some, or none.
+/// some −0) so that tiles skip most steps, some, or none. And the product (`split_rows`, as
+/// `multiply` runs it) takes the dot-product form for a marked X only where its first row is
+/// worth skipping zeros in: digits' X gives the dot-product form's C bit for bit, a marked X of
+/// no zeros the blocked product's of the unmarked X (the broadcast tiles).
 #[test]
 fn skipping_an_inputs_zeros_changes_no_value_of_the_product() {
     let mut rng = common::Rng::new(5);
@@ -111,12 +124,26 @@ fn skipping_an_inputs_zeros_changes_no_value_of_the_product() {
         for (form, a, b, marked) in [("dot", a, b, (a.skipping_zeros(), b)), ("broadcast", dyt, xb, (dyt, xb.skipping_zeros()))] {
             let (mut want, mut plain, mut skipped) = (vec![0f32; m * n], vec![0f32; m * n], vec![0f32; m * n]);
             matmul::reference(m, n, k, a, b, &mut want, n, e);
-            matmul::blocked(m, n, k, a, b, &mut plain, n, e);
-            matmul::blocked(m, n, k, marked.0, marked.1, &mut skipped, n, e);
+            let blocked = if form == "dot" { matmul::blocked_dot } else { matmul::blocked };
+            blocked(m, n, k, a, b, &mut plain, n, e);
+            blocked(m, n, k, marked.0, marked.1, &mut skipped, n, e);
             let differ = plain.iter().zip(&skipped).filter(|(p, s)| p != s).count();
             assert_eq!(differ, 0, "{form} [{m}×{k}]·[{k}×{n}]: {differ} values differ where zeros are skipped");
             let worst = want.iter().zip(&skipped).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
             assert!(worst <= 1e-5 * (k as f32 + 1.0), "{form} [{m}×{k}]·[{k}×{n}]: off the reference by {worst}");
+        }
+        // the form a marked X takes: the dot products for digits, the broadcast tiles for dense rows
+        let dense = rng.vec(m * k, -1.0, 1.0);
+        for (what, x, dot) in [("digits", &x, true), ("dense rows", &dense, false)] {
+            let (mut product, mut by_form) = (vec![0f32; m * n], vec![0f32; m * n]);
+            let a = Strided::rows(x, k);
+            matmul::split_rows(1, m, n, k, a.skipping_zeros(), b, &mut product, n, e, matmul::blocked);
+            if dot {
+                matmul::blocked_dot(m, n, k, a.skipping_zeros(), b, &mut by_form, n, e);
+            } else {
+                matmul::blocked(m, n, k, a, b, &mut by_form, n, e);
+            }
+            assert!(product == by_form, "[{m}×{k}]·[{k}×{n}], {what} marked: not the product of its form");
         }
     }
 }

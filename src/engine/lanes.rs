@@ -33,6 +33,8 @@ pub trait Lanes: Copy {
     fn sign(self) -> Self;
     /// [Σ a₀, Σ a₁, Σ a₂, Σ a₃]: each vector's lanes summed, the four sums as one vector.
     fn sum4(a: [Self; 4]) -> Self;
+    /// The 4 × 4 matrix whose rows are `a`, transposed: lane l of row r becomes lane r of row l.
+    fn transpose4(a: [Self; 4]) -> [Self; 4];
 
     /// The lanes as an array.
     #[inline(always)]
@@ -146,6 +148,10 @@ impl Lanes for [f32; 4] {
         // the pairs in the order the v128 shuffles add them, so both round alike
         std::array::from_fn(|l| (a[l][0] + a[l][2]) + (a[l][1] + a[l][3]))
     }
+    #[inline(always)]
+    fn transpose4(a: [Self; 4]) -> [Self; 4] {
+        std::array::from_fn(|l| std::array::from_fn(|r| a[r][l]))
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -227,5 +233,18 @@ impl Lanes for core::arch::wasm32::v128 {
         let s01 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]), i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]));
         let s23 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]), i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]));
         f32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
+    }
+    #[inline(always)]
+    fn transpose4(a: [Self; 4]) -> [Self; 4] {
+        use core::arch::wasm32::i32x4_shuffle;
+        // rows 0 and 1 interleaved, and 2 and 3 (each pair's lanes 0, 1 and 2, 3); then halves
+        let (t0, t1) = (i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]), i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]));
+        let (t2, t3) = (i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]), i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]));
+        [
+            i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
+            i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
+            i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
+            i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
+        ]
     }
 }

@@ -7,11 +7,11 @@
 //!   backward  dX = dY · W   (A = dY, B = W)
 //!             dW = dYᵀ · X  (A = dYᵀ: rs 1, cs out; B = X)
 //!
-//! Two implementations: `blocked` (register tiles over four-lane vectors, 4 rows × 8 columns of
-//! broadcast products, or 2 × 4 of dot products where B is read along its columns:
-//! wasm simd128 in the browser, plain arrays natively, where the tests check it against
-//! `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has them), which is
-//! what native training runs on. `multiply` picks the one for the target.
+//! Two implementations: `blocked` (register tiles over four-lane vectors, 6 rows × 8 columns of
+//! broadcast products over a packed A, 4 × 8 over A in place, or 2 × 4 of dot products where A
+//! has its zeros skipped: wasm simd128 in the browser, plain arrays natively, where the tests
+//! check it against `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has
+//! them), which is what native training runs on. `multiply` picks the one for the target.
 //!
 //! A layer's input may be a minibatch of digits, 81% zeros: marked so (`skipping_zeros`), the
 //! blocked product leaves out the steps of k that would only add zeros, which takes the VAE's
@@ -49,6 +49,14 @@ impl<'a> Strided<'a> {
     /// anyway: such a value reaches the loss or the gradient by other terms too.)
     pub fn skipping_zeros(self) -> Self {
         Self { zeros: true, ..self }
+    }
+
+    /// As A of a product over k: still marked only where its first row is worth skipping zeros in
+    /// (the dot-product form's runs of 4 along k: `Steps::looks_sparse`).
+    fn settled(self, k: usize) -> Self {
+        let k4 = k - k % 4;
+        let zeros = self.zeros && self.cs == 1 && k4 > 0 && Steps::looks_sparse(&self.data[..k4], 4);
+        Self { zeros, ..self }
     }
 }
 
@@ -135,6 +143,9 @@ pub const MIN_SPLIT_WORK: usize = 1 << 19;
 /// or a layer's outputs for dW), and a band of rows is one contiguous run of C.
 #[allow(clippy::too_many_arguments)]
 pub fn split_rows(parts: usize, m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue, kernel: Kernel) {
+    // Whether A's zeros are skipped decides the form of the forward (`blocked`), so it is decided
+    // once, from the whole product's first row: bands that chose apart would sum apart.
+    let a = a.settled(k);
     // (saturating: usize is 32 bits in wasm, and a large batch's m·n·k can pass 2³²)
     if parts <= 1 || m < 2 * MR || m.saturating_mul(n).saturating_mul(k) < MIN_SPLIT_WORK {
         return kernel(m, n, k, a, b, c, c_rs, e);
@@ -220,39 +231,50 @@ fn with_gemm_crate(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut
     }
 }
 
-/// Rows of C per register tile, and four-lane vectors across it (8 columns).
+/// Rows of C per register tile over A in place, and four-lane vectors across it (8 columns).
 const MR: usize = 4;
 const NV: usize = 2;
 const NR: usize = 4 * NV;
+/// Rows of C per register tile over a packed A: 12 accumulators, B's two vectors and one
+/// broadcast of A take 15 of x64's 16 vector registers (V8 keeps the last as its scratch), and a
+/// step of k is 26 instructions of V8's code for its 12 multiply-adds, where 4 rows took 20 for 8.
+const PR: usize = 6;
 
 /// The register-blocked product: column panels of 8 (B's panel stays in L1 while every row
-/// block of A streams past it), 4 rows at a time; tiles at the right edge narrow to one vector,
-/// then to scalars, and the bottom edge takes 1 to 3 rows.
+/// block of A streams past it), 6 rows at a time where A is packed, else 4; tiles at the right
+/// edge narrow to one vector, then to scalars, and the bottom edge takes the rows left.
 #[allow(clippy::too_many_arguments)]
 pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
     check(m, n, k, &a, &b, c, c_rs, &e);
     if k > 0 && b.cs != 1 {
         assert!(a.cs == 1 && b.rs == 1, "the blocked product reads B's rows, or A's rows and B's columns, as vectors");
-        return blocked_dot(m, n, k, a, b, c, c_rs, e);
+        // B read along its columns (the forward's Wᵀ): dot products where A's zeros are skipped
+        // (they skip runs of 4 along a pair of rows, far more than a block of rows has in
+        // common) or C is too narrow for a panel; otherwise B's panels are copied transposed
+        // (`copy_panel`) and the broadcast tiles below take them, as they take B's rows.
+        if a.zeros || n < NR {
+            return blocked_dot(m, n, k, a, b, c, c_rs, e);
+        }
     }
     // A read down its columns (dYᵀ, rows `cs` apart in memory) would take a new cache line for
     // every step of k, at strides (512 or 256 floats) that map them all onto a few cache sets:
     // such an A is first packed, 4 rows at a time, into [k][4] blocks read in order.
     // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
     // apart, reads its four rows from one or two lines per step of k: no copy needed.)
-    // A read along its rows (dY for dX) is packed too where at least 8 panels of B read it: the
-    // tile then takes its four values a step at constant offsets from one pointer (`tile`).
+    // A read along its rows (dY for dX, X for the forward) is packed too where at least 8 panels
+    // of B read it: the tile then takes its six values a step at constant offsets from one
+    // pointer (`tile`). Packed, A is [k][6] blocks of 6 rows (`PR`).
     let packed = k > 16 && (a.rs < a.cs && a.cs > 64 || a.cs == 1 && m > MR && n >= 8 * NR);
     // (m, n > 0: `check` bounds the operands only then)
     let b_sparse = b.zeros && m > 0 && n > 0 && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
     SCRATCH.with_borrow_mut(|Scratch { pack, panel, steps }| {
         let a = if packed {
-            pack_rows_by_four(m, k, &a, pack);
-            Strided { data: pack.as_slice(), rs: 1, cs: 4, zeros: false }
+            pack_rows(m, k, &a, pack);
+            Strided { data: pack.as_slice(), rs: 1, cs: PR, zeros: false }
         } else {
             a
         };
-        // Row i of A: packed, block i / 4 starts at 4k·(i / 4) and its rows are 1 apart.
+        // Row i of A: packed, block i / 6 starts at 6k·(i / 6) and its rows are 1 apart.
         let at = |i: usize| if packed { (Strided { data: &a.data[i * k..], ..a }, 0) } else { (a, i) };
         // The columns the panel's copy holds (two panels' worth where no panel has a list of
         // steps: a cache line's 16 floats, each line of B read once).
@@ -269,8 +291,9 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
             // B's panel copied to [k][width] where more than one block of A's rows reads it: in
             // place its rows lie a row of B apart (784 or 512 floats), strides that map them onto a
             // few of L1's sets, so each block read them from L2 again. (Only the steps listed, where
-            // there is a list: the others are not read.)
-            let (b, bj) = if m > MR && width >= 4 {
+            // there is a list: the others are not read.) B read along its columns is always
+            // copied: the tiles read a step's columns as one vector.
+            let (b, bj) = if (m > MR || b.cs != 1) && width >= 4 {
                 if !(copied.start <= j && j + width <= copied.end) {
                     let span = if !b_sparse && n - j >= 2 * NR { 2 * NR } else { width };
                     copy_panel(k, j, span, &b, ks, panel);
@@ -282,18 +305,22 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
             };
             let mut i = 0;
             while i < m {
-                let rows = (m - i).min(MR);
+                let rows = (m - i).min(if packed { PR } else { MR });
                 let (a, ai) = at(i);
                 // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width), the
                 // packed A holds every row of A, and the copied panel every step of k the tile takes.
+                // (A packed block's last rows, 1 to 4 of them, take the tiles over A in place, at
+                // the packed strides.)
                 unsafe {
                     match (width, rows) {
-                        (NR, 4) if packed => tile::<4, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 6) if packed => tile::<6, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, 5) if packed => tile::<5, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, 4) => tile::<4, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, 3) => tile::<3, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, 2) => tile::<2, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, _) => tile::<1, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 4) if packed => tile::<4, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 6) if packed => tile::<6, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, 5) if packed => tile::<5, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (4, 4) => tile::<4, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (4, 3) => tile::<3, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (4, 2) => tile::<2, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
@@ -314,7 +341,40 @@ fn copy_panel(k: usize, j: usize, width: usize, b: &Strided, ks: Option<&[u32]>,
     if panel.len() < k * width {
         panel.resize(k * width, 0.0);
     }
-    let mut copy = |p: usize| panel[p * width..(p + 1) * width].copy_from_slice(&b.data[p * b.rs + j..p * b.rs + j + width]);
+    if b.cs != 1 {
+        // B's columns run along k (rows of W): four columns by four steps of k at a time,
+        // transposed in registers. (`width` is a multiple of 4 here, and such a B has no lists.)
+        debug_assert!(width % 4 == 0 && b.rs == 1 && ks.is_none());
+        let k4 = k - k % 4;
+        for c0 in (0..width).step_by(4) {
+            let cols: [&[f32]; 4] = std::array::from_fn(|q| &b.data[(j + c0 + q) * b.cs..][..k]);
+            for p in (0..k4).step_by(4) {
+                // SAFETY: each column holds k values, p + 4 ≤ k, and the panel k·width.
+                unsafe {
+                    let steps = V4::transpose4(std::array::from_fn(|q| V4::load(cols[q].as_ptr().add(p))));
+                    for (q, step) in steps.iter().enumerate() {
+                        step.store(panel.as_mut_ptr().add((p + q) * width + c0));
+                    }
+                }
+            }
+            for p in k4..k {
+                for (q, col) in cols.iter().enumerate() {
+                    panel[p * width + c0 + q] = col[p];
+                }
+            }
+        }
+        return;
+    }
+    // (four lanes at a time: `width` is a multiple of 4, and a slice copy of a width known only
+    // at run time is a call of memcpy a step)
+    debug_assert!(width % 4 == 0);
+    let mut copy = |p: usize| {
+        let from = &b.data[p * b.rs + j..p * b.rs + j + width];
+        for (to, from) in panel[p * width..(p + 1) * width].chunks_exact_mut(4).zip(from.chunks_exact(4)) {
+            // SAFETY: both chunks hold 4 values.
+            unsafe { V4::load(from.as_ptr()).store(to.as_mut_ptr()) }
+        }
+    };
     match ks {
         Some(ks) => ks.iter().for_each(|&p| copy(p as usize)),
         None => (0..k).for_each(copy),
@@ -394,33 +454,63 @@ fn all_zeros(xs: &[f32]) -> bool {
     xs.iter().fold(0u32, |any, x| any | x.to_bits()) << 1 == 0
 }
 
-/// A [m, k] into blocks of 4 rows, each [k][4] (row i, column p at 4k·(i / 4) + 4p + i mod 4;
-/// a last block of fewer rows padded with zeros).
-fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
-    pack.clear();
-    pack.resize(m.div_ceil(4) * 4 * k, 0.0);
-    if a.cs == 1 {
-        // rows contiguous: each row read along once, into every fourth place of its block
-        for (block, out) in pack.chunks_exact_mut(4 * k).enumerate() {
-            for r in 0..(m - 4 * block).min(4) {
-                let row = &a.data[(4 * block + r) * a.rs..][..k];
-                for (p, &x) in row.iter().enumerate() {
-                    out[4 * p + r] = x;
+/// A [m, k] into blocks of 6 rows (`PR`), each [k][6] (row i, column p at 6k·(i / 6) + 6p +
+/// i mod 6; a last block of fewer rows padded with zeros).
+fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
+    let len = m.div_ceil(PR) * PR * k;
+    if pack.len() < len {
+        pack.resize(len, 0.0);
+    }
+    for (block, out) in pack[..len].chunks_exact_mut(PR * k).enumerate() {
+        let (first, rows) = (PR * block, (m - PR * block).min(PR));
+        if rows < PR {
+            out.fill(0.0);
+        }
+        if a.rs == 1 && rows == PR {
+            // A's columns contiguous (dYᵀ for dW): each step's six values are one run of A
+            for (p, step) in out.chunks_exact_mut(PR).enumerate() {
+                let from = first + p * a.cs;
+                step.copy_from_slice(&a.data[from..from + PR]);
+            }
+        } else if a.cs == 1 && rows == PR {
+            // A's rows contiguous (dY for dX, X for the forward): the first four rows four steps
+            // at a time, transposed in registers, into the first four places of each step; the
+            // last two rows one value at a time
+            let row = |r: usize| &a.data[(first + r) * a.rs..][..k];
+            let k4 = k - k % 4;
+            for p in (0..k4).step_by(4) {
+                let runs: [&[f32]; 4] = std::array::from_fn(|r| &row(r)[p..p + 4]);
+                let steps = &mut out[p * PR..(p + 4) * PR];
+                // SAFETY: each run holds 4 values, and each step of `steps` 6 from q·6 on.
+                unsafe {
+                    let columns = V4::transpose4(runs.map(|run| V4::load(run.as_ptr())));
+                    for (q, column) in columns.iter().enumerate() {
+                        column.store(steps[q * PR..q * PR + 4].as_mut_ptr());
+                    }
+                }
+                for q in 0..4 {
+                    steps[q * PR + 4] = row(4)[p + q];
+                    steps[q * PR + 5] = row(5)[p + q];
                 }
             }
-        }
-        return;
-    }
-    for p in 0..k {
-        for i in 0..m {
-            pack[(i / 4) * 4 * k + 4 * p + i % 4] = a.data[i * a.rs + p * a.cs];
+            for p in k4..k {
+                for r in 0..PR {
+                    out[p * PR + r] = row(r)[p];
+                }
+            }
+        } else {
+            for p in 0..k {
+                for r in 0..rows {
+                    out[p * PR + r] = a.data[(first + r) * a.rs + p * a.cs];
+                }
+            }
         }
     }
 }
 
 /// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all
 /// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block: `PACKED`, then its
-/// strides are the constants 1 and 4) and B's columns bj.. (B may be a copied panel).
+/// strides are the constants 1 and 6) and B's columns bj.. (B may be a copied panel).
 ///
 /// Over all of k, each operand is one pointer moved on a step at a time, and a step's values
 /// lie at constant offsets from it where A is packed: V8 folds a constant offset into the
@@ -429,36 +519,42 @@ fn pack_rows_by_four(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
 /// strength reduction off, which would turn the pointers back into one index and those
 /// additions: `scripts/build-wasm.sh`.)
 ///
+/// A function of its own, not inlined: inlined into `blocked`, beside its other tiles, LLVM kept
+/// the accumulators of a tile of 5 or 6 rows in memory, a store after every multiply-add.
+///
 /// # Safety
 /// The tile and the A rows and B columns it reads must be in bounds (`check`), and `ks`'s steps
 /// below k.
-#[inline(always)]
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const V: usize, const PACKED: bool>(
     ai: usize, i: usize, bj: usize, j: usize, n: usize, k: usize, ks: Option<&[u32]>, a: &Strided, b: &Strided, c: &mut [f32], c_rs: usize,
     e: &Epilogue,
 ) {
-    let (a_rs, a_cs) = if PACKED { (1, 4) } else { (a.rs, a.cs) };
+    let (a_rs, a_cs) = if PACKED { (1, PR) } else { (a.rs, a.cs) };
     let (ap, bp) = (a.data.as_ptr().add(ai * a_rs), b.data.as_ptr().add(bj));
-    let mut acc = [[V4::splat(0.0); V]; R];
     // one step of k: A's column at `acol`, B's row at `brow`
-    let mut step = |acol: *const f32, brow: *const f32| {
+    #[inline(always)]
+    unsafe fn step<const R: usize, const V: usize>(acc: [[V4; V]; R], acol: *const f32, a_rs: usize, brow: *const f32) -> [[V4; V]; R] {
         let bv: [V4; V] = std::array::from_fn(|v| V4::load(brow.add(4 * v)));
-        for (r, row) in acc.iter_mut().enumerate() {
+        std::array::from_fn(|r| {
             let av = V4::splat(*acol.add(r * a_rs));
-            for v in 0..V {
-                row[v] = row[v].madd(av, bv[v]);
+            std::array::from_fn(|v| acc[r][v].madd(av, bv[v]))
+        })
+    }
+    let mut acc = [[V4::splat(0.0); V]; R];
+    match ks {
+        Some(ks) => {
+            for &p in ks {
+                acc = step(acc, ap.add(p as usize * a_cs), a_rs, bp.add(p as usize * b.rs));
             }
         }
-    };
-    match ks {
-        Some(ks) => ks.iter().for_each(|&p| step(ap.add(p as usize * a_cs), bp.add(p as usize * b.rs))),
         None => {
             // (wrapping: past the last step the pointers may leave A and B, never to be read)
             let (mut acol, mut brow) = (ap, bp);
             let end = ap.wrapping_add(k * a_cs);
             while acol != end {
-                step(acol, brow);
+                acc = step(acc, acol, a_rs, brow);
                 acol = acol.wrapping_add(a_cs);
                 brow = brow.wrapping_add(b.rs);
             }
@@ -499,7 +595,9 @@ unsafe fn store(mut x: V4, i: usize, j: usize, n: usize, c: &mut [f32], c_rs: us
 const DOT_ROWS: usize = 2;
 
 /// C = A·B where A's rows and B's columns both run contiguously along k (the forward's X·Wᵀ, W
-/// in PyTorch's [out, in] layout): each tile holds 2 rows of A against 4 columns of B as eight
+/// in PyTorch's [out, in] layout), where A's zeros are skipped or C is narrower than a panel
+/// (`blocked` takes the others; public for the tests, which hold its two ways, with the zeros
+/// skipped and without, to each other): each tile holds 2 rows of A against 4 columns of B as eight
 /// vectors of partial dot products over k, summed across lanes at the end (`sum4`), so C's four
 /// columns are stored as one vector. k's last k mod 4 terms and C's last n mod 4 columns go scalar.
 ///
@@ -507,7 +605,9 @@ const DOT_ROWS: usize = 2;
 /// while every row of A passes them; rows outer would stream the whole of B (a layer's W, over a
 /// megabyte, from L3 or memory) once for every pair of rows.
 #[allow(clippy::too_many_arguments)]
-fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+pub fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
+    check(m, n, k, &a, &b, c, c_rs, &e);
+    assert!(k == 0 || a.cs == 1 && b.rs == 1, "the dot-product form reads A's rows and B's columns as vectors");
     let (n4, k4) = (n - n % 4, k - k % 4);
     SCRATCH.with_borrow_mut(|Scratch { steps, panel, .. }| {
         if panel.len() < 4 * k4 {
