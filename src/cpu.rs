@@ -75,6 +75,13 @@ impl CpuBackend {
         self.engine.phases
     }
 
+    /// Whether a GAN's discriminator takes real digits as 2x (`Engine::real_digits_as_2x`): the
+    /// browser's way, which the tests hold to the native one.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_real_digits_as_2x(&mut self, on: bool) {
+        self.engine.real_digits_as_2x = on;
+    }
+
     /// Adam alone on given gradients (by name, every parameter's): the parity tests' check of the optimiser.
     #[cfg(feature = "test-hooks")]
     pub fn apply_gradients(&mut self, grads: &HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {

@@ -4,11 +4,15 @@
 //!   generator:     z (+ label) → fc1 → LeakyReLU → fc2 → LeakyReLU → fc3 → logits (images = sigmoid)
 //!   discriminator: rows real | generated | (cGAN) real with a wrong label, each 2x − 1 (+ label)
 //!                  → fc1 → LeakyReLU → dropout → fc2 → LeakyReLU → dropout → fc3 → logit
+//!                  (a real digit's row is kept as 2x, 81% zeros, which fc1's products skip:
+//!                  fc1 takes it with its bias less W's pixel columns' sums, and its weight's
+//!                  gradient is corrected after, `RealRows`)
 //!   L_D over those rows, its backward into the discriminator's gradient, Adam's proposal for it;
 //!   then L_G on the generated rows judged by the discriminator *as proposed* (fresh dropout), its
 //!   backward through that discriminator into the generator, Adam's proposal for the generator.
 //! The caller commits both, so a refused step changes neither network.
 
+use super::lanes::{Lanes, V4};
 use super::layers::{act_backward, sigmoid, sigmoid_in_place, softplus, Linear};
 use super::matmul::Act;
 use super::clock::Stopwatch;
@@ -31,6 +35,8 @@ pub struct GanStep {
     d_range: std::ops::Range<usize>,
     g_range: std::ops::Range<usize>,
     rows: usize,
+    /// fc1 of the discriminator over real digits' rows kept as 2x (not 2x − 1).
+    real_rows: RealRows,
     // generator
     gin: Vec<f32>,
     gh1: Vec<f32>,
@@ -75,6 +81,7 @@ impl GanStep {
             d_range: e.layout_range("discriminator."),
             g_range: e.layout_range("generator."),
             rows: 0,
+            real_rows: RealRows::default(),
             gin: empty(),
             gh1: empty(),
             gh2: empty(),
@@ -175,10 +182,12 @@ impl GanStep {
         self.g2.forward(th, n, &self.gh1, h, &mut self.gh2, Act::Leaky, None);
         self.g3.forward(th, n, &self.gh2, 2 * h, &mut self.gimages, Act::None, None);
         sigmoid_in_place(&mut self.gimages[..n * p]);
-        // the discriminator's rows: real digits, the generator's (2·sigmoid − 1), real digits with
-        // wrong labels, each with its label (×gain)
+        // the discriminator's rows: real digits (2x, the −1 in fc1's bias), the generator's
+        // (2·sigmoid − 1), real digits with wrong labels (2x), each with its label (×gain)
         let gain = batch.label_gain;
-        fill_inputs(batch, None, (2.0, -1.0), gain, &mut self.din[..n * w], p, c)?;
+        let as_2x = e.real_digits_as_2x;
+        let real = if as_2x { (2.0, 0.0) } else { (2.0, -1.0) };
+        fill_inputs(batch, None, real, gain, &mut self.din[..n * w], p, c)?;
         for i in 0..n {
             let row = &mut self.din[(n + i) * w..(n + i + 1) * w];
             for (d, &s) in row[..p].iter_mut().zip(&self.gimages[i * p..(i + 1) * p]) {
@@ -190,10 +199,18 @@ impl GanStep {
         }
         if let Some(m) = &draws.mismatched {
             ensure!(m.labels.len() == n, "{} mismatched labels for {n} rows", m.labels.len());
-            fill_inputs(batch, Some(&m.labels), (2.0, -1.0), gain, &mut self.din[2 * n * w..3 * n * w], p, c)?;
+            fill_inputs(batch, Some(&m.labels), real, gain, &mut self.din[2 * n * w..3 * n * w], p, c)?;
         }
         // discriminator forward, loss and backward (the generator's images enter as constants)
-        self.d1.forward(th, rd, &self.din, w, &mut self.dh1, Act::Leaky, Some(&self.dmask1));
+        if as_2x {
+            self.real_rows.shift_bias(&self.d1, th, p);
+        }
+        for block in 0..rd / n {
+            let rows = block * n..(block + 1) * n;
+            let bias = if block == 1 || !as_2x { self.d1.bias(th) } else { &self.real_rows.bias };
+            let (x, y, mask) = (&self.din[rows.start * w..], &mut self.dh1[rows.start * 2 * h..], &self.dmask1[rows.start * 2 * h..]);
+            self.d1.forward_with(th, bias, n, x, w, y, Act::Leaky, Some(mask));
+        }
         self.d2.forward(th, rd, &self.dh1, 2 * h, &mut self.dh2, Act::Leaky, Some(&self.dmask2));
         self.d3.forward(th, rd, &self.dh2, h, &mut self.dlogits, Act::None, None);
         e.phases.forward += sw.lap();
@@ -208,6 +225,9 @@ impl GanStep {
         self.d2.backward(th, rd, &self.dh1, 2 * h, &self.d_dh2, Some(g), Some((&mut self.d_dh1, 2 * h, false)));
         act_backward(&self.dh1[..rd * 2 * h], &mut self.d_dh1[..rd * 2 * h], Act::Leaky, Some(&self.dmask1[..rd * 2 * h]));
         self.d1.backward(th, rd, &self.din, w, &self.d_dh1, Some(g), None);
+        if as_2x {
+            self.real_rows.correct_gradient(&self.d1, g, &self.d_dh1[..rd * 2 * h], n, p);
+        }
         if !e.grad_is_finite(self.d_range.clone()) {
             return Err(diverged("the discriminator's gradient", "not finite"));
         }
@@ -264,6 +284,54 @@ impl GanStep {
             d_fake: mean_verdict(&self.dlogits[n..2 * n]),
         })
     }
+}
+
+/// The discriminator's fc1 over rows of real digits kept as v = 2x rather than 2x − 1: x is 81%
+/// zeros, so v is too, and the products skip them (`Strided::skipping_zeros`), where 2x − 1 has
+/// none. With e the row of ones over the pixel columns (zeros over a cGAN's label),
+///   (v − e)·Wᵀ + b = v·Wᵀ + (b − W·eᵀ)            (`shift_bias`: fc1's bias for those rows)
+///   dW = Σᵢ dzᵢᵀ (vᵢ − e) = Σᵢ dzᵢᵀ vᵢ − (Σᵢ dzᵢ)ᵀ e   (`correct_gradient`, over the real rows)
+/// and db is unchanged. The generated rows (2·sigmoid − 1, no zeros) stay as they are.
+#[derive(Default)]
+struct RealRows {
+    /// b − W·eᵀ [out]: fc1's bias less each unit's sum of weights over the pixel columns.
+    bias: Vec<f32>,
+    /// Σ dz over the real rows [out].
+    sums: Vec<f32>,
+}
+
+impl RealRows {
+    fn shift_bias(&mut self, fc1: &Linear, theta: &[f32], p: usize) {
+        let w = fc1.weight(theta);
+        self.bias.clear();
+        self.bias.extend(fc1.bias(theta).iter().zip(w.chunks_exact(fc1.fan_in)).map(|(b, row)| b - lanes_sum(&row[..p])));
+    }
+
+    /// dW's pixel columns less each unit's Σ dz over the real rows: blocks 0 and 2 of `dz`'s
+    /// blocks of n rows (real digits, and a cGAN's real digits with wrong labels).
+    fn correct_gradient(&mut self, fc1: &Linear, grad: &mut [f32], dz: &[f32], n: usize, p: usize) {
+        let (fi, fo) = (fc1.fan_in, fc1.fan_out);
+        self.sums.clear();
+        self.sums.resize(fo, 0.0);
+        for (block, rows) in dz.chunks(n * fo).enumerate() {
+            if block != 1 {
+                for row in rows.chunks_exact(fo) {
+                    self.sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
+                }
+            }
+        }
+        for (dw, s) in grad[fc1.w..fc1.w + fi * fo].chunks_exact_mut(fi).zip(&self.sums) {
+            dw[..p].iter_mut().for_each(|v| *v -= s);
+        }
+    }
+}
+
+/// Σ xs, four lanes at a time, the lanes summed at the end.
+fn lanes_sum(xs: &[f32]) -> f32 {
+    let mut chunks = xs.chunks_exact(4);
+    // SAFETY: chunks of exactly four floats.
+    let acc = (&mut chunks).fold(V4::splat(0.0), |acc, x| acc.add(unsafe { V4::load(x.as_ptr()) }));
+    acc.to_array().iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// L_D from the discriminator's logits over its rows (real, generated, and for a cGAN real digits

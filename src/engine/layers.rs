@@ -24,18 +24,30 @@ impl Linear {
         Ok(Self { w: l.weight as usize, b: l.bias as usize, fan_in: l.fan_in, fan_out: l.fan_out })
     }
 
-    fn weight<'a>(&self, theta: &'a [f32]) -> &'a [f32] {
+    /// W [fan_out, fan_in] in the flat parameters.
+    pub fn weight<'a>(&self, theta: &'a [f32]) -> &'a [f32] {
         &theta[self.w..self.w + self.fan_in * self.fan_out]
+    }
+
+    /// b [fan_out] in the flat parameters.
+    pub fn bias<'a>(&self, theta: &'a [f32]) -> &'a [f32] {
+        &theta[self.b..self.b + self.fan_out]
     }
 
     /// y [n, out] = act(x [n, in] · Wᵀ + b) ⊙ mask, x's rows `x_rs` apart.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, theta: &[f32], n: usize, x: &[f32], x_rs: usize, y: &mut [f32], act: Act, mask: Option<&[f32]>) {
+        self.forward_with(theta, self.bias(theta), n, x, x_rs, y, act, mask);
+    }
+
+    /// The forward with another bias [out] in place of b.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_with(&self, theta: &[f32], bias: &[f32], n: usize, x: &[f32], x_rs: usize, y: &mut [f32], act: Act, mask: Option<&[f32]>) {
         let (fi, fo) = (self.fan_in, self.fan_out);
         let b = Strided::transposed(self.weight(theta), fi);
-        let bias = Some(&theta[self.b..self.b + fo]);
         // (x may be a minibatch of digits, mostly zeros: the product skips those where it pays)
-        multiply(n, fo, fi, Strided::rows(x, x_rs).skipping_zeros(), b, y, fo, Epilogue { accumulate: false, bias, act, mask });
+        let e = Epilogue { accumulate: false, bias: Some(&bias[..fo]), act, mask };
+        multiply(n, fo, fi, Strided::rows(x, x_rs).skipping_zeros(), b, y, fo, e);
     }
 
     /// From dy [n, out] (the gradient at this layer's output, before its activation): dW = dyᵀ·x

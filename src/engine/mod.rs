@@ -57,6 +57,12 @@ pub struct Engine {
     pub t: u64,
     /// Where the steps' time went.
     pub phases: PhaseTimes,
+    /// A GAN's discriminator takes real digits' rows as 2x, whose zeros its first layer's products
+    /// skip, rather than 2x − 1 (`gan_step.rs`, `RealRows`): where the products skip zeros, the
+    /// blocked product in the browser. Natively the `gemm` crate does every multiply-add anyway,
+    /// so the rows stay 2x − 1 and the products sum as candle's do (the 200-step curves' bar: a
+    /// GAN's training amplifies rounding, and the rearranged sums part from candle's by step 100).
+    pub real_digits_as_2x: bool,
     /// Adam's constants: the kind's until a step brings its own (`Batch::adam`).
     adam: AdamConfig,
     step: Option<FamilyStep>,
@@ -97,6 +103,7 @@ impl Engine {
             moments: Moments::zeros(total),
             t: 0,
             phases: PhaseTimes::default(),
+            real_digits_as_2x: cfg!(target_arch = "wasm32"),
             adam: AdamConfig::for_kind(cfg.kind),
             step: None,
         };
