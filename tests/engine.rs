@@ -255,15 +255,22 @@ fn counted_blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut
 /// The threaded build's products: C's rows split into 2 to 4 bands run on rayon's threads (as in
 /// the browser's pool) give the blocked product's C bit for bit, so a step's numbers do not
 /// depend on the threads it ran on, in every layout and epilogue, at sizes whose bands are
-/// uneven or narrower than a tile; a product too small to be worth splitting runs whole.
+/// uneven or narrower than a tile, and for the forward a marked A whose rows are zeros but for a
+/// stretch in its first half and dense in its second (the form a band takes is the whole
+/// product's, decided from its first row); a product too small to be worth splitting runs whole.
 #[test]
 fn products_split_across_threads_match_the_whole_product_bit_for_bit() {
     let mut rng = common::Rng::new(5);
     for &(m, n, k) in &[(37, 130, 129), (9, 300, 200), (128, 401, 21), (20, 33, 800)] {
         assert!(m * n * k >= matmul::MIN_SPLIT_WORK, "[{m}, {n}, {k}] is below the split's threshold");
-        for (transposed, b_by_columns) in [(false, false), (true, false), (false, true)] {
-            let a_values = rng.vec(m * k, -1.0, 1.0);
+        for (transposed, b_by_columns, marked) in [(false, false, false), (true, false, false), (false, true, false), (false, true, true)] {
+            let mut a_values = rng.vec(m * k, -1.0, 1.0);
+            if marked {
+                // zeros but for the first 4 values in the first half's rows
+                a_values[..m / 2 * k].iter_mut().enumerate().filter(|(i, _)| i % k >= 4).for_each(|(_, v)| *v = 0.0);
+            }
             let a = if transposed { Strided::transposed(&a_values, m) } else { Strided::rows(&a_values, k) };
+            let a = if marked { a.skipping_zeros() } else { a };
             let b_values = rng.vec(k * n, -1.0, 1.0);
             let b = if b_by_columns { Strided::transposed(&b_values, k) } else { Strided::rows(&b_values, n) };
             let bias = rng.vec(n, -0.5, 0.5);
@@ -276,13 +283,13 @@ fn products_split_across_threads_match_the_whole_product_bit_for_bit() {
             for (which, e) in epilogues.into_iter().enumerate() {
                 // C's rows n + 3 apart, as a band of a wider buffer
                 let mut whole = start.clone();
-                matmul::blocked(m, n, k, a, b, &mut whole, n + 3, e);
+                matmul::split_rows(1, m, n, k, a, b, &mut whole, n + 3, e, matmul::blocked);
                 for parts in 2..=4 {
                     let mut split = start.clone();
                     BANDS.store(0, std::sync::atomic::Ordering::Relaxed);
                     matmul::split_rows(parts, m, n, k, a, b, &mut split, n + 3, e, counted_blocked);
                     let bands = BANDS.load(std::sync::atomic::Ordering::Relaxed);
-                    let what = format!("[{m}×{k}]·[{k}×{n}] A transposed {transposed}, B by columns {b_by_columns}, epilogue {which}, {parts} parts");
+                    let what = format!("[{m}×{k}]·[{k}×{n}] A transposed {transposed}, B by columns {b_by_columns}, marked {marked}, epilogue {which}, {parts} parts");
                     // (a band under two tiles of rows, or under the threshold's work, splits no further)
                     assert!((2..=parts).contains(&bands), "{what}: {bands} bands");
                     assert!(split == whole, "{what}: differs from the whole product");

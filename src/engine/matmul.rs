@@ -145,7 +145,11 @@ pub const MIN_SPLIT_WORK: usize = 1 << 19;
 pub fn split_rows(parts: usize, m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue, kernel: Kernel) {
     // Whether A's zeros are skipped decides the form of the forward (`blocked`), so it is decided
     // once, from the whole product's first row: bands that chose apart would sum apart.
-    let a = a.settled(k);
+    split_bands(parts, m, n, k, a.settled(k), b, c, c_rs, e, kernel);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn split_bands(parts: usize, m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue, kernel: Kernel) {
     // (saturating: usize is 32 bits in wasm, and a large batch's m·n·k can pass 2³²)
     if parts <= 1 || m < 2 * MR || m.saturating_mul(n).saturating_mul(k) < MIN_SPLIT_WORK {
         return kernel(m, n, k, a, b, c, c_rs, e);
@@ -158,8 +162,8 @@ pub fn split_rows(parts: usize, m: usize, n: usize, k: usize, a: Strided, b: Str
     let a_lower = Strided { data: &a.data[mid * a.rs..], ..a };
     let e_lower = Epilogue { mask: e.mask.map(|mask| &mask[mid * n..]), ..e };
     super::threads::join(
-        || split_rows(upper, mid, n, k, a, b, c_upper, c_rs, e, kernel),
-        || split_rows(parts - upper, m - mid, n, k, a_lower, b, c_lower, c_rs, e_lower, kernel),
+        || split_bands(upper, mid, n, k, a, b, c_upper, c_rs, e, kernel),
+        || split_bands(parts - upper, m - mid, n, k, a_lower, b, c_lower, c_rs, e_lower, kernel),
     );
 }
 
