@@ -8,7 +8,7 @@
 //!             dW = dYᵀ · X  (A = dYᵀ: rs 1, cs out; B = X)
 //!
 //! Two implementations: `blocked` (register tiles over four-lane vectors, 6 rows × 8 columns of
-//! broadcast products over a packed A, 4 × 8 over A in place, or 2 × 4 of dot products where A
+//! broadcast products over a packed A (5 × 8 in the plain simd128 build), 4 × 8 over A in place, or 2 × 4 of dot products where A
 //! has its zeros skipped: wasm simd128 in the browser, plain arrays natively, where the tests
 //! check it against `reference`) and, natively, the `gemm` crate (AVX2 and FMA where the CPU has
 //! them), which is what native training runs on. `multiply` picks the one for the target.
@@ -241,11 +241,18 @@ const NV: usize = 2;
 const NR: usize = 4 * NV;
 /// Rows of C per register tile over a packed A: 12 accumulators, B's two vectors and one
 /// broadcast of A take 15 of x64's 16 vector registers (V8 keeps the last as its scratch), and a
-/// step of k is 26 instructions of V8's code for its 12 multiply-adds, where 4 rows took 20 for 8.
+/// step of k is 26 instructions of V8's code for its 12 multiply-adds, where 4 rows took 20 for 8
+/// (relaxed SIMD, and natively, where the tests run the tiles). Without relaxed SIMD a
+/// multiply-add is a multiply and an add, whose product takes a register of its own: 6 rows
+/// spilled an accumulator a step, and the plain binary ran 1.37 times slower than on 4 rows
+/// (Node, the GAN's products), so that build packs by 5.
+#[cfg(any(target_feature = "relaxed-simd", not(target_arch = "wasm32")))]
 const PR: usize = 6;
+#[cfg(all(target_arch = "wasm32", not(target_feature = "relaxed-simd")))]
+const PR: usize = 5;
 
 /// The register-blocked product: column panels of 8 (B's panel stays in L1 while every row
-/// block of A streams past it), 6 rows at a time where A is packed, else 4; tiles at the right
+/// block of A streams past it), `PR` rows at a time where A is packed, else 4; tiles at the right
 /// edge narrow to one vector, then to scalars, and the bottom edge takes the rows left.
 #[allow(clippy::too_many_arguments)]
 pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f32], c_rs: usize, e: Epilogue) {
@@ -266,8 +273,8 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
     // apart, reads its four rows from one or two lines per step of k: no copy needed.)
     // A read along its rows (dY for dX, X for the forward) is packed too where at least 8 panels
-    // of B read it: the tile then takes its six values a step at constant offsets from one
-    // pointer (`tile`). Packed, A is [k][6] blocks of 6 rows (`PR`).
+    // of B read it: the tile then takes its `PR` values a step at constant offsets from one
+    // pointer (`tile`). Packed, A is [k][PR] blocks of `PR` rows.
     let packed = k > 16 && (a.rs < a.cs && a.cs > 64 || a.cs == 1 && m > MR && n >= 8 * NR);
     // (m, n > 0: `check` bounds the operands only then)
     let b_sparse = b.zeros && m > 0 && n > 0 && k > 0 && Steps::looks_sparse(&b.data[..n], NR);
@@ -278,7 +285,7 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
         } else {
             a
         };
-        // Row i of A: packed, block i / 6 starts at 6k·(i / 6) and its rows are 1 apart.
+        // Row i of A: packed, block i / PR starts at PR·k·(i / PR) and its rows are 1 apart.
         let at = |i: usize| if packed { (Strided { data: &a.data[i * k..], ..a }, 0) } else { (a, i) };
         // The columns the panel's copy holds (two panels' worth where no panel has a list of
         // steps: a cache line's 16 floats, each line of B read once).
@@ -458,8 +465,8 @@ fn all_zeros(xs: &[f32]) -> bool {
     xs.iter().fold(0u32, |any, x| any | x.to_bits()) << 1 == 0
 }
 
-/// A [m, k] into blocks of 6 rows (`PR`), each [k][6] (row i, column p at 6k·(i / 6) + 6p +
-/// i mod 6; a last block of fewer rows padded with zeros).
+/// A [m, k] into blocks of `PR` rows, each [k][PR] (row i, column p at PR·k·(i / PR) + PR·p +
+/// i mod PR; a last block of fewer rows padded with zeros).
 fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
     let len = m.div_ceil(PR) * PR * k;
     if pack.len() < len {
@@ -471,7 +478,7 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
             out.fill(0.0);
         }
         if a.rs == 1 && rows == PR {
-            // A's columns contiguous (dYᵀ for dW): each step's six values are one run of A
+            // A's columns contiguous (dYᵀ for dW): each step's `PR` values are one run of A
             for (p, step) in out.chunks_exact_mut(PR).enumerate() {
                 let from = first + p * a.cs;
                 step.copy_from_slice(&a.data[from..from + PR]);
@@ -479,7 +486,7 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
         } else if a.cs == 1 && rows == PR {
             // A's rows contiguous (dY for dX, X for the forward): the first four rows four steps
             // at a time, transposed in registers, into the first four places of each step; the
-            // last two rows one value at a time
+            // rows after them one value at a time
             let row = |r: usize| &a.data[(first + r) * a.rs..][..k];
             let k4 = k - k % 4;
             for p in (0..k4).step_by(4) {
@@ -493,8 +500,9 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
                     }
                 }
                 for q in 0..4 {
-                    steps[q * PR + 4] = row(4)[p + q];
-                    steps[q * PR + 5] = row(5)[p + q];
+                    for r in 4..PR {
+                        steps[q * PR + r] = row(r)[p + q];
+                    }
                 }
             }
             for p in k4..k {
@@ -514,7 +522,7 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
 
 /// C[i.., j..] for R rows and V vectors of columns (of C's n), accumulated in registers over all
 /// of k (or the steps `ks` lists), from A's rows ai.. (A may be a packed block: `PACKED`, then its
-/// strides are the constants 1 and 6) and B's columns bj.. (B may be a copied panel).
+/// strides are the constants 1 and `PR`) and B's columns bj.. (B may be a copied panel).
 ///
 /// Over all of k, each operand is one pointer moved on a step at a time, and a step's values
 /// lie at constant offsets from it where A is packed: V8 folds a constant offset into the
