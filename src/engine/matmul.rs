@@ -320,18 +320,19 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
                 let (a, ai) = at(i);
                 // SAFETY: `check` bounds every index of the tile [i, i + rows) × [j, j + width), the
                 // packed A holds every row of A, and the copied panel every step of k the tile takes.
-                // (A packed block's last rows, 1 to 4 of them, take the tiles over A in place, at
-                // the packed strides.)
+                // (A packed block's last rows, 1 to PR − 2 of them, take the tiles over A in place,
+                // at the packed strides. Both SIMD builds instantiate as many tiles, PR's and PR −
+                // 1's, since their binaries share one JS glue, which numbers their functions.)
                 unsafe {
                     match (width, rows) {
-                        (NR, 6) if packed => tile::<6, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (NR, 5) if packed => tile::<5, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, PR) if packed => tile::<PR, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (NR, r) if packed && r == PR - 1 => tile::<{ PR - 1 }, NV, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, 4) => tile::<4, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, 3) => tile::<3, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, 2) => tile::<2, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (NR, _) => tile::<1, NV, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 6) if packed => tile::<6, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
-                        (4, 5) if packed => tile::<5, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, PR) if packed => tile::<PR, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
+                        (4, r) if packed && r == PR - 1 => tile::<{ PR - 1 }, 1, true>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (4, 4) => tile::<4, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (4, 3) => tile::<3, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
                         (4, 2) => tile::<2, 1, false>(ai, i, bj, j, n, k, ks, &a, &b, c, c_rs, &e),
