@@ -224,9 +224,9 @@ impl GanStep {
         inputs?;
         // discriminator forward, loss and backward (the generator's images enter as constants)
         for block in 0..rd / n {
-            let rows = block * n..(block + 1) * n;
+            let first = block * n;
             let bias = if block == 1 || !as_2x { self.d1.bias(th) } else { &self.real_rows.bias };
-            let (x, y, mask) = (&self.din[rows.start * w..], &mut self.dh1[rows.start * 2 * h..], &self.dmask1[rows.start * 2 * h..]);
+            let (x, y, mask) = (&self.din[first * w..], &mut self.dh1[first * 2 * h..], &self.dmask1[first * 2 * h..]);
             self.d1.forward_with(th, bias, n, x, w, y, Act::Leaky, Some(mask));
         }
         self.d2.forward(th, rd, &self.dh1, 2 * h, &mut self.dh2, Act::Leaky, Some(&self.dmask2));
@@ -319,6 +319,7 @@ struct RealRows {
 }
 
 impl RealRows {
+    /// `bias` from fc1's weights and bias in `theta` (this step's).
     fn shift_bias(&mut self, fc1: &Linear, theta: &[f32], p: usize) {
         let w = fc1.weight(theta);
         self.bias.clear();

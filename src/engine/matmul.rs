@@ -356,7 +356,7 @@ fn copy_panel(k: usize, j: usize, width: usize, b: &Strided, ks: Option<&[u32]>,
     if b.cs != 1 {
         // B's columns run along k (rows of W): four columns by four steps of k at a time,
         // transposed in registers. (`width` is a multiple of 4 here, and such a B has no lists.)
-        debug_assert!(width % 4 == 0 && b.rs == 1 && ks.is_none());
+        debug_assert!(width.is_multiple_of(4) && b.rs == 1 && ks.is_none());
         let k4 = k - k % 4;
         for c0 in (0..width).step_by(4) {
             let cols: [&[f32]; 4] = std::array::from_fn(|q| &b.data[(j + c0 + q) * b.cs..][..k]);
@@ -379,7 +379,7 @@ fn copy_panel(k: usize, j: usize, width: usize, b: &Strided, ks: Option<&[u32]>,
     }
     // (four lanes at a time: `width` is a multiple of 4, and a slice copy of a width known only
     // at run time is a call of memcpy a step)
-    debug_assert!(width % 4 == 0);
+    debug_assert!(width.is_multiple_of(4));
     let mut copy = |p: usize| {
         let from = &b.data[p * b.rs + j..p * b.rs + j + width];
         for (to, from) in panel[p * width..(p + 1) * width].chunks_exact_mut(4).zip(from.chunks_exact(4)) {
@@ -493,7 +493,7 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
             for p in (0..k4).step_by(4) {
                 let runs: [&[f32]; 4] = std::array::from_fn(|r| &row(r)[p..p + 4]);
                 let steps = &mut out[p * PR..(p + 4) * PR];
-                // SAFETY: each run holds 4 values, and each step of `steps` 6 from q·6 on.
+                // SAFETY: each run holds 4 values, and each step of `steps` PR ≥ 4 from q·PR on.
                 unsafe {
                     let columns = V4::transpose4(runs.map(|run| V4::load(run.as_ptr())));
                     for (q, column) in columns.iter().enumerate() {
