@@ -55,7 +55,8 @@ impl<'a> Strided<'a> {
     /// (the dot-product form's runs of 4 along k: `Steps::looks_sparse`).
     fn settled(self, k: usize) -> Self {
         let k4 = k - k % 4;
-        let zeros = self.zeros && self.cs == 1 && k4 > 0 && Steps::looks_sparse(&self.data[..k4], 4);
+        // (an A of no rows may hold no values: then there is nothing to look at)
+        let zeros = self.zeros && self.cs == 1 && k4 > 0 && self.data.len() >= k4 && Steps::looks_sparse(&self.data[..k4], 4);
         Self { zeros, ..self }
     }
 }
