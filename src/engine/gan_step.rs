@@ -13,7 +13,7 @@
 //! The caller commits both, so a refused step changes neither network.
 
 use super::lanes::{Lanes, V4};
-use super::layers::{act_backward, sigmoid, sigmoid_in_place, softplus, Linear};
+use super::layers::{act_backward, add_column_sums, sigmoid, sigmoid_in_place, softplus, Linear};
 use super::matmul::Act;
 use super::clock::Stopwatch;
 use super::{fill_inputs, one_hot_into, Engine};
@@ -332,12 +332,8 @@ impl RealRows {
         let (fi, fo) = (fc1.fan_in, fc1.fan_out);
         self.sums.clear();
         self.sums.resize(fo, 0.0);
-        for (block, rows) in dz.chunks(n * fo).enumerate() {
-            if block != 1 {
-                for row in rows.chunks_exact(fo) {
-                    self.sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
-                }
-            }
+        for (_, rows) in dz.chunks(n * fo).enumerate().filter(|&(block, _)| block != 1) {
+            add_column_sums(rows, fo, &mut self.sums);
         }
         for (dw, s) in grad[fc1.w..fc1.w + fi * fo].chunks_exact_mut(fi).zip(&self.sums) {
             dw[..p].iter_mut().for_each(|v| *v -= s);

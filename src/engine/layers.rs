@@ -83,6 +83,11 @@ pub fn all_finite(xs: &[f32]) -> bool {
 /// sums [cols] = Σ over rows of m [.., cols]
 pub(super) fn column_sums(m: &[f32], cols: usize, sums: &mut [f32]) {
     sums.fill(0.0);
+    add_column_sums(m, cols, sums);
+}
+
+/// sums [cols] += Σ over rows of m [.., cols], row by row
+pub(super) fn add_column_sums(m: &[f32], cols: usize, sums: &mut [f32]) {
     for row in m.chunks_exact(cols) {
         sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }

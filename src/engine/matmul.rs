@@ -270,7 +270,7 @@ pub fn blocked(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut [f3
     }
     // A read down its columns (dYᵀ, rows `cs` apart in memory) would take a new cache line for
     // every step of k, at strides (512 or 256 floats) that map them all onto a few cache sets:
-    // such an A is first packed, 4 rows at a time, into [k][4] blocks read in order.
+    // such an A is first packed, `PR` rows at a time, into [k][PR] blocks read in order.
     // (A whose rows lie within 64 floats of each other, as a convolution's dYᵀ with its channels
     // apart, reads its four rows from one or two lines per step of k: no copy needed.)
     // A read along its rows (dY for dX, X for the forward) is packed too where at least 8 panels
@@ -355,26 +355,12 @@ fn copy_panel(k: usize, j: usize, width: usize, b: &Strided, ks: Option<&[u32]>,
         panel.resize(k * width, 0.0);
     }
     if b.cs != 1 {
-        // B's columns run along k (rows of W): four columns by four steps of k at a time,
-        // transposed in registers. (`width` is a multiple of 4 here, and such a B has no lists.)
+        // B's columns run along k (rows of W), four at a time. (`width` is a multiple of 4 here,
+        // and such a B has no lists.)
         debug_assert!(width.is_multiple_of(4) && b.rs == 1 && ks.is_none());
-        let k4 = k - k % 4;
         for c0 in (0..width).step_by(4) {
             let cols: [&[f32]; 4] = std::array::from_fn(|q| &b.data[(j + c0 + q) * b.cs..][..k]);
-            for p in (0..k4).step_by(4) {
-                // SAFETY: each column holds k values, p + 4 ≤ k, and the panel k·width.
-                unsafe {
-                    let steps = V4::transpose4(std::array::from_fn(|q| V4::load(cols[q].as_ptr().add(p))));
-                    for (q, step) in steps.iter().enumerate() {
-                        step.store(panel.as_mut_ptr().add((p + q) * width + c0));
-                    }
-                }
-            }
-            for p in k4..k {
-                for (q, col) in cols.iter().enumerate() {
-                    panel[p * width + c0 + q] = col[p];
-                }
-            }
+            interleave4(cols, k, &mut panel[..k * width], width, c0);
         }
         return;
     }
@@ -486,30 +472,13 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
                 step.copy_from_slice(&a.data[from..from + PR]);
             }
         } else if a.cs == 1 && rows == PR {
-            // A's rows contiguous (dY for dX, X for the forward): the first four rows four steps
-            // at a time, transposed in registers, into the first four places of each step; the
-            // rows after them one value at a time
+            // A's rows contiguous (dY for dX, X for the forward): the first four rows into the
+            // first four places of each step, the rows after them one value at a time
             let row = |r: usize| &a.data[(first + r) * a.rs..][..k];
-            let k4 = k - k % 4;
-            for p in (0..k4).step_by(4) {
-                let runs: [&[f32]; 4] = std::array::from_fn(|r| &row(r)[p..p + 4]);
-                let steps = &mut out[p * PR..(p + 4) * PR];
-                // SAFETY: each run holds 4 values, and each step of `steps` PR ≥ 4 from q·PR on.
-                unsafe {
-                    let columns = V4::transpose4(runs.map(|run| V4::load(run.as_ptr())));
-                    for (q, column) in columns.iter().enumerate() {
-                        column.store(steps[q * PR..q * PR + 4].as_mut_ptr());
-                    }
-                }
-                for q in 0..4 {
-                    for r in 4..PR {
-                        steps[q * PR + r] = row(r)[p + q];
-                    }
-                }
-            }
-            for p in k4..k {
-                for r in 0..PR {
-                    out[p * PR + r] = row(r)[p];
+            interleave4(std::array::from_fn(row), k, out, PR, 0);
+            for r in 4..PR {
+                for (p, &x) in row(r).iter().enumerate() {
+                    out[p * PR + r] = x;
                 }
             }
         } else {
@@ -518,6 +487,29 @@ fn pack_rows(m: usize, k: usize, a: &Strided, pack: &mut Vec<f32>) {
                     out[p * PR + r] = a.data[(first + r) * a.rs + p * a.cs];
                 }
             }
+        }
+    }
+}
+
+/// Four runs of k values each (rows of A, or columns of B along k) into `out` as steps of k
+/// `stride` apart: value p of run q at p·stride + at + q. Four steps of k at a time, transposed
+/// in registers; k's last k mod 4 steps one value at a time.
+fn interleave4(runs: [&[f32]; 4], k: usize, out: &mut [f32], stride: usize, at: usize) {
+    let k4 = k - k % 4;
+    assert!(runs.iter().all(|run| run.len() >= k) && at + 4 <= stride && (k == 0 || (k - 1) * stride + at + 4 <= out.len()));
+    for p in (0..k4).step_by(4) {
+        // SAFETY: each run holds k ≥ p + 4 values, and `out` the 4 values from (p + q)·stride +
+        // at on for every q < 4 (asserted above).
+        unsafe {
+            let columns = V4::transpose4(runs.map(|run| V4::load(run.as_ptr().add(p))));
+            for (q, column) in columns.iter().enumerate() {
+                column.store(out.as_mut_ptr().add((p + q) * stride + at));
+            }
+        }
+    }
+    for p in k4..k {
+        for (q, run) in runs.iter().enumerate() {
+            out[p * stride + at + q] = run[p];
         }
     }
 }
@@ -631,7 +623,7 @@ pub fn blocked_dot(m: usize, n: usize, k: usize, a: Strided, b: Strided, c: &mut
         // they are few (a step here is 4 of k; `dot_tile` takes k's last k mod 4 apart). A pair of
         // digits' rows of 784 pixels has about 77 such runs of 196.
         steps.clear();
-        if a.zeros && m > 0 && n4 > 0 && Steps::looks_sparse(&a.data[..k4], 4) {
+        if a.settled(k).zeros && m > 0 && n4 > 0 {
             for i in (0..m).step_by(DOT_ROWS) {
                 let rows = i..(i + DOT_ROWS).min(m);
                 let run = |r: usize, q: usize| &a.data[r * a.rs + 4 * q..r * a.rs + 4 * q + 4];
